@@ -1,0 +1,87 @@
+"""Settings from the environment (prefix SIFT_), with an embedded default that needs no servers."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "sift-dev-secret-change-me"
+
+
+class LLMEndpoint(BaseModel):
+    """One named OpenAI-compatible endpoint (SIFT_LLM__<NAME>__...)."""
+
+    base_url: str
+    api_key: str = ""
+    model: str = ""
+    price_in: float | None = None  # USD per 1K prompt tokens
+    price_out: float | None = None  # USD per 1K completion tokens
+    rpm: int | None = None
+    concurrency: int = 8
+
+
+class Settings(BaseSettings):
+    """Everything Sift reads from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SIFT_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".sift")
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = DEV_SECRET
+    session_https_only: bool = False
+    import_max_record_chars: int = 2_000_000
+    import_batch_size: int = 5_000
+    job_stale_after_s: int = 600
+    job_max_attempts: int = 3
+    task_time_limit_s: int = 3_000
+    llm: dict[str, LLMEndpoint] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.env == "production" and self.secret_key in ("", DEV_SECRET):
+            raise ValueError("SIFT_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: jobs use the file-system broker under data_dir."""
+        return not self.redis_url
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under data_dir."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{(self.data_dir / 'sift.db').resolve()}"
+
+    @property
+    def broker_url(self) -> str:
+        """Redis in production, a broker on the local file system otherwise."""
+        return self.redis_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        """Where the embedded broker keeps its messages."""
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded import files wait for their job."""
+        return (self.data_dir / "uploads").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,239 @@
+"""Export a dataset, collection or snapshot, streamed in chunks, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from app.core.errors import InvalidInput
+from app.datasets.records import WRITERS, ExampleView
+from app.models import CollectionItem, Embedding, Example, Score, Scorer, ScoreState, SnapshotItem
+
+EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet")
+CHUNK = 2_000
+VIEW_FIELDS = (
+    "messages", "instruction", "input", "output", "source", "category", "external_id", "meta",
+    "source_format", "source_keys", "content_hash",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """Which rows to export: a dataset's examples, a collection's, or a snapshot's items."""
+
+    kind: str  # "dataset" | "collection" | "snapshot"
+    id: int
+
+
+@dataclass
+class ExportOptions:
+    format: str
+    with_scores: bool = False
+    with_embeddings: bool = False
+    embedding_model: str | None = None
+
+
+def _views(session: Session, source: ExportSource) -> Iterator[list[ExampleView]]:
+    """Chunks of rows in a stable order, read by keyset so memory stays flat."""
+    if source.kind == "snapshot":
+        model: Any = SnapshotItem
+        base: Select[Any] = select(SnapshotItem).where(SnapshotItem.snapshot_id == source.id)
+        key = SnapshotItem.position
+    elif source.kind == "collection":
+        model = Example
+        base = (
+            select(Example)
+            .join(CollectionItem, CollectionItem.example_id == Example.id)
+            .where(CollectionItem.collection_id == source.id)
+        )
+        key = Example.id
+    else:
+        model = Example
+        base = select(Example).where(Example.dataset_id == source.id)
+        key = Example.id
+    last: int | None = None
+    while True:
+        query = base.order_by(key).limit(CHUNK)
+        if last is not None:
+            query = query.where(key > last)
+        rows = session.scalars(query).all()
+        if not rows:
+            return
+        yield [_view(row, model) for row in rows]
+        last = rows[-1].position if model is SnapshotItem else rows[-1].id
+        session.expunge_all()
+
+
+def _view(row: Any, model: Any) -> ExampleView:
+    values = {name: getattr(row, name) for name in VIEW_FIELDS}
+    example_id = row.example_id if model is SnapshotItem else row.id
+    status = None if model is SnapshotItem else row.status
+    origin = None if model is SnapshotItem else row.origin
+    return ExampleView(id=example_id, status=status, origin=origin, **values)
+
+
+def latest_scores(session: Session, hashes: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """content hash -> {scorer name: value}, from the newest version of each scorer name."""
+    newest = select(func.max(Scorer.id)).group_by(Scorer.name).scalar_subquery()
+    rows = session.execute(
+        select(Score.content_hash, Scorer.name, Score.value, Score.state)
+        .join(Scorer, Scorer.id == Score.scorer_id)
+        .where(Score.content_hash.in_(hashes), Scorer.id.in_(newest))
+    )
+    scores: dict[str, dict[str, float | None]] = {}
+    for content, name, value, state in rows:
+        scores.setdefault(content, {})[name] = value if state == ScoreState.OK.value else None
+    return scores
+
+
+def default_embedding_model(session: Session) -> str | None:
+    """The model of the most recent embedding, used when none is named."""
+    return session.scalar(select(Embedding.model).order_by(Embedding.id.desc()).limit(1))
+
+
+def embeddings_for(session: Session, hashes: Sequence[str], model: str) -> dict[str, list[float]]:
+    """content hash -> vector, for one embedding model."""
+    rows = session.execute(
+        select(Embedding.content_hash, Embedding.vector).where(
+            Embedding.content_hash.in_(hashes), Embedding.model == model
+        )
+    )
+    return {h: np.frombuffer(v, dtype=np.float32).tolist() for h, v in rows}
+
+
+def _records(session: Session, source: ExportSource, options: ExportOptions) -> Iterator[dict]:
+    writer = WRITERS[options.format]
+    model = options.embedding_model
+    if options.with_embeddings and model is None:
+        model = default_embedding_model(session)
+        if model is None:
+            raise InvalidInput("--with-embeddings: no embeddings have been computed yet")
+    for chunk in _views(session, source):
+        hashes = [view.content_hash for view in chunk]
+        scores = latest_scores(session, hashes) if options.with_scores else {}
+        vectors = embeddings_for(session, hashes, model) if model else {}
+        for view in chunk:
+            record = writer(view)
+            if options.with_scores:
+                record["scores"] = scores.get(view.content_hash, {})
+            if options.with_embeddings:
+                record["embedding"] = vectors.get(view.content_hash)
+            yield record
+
+
+@contextmanager
+def _atomic(out: Path) -> Iterator[IO[bytes]]:
+    """Write to a temporary file beside `out` and move it into place only when complete."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def container_for(fmt: str, out: Path | None) -> str:
+    """json (a list), jsonl or parquet, from the format and the output file's extension."""
+    if fmt == "parquet":
+        return "parquet"
+    if fmt == "jsonl" or (out is not None and out.suffix.lower() == ".jsonl"):
+        return "jsonl"
+    return "json"
+
+
+def iter_export_bytes(
+    session: Session, source: ExportSource, options: ExportOptions, container: str
+) -> Iterator[bytes]:
+    """The export as a stream of bytes (JSON list or JSONL), for files and HTTP responses."""
+    if container == "jsonl":
+        for record in _records(session, source, options):
+            yield orjson.dumps(record) + b"\n"
+        return
+    first = True
+    yield b"["
+    for record in _records(session, source, options):
+        yield (b"\n" if first else b",\n") + orjson.dumps(record, option=orjson.OPT_INDENT_2)
+        first = False
+    yield b"\n]\n"
+
+
+def _write_parquet(fh: IO[bytes], records: Iterator[dict]) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: pq.ParquetWriter | None = None
+    count = 0
+    batch: list[dict] = []
+
+    def flush() -> None:
+        nonlocal writer
+        for row in batch:
+            row["meta"] = orjson.dumps(row["meta"]).decode()
+        table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
+        if writer is None:
+            writer = pq.ParquetWriter(fh, table.schema)
+        writer.write_table(table)
+        batch.clear()
+
+    for record in records:
+        batch.append(record)
+        count += 1
+        if len(batch) >= CHUNK:
+            flush()
+    if batch or writer is None:
+        flush()
+    assert writer is not None
+    writer.close()
+    return count
+
+
+def export_to_file(
+    session: Session,
+    source: ExportSource,
+    options: ExportOptions,
+    out: Path,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the export to `out` atomically; return how many records were written."""
+    if options.format not in EXPORT_FORMATS:
+        raise InvalidInput(
+            f"unknown export format {options.format!r}: choose one of {', '.join(EXPORT_FORMATS)}"
+        )
+    container = container_for(options.format, out)
+    count = 0
+
+    def counted() -> Iterator[dict]:
+        nonlocal count
+        for record in _records(session, source, options):
+            count += 1
+            if progress and count % CHUNK == 0:
+                progress(count)
+            yield record
+
+    with _atomic(out) as fh:
+        if container == "parquet":
+            _write_parquet(fh, counted())
+        elif container == "jsonl":
+            for record in counted():
+                fh.write(orjson.dumps(record) + b"\n")
+        else:
+            fh.write(b"[")
+            for record in counted():
+                fh.write((b"\n" if count == 1 else b",\n") + orjson.dumps(record))
+            fh.write(b"\n]\n")
+    if progress:
+        progress(count)
+    return count

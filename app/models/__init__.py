@@ -1,0 +1,39 @@
+"""Every table of Sift, in one place."""
+
+from app.models.base import Base
+from app.models.collections import Collection, CollectionItem, Snapshot, SnapshotItem
+from app.models.datasets import Dataset, Example, ExampleStatus, Origin, Revision
+from app.models.evaluation import EvalItem, EvalRun
+from app.models.jobs import TERMINAL_STATES, Job, JobState
+from app.models.scoring import Embedding, LLMCall, Score, Scorer, ScorerKind, ScoreState
+from app.models.training import TrainingMetric, TrainingRun
+from app.models.users import ApiToken, Role, User
+
+__all__ = [
+    "TERMINAL_STATES",
+    "ApiToken",
+    "Base",
+    "Collection",
+    "CollectionItem",
+    "Dataset",
+    "Embedding",
+    "EvalItem",
+    "EvalRun",
+    "Example",
+    "ExampleStatus",
+    "Job",
+    "JobState",
+    "LLMCall",
+    "Origin",
+    "Revision",
+    "Role",
+    "Score",
+    "ScoreState",
+    "Scorer",
+    "ScorerKind",
+    "Snapshot",
+    "SnapshotItem",
+    "TrainingMetric",
+    "TrainingRun",
+    "User",
+]

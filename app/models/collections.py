@@ -1,0 +1,82 @@
+"""The set being assembled, what is in it, and its frozen snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import BigId, Base, CreatedMixin, IdMixin, Json
+
+
+class Collection(IdMixin, CreatedMixin, Base):
+    __tablename__ = "collections"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    target_size: Mapped[int] = mapped_column(Integer, default=1000)
+    # {"source": {"stackexchange/physics": 200, ...}} or {"category": {...}}
+    quotas: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    recipes: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    guidelines: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class CollectionItem(IdMixin, CreatedMixin, Base):
+    __tablename__ = "collection_items"
+    __table_args__ = (UniqueConstraint("collection_id", "example_id"),)
+
+    collection_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("collections.id", ondelete="CASCADE")
+    )
+    example_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("examples.id", ondelete="CASCADE"), index=True
+    )
+    added_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    recipe: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Snapshot(IdMixin, CreatedMixin, Base):
+    """An immutable copy of a collection; `digest` hashes its items in order."""
+
+    __tablename__ = "snapshots"
+
+    collection_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("collections.id", ondelete="RESTRICT"), index=True
+    )
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    example_count: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class SnapshotItem(IdMixin, Base):
+    """A frozen example: its content is copied, never read from the live row."""
+
+    __tablename__ = "snapshot_items"
+    __table_args__ = (UniqueConstraint("snapshot_id", "position"),)
+
+    snapshot_id: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    example_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("examples.id", ondelete="SET NULL")
+    )
+    content_hash: Mapped[str] = mapped_column(String(32))
+    messages: Mapped[list[dict[str, str]]] = mapped_column(Json)
+    instruction: Mapped[str | None] = mapped_column(Text)
+    input: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(200))
+    meta: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    source_format: Mapped[str | None] = mapped_column(String(20))
+    source_keys: Mapped[list[str] | None] = mapped_column(Json)

@@ -1,0 +1,90 @@
+"""Pools of candidate examples, the examples themselves, and every change to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import BigId, Base, CreatedMixin, IdMixin, Json, StrEnum, utcnow
+
+
+class ExampleStatus(StrEnum):
+    CANDIDATE = "candidate"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Origin(StrEnum):
+    IMPORT = "import"
+    GENERATED = "generated"
+    WRITTEN = "written"
+
+
+class Dataset(IdMixin, CreatedMixin, Base):
+    __tablename__ = "datasets"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+    examples: Mapped[list[Example]] = relationship(back_populates="dataset", passive_deletes=True)
+
+
+class Example(IdMixin, CreatedMixin, Base):
+    __tablename__ = "examples"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "content_hash"),
+        Index("ix_examples_dataset_id_id", "dataset_id", "id"),
+        Index("ix_examples_content_hash", "content_hash"),
+    )
+
+    dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"))
+    # Canonical content: [{"role": "system"|"user"|"assistant", "content": str}, ...]
+    messages: Mapped[list[dict[str, str]]] = mapped_column(Json)
+    # Single-turn Alpaca-style fields, kept so that export in the source format round-trips.
+    instruction: Mapped[str | None] = mapped_column(Text)
+    input: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(200))
+    # Fields of the source record that Sift has no column for, exported back unchanged.
+    meta: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    content_hash: Mapped[str] = mapped_column(String(32))
+    # The format the record came in and its keys in order, for an exact round trip.
+    source_format: Mapped[str | None] = mapped_column(String(20))
+    source_keys: Mapped[list[str] | None] = mapped_column(Json)
+    origin: Mapped[str] = mapped_column(String(20), default=Origin.IMPORT.value)
+    status: Mapped[str] = mapped_column(String(20), default=ExampleStatus.CANDIDATE.value)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), onupdate=utcnow)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    dataset: Mapped[Dataset] = relationship(back_populates="examples")
+
+
+class Revision(IdMixin, CreatedMixin, Base):
+    __tablename__ = "revisions"
+
+    example_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("examples.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
+    version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict[str, Any]] = mapped_column(Json)
+    after: Mapped[dict[str, Any]] = mapped_column(Json)

@@ -1,0 +1,53 @@
+"""Background jobs and their progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import BigId, Base, CreatedMixin, IdMixin, Json, StrEnum
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED_BUDGET = "paused_budget"
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+class Job(IdMixin, CreatedMixin, Base):
+    __tablename__ = "jobs"
+
+    kind: Mapped[str] = mapped_column(String(50), index=True)
+    queue: Mapped[str] = mapped_column(String(20))
+    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED.value, index=True)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer)
+    counts: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A client-chosen key: the same key twice gives the same job (double clicks, retries).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    dataset_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the job can no longer change state by itself."""
+        return JobState(self.state) in TERMINAL_STATES

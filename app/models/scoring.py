@@ -1,0 +1,89 @@
+"""Scoring recipes, their scores, the LLM response cache and embeddings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import BigId, Base, CreatedMixin, IdMixin, Json, StrEnum
+
+
+class ScorerKind(StrEnum):
+    HEURISTIC = "heuristic"
+    LLM_RATING = "llm_rating"
+    LOGPROB_SCORER = "logprob_scorer"
+    LOCAL_LOGIT_SCORER = "local_logit_scorer"
+    EMBEDDING = "embedding"
+    NEAR_DUP = "near_dup"
+
+
+class ScoreState(StrEnum):
+    OK = "ok"
+    PARSE_ERROR = "parse_error"
+    FAILED = "failed"
+
+
+class Scorer(IdMixin, CreatedMixin, Base):
+    """A named, versioned scoring recipe; `key` hashes everything that affects a score."""
+
+    __tablename__ = "scorers"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    prompt_template: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(200))
+    provider: Mapped[str | None] = mapped_column(String(100))
+    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+
+class Score(IdMixin, CreatedMixin, Base):
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("content_hash", "scorer_id"),)
+
+    content_hash: Mapped[str] = mapped_column(String(32))
+    scorer_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("scorers.id", ondelete="CASCADE"), index=True
+    )
+    value: Mapped[float | None] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(20), default=ScoreState.OK.value)
+    raw: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    job_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("jobs.id", ondelete="SET NULL"))
+
+
+class LLMCall(IdMixin, CreatedMixin, Base):
+    """The response cache: one row per distinct (endpoint, model, messages, sampling) request."""
+
+    __tablename__ = "llm_calls"
+
+    request_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    request: Mapped[dict[str, Any]] = mapped_column(Json)
+    response: Mapped[dict[str, Any]] = mapped_column(Json)
+    response_text: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class Embedding(IdMixin, CreatedMixin, Base):
+    """One vector per (content, model), float32 bytes, L2-normalised."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("content_hash", "model"),)
+
+    content_hash: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(300))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,47 @@
+"""People and the tokens they use on the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, true
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import BigId, Base, CreatedMixin, IdMixin, StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    LEAD = "lead"
+    ANNOTATOR = "annotator"
+
+
+ROLE_RANK = {Role.ANNOTATOR: 0, Role.LEAD: 1, Role.ADMIN: 2}
+
+
+class User(IdMixin, CreatedMixin, Base):
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default=Role.ANNOTATOR.value)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
+
+    def has_role(self, role: Role) -> bool:
+        """True when this user's role is at least `role` (admin > lead > annotator)."""
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[role]
+
+
+class ApiToken(IdMixin, CreatedMixin, Base):
+    __tablename__ = "api_tokens"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    # Only a SHA-256 of the token is kept; the token itself is shown once.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(back_populates="tokens")
