@@ -70,3 +70,9 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
 def is_postgres(session: Session) -> bool:
     """True when the session talks to PostgreSQL."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+def get_session() -> Iterator[Session]:
+    """FastAPI dependency: one transaction per request, committed when the route returns."""
+    with transaction() as session:
+        yield session

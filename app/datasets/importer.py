@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import InvalidInput
@@ -287,12 +286,3 @@ def import_file(
     if progress:
         progress(summary.read, stream.total_bytes, stream.total_bytes)
     return summary
-
-
-def count_examples(session: Session, dataset_id: int) -> int:
-    """How many examples a dataset holds."""
-    return session.scalar(
-        select(func.count()).select_from(Example).where(Example.dataset_id == dataset_id)
-    ) or 0
-
-

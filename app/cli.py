@@ -1,0 +1,417 @@
+"""The `sift` command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from app.core.config import get_settings
+from app.core.db import transaction
+from app.core.errors import InvalidInput, SiftError
+
+cli = typer.Typer(help="Sift: curate instruction-tuning data.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)  # fmt: skip
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_cli = typer.Typer(help="Accounts.", no_args_is_help=True)
+token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
+jobs_cli = typer.Typer(help="Background jobs (with no sub-command: list them).")
+cli.add_typer(db_cli, name="db")
+cli.add_typer(user_cli, name="user")
+cli.add_typer(token_cli, name="token")
+cli.add_typer(jobs_cli, name="jobs")
+
+out = Console()
+err = Console(stderr=True)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fail(message: str) -> None:
+    """Print one clear error line and exit non-zero."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a user's mistake into an error line instead of a traceback."""
+    try:
+        yield
+    except SiftError as exc:
+        fail(exc.message)
+
+
+def progress_bar(unit: str = "") -> Progress:
+    """A rich progress bar for long commands (on stderr, so stdout stays clean)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn() if unit != "bytes" else TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+# ---------------------------------------------------------------- database and accounts
+
+
+def upgrade_database() -> None:
+    """Apply every migration to the configured database."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    command.upgrade(config, "head")
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations."""
+    upgrade_database()
+    out.print("database is up to date")
+
+
+@user_cli.command("add")
+def user_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin, lead or annotator")] = "annotator",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="do nothing if it exists")] = False,
+) -> None:
+    """Create an account; without --password-stdin a password is generated and shown once."""
+    from sqlalchemy import select
+
+    from app.models import User
+    from app.users import service
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else service.generate_password()
+    if password_stdin and len(password) < 8:
+        fail("the password must be at least 8 characters")
+    with user_errors(), transaction() as session:
+        if if_missing and session.scalar(select(User.id).where(User.name == name)) is not None:
+            return
+        service.create_user(session, name, role, password)
+    out.print(f"created {role} {name!r}")
+    if not password_stdin:
+        out.print(f"password: {password}  (shown once; keep it somewhere safe)")
+
+
+@token_cli.command("create")
+def token_create(user: str) -> None:
+    """Print a new API token for USER."""
+    from app.users import service
+
+    with user_errors(), transaction() as session:
+        token = service.create_token(session, service.get_user(session, user))
+    print(token)
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def pid_file() -> Path:
+    """Where `sift serve` records its process id."""
+    return get_settings().data_dir / "serve.pid"
+
+
+def embedded_server_running() -> bool:
+    """True when a `sift serve` with its own worker is running on this data directory."""
+    try:
+        pid = int(pid_file().read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def follow_job(job_id: int, title: str) -> str:
+    """Show a job's progress until it ends; return its final state."""
+    from app.jobs.service import get_job
+
+    with progress_bar() as bar:
+        task = bar.add_task(title, total=None)
+        while True:
+            with transaction() as session:
+                job = get_job(session, job_id)
+                state, done, total = job.state, job.done, job.total
+                terminal = job.is_terminal or state == "paused_budget"
+            bar.update(task, completed=done, total=total)
+            if terminal:
+                return state
+            time.sleep(0.5)
+
+
+def run_job(job_id: int, title: str, wait: bool) -> None:
+    """Run a job here (embedded, no server) or leave it to the workers, following it if asked."""
+    from app.jobs.registry import load_handlers
+    from app.jobs.runner import execute_job
+
+    settings = get_settings()
+    if settings.embedded and not embedded_server_running():
+        load_handlers()
+        with progress_bar() as bar:
+            task = bar.add_task(title, total=None)
+            state = execute_job(job_id, lambda done, total: bar.update(task, completed=done, total=total))
+    elif wait:
+        state = follow_job(job_id, title)
+    else:
+        out.print(f"job {job_id} queued; follow it with: sift jobs --watch")
+        return
+    report_job(job_id, state)
+
+
+def report_job(job_id: int, state: str) -> None:
+    """The one-line ending of a job command; non-zero exit if it did not succeed."""
+    from app.jobs.service import get_job
+
+    with transaction() as session:
+        job = get_job(session, job_id)
+        counts = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                           for k, v in job.counts.items())  # fmt: skip
+        error = job.error
+    if state == "succeeded":
+        out.print(f"job {job_id} succeeded: {counts}")
+        return
+    fail(f"job {job_id} {state}" + (f": {error}" if error else ""))
+
+
+def _jobs_table() -> Table:
+    from app.jobs.service import list_jobs
+
+    table = Table("id", "kind", "state", "progress", "counts", "error", box=None)
+    with transaction() as session:
+        for job in list_jobs(session, limit=30):
+            share = f"{job.done / job.total:.0%}" if job.total else f"{job.done:,}"
+            counts = " ".join(f"{k}={v}" for k, v in job.counts.items())
+            table.add_row(str(job.id), job.kind, job.state, share, counts, (job.error or "")[:60])
+    return table
+
+
+@jobs_cli.callback(invoke_without_command=True)
+def jobs(
+    ctx: typer.Context,
+    watch: Annotated[bool, typer.Option("--watch", help="refresh until interrupted")] = False,
+) -> None:
+    """List recent jobs with their progress."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not watch:
+        out.print(_jobs_table())
+        return
+    from rich.live import Live
+
+    with Live(_jobs_table(), console=out, refresh_per_second=2) as live:
+        try:
+            while True:
+                time.sleep(1)
+                live.update(_jobs_table())
+        except KeyboardInterrupt:
+            pass
+
+
+@jobs_cli.command("cancel")
+def jobs_cancel(job_id: int) -> None:
+    """Cancel a job that has not finished."""
+    from app.jobs.service import cancel_job
+
+    with user_errors(), transaction() as session:
+        cancel_job(session, job_id)
+    out.print(f"job {job_id} cancelled")
+
+
+# ---------------------------------------------------------------- import and export
+
+
+def _parse_mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        target, sep, source = pair.partition("=")
+        if not sep or not target or not source:
+            fail(f"--map takes FIELD=COLUMN, got {pair!r}")
+        mapping[target.strip()] = source.strip()
+    return mapping
+
+
+@cli.command("import")
+def import_(
+    path: Path,
+    dataset: Annotated[str, typer.Option("--dataset", help="created if new")],
+    format: Annotated[str, typer.Option(help="auto|alpaca|sharegpt|openai|dolly|lima|csv|parquet|jsonl")] = "auto",
+    source: Annotated[str | None, typer.Option(help="source of records that name none")] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="import the valid records even if some are bad")] = False,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. output=answer")] = None,
+    background: Annotated[bool, typer.Option("--background", help="run as a job")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="with --background: follow the job")] = False,
+) -> None:
+    """Import a file into a dataset: every record is validated; re-importing adds nothing."""
+    from app.datasets import service
+    from app.datasets.importer import ImportRejected, import_file
+
+    mapping = _parse_mapping(map_ or [])
+    path = path.resolve()
+    if not path.is_file():
+        fail(f"no such file: {path}")
+    if background:
+        with user_errors(), transaction() as session:
+            target = service.get_or_create_dataset(session, dataset)
+            job = service.start_import_job(session, target, path, fmt=format, source=source,
+                                           skip_invalid=skip_invalid, mapping=mapping,
+                                           send=not _runs_here())  # fmt: skip
+            job_id = job.id
+        run_job(job_id, f"import {path.name}", wait)
+        return
+    with progress_bar("bytes") as bar:
+        task = bar.add_task(f"import {path.name}", total=path.stat().st_size)
+        try:
+            with transaction() as session:
+                target = service.get_or_create_dataset(session, dataset)
+                summary = import_file(
+                    session, target, path, fmt=format, source=source, skip_invalid=skip_invalid,
+                    mapping=mapping, max_record_chars=get_settings().import_max_record_chars,
+                    progress=lambda _n, done, total: bar.update(task, completed=done, total=total),
+                )  # fmt: skip
+        except ImportRejected as exc:
+            bar.stop()
+            err.print(exc.message, highlight=False, markup=False)
+            raise typer.Exit(1) from exc
+        except SiftError as exc:
+            bar.stop()
+            fail(exc.message)
+    out.print(summary.line())
+    if summary.invalid:
+        for line in summary.errors[:20]:
+            err.print(f"  skipped {line}", highlight=False, markup=False)
+
+
+def _runs_here() -> bool:
+    settings = get_settings()
+    return settings.embedded and not embedded_server_running()
+
+
+@cli.command("export")
+def export(
+    out_path: Annotated[Path, typer.Option("--out", help="output file")],
+    format: Annotated[str, typer.Option(help="alpaca|sharegpt|openai|dolly|lima|jsonl|parquet")] = "jsonl",
+    dataset: Annotated[str | None, typer.Option("--dataset")] = None,
+    collection: Annotated[str | None, typer.Option("--collection")] = None,
+    snapshot: Annotated[int | None, typer.Option("--snapshot")] = None,
+    with_scores: Annotated[bool, typer.Option("--with-scores")] = False,
+    with_embeddings: Annotated[bool, typer.Option("--with-embeddings")] = False,
+    embedding_model: Annotated[str | None, typer.Option("--embedding-model")] = None,
+) -> None:
+    """Export a dataset, collection or snapshot; the file appears only when complete."""
+    from app.datasets.exporter import ExportOptions, export_to_file
+
+    if sum(x is not None for x in (dataset, collection, snapshot)) != 1:
+        fail("name exactly one of --dataset, --collection or --snapshot")
+    options = ExportOptions(format, with_scores, with_embeddings, embedding_model)
+    with user_errors(), transaction() as session, progress_bar() as bar:
+        source, total = _export_source(session, dataset, collection, snapshot)
+        task = bar.add_task(f"export {out_path.name}", total=total)
+        count = export_to_file(session, source, options, out_path,
+                               lambda n: bar.update(task, completed=n))  # fmt: skip
+    out.print(f"exported {count:,} records as {format} to {out_path}")
+
+
+def _export_source(session: Any, dataset: str | None, collection: str | None,
+                   snapshot: int | None) -> tuple[Any, int]:  # fmt: skip
+    from sqlalchemy import func, select
+
+    from app.datasets.exporter import ExportSource
+    from app.datasets.service import count_examples, get_dataset
+    from app.models import Collection, CollectionItem, Snapshot
+
+    if dataset is not None:
+        found = get_dataset(session, dataset)
+        return ExportSource("dataset", found.id), count_examples(session, found)
+    if collection is not None:
+        row = session.scalar(select(Collection).where(Collection.name == collection))
+        if row is None:
+            raise InvalidInput(f"no collection called {collection!r}")
+        total = session.scalar(select(func.count()).where(CollectionItem.collection_id == row.id))
+        return ExportSource("collection", row.id), total or 0
+    frozen = session.get(Snapshot, snapshot)
+    if frozen is None:
+        raise InvalidInput(f"no snapshot {snapshot}")
+    return ExportSource("snapshot", frozen.id), frozen.example_count
+
+
+# ---------------------------------------------------------------- processes
+
+
+def worker_command(queues: str, beat: bool, concurrency: int, pool: str | None = None) -> list[str]:
+    """The argv of a Celery worker for `queues`."""
+    argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
+            "-Q", queues, "-c", str(concurrency), "--loglevel", "INFO"]  # fmt: skip
+    if beat:
+        argv += ["--beat", "--schedule", str(get_settings().data_dir.resolve() / "beat-schedule")]
+    if pool:
+        argv += ["--pool", pool]
+    return argv
+
+
+@cli.command("worker")
+def worker(
+    queues: Annotated[str, typer.Option(help="comma-separated: io,cpu,gpu")] = "io,cpu,gpu",
+    concurrency: Annotated[int, typer.Option(help="tasks at once")] = 2,
+    beat: Annotated[bool, typer.Option("--beat", help="also run the periodic sweeper")] = False,
+) -> None:
+    """Run a Celery worker (production: one per queue kind, on any machine)."""
+    unknown = set(queues.split(",")) - {"io", "cpu", "gpu"}
+    if unknown:
+        fail(f"unknown queue(s): {', '.join(sorted(unknown))}")
+    os.execv(sys.executable, worker_command(queues, beat, concurrency))
+
+
+@cli.command("serve")
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    embedded_worker: Annotated[bool, typer.Option("--worker/--no-worker", help="start a worker too")] = True,
+) -> None:
+    """Run the studio; with the embedded default it starts its own worker."""
+    import uvicorn
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database() if settings.embedded else None
+    child = None
+    if embedded_worker and settings.embedded:
+        # SQLite has one writer: one task at a time keeps the embedded default simple and safe.
+        child = subprocess.Popen(worker_command("io,cpu,gpu", True, 1, pool="solo"))
+        pid_file().write_text(str(os.getpid()))
+    out.print(f"Sift is at http://{host}:{port}")
+    try:
+        uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
+    finally:
+        if child is not None:
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=30)
+            pid_file().unlink(missing_ok=True)
+
+
+def main() -> None:
+    """Entry point of the `sift` command."""
+    cli()
+

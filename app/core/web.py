@@ -1,0 +1,113 @@
+"""Server-rendered pages: templates, the signed-in user, CSRF, fragment-or-page rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from app.core.db import get_session
+from app.core.errors import Forbidden, SiftError
+from app.core.security import csrf_matches, new_csrf_token
+from app.models import Role, User
+
+ROOT = Path(__file__).resolve().parents[2]
+templates = Jinja2Templates(directory=ROOT / "templates")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class LoginRequired(SiftError):
+    status_code = 401
+
+
+def csrf_token(request: Request) -> str:
+    """The browser session's CSRF token, created on first use."""
+    token = request.session.get("csrf")
+    if not token:
+        token = new_csrf_token()
+        request.session["csrf"] = token
+    return str(token)
+
+
+async def check_csrf(request: Request) -> None:
+    """Refuse a state-changing browser request without the session's CSRF token."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    given = request.headers.get("x-csrf-token")
+    if given is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        given = str((await request.form()).get("csrf_token") or "")
+    if not csrf_matches(request.session.get("csrf"), given):
+        raise Forbidden("the form has expired or did not come from Sift: reload and try again")
+
+
+def optional_page_user(request: Request, session: Session = Depends(get_session)) -> User | None:
+    """The signed-in user of a browser session, or None."""
+    user_id = request.session.get("user_id")
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        request.session.clear()
+        return None
+    return user
+
+
+def page_user(user: User | None = Depends(optional_page_user)) -> User:
+    """The signed-in user; anonymous visitors are sent to the login page."""
+    if user is None:
+        raise LoginRequired("please sign in")
+    return user
+
+
+def require_page_role(role: Role) -> Any:
+    """A dependency that admits signed-in users whose role is at least `role`."""
+
+    def dependency(user: User = Depends(page_user)) -> User:
+        if not user.has_role(role):
+            raise Forbidden(f"this page needs the {role} role")
+        return user
+
+    return dependency
+
+
+def is_htmx(request: Request) -> bool:
+    """True for a request made by htmx (which wants a fragment, not a whole page)."""
+    return request.headers.get("hx-request") == "true"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    fragment: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The whole page, or only `fragment` (a template) when htmx asks."""
+    name = fragment if fragment and is_htmx(request) else template
+    values = {"request": request, "csrf_token": csrf_token(request), **(context or {})}
+    return templates.TemplateResponse(request, name, values, status_code=status_code)
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    """An error as a page; anonymous visitors are sent to sign in instead."""
+    if status == 401:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return render(request, "error.html", {"status": status, "message": message},
+                  status_code=status)  # fmt: skip
+
+
+def include_pages(app: FastAPI) -> None:
+    """Mount the routers of every domain's pages."""
+    from app.datasets.pages import router as datasets_pages
+    from app.jobs.pages import router as jobs_pages
+    from app.users.pages import router as users_pages
+
+    for router in (users_pages, datasets_pages, jobs_pages):
+        app.include_router(router)

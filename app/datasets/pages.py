@@ -1,0 +1,5 @@
+"""Browser pages of the datasets domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,168 @@
+"""JSON API for datasets and examples."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.db import get_session
+from app.core.errors import InvalidInput
+from app.core.security import require_api_role
+from app.datasets import service
+from app.datasets.exporter import (
+    EXPORT_FORMATS,
+    ExportOptions,
+    ExportSource,
+    container_for,
+    iter_export_bytes,
+)
+from app.datasets.importer import FORMATS
+from app.datasets.schemas import DatasetCreate, DatasetOut, ExampleOut, ExamplePage, ExamplePatch
+from app.jobs.schemas import JobOut
+from app.models import Example, Role, User
+
+router = APIRouter(prefix="/api/v1", tags=["datasets"])
+Annotator = Annotated[User, Depends(require_api_role(Role.ANNOTATOR))]
+Lead = Annotated[User, Depends(require_api_role(Role.LEAD))]
+DB = Annotated[Session, Depends(get_session)]
+
+
+def example_out(example: Example) -> ExampleOut:
+    """The API shape of an example."""
+    return ExampleOut.model_validate(
+        {**{c: getattr(example, c) for c in ExampleOut.model_fields if c != "dataset"},
+         "dataset": example.dataset.name}  # fmt: skip
+    )
+
+
+@router.get("/datasets", response_model=list[DatasetOut])
+def list_datasets(session: DB, _: Annotator) -> list[DatasetOut]:
+    """Every dataset with its size."""
+    return [
+        DatasetOut(name=d.name, description=d.description, example_count=n, created_at=d.created_at)
+        for d, n in service.list_datasets(session)
+    ]
+
+
+@router.post("/datasets", response_model=DatasetOut, status_code=201)
+def create_dataset(body: DatasetCreate, session: DB, user: Lead) -> DatasetOut:
+    """Create an empty dataset."""
+    dataset = service.create_dataset(session, body.name, body.description, user)
+    return DatasetOut(
+        name=dataset.name, description=dataset.description, example_count=0,
+        created_at=dataset.created_at,
+    )  # fmt: skip
+
+
+@router.get("/datasets/{name}", response_model=DatasetOut)
+def get_dataset(name: str, session: DB, _: Annotator) -> DatasetOut:
+    """One dataset with its size."""
+    dataset = service.get_dataset(session, name)
+    return DatasetOut(
+        name=dataset.name, description=dataset.description,
+        example_count=service.count_examples(session, dataset), created_at=dataset.created_at,
+    )  # fmt: skip
+
+
+@router.post("/datasets/{name}/imports", response_model=JobOut, status_code=202)
+def start_import(
+    name: str,
+    session: DB,
+    user: Lead,
+    file: Annotated[UploadFile, File()],
+    format: Annotated[str, Form()] = "auto",
+    skip_invalid: Annotated[bool, Form()] = False,
+    source: Annotated[str | None, Form()] = None,
+) -> JobOut:
+    """Upload a file and import it as a background job (the dataset is created if new)."""
+    if format not in FORMATS:
+        raise InvalidInput(f"unknown format {format!r}", field="format")
+    dataset = service.get_or_create_dataset(session, name, user)
+    uploads = get_settings().uploads_dir
+    uploads.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(c for c in (file.filename or "").rsplit(".", 1)[-1][:10] if c.isalnum())
+    path = uploads / f"{uuid.uuid4().hex}.{suffix or 'dat'}"
+    with path.open("wb") as out:
+        shutil.copyfileobj(file.file, out, length=1 << 20)
+    job = service.start_import_job(
+        session, dataset, path, fmt=format, skip_invalid=skip_invalid, source=source, user=user
+    )
+    return JobOut.model_validate(job)
+
+
+@router.get("/datasets/{name}/examples", response_model=ExamplePage)
+def list_examples(
+    name: str,
+    session: DB,
+    _: Annotator,
+    after: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    source: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+) -> ExamplePage:
+    """A page of examples by id; follow `next_after` for the next page."""
+    dataset = service.get_dataset(session, name)
+    rows, next_after = service.list_examples(
+        session, dataset, service.ExampleFilter(source=source, status=status, q=q), after, limit
+    )
+    return ExamplePage(items=[example_out(e) for e in rows], next_after=next_after)
+
+
+@router.get("/datasets/{name}/export")
+def export_dataset(
+    name: str,
+    session: DB,
+    _: Lead,
+    format: str = "jsonl",
+    with_scores: bool = False,
+) -> StreamingResponse:
+    """Stream a dataset in an export format (JSON list, or JSONL for jsonl)."""
+    if format not in EXPORT_FORMATS or format == "parquet":
+        raise InvalidInput(f"format {format!r} cannot be streamed over HTTP", field="format")
+    dataset = service.get_dataset(session, name)
+    container = container_for(format, None)
+    body = iter_export_bytes(
+        session, ExportSource("dataset", dataset.id), ExportOptions(format, with_scores), container
+    )
+    extension = "jsonl" if container == "jsonl" else "json"
+    return StreamingResponse(
+        body,
+        media_type="application/x-ndjson" if container == "jsonl" else "application/json",
+        headers={"content-disposition": f'attachment; filename="export.{extension}"'},
+    )
+
+
+@router.get("/examples/{example_id}", response_model=ExampleOut)
+def get_example(example_id: int, session: DB, _: Annotator) -> ExampleOut:
+    """One example with its current version (send it back as If-Match to edit)."""
+    return example_out(service.get_example(session, example_id))
+
+
+@router.patch("/examples/{example_id}", response_model=ExampleOut)
+def patch_example(
+    example_id: int,
+    body: ExamplePatch,
+    request: Request,
+    session: DB,
+    user: Annotator,
+    if_match: Annotated[str | None, Header()] = None,
+) -> ExampleOut:
+    """Edit an example; `If-Match: <version>` is required and a stale version answers 409."""
+    version = None
+    if if_match is not None:
+        try:
+            version = int(if_match.strip().strip('"').removeprefix("W/").strip('"'))
+        except ValueError as exc:
+            raise InvalidInput("If-Match must be the example's version number") from exc
+    changes = body.model_dump(exclude_unset=True, exclude={"reason"})
+    if "messages" in changes:
+        changes["messages"] = [m for m in changes["messages"]]
+    example = service.update_example(session, example_id, version, changes, user, body.reason)
+    return example_out(example)

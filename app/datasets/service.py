@@ -1,0 +1,245 @@
+"""Datasets and examples: create, list, page through, edit with optimistic locking, import."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.core.errors import Conflict, InvalidInput, NotFound, PreconditionRequired
+from app.datasets.records import RecordError, _parse_messages, content_hash, join_prompt
+from app.jobs.service import create_job
+from app.models import Dataset, Example, ExampleStatus, Job, Revision, User
+
+NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+EDITABLE = ("messages", "instruction", "input", "output", "source", "category", "status", "meta")
+
+
+def get_dataset(session: Session, name: str) -> Dataset:
+    """The dataset called `name`; NotFound otherwise."""
+    dataset = session.scalar(select(Dataset).where(Dataset.name == name))
+    if dataset is None:
+        raise NotFound(f"no dataset called {name!r}")
+    return dataset
+
+
+def create_dataset(
+    session: Session, name: str, description: str = "", user: User | None = None
+) -> Dataset:
+    """A new, empty dataset; the name must be free."""
+    name = name.strip()
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput("a dataset name must be 1 to 200 printable characters", field="name")
+    if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
+        raise Conflict(f"a dataset called {name!r} exists already")
+    dataset = Dataset(name=name, description=description, created_by_id=user.id if user else None)
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def get_or_create_dataset(session: Session, name: str, user: User | None = None) -> Dataset:
+    """The dataset called `name`, created if it does not exist yet."""
+    existing = session.scalar(select(Dataset).where(Dataset.name == name.strip()))
+    return existing or create_dataset(session, name, user=user)
+
+
+def list_datasets(session: Session) -> list[tuple[Dataset, int]]:
+    """Every dataset with its number of examples, by name."""
+    counts = (
+        select(Example.dataset_id, func.count().label("n"))
+        .group_by(Example.dataset_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Dataset, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.dataset_id == Dataset.id)
+        .order_by(Dataset.name)
+    )
+    return [(dataset, count) for dataset, count in rows]
+
+
+def count_examples(session: Session, dataset: Dataset) -> int:
+    """How many examples a dataset holds."""
+    query = select(func.count()).select_from(Example).where(Example.dataset_id == dataset.id)
+    return session.scalar(query) or 0
+
+
+@dataclass
+class ExampleFilter:
+    source: str | None = None
+    status: str | None = None
+    q: str | None = None
+
+
+def list_examples(
+    session: Session,
+    dataset: Dataset,
+    filters: ExampleFilter,
+    after: int | None = None,
+    limit: int = 50,
+) -> tuple[list[Example], int | None]:
+    """One page of a dataset's examples by id, and the id to continue after (keyset)."""
+    limit = max(1, min(limit, 500))
+    query = select(Example).where(Example.dataset_id == dataset.id)
+    if filters.source:
+        query = query.where(Example.source == filters.source)
+    if filters.status:
+        if filters.status not in {s.value for s in ExampleStatus}:
+            raise InvalidInput(f"unknown status {filters.status!r}", field="status")
+        query = query.where(Example.status == filters.status)
+    if filters.q:
+        pattern = f"%{filters.q}%"
+        query = query.where(
+            or_(
+                Example.instruction.ilike(pattern),
+                Example.output.ilike(pattern),
+                cast(Example.messages, String).ilike(pattern),
+            )
+        )
+    if after is not None:
+        query = query.where(Example.id > after)
+    rows = list(session.scalars(query.order_by(Example.id).limit(limit + 1)))
+    next_after = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_after
+
+
+def get_example(session: Session, example_id: int) -> Example:
+    """The example with this id; NotFound otherwise."""
+    example = session.get(Example, example_id)
+    if example is None:
+        raise NotFound(f"no example {example_id}")
+    return example
+
+
+def _snapshot(example: Example) -> dict[str, Any]:
+    return {name: getattr(example, name) for name in EDITABLE}
+
+
+def _apply_messages(example: Example, messages: Any) -> None:
+    try:
+        checked = _parse_messages({"messages": messages})
+    except RecordError as exc:
+        raise InvalidInput(str(exc), field="messages") from exc
+    turns = [m for m in checked if m["role"] != "system"]
+    example.messages = checked
+    if len(turns) != 2:
+        example.instruction = example.input = example.output = None
+        return
+    if example.instruction is None or turns[0]["content"] != join_prompt(
+        example.instruction, example.input
+    ):
+        example.instruction, example.input = turns[0]["content"], None
+    example.output = turns[1]["content"]
+
+
+def _apply_fields(example: Example, changes: dict[str, Any]) -> None:
+    for name in ("instruction", "input", "output"):
+        if name in changes and changes[name] is not None and not isinstance(changes[name], str):
+            raise InvalidInput(f"field '{name}' must be a string", field=name)
+    if {"instruction", "input"} & changes.keys() and example.instruction is None:
+        raise InvalidInput("this example has several turns: edit its messages instead")
+    example.instruction = changes.get("instruction", example.instruction)
+    example.input = changes.get("input", example.input)
+    example.output = changes.get("output", example.output)
+    messages = [dict(m) for m in example.messages]
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    assistants = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    if example.instruction is not None:
+        messages[users[-1]]["content"] = join_prompt(example.instruction, example.input)
+    if example.output is not None:
+        messages[assistants[-1]]["content"] = example.output
+    example.messages = messages
+
+
+def update_example(
+    session: Session,
+    example_id: int,
+    expected_version: int | None,
+    changes: dict[str, Any],
+    user: User | None,
+    reason: str = "",
+) -> Example:
+    """Apply an edit if `expected_version` is current; write a Revision; 409 when stale."""
+    if expected_version is None:
+        raise PreconditionRequired("send If-Match: <version> to edit an example")
+    example = session.get(Example, example_id, with_for_update=True)
+    if example is None:
+        raise NotFound(f"no example {example_id}")
+    if example.version != expected_version:
+        raise Conflict(
+            f"example {example_id} was changed by someone else (version {example.version})",
+            current_version=example.version,
+            current=_snapshot(example),
+        )
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise InvalidInput(f"these fields cannot be edited: {', '.join(sorted(unknown))}")
+    before = _snapshot(example)
+    if "messages" in changes:
+        _apply_messages(example, changes["messages"])
+    elif {"instruction", "input", "output"} & changes.keys():
+        _apply_fields(example, changes)
+    for name in ("source", "category", "meta"):
+        if name in changes:
+            setattr(example, name, changes[name])
+    if "status" in changes:
+        if changes["status"] not in {s.value for s in ExampleStatus}:
+            raise InvalidInput(f"unknown status {changes['status']!r}", field="status")
+        example.status = changes["status"]
+    new_hash = content_hash(example.messages)
+    if new_hash != example.content_hash:
+        clash = session.scalar(
+            select(Example.id).where(
+                Example.dataset_id == example.dataset_id,
+                Example.content_hash == new_hash,
+                Example.id != example.id,
+            )
+        )
+        if clash is not None:
+            raise Conflict(f"example {clash} already has this content", duplicate_of=clash)
+        example.content_hash = new_hash
+    after = _snapshot(example)
+    if after == before:
+        return example
+    session.flush()  # bumps the version; a concurrent writer gets a stale-data error
+    session.add(
+        Revision(
+            example_id=example.id,
+            user_id=user.id if user else None,
+            version=example.version,
+            reason=reason,
+            before=before,
+            after=after,
+        )
+    )
+    return example
+
+
+def start_import_job(
+    session: Session,
+    dataset: Dataset,
+    path: Path,
+    *,
+    fmt: str = "auto",
+    skip_invalid: bool = False,
+    source: str | None = None,
+    mapping: dict[str, str] | None = None,
+    user: User | None = None,
+    send: bool = True,
+) -> Job:
+    """A background import of a file already on disk (an upload, or a path on the server)."""
+    params = {
+        "path": str(path),
+        "format": fmt,
+        "skip_invalid": skip_invalid,
+        "source": source,
+        "mapping": mapping or {},
+    }
+    return create_job(
+        session, "import", params, queue="cpu", user=user, dataset_id=dataset.id, send=send
+    )

@@ -1,0 +1,5 @@
+"""Browser pages of the jobs domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

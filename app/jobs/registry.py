@@ -1,0 +1,13 @@
+"""Imports every domain module that registers job handlers."""
+
+from __future__ import annotations
+
+import importlib
+
+HANDLER_MODULES = ("app.datasets.tasks",)
+
+
+def load_handlers() -> None:
+    """Make every job kind known to the runner."""
+    for module in HANDLER_MODULES:
+        importlib.import_module(module)

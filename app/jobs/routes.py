@@ -1,0 +1,44 @@
+"""JSON API for jobs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from sqlalchemy.orm import Session
+
+from app.core.db import get_session
+from app.core.security import require_api_role
+from app.jobs import service
+from app.jobs.schemas import JobOut
+from app.models import Role, User
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(
+    active: bool = False,
+    session: Session = Depends(get_session),
+    _: User = Depends(require_api_role(Role.ANNOTATOR)),
+) -> list[JobOut]:
+    """The newest jobs first."""
+    return [JobOut.model_validate(j) for j in service.list_jobs(session, active_only=active)]
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(
+    job_id: int,
+    session: Session = Depends(get_session),
+    _: User = Depends(require_api_role(Role.ANNOTATOR)),
+) -> JobOut:
+    """One job with its progress and counts."""
+    return JobOut.model_validate(service.get_job(session, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel_job(
+    job_id: int,
+    session: Session = Depends(get_session),
+    _: User = Depends(require_api_role(Role.LEAD)),
+) -> JobOut:
+    """Cancel a job that has not finished."""
+    return JobOut.model_validate(service.cancel_job(session, job_id))

@@ -1,0 +1,143 @@
+"""Creating, listing, cancelling and sweeping jobs. Jobs are enqueued only after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.errors import Conflict, NotFound
+from app.models import Job, JobState, User
+from app.models.base import utcnow
+
+QUEUES = ("io", "cpu", "gpu")
+_AFTER_COMMIT = "sift_after_commit"
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's transaction has committed (never on rollback)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        callback()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None or not session.in_transaction():
+        session.info.pop(_AFTER_COMMIT, None)
+
+
+def enqueue(job_id: int, queue: str) -> None:
+    """Hand a job to the workers of its queue."""
+    from workers.celery_app import celery_app
+
+    celery_app.send_task("sift.run_job", args=[job_id], queue=queue)
+
+
+def create_job(
+    session: Session,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    queue: str,
+    user: User | None = None,
+    dataset_id: int | None = None,
+    total: int | None = None,
+    idempotency_key: str | None = None,
+    send: bool = True,
+) -> Job:
+    """A queued job; it is sent to the workers once this transaction commits."""
+    if idempotency_key:
+        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+        if existing is not None:
+            if existing.kind != kind:
+                raise Conflict(f"idempotency key {idempotency_key!r} belongs to another job")
+            return existing
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    job = Job(
+        kind=kind,
+        queue=queue,
+        params=params,
+        state=JobState.QUEUED.value,
+        created_by_id=user.id if user else None,
+        dataset_id=dataset_id,
+        total=total,
+        idempotency_key=idempotency_key,
+        counts={},
+    )
+    session.add(job)
+    session.flush()
+    if send:
+        job_id = job.id
+        on_commit(session, lambda: enqueue(job_id, queue))
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    """The job with this id; NotFound otherwise."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(session: Session, limit: int = 50, active_only: bool = False) -> list[Job]:
+    """The newest jobs first."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if active_only:
+        query = query.where(Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
+    return list(session.scalars(query))
+
+
+def cancel_job(session: Session, job_id: int) -> Job:
+    """Cancel a queued, running or paused job; a running task stops at its next check."""
+    job = get_job(session, job_id)
+    if job.is_terminal:
+        raise Conflict(f"job {job_id} has already {job.state}", state=job.state)
+    job.state = JobState.CANCELLED.value
+    job.finished_at = utcnow()
+    return job
+
+
+def resume_job(session: Session, job_id: int) -> Job:
+    """Queue a paused or failed job again; its task skips what is already written."""
+    job = get_job(session, job_id)
+    if job.state not in (JobState.PAUSED_BUDGET.value, JobState.FAILED.value):
+        raise Conflict(f"job {job_id} is {job.state}; only paused or failed jobs resume")
+    job.state = JobState.QUEUED.value
+    job.error = None
+    job.attempts = 0
+    job.finished_at = None
+    queue = job.queue
+    on_commit(session, lambda: enqueue(job_id, queue))
+    return job
+
+
+def sweep_stale_jobs(session: Session) -> list[int]:
+    """Re-queue running jobs whose worker stopped sending heartbeats; fail them past max tries."""
+    settings = get_settings()
+    cutoff = utcnow() - timedelta(seconds=settings.job_stale_after_s)
+    stale = session.scalars(
+        select(Job).where(Job.state == JobState.RUNNING.value, Job.heartbeat_at < cutoff)
+    ).all()
+    requeued = []
+    for job in stale:
+        if job.attempts >= settings.job_max_attempts:
+            job.state = JobState.FAILED.value
+            job.error = f"the worker stopped responding {job.attempts} times"
+            job.finished_at = utcnow()
+            continue
+        job.state = JobState.QUEUED.value
+        job_id, queue = job.id, job.queue
+        on_commit(session, lambda job_id=job_id, queue=queue: enqueue(job_id, queue))
+        requeued.append(job_id)
+    return requeued

@@ -1,0 +1,5 @@
+"""Browser pages of the users domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,43 @@
+"""The Celery app: Redis in production, a file-system broker for the embedded default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from app.core.config import Settings, get_settings
+
+
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    if settings.embedded:
+        folder = settings.broker_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        return {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    # Longer than any task may run, so a slow task is never handed out twice.
+    return {"visibility_timeout": settings.task_time_limit_s + 600}
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app configured for reliable, idempotent jobs."""
+    settings = settings or get_settings()
+    app = Celery("sift", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        broker_transport_options=_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=settings.task_time_limit_s - 60,
+        task_default_queue="cpu",
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep-stale-jobs": {"task": "sift.sweep_stale_jobs", "schedule": 60.0},
+        },
+    )
+    return app
+
+
+celery_app = make_celery()
