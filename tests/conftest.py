@@ -1,0 +1,111 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL, in a rolled-back
+transaction; the schema comes from the real migrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.db import get_session, make_engine
+from tests.services import POSTGRES_URL, need
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config aimed at `url`."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+def reset_postgres(url: str) -> None:
+    """Drop everything in the test database's public schema."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def database_url(backend: str, folder: Path) -> str:
+    """The URL of a fresh, migrated test database of this backend."""
+    if backend == "postgresql":
+        need("PostgreSQL", POSTGRES_URL, 5432)
+        reset_postgres(POSTGRES_URL)
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{folder / 'test.db'}"
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep tests away from ./.sift and any SIFT_ variables of the developer's shell."""
+    for name in [n for n in os.environ if n.startswith("SIFT_") and not n.startswith("SIFT_TEST")]:
+        del os.environ[name]
+    os.environ["SIFT_DATA_DIR"] = str(tmp_path_factory.mktemp("sift-data"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A migrated database of each backend, shared by the session's tests."""
+    url = database_url(request.param, tmp_path_factory.mktemp(request.param))
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose every write is rolled back after the test (commits become savepoints)."""
+    connection = engine.connect()
+    outer = connection.begin()
+    db = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield db
+    finally:
+        db.close()
+        if outer.is_active:
+            outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def client(session: Session) -> Iterator[TestClient]:
+    """The app over HTTP, sharing the test's session (and so its rolled-back transaction)."""
+    from app.main import create_app
+
+    app = create_app()
+
+    def shared_session() -> Iterator[Session]:
+        yield session
+        session.commit()
+
+    app.dependency_overrides[get_session] = shared_session
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The shared real data files; tests using them skip when the folder is absent."""
+    if not DATA.is_dir():
+        pytest.skip(f"the shared data folder is absent ({DATA})")
+    return DATA
