@@ -233,9 +233,10 @@ def jobs(
 @jobs_cli.command("cancel")
 def jobs_cancel(job_id: int) -> None:
     """Cancel a job that has not finished."""
-    from app.jobs.service import cancel_job
+    from app.jobs.service import cancel_job, signal_cancel
 
-    with user_errors(), transaction() as session:
+    signal_cancel(job_id)
+    with user_errors(), transaction(writer=True) as session:
         cancel_job(session, job_id)
     out.print(f"job {job_id} cancelled")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from celery import Celery
@@ -40,4 +41,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-celery_app = make_celery()
+@lru_cache
+def get_celery() -> Celery:
+    """The process's Celery app for the current settings (cache_clear() after they change)."""
+    return make_celery()
+
+
+celery_app = get_celery()  # what `celery -A workers.celery_app:celery_app worker` loads

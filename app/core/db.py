@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from fastapi import Request
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +30,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock at once: a writer that read first would otherwise
+        # fail outright if another connection committed in between (WAL snapshot rule).
+        mode = connection.get_execution_options().get("sqlite_begin", "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -55,10 +59,21 @@ def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
     return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
 
 
+@lru_cache
+def _writer(engine: Engine) -> Engine:
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
+
+
 @contextmanager
-def transaction(engine: Engine | None = None) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with session_factory(engine)() as session:
+def transaction(engine: Engine | None = None, *, writer: bool = False) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error.
+
+    `writer=True` marks a unit of work that will write: on SQLite its first statement takes
+    the write lock, so that it waits for another writer instead of failing when it upgrades
+    from reading to writing.
+    """
+    engine = engine or get_engine()
+    with session_factory(_writer(engine) if writer else engine)() as session:
         try:
             yield session
             session.commit()
@@ -72,7 +87,7 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def get_session() -> Iterator[Session]:
+def get_session(request: Request) -> Iterator[Session]:
     """FastAPI dependency: one transaction per request, committed when the route returns."""
-    with transaction() as session:
+    with transaction(writer=request.method not in ("GET", "HEAD", "OPTIONS")) as session:
         yield session

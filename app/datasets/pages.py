@@ -1,5 +1,133 @@
-"""Browser pages of the datasets domain."""
+"""Pages for datasets and their examples: browse, filter, page through, upload."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import shutil
+import uuid
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.db import get_session
+from app.core.errors import InvalidInput
+from app.core.web import check_csrf, is_htmx, page_user, render, require_page_role
+from app.datasets import service
+from app.datasets.importer import FORMATS
+from app.models import ExampleStatus, Role, User
+
+# Every state-changing request to these pages must carry the session's CSRF token.
+router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
+DB = Annotated[Session, Depends(get_session)]
+SignedIn = Annotated[User, Depends(page_user)]
+Lead = Annotated[User, Depends(require_page_role(Role.LEAD))]
+PAGE_SIZE = 50
+
+
+def dataset_url(name: str) -> str:
+    """The page of a dataset (names may hold any printable character)."""
+    return "/datasets/" + quote(name, safe="/")
+
+
+def _list_page(
+    request: Request, session: Session, user: User, error: str | None = None, status: int = 200
+) -> HTMLResponse:
+    context = {
+        "user": user,
+        "section": "datasets",
+        "datasets": [(d, n, dataset_url(d.name)) for d, n in service.list_datasets(session)],
+        "formats": FORMATS,
+        "can_import": user.has_role(Role.LEAD),
+        "error": error,
+    }
+    return render(request, "datasets/list.html", context, status_code=status)
+
+
+@router.get("/datasets")
+def list_datasets(request: Request, session: DB, user: SignedIn) -> HTMLResponse:
+    """Every dataset with its size; leads also get the upload form."""
+    return _list_page(request, session, user)
+
+
+@router.post("/datasets/import", response_model=None)
+def import_file(
+    request: Request,
+    session: DB,
+    user: Lead,
+    file: Annotated[UploadFile, File()],
+    dataset: Annotated[str, Form()] = "",
+    format: Annotated[str, Form()] = "auto",
+    skip_invalid: Annotated[bool, Form()] = False,
+    source: Annotated[str, Form()] = "",
+) -> Response:
+    """Save an upload and import it as a background job; the dataset is created if new."""
+    try:
+        if format not in FORMATS:
+            raise InvalidInput(f"unknown format {format!r}")
+        if not file.filename:
+            raise InvalidInput("choose a file to import")
+        target = service.get_or_create_dataset(session, dataset, user)
+    except InvalidInput as exc:
+        return _list_page(request, session, user, exc.message, status=422)
+    uploads = get_settings().uploads_dir
+    uploads.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(c for c in file.filename.rsplit(".", 1)[-1][:10] if c.isalnum())
+    path = uploads / f"{uuid.uuid4().hex}.{suffix or 'dat'}"
+    with path.open("wb") as out:
+        shutil.copyfileobj(file.file, out, length=1 << 20)
+    service.start_import_job(
+        session, target, path, fmt=format, skip_invalid=skip_invalid,
+        source=source.strip() or None, user=user,
+    )  # fmt: skip
+    return RedirectResponse("/jobs", status_code=303)
+
+
+@router.get("/datasets/{name:path}")
+def dataset_page(
+    request: Request,
+    name: str,
+    session: DB,
+    user: SignedIn,
+    source: str = "",
+    status: str = "",
+    q: str = "",
+    after: int | None = None,
+) -> HTMLResponse:
+    """A dataset's examples, filtered and paged by id; htmx gets only the table."""
+    dataset = service.get_dataset(session, name)
+    filters = service.ExampleFilter(source=source or None, status=status or None, q=q or None)
+    examples, next_after = service.list_examples(session, dataset, filters, after, PAGE_SIZE)
+    base = dataset_url(dataset.name)
+    query = {k: v for k, v in (("source", source), ("status", status), ("q", q)) if v}
+    context = {
+        "user": user,
+        "section": "datasets",
+        "dataset": dataset,
+        # The table alone (htmx) does not show the total: skip counting a large pool.
+        "total": None if is_htmx(request) else service.count_examples(session, dataset),
+        "examples": examples,
+        "filters": filters,
+        "statuses": [s.value for s in ExampleStatus],
+        "base_url": base,
+        "first_url": f"{base}?{urlencode(query)}" if after is not None else None,
+        "next_url": (
+            f"{base}?{urlencode({**query, 'after': next_after})}" if next_after is not None else None
+        ),
+    }
+    return render(request, "datasets/detail.html", context, fragment="datasets/_examples.html")
+
+
+@router.get("/examples/{example_id}")
+def example_page(request: Request, example_id: int, session: DB, user: SignedIn) -> HTMLResponse:
+    """One example: its turns as plain text, and where it came from."""
+    example = service.get_example(session, example_id)
+    context = {
+        "user": user,
+        "section": "datasets",
+        "example": example,
+        "dataset_url": dataset_url(example.dataset.name),
+    }
+    return render(request, "datasets/example.html", context)

@@ -1,5 +1,62 @@
-"""Browser pages of the jobs domain."""
+"""The jobs page: recent background jobs with live progress, and cancelling them."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from app.core.db import get_session
+from app.core.errors import Conflict
+from app.core.web import check_csrf, is_htmx, page_user, render, require_page_role
+from app.jobs import service
+from app.models import Dataset, JobState, Role, User
+
+# Every state-changing request to these pages must carry the session's CSRF token.
+router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
+DB = Annotated[Session, Depends(get_session)]
+SignedIn = Annotated[User, Depends(page_user)]
+Lead = Annotated[User, Depends(require_page_role(Role.LEAD))]
+ACTIVE = frozenset({JobState.QUEUED.value, JobState.RUNNING.value})
+
+
+def _jobs_page(
+    request: Request, session: Session, user: User, notice: str | None = None
+) -> HTMLResponse:
+    jobs = service.list_jobs(session)
+    dataset_ids = {j.dataset_id for j in jobs if j.dataset_id is not None}
+    datasets = {i: d.name for i in dataset_ids if (d := session.get(Dataset, i)) is not None}
+    context = {
+        "user": user,
+        "section": "jobs",
+        "jobs": jobs,
+        "datasets": datasets,
+        # The table polls for fresh progress only while something can still move.
+        "polling": any(j.state in ACTIVE for j in jobs),
+        "can_cancel": user.has_role(Role.LEAD),
+        "notice": notice,
+    }
+    return render(request, "jobs/list.html", context, fragment="jobs/_table.html")
+
+
+@router.get("/jobs")
+def jobs_page(request: Request, session: DB, user: SignedIn) -> HTMLResponse:
+    """The newest jobs with their progress; htmx gets only the table."""
+    return _jobs_page(request, session, user)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=None)
+def cancel(request: Request, job_id: int, session: DB, user: Lead) -> Response:
+    """Cancel a job that has not finished; htmx gets the refreshed table."""
+    notice = None
+    try:
+        service.cancel_job(session, job_id)
+    except Conflict as exc:  # it finished meanwhile: show the table as it is now
+        notice = exc.message
+    if is_htmx(request):
+        return _jobs_page(request, session, user, notice)
+    if notice is not None:
+        raise Conflict(notice)
+    return RedirectResponse("/jobs", status_code=303)

@@ -37,8 +37,9 @@ def get_job(
 @router.post("/{job_id}/cancel", response_model=JobOut)
 def cancel_job(
     job_id: int,
-    session: Session = Depends(get_session),
     _: User = Depends(require_api_role(Role.LEAD)),
+    session: Session = Depends(get_session),
 ) -> JobOut:
     """Cancel a job that has not finished."""
+    service.signal_cancel(job_id)
     return JobOut.model_validate(service.cancel_job(session, job_id))

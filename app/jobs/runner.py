@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.core.db import transaction
 from app.core.errors import SiftError
 from app.models import Job, JobState
+from app.jobs.service import cancel_marker
 from app.models.base import utcnow
 
 log = structlog.get_logger(__name__)
@@ -55,7 +56,8 @@ class Progress:
 
     On PostgreSQL each report is its own short transaction, so the browser sees it while the
     job's work is still uncommitted. SQLite has one writer at a time and the job holds it, so
-    there progress stays in memory and reaches the row with the job's final commit.
+    there progress stays in memory and reaches the row with the job's final commit, and a
+    cancel arrives as a marker file (see `cancel_marker`).
     """
 
     def __init__(
@@ -83,13 +85,16 @@ class Progress:
         if not force and now - self._last < self.interval_s:
             return
         self._last = now
+        if cancel_marker(self.job_id).exists():
+            raise JobCancelled()
+        if not self.durable:
+            return
         with transaction() as session:
-            if self.durable:
-                session.execute(
-                    update(Job)
-                    .where(Job.id == self.job_id)
-                    .values(done=self.done, total=self.total, heartbeat_at=utcnow())
-                )
+            session.execute(
+                update(Job)
+                .where(Job.id == self.job_id)
+                .values(done=self.done, total=self.total, heartbeat_at=utcnow())
+            )
             state = session.scalar(select(Job.state).where(Job.id == self.job_id))
         if state == JobState.CANCELLED.value:
             raise JobCancelled()
@@ -113,6 +118,7 @@ def _claim(job_id: int) -> Job | None:
 
 
 def _finish(job_id: int, state: JobState, error: str | None = None) -> None:
+    cancel_marker(job_id).unlink(missing_ok=True)
     with transaction() as session:
         job = session.get(Job, job_id)
         if job is not None and not job.is_terminal:
@@ -132,7 +138,7 @@ def execute_job(job_id: int, listener: Callable[[int, int | None], None] | None 
         return JobState.FAILED.value
     log.info("job.start", job_id=job_id, kind=claimed.kind, attempt=claimed.attempts)
     try:
-        with transaction() as session:
+        with transaction(writer=True) as session:
             durable = session.get_bind().dialect.name != "sqlite"
             progress = Progress(job_id, durable=durable, listener=listener)
             job = session.get(Job, job_id)
@@ -159,5 +165,6 @@ def execute_job(job_id: int, listener: Callable[[int, int | None], None] | None 
         log.exception("job.crashed", job_id=job_id)
         _finish(job_id, JobState.FAILED, f"{type(exc).__name__}: {exc}")
         return JobState.FAILED.value
+    cancel_marker(job_id).unlink(missing_ok=True)
     log.info("job.done", job_id=job_id, counts=counts)
     return JobState.SUCCEEDED.value

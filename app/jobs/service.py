@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select
@@ -37,9 +38,9 @@ def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
 
 def enqueue(job_id: int, queue: str) -> None:
     """Hand a job to the workers of its queue."""
-    from workers.celery_app import celery_app
+    from workers.celery_app import get_celery
 
-    celery_app.send_task("sift.run_job", args=[job_id], queue=queue)
+    get_celery().send_task("sift.run_job", args=[job_id], queue=queue)
 
 
 def create_job(
@@ -98,11 +99,32 @@ def list_jobs(session: Session, limit: int = 50, active_only: bool = False) -> l
     return list(session.scalars(query))
 
 
+def cancel_marker(job_id: int) -> Path:
+    """A file that tells a running job to stop, for SQLite where the job holds the only
+    write lock until it ends (the web and the embedded worker share the data directory)."""
+    return get_settings().data_dir / "cancel" / str(job_id)
+
+
+def signal_cancel(job_id: int) -> None:
+    """Tell a running job to stop, before touching the database (see `cancel_marker`)."""
+    marker = cancel_marker(job_id)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
 def cancel_job(session: Session, job_id: int) -> Job:
-    """Cancel a queued, running or paused job; a running task stops at its next check."""
+    """Cancel a queued, running or paused job; a running task stops at its next check.
+
+    On SQLite call `signal_cancel` first: a running job holds the write lock until it sees it.
+    """
     job = get_job(session, job_id)
+    if job.state == JobState.CANCELLED.value:
+        return job  # cancelling twice is not an error
     if job.is_terminal:
+        cancel_marker(job_id).unlink(missing_ok=True)
         raise Conflict(f"job {job_id} has already {job.state}", state=job.state)
+    if job.state == JobState.RUNNING.value:
+        signal_cancel(job_id)
     job.state = JobState.CANCELLED.value
     job.finished_at = utcnow()
     return job

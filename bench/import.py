@@ -1,0 +1,305 @@
+"""Benchmark: importing Alpaca-format JSON into PostgreSQL (and SQLite) with Sift.
+
+Targets (DESIGN.md, "Performance targets"): >= 20,000 examples/s into PostgreSQL, within 2x of
+a raw `COPY` of the same rows measured in the same run, and memory flat in the file's size.
+
+    python bench/import.py              # 200,000 examples
+    python bench/import.py --n 20000    # quicker
+    python bench/import.py --profile    # also cProfile one Sift import into PostgreSQL
+
+The examples are the real records of ../shared/data/alpagasus/random_9k.json (read in place),
+repeated with a " (variant i)" suffix on the instruction so that every one is new. Sift's
+imports run in a fresh child process each, so that the peak RSS reported is the import's own.
+PostgreSQL work happens in the database `sift_bench` (created when missing, its schema dropped
+and migrated on every run); the `test` database is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATA = ROOT.parent / "shared" / "data" / "alpagasus" / "random_9k.json"
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/sift_bench"
+TARGET_RATE = 20_000
+TARGET_RATIO = 2.0
+RAW_COLUMNS = (
+    "dataset_id", "messages", "instruction", "input", "output", "source", "category", "meta",
+    "external_id", "content_hash", "source_format", "source_keys", "origin", "status", "version",
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------- databases
+
+
+def _plain(url: str) -> str:
+    """A libpq URL for psycopg from a SQLAlchemy one."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def prepare_postgres(url: str) -> None:
+    """Create the bench database if missing, drop its schema and migrate it to head."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    database = make_url(url).database
+    if database in (None, "test", "postgres"):
+        raise SystemExit(f"refusing to benchmark in the database {database!r}: use a dedicated one")
+    admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(_plain(admin), autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not found:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    with psycopg.connect(_plain(url), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    migrate(url)
+
+
+def migrate(url: str) -> None:
+    """Upgrade a database to the latest migration, as the test suite does."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "head")
+
+
+# ---------------------------------------------------------------- data
+
+
+def build_records(n: int) -> list[dict[str, Any]]:
+    """N unique Alpaca records made from the real ones, in a cycle."""
+    base = orjson.loads(DATA.read_bytes())
+    records = []
+    for i in range(n):
+        record = dict(base[i % len(base)])
+        record["instruction"] = f"{record['instruction']} (variant {i})"
+        records.append(record)
+    return records
+
+
+def write_json(records: list[dict[str, Any]], path: Path) -> None:
+    """A JSON list, indented like the source file."""
+    path.write_bytes(orjson.dumps(records, option=orjson.OPT_INDENT_2))
+
+
+def raw_rows(records: list[dict[str, Any]], dataset_id: int) -> list[tuple[Any, ...]]:
+    """The column values Sift writes for each record, computed ahead of the timed COPY."""
+    from app.datasets.records import parse_alpaca
+
+    rows = []
+    for record in records:
+        d = parse_alpaca(record)
+        rows.append((
+            dataset_id, orjson.dumps(d.messages).decode(), d.instruction, d.input, d.output,
+            d.source, d.category, orjson.dumps(d.meta).decode(), d.external_id, d.content_hash,
+            d.source_format, orjson.dumps(d.source_keys).decode(), "import", "candidate", 1,
+        ))  # fmt: skip
+    return rows
+
+
+def raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
+    """Seconds for a plain COPY of the rows into a copy of `examples` (same indexes), committed."""
+    import psycopg
+
+    with psycopg.connect(_plain(url)) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_raw")
+        conn.execute("CREATE TABLE bench_raw (LIKE examples INCLUDING ALL)")
+        conn.commit()
+        start = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(
+            f"COPY bench_raw ({', '.join(RAW_COLUMNS)}) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        elapsed = time.perf_counter() - start
+        count = conn.execute("SELECT count(*) FROM bench_raw").fetchone()
+        assert count is not None and count[0] == len(rows), count
+        conn.execute("DROP TABLE bench_raw")
+        conn.commit()
+    return elapsed
+
+
+# ---------------------------------------------------------------- Sift's import (child process)
+
+
+def _status_mib(field: str) -> float | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    line = next((x for x in status.splitlines() if x.startswith(f"{field}:")), None)
+    return int(line.split()[1]) / 1024 if line else None
+
+
+def reset_peak_rss() -> float:
+    """Reset the peak-RSS mark where Linux allows it; return the resident set now (MiB)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    return _status_mib("VmRSS") or peak_rss()
+
+
+def peak_rss() -> float:
+    """The process's peak resident set (MiB) since the last reset."""
+    peak = _status_mib("VmHWM")
+    if peak is None:  # not Linux: ru_maxrss, never reset
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak
+
+
+def child(url: str, path: Path, name: str, reimport: bool, profile: Path | None) -> None:
+    """Import the file into a new dataset, time it (and a re-import); print one JSON line."""
+    from app.core.db import make_engine, session_factory
+    from app.datasets.importer import import_file
+    from app.models import Dataset
+
+    engine = make_engine(url)
+    factory = session_factory(engine)
+    with factory() as session:
+        dataset = Dataset(name=name)
+        session.add(dataset)
+        session.commit()
+    result: dict[str, Any] = {"rss_before_mib": reset_peak_rss()}
+    runs = ["first", "again"] if reimport else ["first"]
+    for run in runs:
+        profiler = cProfile.Profile() if profile and run == "first" else None
+        with factory() as session:
+            target = session.get(Dataset, dataset.id)
+            assert target is not None
+            start = time.perf_counter()
+            if profiler:
+                profiler.enable()
+            summary = import_file(session, target, path)
+            session.commit()
+            if profiler:
+                profiler.disable()
+            elapsed = time.perf_counter() - start
+        result[run] = {"seconds": elapsed, **summary.counts()}
+        result[f"rss_after_{run}_mib"] = peak_rss()
+        if profiler and profile:
+            profiler.dump_stats(profile)
+    engine.dispose()
+    print(json.dumps(result))
+
+
+def run_child(url: str, path: Path, name: str, *, reimport: bool = False,
+              profile: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run `child` in a fresh interpreter and return what it reported."""
+    command = [sys.executable, __file__, "--child", url, str(path), name]
+    if reimport:
+        command.append("--reimport")
+    if profile:
+        command += ["--profile-out", str(profile)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the import child failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- report
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:>10,.0f} examples/s  ({seconds:6.2f} s)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200_000, help="examples to import")
+    parser.add_argument("--url", default=os.environ.get("SIFT_BENCH_POSTGRES_URL", DEFAULT_URL))
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite import")
+    parser.add_argument("--profile", action="store_true", help="cProfile a Sift PG import")
+    parser.add_argument("--child", nargs=3, metavar=("URL", "FILE", "DATASET"), help=argparse.SUPPRESS)
+    parser.add_argument("--reimport", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        url, path, name = args.child
+        child(url, Path(path), name, args.reimport, args.profile_out)
+        return
+    if not DATA.is_file():
+        raise SystemExit(f"the data file is missing: {DATA}")
+
+    n, quarter = args.n, max(args.n // 4, 1)
+    print(f"Sift import benchmark: {n:,} Alpaca examples from {DATA.name}, 2 runs of COPY")
+    prepare_postgres(args.url)
+    records = build_records(n)
+    with tempfile.TemporaryDirectory(prefix="sift-bench-") as tmp:
+        folder = Path(tmp)
+        full, small = folder / f"alpaca_{n}.json", folder / f"alpaca_{quarter}.json"
+        write_json(records, full)
+        write_json(records[:quarter], small)
+        print(f"  file: {full.stat().st_size / 2**20:,.1f} MiB ({small.stat().st_size / 2**20:,.1f}"
+              f" MiB for the {quarter:,}-example memory run)")  # fmt: skip
+
+        # The reference: the same rows, already computed, COPYed into a twin of `examples`.
+        rows = raw_rows(records, dataset_id=1)
+        del records
+        copy_seconds = min(raw_copy(args.url, rows) for _ in range(2))
+        del rows
+
+        small_run = run_child(args.url, small, "bench-quarter")
+        pg = run_child(args.url, full, "bench-full", reimport=True)
+        assert pg["first"]["new"] == n, pg
+        assert pg["again"]["duplicate"] == n, pg
+
+        sqlite = None
+        if not args.no_sqlite:
+            sqlite_url = f"sqlite:///{folder / 'bench.db'}"
+            migrate(sqlite_url)
+            sqlite = run_child(sqlite_url, full, "bench-full", reimport=True)
+            assert sqlite["first"]["new"] == n, sqlite
+
+        profile_path = None
+        if args.profile:
+            profile_path = folder / "import.prof"
+            run_child(args.url, full, "bench-profile", profile=profile_path)
+            pstats.Stats(str(profile_path)).sort_stats("cumulative").print_stats(25)
+            pstats.Stats(str(profile_path)).sort_stats("tottime").print_stats(20)
+
+    sift_seconds = pg["first"]["seconds"]
+    ratio = sift_seconds / copy_seconds
+    print()
+    print(f"  raw COPY (reference)      {rate(n, copy_seconds)}")
+    print(f"  Sift -> PostgreSQL        {rate(n, sift_seconds)}")
+    print(f"  Sift re-import (all dup)  {rate(n, pg['again']['seconds'])}")
+    if sqlite:
+        print(f"  Sift -> SQLite            {rate(n, sqlite['first']['seconds'])}")
+        print(f"  Sift SQLite re-import     {rate(n, sqlite['again']['seconds'])}")
+    print()
+    ok_rate = n / sift_seconds >= TARGET_RATE
+    ok_ratio = ratio <= TARGET_RATIO
+    print(f"  ratio Sift-PG / raw COPY  {ratio:.2f}x   (target <= {TARGET_RATIO}x: "
+          f"{'met' if ok_ratio else 'MISSED'})")  # fmt: skip
+    print(f"  rate target {TARGET_RATE:,}/s     {'met' if ok_rate else 'MISSED'}")
+    small_delta = small_run["rss_after_first_mib"] - small_run["rss_before_mib"]
+    full_delta = pg["rss_after_first_mib"] - pg["rss_before_mib"]
+    print(f"  peak RSS growth of import {small_delta:,.1f} MiB for {quarter:,} examples, "
+          f"{full_delta:,.1f} MiB for {n:,} (process baseline {pg['rss_before_mib']:,.0f} MiB)")
+    flat = full_delta <= max(2 * small_delta, small_delta + 32)
+    print(f"  memory flat in file size  {'yes' if flat else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

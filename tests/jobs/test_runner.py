@@ -1,0 +1,172 @@
+"""The job runner: one transaction per job, idempotent, cancellable, with progress."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from app.core.db import transaction
+from app.datasets.service import create_dataset, start_import_job
+from app.jobs.registry import load_handlers
+from app.jobs.runner import Progress, execute_job, job_handler
+from app.jobs.service import (
+    cancel_job,
+    create_job,
+    resume_job,
+    signal_cancel,
+    sweep_stale_jobs,
+)
+from app.models import Dataset, Example, Job, JobState
+from app.models.base import utcnow
+from tests.factories import alpaca_record, write_json
+
+load_handlers()
+
+
+def _import_job(tmp_path: Path, records: list[dict[str, Any]], **options: Any) -> int:
+    path = write_json(tmp_path / "records.json", records)
+    with transaction() as session:
+        dataset = create_dataset(session, "pool")
+        return start_import_job(session, dataset, path, send=False, **options).id
+
+
+def _job(job_id: int) -> Job:
+    with transaction() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def _examples() -> int:
+    with transaction() as session:
+        return session.scalar(select(func.count()).select_from(Example)) or 0
+
+
+def test_import_job_succeeds_with_counts_and_progress(committed: Engine, tmp_path: Path) -> None:
+    job_id = _import_job(tmp_path, [alpaca_record(i) for i in range(50)])
+    seen: list[tuple[int, int | None]] = []
+    assert execute_job(job_id, lambda done, total: seen.append((done, total))) == "succeeded"
+    job = _job(job_id)
+    assert job.counts["new"] == 50 and job.counts["invalid"] == 0
+    assert job.attempts == 1 and job.finished_at is not None
+    assert job.total and job.done == job.total  # bytes of the file, set not incremented
+    assert seen[-1][0] == seen[-1][1]
+    assert _examples() == 50
+
+
+def test_a_job_delivered_twice_runs_once(committed: Engine, tmp_path: Path) -> None:
+    job_id = _import_job(tmp_path, [alpaca_record(i) for i in range(5)])
+    assert execute_job(job_id) == "succeeded"
+    assert execute_job(job_id) == "skipped"
+    assert _job(job_id).attempts == 1
+
+
+def test_a_crashed_job_rerun_writes_nothing_twice(committed: Engine, tmp_path: Path) -> None:
+    job_id = _import_job(tmp_path, [alpaca_record(i) for i in range(5)])
+    assert execute_job(job_id) == "succeeded"
+    with transaction() as session:  # as if the worker died before recording success
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.state = JobState.RUNNING.value
+    assert execute_job(job_id) == "succeeded"
+    assert _job(job_id).counts["new"] == 0
+    assert _examples() == 5
+
+
+def test_invalid_file_fails_the_job_and_writes_nothing(committed: Engine, tmp_path: Path) -> None:
+    job_id = _import_job(tmp_path, [alpaca_record(1), {"instruction": "no answer"}])
+    assert execute_job(job_id) == "failed"
+    job = _job(job_id)
+    assert "record 2" in (job.error or "") and "output" in (job.error or "")
+    assert _examples() == 0
+
+
+def test_cancel_while_running_rolls_back(committed: Engine) -> None:
+    cancelling = threading.Thread()
+
+    @job_handler("test-cancelled-midway", queue="cpu")
+    def handler(session: Session, job: Job, progress: Progress) -> dict[str, Any]:
+        nonlocal cancelling
+        create_dataset(session, "half-written")
+        session.flush()
+
+        def cancel() -> None:
+            signal_cancel(job.id)
+            with transaction(writer=True) as other:  # on SQLite: waits for the job's lock
+                cancel_job(other, job.id)
+
+        cancelling = threading.Thread(target=cancel)
+        cancelling.start()
+        for _ in range(200):
+            time.sleep(0.05)
+            progress(1, 10, force=True)
+        raise AssertionError("progress never noticed the cancel")
+
+    with transaction() as session:
+        job_id = create_job(session, "test-cancelled-midway", {}, queue="cpu", send=False).id
+    assert execute_job(job_id) == "cancelled"
+    cancelling.join(timeout=30)
+    assert _job(job_id).state == JobState.CANCELLED.value
+    with transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Dataset)) == 0
+
+
+def test_a_cancelled_queued_job_never_runs(committed: Engine, tmp_path: Path) -> None:
+    job_id = _import_job(tmp_path, [alpaca_record(1)])
+    with transaction() as session:
+        cancel_job(session, job_id)
+    assert execute_job(job_id) == "skipped"
+    assert _examples() == 0
+
+
+def test_sweeper_requeues_stale_jobs_and_gives_up_after_max_attempts(committed: Engine) -> None:
+    with transaction() as session:
+        stale = create_job(session, "import", {}, queue="cpu", send=False)
+        dead = create_job(session, "import", {}, queue="cpu", send=False)
+        fresh = create_job(session, "import", {}, queue="cpu", send=False)
+        for job, attempts in ((stale, 1), (dead, 3), (fresh, 1)):
+            job.state = JobState.RUNNING.value
+            job.attempts = attempts
+            job.heartbeat_at = utcnow() - timedelta(hours=1)
+        fresh.heartbeat_at = utcnow()
+        session.flush()
+        ids = (stale.id, dead.id, fresh.id)
+        requeued = sweep_stale_jobs(session)
+        session.info.pop("sift_after_commit", None)  # nothing to deliver in this test
+    assert requeued == [ids[0]]
+    assert [_job(i).state for i in ids] == ["queued", "failed", "running"]
+
+
+def test_resume_only_paused_or_failed(committed: Engine, tmp_path: Path) -> None:
+    job_id = _import_job(tmp_path, [alpaca_record(1), {"instruction": "x"}])
+    execute_job(job_id)
+    with transaction() as session:
+        resume_job(session, job_id)
+        session.info.pop("sift_after_commit", None)
+    assert _job(job_id).state == "queued"
+
+
+@pytest.mark.parametrize("committed", ["postgresql"], indirect=True)
+def test_jobs_are_enqueued_only_after_commit(committed: Engine) -> None:
+    import redis
+
+    from tests.services import REDIS_URL
+
+    broker = redis.Redis.from_url(REDIS_URL)
+    with pytest.raises(RuntimeError), transaction() as session:
+        create_job(session, "import", {}, queue="cpu")
+        raise RuntimeError("the request failed after creating the job")
+    assert broker.llen("cpu") == 0
+    with transaction() as session:
+        job_id = create_job(session, "import", {}, queue="cpu").id
+        assert broker.llen("cpu") == 0  # not before the commit
+    assert broker.llen("cpu") == 1
+    assert _job(job_id).state == "queued"
