@@ -416,3 +416,7 @@ def main() -> None:
     """Entry point of the `sift` command."""
     cli()
 
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -52,6 +53,15 @@ def create_app() -> FastAPI:
     @app.exception_handler(StaleDataError)
     async def stale(request: Request, exc: StaleDataError) -> Response:
         return _error_response(request, 409, "the example was changed by someone else", {})
+
+    @app.exception_handler(OperationalError)
+    async def busy(request: Request, exc: OperationalError) -> Response:
+        # SQLite in the embedded default: a writer lost the lock to a job; asking again works.
+        if "database is locked" not in str(exc.orig):
+            raise exc
+        response = _error_response(request, 503, "the database is busy: try again", {})
+        response.headers["retry-after"] = "1"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -6,13 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import get_settings
+
+F = TypeVar("F")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -87,7 +89,16 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def defer_write_lock(endpoint: F) -> F:
+    """Mark a route whose writes must not take SQLite's write lock before its body runs
+    (cancel: it must reach the running job that holds the lock first)."""
+    endpoint.defer_write_lock = True  # type: ignore[attr-defined]
+    return endpoint
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """FastAPI dependency: one transaction per request, committed when the route returns."""
-    with transaction(writer=request.method not in ("GET", "HEAD", "OPTIONS")) as session:
+    deferred = getattr(request.scope.get("endpoint"), "defer_write_lock", False)
+    writes = request.method not in ("GET", "HEAD", "OPTIONS")
+    with transaction(writer=writes and not deferred) as session:
         yield session

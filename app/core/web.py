@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -98,7 +99,10 @@ def render(
 def error_page(request: Request, status: int, message: str) -> Response:
     """An error as a page; anonymous visitors are sent to sign in instead."""
     if status == 401:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        target = f"/login?next={quote(request.url.path)}"
+        if is_htmx(request):  # a polling fragment must not swap the login page into itself
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
     return render(request, "error.html", {"status": status, "message": message},
                   status_code=status)  # fmt: skip
 

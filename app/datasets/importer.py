@@ -10,6 +10,7 @@ ask to skip bad records, nothing is written: the error names every bad record.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import InvalidInput
 from app.datasets.readers import FileError, RecordStream, detect_container
 from app.datasets.records import PARSERS, ExampleDraft, RecordError, detect_format
-from app.models import Dataset, Example, ExampleStatus, Origin
+from app.models import Dataset, ExampleStatus, Origin
 
 FORMATS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "lima", "csv", "parquet", "jsonl")
 MAX_REPORTED_ERRORS = 100
@@ -106,6 +107,10 @@ class _Sink:
         """Move what was staged into `examples`; return how many rows were new."""
         raise NotImplementedError  # pragma: no cover
 
+    def abort(self) -> None:
+        """Take back everything staged (the caller's transaction stays usable)."""
+        raise NotImplementedError  # pragma: no cover
+
 
 class _PostgresSink(_Sink):
     def __init__(self, session: Session, dataset_id: int, origin: str) -> None:
@@ -160,6 +165,8 @@ class _SqliteSink(_Sink):
     def __init__(self, session: Session, dataset_id: int, origin: str) -> None:
         super().__init__(session, dataset_id, origin)
         self.cursor = session.connection().connection.driver_connection.cursor()
+        # Batches go straight into `examples`; a savepoint lets an abort take them back.
+        self.cursor.execute("SAVEPOINT sift_import")
         self.batch: list[tuple[Any, ...]] = []
         self.new = 0
         self.statement = (
@@ -186,10 +193,13 @@ class _SqliteSink(_Sink):
 
     def finish(self) -> int:
         self._flush()
+        self.cursor.execute("RELEASE SAVEPOINT sift_import")
         return self.new
 
     def abort(self) -> None:
         self.batch = []
+        self.cursor.execute("ROLLBACK TO SAVEPOINT sift_import")
+        self.cursor.execute("RELEASE SAVEPOINT sift_import")
 
 
 def _resolve(path: Path, fmt: str) -> tuple[str, str | None]:
@@ -276,7 +286,8 @@ def import_file(
         sink.abort()
         raise InvalidInput(str(exc)) from exc
     except BaseException:
-        sink.abort()
+        with suppress(Exception):  # the original error matters more than a failed cleanup
+            sink.abort()
         raise
     if summary.invalid and not skip_invalid:
         sink.abort()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
@@ -11,7 +9,6 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.core.db import get_session
 from app.core.errors import InvalidInput
 from app.core.web import check_csrf, is_htmx, page_user, render, require_page_role
@@ -72,12 +69,7 @@ def import_file(
         target = service.get_or_create_dataset(session, dataset, user)
     except InvalidInput as exc:
         return _list_page(request, session, user, exc.message, status=422)
-    uploads = get_settings().uploads_dir
-    uploads.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(c for c in file.filename.rsplit(".", 1)[-1][:10] if c.isalnum())
-    path = uploads / f"{uuid.uuid4().hex}.{suffix or 'dat'}"
-    with path.open("wb") as out:
-        shutil.copyfileobj(file.file, out, length=1 << 20)
+    path = service.save_upload(file.file, file.filename)
     service.start_import_job(
         session, target, path, fmt=format, skip_invalid=skip_invalid,
         source=source.strip() or None, user=user,
@@ -114,7 +106,9 @@ def dataset_page(
         "base_url": base,
         "first_url": f"{base}?{urlencode(query)}" if after is not None else None,
         "next_url": (
-            f"{base}?{urlencode({**query, 'after': next_after})}" if next_after is not None else None
+            f"{base}?{urlencode({**query, 'after': next_after})}"
+            if next_after is not None
+            else None
         ),
     }
     return render(request, "datasets/detail.html", context, fragment="datasets/_examples.html")

@@ -94,15 +94,25 @@ def read_json_list(fh: io.BufferedReader) -> Iterator[SourceRecord]:
             yield SourceRecord(number, value)
     except UnicodeDecodeError:
         yield SourceRecord(number + 1, error=RecordError("the text is not valid UTF-8"))
+        return
     except ijson.JSONError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "malformed JSON"
-        if isinstance(exc, ijson.IncompleteJSONError) and "premature EOF" in reason:
-            reason = "the file ends in the middle of this record (truncated JSON)"
-        elif "invalid UTF-8" in reason or "utf-8" in reason.lower():
-            reason = "the text is not valid UTF-8"
-        yield SourceRecord(number + 1, error=RecordError(f"malformed JSON: {reason}"))
+        yield SourceRecord(number + 1, error=RecordError(_ijson_reason(exc)))
+        return
     if number == 0:
         raise FileError("the JSON list is empty: there are no records to import")
+
+
+def _ijson_reason(exc: Exception) -> str:
+    text = exc.args[0] if exc.args else ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = str(text).strip()
+    if "utf8" in text.lower().replace("-", ""):
+        return "the text is not valid UTF-8"
+    if isinstance(exc, ijson.IncompleteJSONError) and "premature eof" in text.lower():
+        return "malformed JSON: the file ends in the middle of this record (truncated)"
+    first_line = text.splitlines()[0] if text else "malformed JSON"
+    return f"malformed JSON: {first_line}"
 
 
 def read_jsonl(fh: io.BufferedReader, max_chars: int) -> Iterator[SourceRecord]:
@@ -141,20 +151,39 @@ def _too_large(size: int, max_chars: int) -> RecordError:
     )
 
 
+class _BadLine(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def _decoded_lines(fh: IO[bytes]) -> Iterator[str]:
+    """Lines of a file decoded one at a time, so a bad byte is pinned to its line."""
+    for line_number, raw in enumerate(fh, 1):
+        if line_number == 1:
+            raw = raw.removeprefix(BOM)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _BadLine(line_number) from exc
+
+
 def read_csv(path: Path, max_chars: int) -> Iterator[SourceRecord]:
     """Rows of a CSV file with a header row, numbered by row."""
     csv.field_size_limit(max_chars)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
+    with path.open("rb") as fh:
+        reader = csv.DictReader(_decoded_lines(fh), delimiter=delimiter)
         number = 0
         try:
             for number, row in enumerate(reader, 1):
                 yield SourceRecord(number, {k: v for k, v in row.items() if k is not None})
-        except UnicodeDecodeError:
-            yield SourceRecord(number + 1, error=RecordError("the text is not valid UTF-8"))
+        except _BadLine as exc:
+            reason = f"the text is not valid UTF-8 (line {exc.line} of the file)"
+            yield SourceRecord(number + 1, error=RecordError(reason))
+            return
         except csv.Error as exc:
             yield SourceRecord(number + 1, error=RecordError(f"malformed CSV: {exc}"))
+            return
         if reader.fieldnames is None:
             raise FileError(f"{path.name} is empty: there are no records to import")
 

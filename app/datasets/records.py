@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {
     "human": "user",
@@ -84,6 +86,8 @@ def _text(record: Mapping[str, Any], key: str, *, required: bool, allow_empty: b
     value = record[key]
     if not isinstance(value, str):
         raise RecordError(f"field '{key}' must be a string, got {_type_name(value)}")
+    if "\x00" in value:
+        raise RecordError(f"field '{key}' contains a NUL character")
     if not allow_empty and not value.strip():
         raise RecordError(f"field '{key}' is empty")
     return value
@@ -107,7 +111,11 @@ def _external_id(record: Mapping[str, Any], key: str = "id") -> str | None:
 
 
 def _extras(record: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in known}
+    extras = {k: v for k, v in record.items() if k not in known}
+    # PostgreSQL's JSON cannot hold U+0000; refuse it here rather than fail the whole file.
+    if extras and "\\u0000" in orjson.dumps(extras).decode():
+        raise RecordError("a field contains a NUL character")
+    return extras
 
 
 def _history(record: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -233,7 +241,8 @@ def parse_sharegpt(record: Mapping[str, Any]) -> ExampleDraft:
         source=_text(record, "source", required=False),
         category=_text(record, "category", required=False),
         external_id=_external_id(record),
-        meta=_extras(record, SHAREGPT_KEYS - ({"id"} if _external_id(record) else set())),
+        # A string id becomes external_id; any other id is kept as it came, in meta.
+        meta=_extras(record, SHAREGPT_KEYS if _external_id(record) else SHAREGPT_KEYS - {"id"}),
     )
 
 

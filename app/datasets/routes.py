@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.core.db import get_session
 from app.core.errors import InvalidInput
 from app.core.security import require_api_role
@@ -84,12 +81,7 @@ def start_import(
     if format not in FORMATS:
         raise InvalidInput(f"unknown format {format!r}", field="format")
     dataset = service.get_or_create_dataset(session, name, user)
-    uploads = get_settings().uploads_dir
-    uploads.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(c for c in (file.filename or "").rsplit(".", 1)[-1][:10] if c.isalnum())
-    path = uploads / f"{uuid.uuid4().hex}.{suffix or 'dat'}"
-    with path.open("wb") as out:
-        shutil.copyfileobj(file.file, out, length=1 << 20)
+    path = service.save_upload(file.file, file.filename)
     job = service.start_import_job(
         session, dataset, path, fmt=format, skip_invalid=skip_invalid, source=source, user=user
     )
@@ -162,7 +154,5 @@ def patch_example(
         except ValueError as exc:
             raise InvalidInput("If-Match must be the example's version number") from exc
     changes = body.model_dump(exclude_unset=True, exclude={"reason"})
-    if "messages" in changes:
-        changes["messages"] = [m for m in changes["messages"]]
     example = service.update_example(session, example_id, version, changes, user, body.reason)
     return example_out(example)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import re
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.core.config import get_settings
 from app.core.errors import Conflict, InvalidInput, NotFound, PreconditionRequired
 from app.datasets.records import RecordError, _parse_messages, content_hash, join_prompt
 from app.jobs.service import create_job
 from app.models import Dataset, Example, ExampleStatus, Job, Revision, User
 
-NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+# No "/" so that a name is always one URL path segment.
+NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f/]{1,200}$")
+NOT_NULL = ("messages", "instruction", "output", "status", "meta")
 EDITABLE = ("messages", "instruction", "input", "output", "source", "category", "status", "meta")
 
 
@@ -33,7 +38,9 @@ def create_dataset(
     """A new, empty dataset; the name must be free."""
     name = name.strip()
     if not NAME_PATTERN.match(name):
-        raise InvalidInput("a dataset name must be 1 to 200 printable characters", field="name")
+        raise InvalidInput(
+            "a dataset name must be 1 to 200 printable characters without '/'", field="name"
+        )
     if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
         raise Conflict(f"a dataset called {name!r} exists already")
     dataset = Dataset(name=name, description=description, created_by_id=user.id if user else None)
@@ -93,12 +100,13 @@ def list_examples(
             raise InvalidInput(f"unknown status {filters.status!r}", field="status")
         query = query.where(Example.status == filters.status)
     if filters.q:
-        pattern = f"%{filters.q}%"
+        literal = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{literal}%"
         query = query.where(
             or_(
-                Example.instruction.ilike(pattern),
-                Example.output.ilike(pattern),
-                cast(Example.messages, String).ilike(pattern),
+                Example.instruction.ilike(pattern, escape="\\"),
+                Example.output.ilike(pattern, escape="\\"),
+                cast(Example.messages, String).ilike(pattern, escape="\\"),
             )
         )
     if after is not None:
@@ -179,7 +187,31 @@ def update_example(
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise InvalidInput(f"these fields cannot be edited: {', '.join(sorted(unknown))}")
-    before = _snapshot(example)
+    nulls = sorted(name for name in NOT_NULL if name in changes and changes[name] is None)
+    if nulls:
+        raise InvalidInput(f"these fields cannot be null: {', '.join(nulls)}", field=nulls[0])
+    with session.no_autoflush:  # a half-applied edit must not be flushed by the checks below
+        before = _snapshot(example)
+        _apply(session, example, changes)
+        after = _snapshot(example)
+    if after == before:
+        return example
+    session.flush()  # bumps the version; a concurrent writer gets a stale-data error
+    session.add(
+        Revision(
+            example_id=example.id,
+            user_id=user.id if user else None,
+            version=example.version,
+            reason=reason,
+            before=before,
+            after=after,
+        )
+    )
+    return example
+
+
+def _apply(session: Session, example: Example, changes: dict[str, Any]) -> None:
+    """Apply an edit to an example in memory, keeping its content hash unique."""
     if "messages" in changes:
         _apply_messages(example, changes["messages"])
     elif {"instruction", "input", "output"} & changes.keys():
@@ -203,21 +235,17 @@ def update_example(
         if clash is not None:
             raise Conflict(f"example {clash} already has this content", duplicate_of=clash)
         example.content_hash = new_hash
-    after = _snapshot(example)
-    if after == before:
-        return example
-    session.flush()  # bumps the version; a concurrent writer gets a stale-data error
-    session.add(
-        Revision(
-            example_id=example.id,
-            user_id=user.id if user else None,
-            version=example.version,
-            reason=reason,
-            before=before,
-            after=after,
-        )
-    )
-    return example
+
+
+def save_upload(stream: BinaryIO, filename: str | None) -> Path:
+    """Store an uploaded file under the uploads folder, for its import job to read."""
+    uploads = get_settings().uploads_dir
+    uploads.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(c for c in (filename or "").rsplit(".", 1)[-1][:10] if c.isalnum())
+    path = uploads / f"{uuid.uuid4().hex}.{suffix or 'dat'}"
+    with path.open("wb") as out:
+        shutil.copyfileobj(stream, out, length=1 << 20)
+    return path
 
 
 def start_import_job(

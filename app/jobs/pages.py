@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.core.db import get_session
+from app.core.db import defer_write_lock, get_session
 from app.core.errors import Conflict
 from app.core.web import check_csrf, is_htmx, page_user, render, require_page_role
 from app.jobs import service
@@ -48,9 +48,11 @@ def jobs_page(request: Request, session: DB, user: SignedIn) -> HTMLResponse:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=None)
+@defer_write_lock
 def cancel(request: Request, job_id: int, session: DB, user: Lead) -> Response:
     """Cancel a job that has not finished; htmx gets the refreshed table."""
     notice = None
+    service.signal_cancel(job_id)  # before any write: on SQLite a running job holds the lock
     try:
         service.cancel_job(session, job_id)
     except Conflict as exc:  # it finished meanwhile: show the table as it is now

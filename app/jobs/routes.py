@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from sqlalchemy.orm import Session
 
-from app.core.db import get_session
+from app.core.db import defer_write_lock, get_session
 from app.core.security import require_api_role
 from app.jobs import service
 from app.jobs.schemas import JobOut
@@ -35,6 +35,7 @@ def get_job(
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
+@defer_write_lock
 def cancel_job(
     job_id: int,
     _: User = Depends(require_api_role(Role.LEAD)),

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.core.db import transaction
 from app.core.errors import SiftError
-from app.models import Job, JobState
 from app.jobs.service import cancel_marker
+from app.models import Job, JobState
 from app.models.base import utcnow
 
 log = structlog.get_logger(__name__)

@@ -115,16 +115,20 @@ def signal_cancel(job_id: int) -> None:
 def cancel_job(session: Session, job_id: int) -> Job:
     """Cancel a queued, running or paused job; a running task stops at its next check.
 
-    On SQLite call `signal_cancel` first: a running job holds the write lock until it sees it.
+    Routes call `signal_cancel` first: on SQLite a running job holds the write lock until it
+    sees the marker. The marker is removed again when the job is not running.
     """
-    job = get_job(session, job_id)
+    try:
+        job = get_job(session, job_id)
+    except NotFound:
+        cancel_marker(job_id).unlink(missing_ok=True)
+        raise
+    if job.state != JobState.RUNNING.value:
+        cancel_marker(job_id).unlink(missing_ok=True)
     if job.state == JobState.CANCELLED.value:
         return job  # cancelling twice is not an error
     if job.is_terminal:
-        cancel_marker(job_id).unlink(missing_ok=True)
         raise Conflict(f"job {job_id} has already {job.state}", state=job.state)
-    if job.state == JobState.RUNNING.value:
-        signal_cancel(job_id)
     job.state = JobState.CANCELLED.value
     job.finished_at = utcnow()
     return job

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import BigId, Base, CreatedMixin, IdMixin, Json
+from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json
 
 
 class Collection(IdMixin, CreatedMixin, Base):

@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import BigId, Base, CreatedMixin, IdMixin, Json, StrEnum, utcnow
+from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json, StrEnum, utcnow
 
 
 class ExampleStatus(StrEnum):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import BigId, Base, CreatedMixin, IdMixin, Json, StrEnum
+from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json, StrEnum
 
 
 class JobState(StrEnum):

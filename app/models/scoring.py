@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import BigId, Base, CreatedMixin, IdMixin, Json, StrEnum
+from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json, StrEnum
 
 
 class ScorerKind(StrEnum):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import BigId, Base, CreatedMixin, IdMixin, Json
+from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json
 
 
 class TrainingRun(IdMixin, CreatedMixin, Base):

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import BigId, Base, CreatedMixin, IdMixin, StrEnum
+from app.models.base import Base, BigId, CreatedMixin, IdMixin, StrEnum
 
 
 class Role(StrEnum):

@@ -40,10 +40,17 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
+# Checked against when the name is unknown, so that timing does not reveal which names exist.
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
 def authenticate(session: Session, name: str, password: str) -> User | None:
     """The active user with this name and password, or None."""
     user = session.scalar(select(User).where(User.name == name))
-    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not user.is_active or not verify_password(user.password_hash, password):
         return None
     return user
 

@@ -26,10 +26,19 @@ from app.models import (
     Snapshot,
     SnapshotItem,
 )
-from tests.factories import alpaca_record, make_dataset, make_example, unique, write_json, write_jsonl
+from tests.factories import (
+    alpaca_record,
+    make_dataset,
+    make_example,
+    unique,
+    write_json,
+    write_jsonl,
+)
 
 
-def export(session: Session, dataset: Dataset | int, out: Path, fmt: str, **options: Any) -> list[Any]:
+def export(
+    session: Session, dataset: Dataset | int, out: Path, fmt: str, **options: Any
+) -> list[Any]:
     """Export a dataset (or an ExportSource) and read the file back."""
     source = dataset if isinstance(dataset, ExportSource) else ExportSource("dataset", dataset.id)
     n = export_to_file(session, source, ExportOptions(fmt, **options), out)
@@ -59,14 +68,31 @@ def assert_same_records(exported: list[dict], original: list[dict]) -> None:
 
 def test_openai_jsonl_round_trips(session: Session, tmp_path: Path) -> None:
     records = [
-        {"messages": [{"role": "system", "content": "Be brief."},
-                      {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
-        {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"},
-                      {"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6"}],
-         "source": "math", "category": "arith", "tags": ["easy"]},
-        {"messages": [{"role": "user", "content": "Caf\u00e9 \u2615 \U0001f600?"},
-                      {"role": "assistant", "content": "Line one\nline two"}]},
-    ]  # fmt: skip
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "2+2?"},
+                {"role": "assistant", "content": "4"},
+                {"role": "user", "content": "3+3?"},
+                {"role": "assistant", "content": "6"},
+            ],
+            "source": "math",
+            "category": "arith",
+            "tags": ["easy"],
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Caf\u00e9 \u2615 \U0001f600?"},
+                {"role": "assistant", "content": "Line one\nline two"},
+            ]
+        },
+    ]
     dataset = imported(session, write_jsonl(tmp_path / "chat.jsonl", records))
     exported = export(session, dataset, tmp_path / "out.jsonl", "openai")
     assert_same_records(exported, records)
@@ -74,10 +100,14 @@ def test_openai_jsonl_round_trips(session: Session, tmp_path: Path) -> None:
 
 def test_dolly_file_round_trips(session: Session, tmp_path: Path) -> None:
     records = [
-        {"instruction": f"Question {i}?", "context": "Some context." if i % 2 else "",
-         "response": f"Answer {i}.", "category": ["open_qa", "summarization", "closed_qa"][i % 3]}
+        {
+            "instruction": f"Question {i}?",
+            "context": "Some context." if i % 2 else "",
+            "response": f"Answer {i}.",
+            "category": ["open_qa", "summarization", "closed_qa"][i % 3],
+        }
         for i in range(12)
-    ]  # fmt: skip
+    ]
     dataset = imported(session, write_json(tmp_path / "dolly.json", records))
     rows = session.scalars(select(Example).where(Example.dataset_id == dataset.id)).all()
     assert {row.source_format for row in rows} == {"dolly"}
@@ -87,7 +117,7 @@ def test_dolly_file_round_trips(session: Session, tmp_path: Path) -> None:
 
 def test_csv_round_trips_as_alpaca(session: Session, tmp_path: Path) -> None:
     rows = [alpaca_record(i) for i in range(5)]
-    rows[1]["input"] = "with, a comma and \"quotes\""
+    rows[1]["input"] = 'with, a comma and "quotes"'
     rows[2]["output"] = "two\nlines"
     path = tmp_path / "rows.csv"
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -103,21 +133,39 @@ def test_parquet_round_trips_through_a_new_dataset(session: Session, tmp_path: P
     records = [
         {**alpaca_record(1), "category": "c1", "source": "alpaca", "rating": 4},
         {"instruction": "Tell me.", "input": "ctx", "output": "Told."},
-        {"id": "conv-3", "conversations": [{"from": "system", "value": "S"},
-                                           {"from": "human", "value": "Q1"}, {"from": "gpt", "value": "A1"},
-                                           {"from": "human", "value": "Q2"}, {"from": "gpt", "value": "A2"}]},
-    ]  # fmt: skip
+        {
+            "id": "conv-3",
+            "conversations": [
+                {"from": "system", "value": "S"},
+                {"from": "human", "value": "Q1"},
+                {"from": "gpt", "value": "A1"},
+                {"from": "human", "value": "Q2"},
+                {"from": "gpt", "value": "A2"},
+            ],
+        },
+    ]
     first = imported(session, write_jsonl(tmp_path / "a.jsonl", records[:2]))
     import_file(session, first, write_json(tmp_path / "b.json", records[2:]))
     before = export(session, first, tmp_path / "before.jsonl", "jsonl")
 
-    export_to_file(session, ExportSource("dataset", first.id), ExportOptions("parquet"), tmp_path / "x.parquet")
+    export_to_file(
+        session, ExportSource("dataset", first.id), ExportOptions("parquet"), tmp_path / "x.parquet"
+    )
     second = imported(session, tmp_path / "x.parquet")
     after = export(session, second, tmp_path / "after.jsonl", "jsonl")
 
     assert [r["messages"] for r in after] == [r["messages"] for r in before]
-    fields = ("instruction", "input", "output", "source", "category", "meta", "external_id",
-              "content_hash", "source_format")  # fmt: skip
+    fields = (
+        "instruction",
+        "input",
+        "output",
+        "source",
+        "category",
+        "meta",
+        "external_id",
+        "content_hash",
+        "source_format",
+    )
     for got, want in zip(after, before, strict=True):
         assert {k: got[k] for k in fields} == {k: want[k] for k in fields}
     assert before[0]["meta"] == {"rating": 4}
@@ -126,9 +174,14 @@ def test_parquet_round_trips_through_a_new_dataset(session: Session, tmp_path: P
 def test_export_converts_between_formats(session: Session, tmp_path: Path) -> None:
     dataset = imported(session, write_json(tmp_path / "a.json", [alpaca_record(1, category="c")]))
     assert export(session, dataset, tmp_path / "o.jsonl", "openai") == [
-        {"messages": [{"role": "user", "content": "Say the number 1."},
-                      {"role": "assistant", "content": "The number is 1."}], "category": "c"}
-    ]  # fmt: skip
+        {
+            "messages": [
+                {"role": "user", "content": "Say the number 1."},
+                {"role": "assistant", "content": "The number is 1."},
+            ],
+            "category": "c",
+        }
+    ]
     (sharegpt,) = export(session, dataset, tmp_path / "s.json", "sharegpt")
     assert sharegpt["conversations"] == [
         {"from": "human", "value": "Say the number 1."},
@@ -142,23 +195,38 @@ def test_export_of_a_collection_and_a_snapshot(session: Session, tmp_path: Path)
     collection = Collection(name=unique("collection"))
     session.add(collection)
     session.flush()
-    session.add_all([CollectionItem(collection_id=collection.id, example_id=rows[i].id) for i in (3, 1)])
+    session.add_all(
+        [CollectionItem(collection_id=collection.id, example_id=rows[i].id) for i in (3, 1)]
+    )
     snapshot = Snapshot(collection_id=collection.id, digest=unique("digest"), example_count=2)
     session.add(snapshot)
     session.flush()
     for position, row in enumerate((rows[2], rows[0])):
-        session.add(SnapshotItem(
-            snapshot_id=snapshot.id, position=position, example_id=row.id,
-            content_hash=row.content_hash, messages=row.messages, instruction=row.instruction,
-            input=row.input, output=row.output, meta={}, source_format="alpaca",
-            source_keys=row.source_keys,
-        ))  # fmt: skip
+        session.add(
+            SnapshotItem(
+                snapshot_id=snapshot.id,
+                position=position,
+                example_id=row.id,
+                content_hash=row.content_hash,
+                messages=row.messages,
+                instruction=row.instruction,
+                input=row.input,
+                output=row.output,
+                meta={},
+                source_format="alpaca",
+                source_keys=row.source_keys,
+            )
+        )
     session.flush()
     outputs = [row.output for row in rows]
 
-    in_collection = export(session, ExportSource("collection", collection.id), tmp_path / "c.json", "alpaca")
+    in_collection = export(
+        session, ExportSource("collection", collection.id), tmp_path / "c.json", "alpaca"
+    )
     assert [r["output"] for r in in_collection] == [outputs[1], outputs[3]]
-    in_snapshot = export(session, ExportSource("snapshot", snapshot.id), tmp_path / "s.json", "alpaca")
+    in_snapshot = export(
+        session, ExportSource("snapshot", snapshot.id), tmp_path / "s.json", "alpaca"
+    )
     assert [r["output"] for r in in_snapshot] == [outputs[2], outputs[0]]
 
 
@@ -193,14 +261,21 @@ def test_with_scores_adds_the_newest_scorer_versions(session: Session, tmp_path:
     rater_v1 = make_scorer(session, unique("rater"))
     rater_v2 = make_scorer(session, rater_v1.name, version=2)
     length = make_scorer(session, unique("length"))
-    session.add_all([
-        Score(content_hash=first.content_hash, scorer_id=rater_v1.id, value=3.0, state="ok"),
-        Score(content_hash=first.content_hash, scorer_id=rater_v2.id, value=4.5, state="ok"),
-        Score(content_hash=first.content_hash, scorer_id=length.id, value=120.0, state="ok"),
-        Score(content_hash=second.content_hash, scorer_id=rater_v2.id, value=None,
-              state="parse_error", raw="I think it is good"),
-        Score(content_hash=second.content_hash, scorer_id=length.id, value=7.0, state="failed"),
-    ])  # fmt: skip
+    session.add_all(
+        [
+            Score(content_hash=first.content_hash, scorer_id=rater_v1.id, value=3.0, state="ok"),
+            Score(content_hash=first.content_hash, scorer_id=rater_v2.id, value=4.5, state="ok"),
+            Score(content_hash=first.content_hash, scorer_id=length.id, value=120.0, state="ok"),
+            Score(
+                content_hash=second.content_hash,
+                scorer_id=rater_v2.id,
+                value=None,
+                state="parse_error",
+                raw="I think it is good",
+            ),
+            Score(content_hash=second.content_hash, scorer_id=length.id, value=7.0, state="failed"),
+        ]
+    )
     session.flush()
 
     records = export(session, dataset, tmp_path / "s.jsonl", "alpaca", with_scores=True)
@@ -218,17 +293,33 @@ def test_with_embeddings_adds_the_vector(session: Session, tmp_path: Path) -> No
     first, second = make_example(session, dataset, 1), make_example(session, dataset, 2)
     model, other = unique("minilm"), unique("other-model")
     vector = np.array([0.1, -0.2, 0.3, 0.9], dtype=np.float64)
-    session.add_all([
-        Embedding(content_hash=first.content_hash, model=model, dim=4,
-                  vector=vector.astype(np.float32).tobytes()),
-        Embedding(content_hash=first.content_hash, model=other, dim=2,
-                  vector=np.array([1.0, 0.0]).astype(np.float32).tobytes()),
-    ])  # fmt: skip
+    session.add_all(
+        [
+            Embedding(
+                content_hash=first.content_hash,
+                model=model,
+                dim=4,
+                vector=vector.astype(np.float32).tobytes(),
+            ),
+            Embedding(
+                content_hash=first.content_hash,
+                model=other,
+                dim=2,
+                vector=np.array([1.0, 0.0]).astype(np.float32).tobytes(),
+            ),
+        ]
+    )
     session.flush()
     expected = vector.astype(np.float32).tolist()
 
-    records = export(session, dataset, tmp_path / "e.jsonl", "openai",
-                     with_embeddings=True, embedding_model=model)  # fmt: skip
+    records = export(
+        session,
+        dataset,
+        tmp_path / "e.jsonl",
+        "openai",
+        with_embeddings=True,
+        embedding_model=model,
+    )
     assert records[0]["embedding"] == expected
     assert records[0]["embedding"] == pytest.approx([0.1, -0.2, 0.3, 0.9], abs=1e-7)
     assert records[1]["embedding"] is None
@@ -239,9 +330,32 @@ def test_with_embeddings_adds_the_vector(session: Session, tmp_path: Path) -> No
     assert newest[0]["embedding"] == [1.0, 0.0]
 
     parquet = tmp_path / "e.parquet"
-    export_to_file(session, ExportSource("dataset", dataset.id),
-                   ExportOptions("parquet", with_embeddings=True, embedding_model=model), parquet)  # fmt: skip
+    export_to_file(
+        session,
+        ExportSource("dataset", dataset.id),
+        ExportOptions("parquet", with_embeddings=True, embedding_model=model),
+        parquet,
+    )
     import pyarrow.parquet as pq
 
     column = pq.read_table(parquet).column("embedding").to_pylist()
     assert column[0] == pytest.approx(expected) and column[1] is None
+
+
+def test_with_embeddings_before_any_were_computed_is_invalid(
+    session: Session, tmp_path: Path
+) -> None:
+    if session.scalar(select(Embedding.id).limit(1)) is not None:
+        pytest.skip("this database already holds embeddings")
+    dataset = make_dataset(session)
+    make_example(session, dataset)
+    out = tmp_path / "e.json"
+    with pytest.raises(InvalidInput, match="no embeddings have been computed"):
+        export_to_file(
+            session,
+            ExportSource("dataset", dataset.id),
+            ExportOptions("alpaca", with_embeddings=True),
+            out,
+        )
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []

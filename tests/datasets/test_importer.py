@@ -29,7 +29,11 @@ def count(session: Session, dataset: Dataset) -> int:
 
 
 def examples(session: Session, dataset: Dataset) -> list[Example]:
-    return list(session.scalars(select(Example).where(Example.dataset_id == dataset.id).order_by(Example.id)))
+    return list(
+        session.scalars(
+            select(Example).where(Example.dataset_id == dataset.id).order_by(Example.id)
+        )
+    )
 
 
 def rejected(session: Session, path: Path, **kwargs: Any) -> str:
@@ -84,9 +88,15 @@ def unique_by_content(records: list[dict], fmt: str) -> list[dict]:
 
 @pytest.mark.parametrize(("name", "fmt", "read", "new", "export_fmt"), REAL_FILES)
 def test_real_file_imports_exports_exactly_and_reimports_nothing(
-    session: Session, data_dir: Path, tmp_path: Path,
-    name: str, fmt: str, read: int, new: int, export_fmt: str,
-) -> None:  # fmt: skip
+    session: Session,
+    data_dir: Path,
+    tmp_path: Path,
+    name: str,
+    fmt: str,
+    read: int,
+    new: int,
+    export_fmt: str,
+) -> None:
     path = data_dir / name
     original = json.loads(path.read_text(encoding="utf-8"))
     dataset = make_dataset(session)
@@ -166,8 +176,14 @@ def test_truncated_last_jsonl_line_is_rejected(session: Session, tmp_path: Path)
 
 
 @pytest.mark.parametrize("suffix", ["json", "jsonl"])
-def test_wrong_type_is_rejected_with_the_field(session: Session, tmp_path: Path, suffix: str) -> None:
-    records = [alpaca_record(1), {"instruction": "Count.", "input": "", "output": 5}, alpaca_record(3)]
+def test_wrong_type_is_rejected_with_the_field(
+    session: Session, tmp_path: Path, suffix: str
+) -> None:
+    records = [
+        alpaca_record(1),
+        {"instruction": "Count.", "input": "", "output": 5},
+        alpaca_record(3),
+    ]
     path = (write_json if suffix == "json" else write_jsonl)(tmp_path / f"bad.{suffix}", records)
     message = rejected(session, path)
     unit = "record" if suffix == "json" else "line"
@@ -192,6 +208,50 @@ def test_invalid_utf8_in_a_json_list_is_rejected(session: Session, tmp_path: Pat
     assert "b'" not in message
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'[{"instruction": "a", "input": "", "output": "b"',  # a one-record file cut short
+        b'[{"instruction": "a", "input": "", "output": }]',
+        b'[{"instruction": "a", "input": "", "output": "b"} {"instruction": "c"}]',
+    ],
+)
+def test_malformed_first_record_of_a_json_list_is_named(
+    session: Session, tmp_path: Path, content: bytes
+) -> None:
+    # Not "the JSON list is empty": the file has a record, and it is broken.
+    path = tmp_path / "first.json"
+    path.write_bytes(content)
+    dataset = make_dataset(session)
+    with pytest.raises(ImportRejected) as caught:
+        import_file(session, dataset, path)
+    assert "record 1: malformed JSON" in caught.value.message or (
+        "record 2: malformed JSON" in caught.value.message
+    )
+    assert "empty" not in caught.value.message
+    assert count(session, dataset) == 0
+
+
+def test_invalid_utf8_in_a_csv_row_is_named(session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "bytes.csv"
+    path.write_bytes(b"instruction,input,output\na,,b\nc,,d\ne,,f\xff\n")
+    message = rejected(session, path)
+    assert "row 3: the text is not valid UTF-8" in message
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl"])
+def test_a_nul_character_is_a_bad_record_not_a_crash(
+    session: Session, tmp_path: Path, suffix: str
+) -> None:
+    # PostgreSQL cannot store NUL in text or jsonb; both backends must treat it alike.
+    records = [alpaca_record(1), {"instruction": "a", "input": "", "output": "b\u0000c"}]
+    path = (write_json if suffix == "json" else write_jsonl)(tmp_path / f"nul.{suffix}", records)
+    message = rejected(session, path)
+    unit = "record" if suffix == "json" else "line"
+    assert f"{unit} 2: " in message
+    assert "nul" in message.lower()
+
+
 @pytest.mark.parametrize("content", [b"", b"  \n\n", b"\xef\xbb\xbf", b"[]", b"[\n]\n"])
 def test_an_empty_file_is_invalid_input(session: Session, tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "empty.json"
@@ -210,7 +270,7 @@ def test_an_empty_file_of_a_named_format_is_invalid_input(
     path = tmp_path / name
     path.write_bytes(b"")
     dataset = make_dataset(session)
-    with pytest.raises(InvalidInput, match="empty|no records to import") as caught:
+    with pytest.raises(InvalidInput, match=r"empty|no records to import") as caught:
         import_file(session, dataset, path, fmt=fmt)
     assert not isinstance(caught.value, ImportRejected)
     assert count(session, dataset) == 0
@@ -228,7 +288,9 @@ def test_a_10_mb_record_is_rejected(session: Session, tmp_path: Path, suffix: st
 
 
 def test_a_record_without_a_response_is_rejected(session: Session, tmp_path: Path) -> None:
-    path = write_json(tmp_path / "nores.json", [alpaca_record(1), {"instruction": "Tell me.", "input": ""}])
+    path = write_json(
+        tmp_path / "nores.json", [alpaca_record(1), {"instruction": "Tell me.", "input": ""}]
+    )
     message = rejected(session, path)
     assert "record 2: field 'output' is missing" in message
 
@@ -237,10 +299,19 @@ def test_a_sharegpt_conversation_ending_with_the_human_is_rejected(
     session: Session, tmp_path: Path
 ) -> None:
     records = [
-        {"id": "a", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]},
-        {"id": "b", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"},
-                                      {"from": "human", "value": "And?"}]},
-    ]  # fmt: skip
+        {
+            "id": "a",
+            "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}],
+        },
+        {
+            "id": "b",
+            "conversations": [
+                {"from": "human", "value": "Q"},
+                {"from": "gpt", "value": "A"},
+                {"from": "human", "value": "And?"},
+            ],
+        },
+    ]
     message = rejected(session, write_json(tmp_path / "conv.json", records))
     assert "record 2: field 'conversations' does not end with an assistant response" in message
 
@@ -290,8 +361,13 @@ def test_a_crlf_jsonl_file_imports(session: Session, tmp_path: Path) -> None:
 def test_skip_invalid_imports_the_good_records_and_counts_the_bad(
     session: Session, tmp_path: Path
 ) -> None:
-    records = [alpaca_record(1), {"instruction": "x", "output": 3}, alpaca_record(2),
-               alpaca_record(1), {"instruction": "no answer"}]  # fmt: skip
+    records = [
+        alpaca_record(1),
+        {"instruction": "x", "output": 3},
+        alpaca_record(2),
+        alpaca_record(1),
+        {"instruction": "no answer"},
+    ]
     path = write_jsonl(tmp_path / "mixed.jsonl", records)
     dataset = make_dataset(session)
     summary = import_file(session, dataset, path, skip_invalid=True)
@@ -301,7 +377,13 @@ def test_skip_invalid_imports_the_good_records_and_counts_the_bad(
         "line 5: field 'output' is missing",
     ]
     assert "2 new, 1 duplicate, 2 invalid" in summary.line()
-    assert summary.counts() == {"read": 5, "new": 2, "duplicate": 1, "invalid": 2, "format": "alpaca"}
+    assert summary.counts() == {
+        "read": 5,
+        "new": 2,
+        "duplicate": 1,
+        "invalid": 2,
+        "format": "alpaca",
+    }
     assert count(session, dataset) == 2
 
 
@@ -312,10 +394,14 @@ def test_summary_line() -> None:
     )
 
 
-def test_unknown_format_and_missing_file_are_invalid_input(session: Session, tmp_path: Path) -> None:
+def test_unknown_format_and_missing_file_are_invalid_input(
+    session: Session, tmp_path: Path
+) -> None:
     dataset = make_dataset(session)
     with pytest.raises(InvalidInput, match="unknown format 'yaml'"):
-        import_file(session, dataset, write_json(tmp_path / "a.json", [alpaca_record(1)]), fmt="yaml")
+        import_file(
+            session, dataset, write_json(tmp_path / "a.json", [alpaca_record(1)]), fmt="yaml"
+        )
     with pytest.raises(InvalidInput, match="no such file"):
         import_file(session, dataset, tmp_path / "missing.json")
 
@@ -324,13 +410,32 @@ def test_unknown_format_and_missing_file_are_invalid_input(session: Session, tmp
 
 AUTO_CASES = [
     ("alpaca.json", [{"instruction": "I", "input": "", "output": "O"}], "alpaca"),
-    ("lima.json", [{"instruction": "I", "input": "", "output": "O", "history": [["a", "b"]]}], "lima"),
-    ("dolly.jsonl", [{"instruction": "I", "context": "", "response": "R", "category": "c"}], "dolly"),
-    ("sharegpt.json", [{"id": "1", "conversations": [{"from": "human", "value": "Q"},
-                                                     {"from": "gpt", "value": "A"}]}], "sharegpt"),
-    ("openai.jsonl", [{"messages": [{"role": "user", "content": "Q"},
-                                    {"role": "assistant", "content": "A"}]}], "openai"),
-]  # fmt: skip
+    (
+        "lima.json",
+        [{"instruction": "I", "input": "", "output": "O", "history": [["a", "b"]]}],
+        "lima",
+    ),
+    (
+        "dolly.jsonl",
+        [{"instruction": "I", "context": "", "response": "R", "category": "c"}],
+        "dolly",
+    ),
+    (
+        "sharegpt.json",
+        [
+            {
+                "id": "1",
+                "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}],
+            }
+        ],
+        "sharegpt",
+    ),
+    (
+        "openai.jsonl",
+        [{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}],
+        "openai",
+    ),
+]
 
 
 @pytest.mark.parametrize(("name", "records", "fmt"), AUTO_CASES)
@@ -376,7 +481,9 @@ def test_a_named_format_that_does_not_match_rejects_every_record(
 
 
 def test_mapping_renames_columns_of_generic_jsonl(session: Session, tmp_path: Path) -> None:
-    records = [{"question": f"What is {i}?", "answer": f"It is {i}.", "topic": "math"} for i in range(4)]
+    records = [
+        {"question": f"What is {i}?", "answer": f"It is {i}.", "topic": "math"} for i in range(4)
+    ]
     path = write_jsonl(tmp_path / "qa.jsonl", records)
     dataset = make_dataset(session)
     with pytest.raises(ImportRejected, match="line 1: cannot tell the format"):
@@ -386,7 +493,9 @@ def test_mapping_renames_columns_of_generic_jsonl(session: Session, tmp_path: Pa
     )
     assert (summary.format, summary.new) == ("alpaca", 4)
     rows = examples(session, dataset)
-    assert [(e.instruction, e.output) for e in rows] == [(r["question"], r["answer"]) for r in records]
+    assert [(e.instruction, e.output) for e in rows] == [
+        (r["question"], r["answer"]) for r in records
+    ]
     assert rows[0].meta == {"topic": "math"}
     assert rows[0].messages == [
         {"role": "user", "content": "What is 0?"},

@@ -84,7 +84,13 @@ def test_alpaca_keeps_system_history_category_and_unknown_fields() -> None:
     }
     draft = PARSERS["lima"](record)
     assert draft.source_format == "lima"
-    assert [m["role"] for m in draft.messages] == ["system", "user", "assistant", "user", "assistant"]
+    assert [m["role"] for m in draft.messages] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     assert draft.messages[1]["content"] == "Start."
     assert draft.messages[-1]["content"] == "Then stop."
     assert (draft.category, draft.source) == ("open_qa", "wiki")
@@ -113,7 +119,12 @@ def test_alpaca_errors_name_the_field(record: dict[str, Any], reason: str) -> No
 
 
 def test_dolly_context_is_the_input() -> None:
-    record = {"instruction": "Sum up.", "context": "A text.", "response": "Short.", "category": "summarization"}
+    record = {
+        "instruction": "Sum up.",
+        "context": "A text.",
+        "response": "Short.",
+        "category": "summarization",
+    }
     draft = parse_dolly(record)
     assert draft.source_format == "dolly"
     assert draft.messages[0]["content"] == join_prompt("Sum up.", "A text.")
@@ -124,10 +135,23 @@ def test_dolly_context_is_the_input() -> None:
 
 def test_sharegpt_maps_speakers_to_roles_and_keeps_the_id() -> None:
     draft = parse_sharegpt(
-        sharegpt(("system", "Be kind."), ("human", "Hi"), ("gpt", "Hello"), ("human", "Bye"),
-                 ("gpt", "Bye!"), id="conv-1", lang="en")
-    )  # fmt: skip
-    assert [m["role"] for m in draft.messages] == ["system", "user", "assistant", "user", "assistant"]
+        sharegpt(
+            ("system", "Be kind."),
+            ("human", "Hi"),
+            ("gpt", "Hello"),
+            ("human", "Bye"),
+            ("gpt", "Bye!"),
+            id="conv-1",
+            lang="en",
+        )
+    )
+    assert [m["role"] for m in draft.messages] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     assert draft.external_id == "conv-1"
     assert draft.meta == {"lang": "en"}
     # Several turns: no single-turn fields.
@@ -150,16 +174,20 @@ def test_sharegpt_single_turn_fills_instruction_and_output() -> None:
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
-        (sharegpt(("human", "Hi"), ("gpt", "Hello"), ("human", "Still there?")),
-         "does not end with an assistant response"),
+        (
+            sharegpt(("human", "Hi"), ("gpt", "Hello"), ("human", "Still there?")),
+            "does not end with an assistant response",
+        ),
         (sharegpt(("gpt", "Hello")), "has no user turn"),
         (sharegpt(("robot", "Hi"), ("gpt", "Hello")), "unknown speaker 'robot'"),
-        ({"conversations": [{"from": "human", "value": 3}, {"from": "gpt", "value": "x"}]},
-         "turn 1: 'value' must be a string, got a number"),
+        (
+            {"conversations": [{"from": "human", "value": 3}, {"from": "gpt", "value": "x"}]},
+            "turn 1: 'value' must be a string, got a number",
+        ),
         ({"conversations": []}, "must be a non-empty list"),
         ({"conversations": ["hi"]}, "turn 1 must be an object"),
     ],
-)  # fmt: skip
+)
 def test_sharegpt_errors(record: dict[str, Any], reason: str) -> None:
     with pytest.raises(RecordError, match=reason):
         parse_sharegpt(record)
@@ -235,7 +263,9 @@ def test_content_hash_depends_on_roles_and_turn_boundaries() -> None:
 
 def test_content_hash_covers_the_conversation_not_the_category() -> None:
     one = parse_alpaca({"instruction": "i", "input": "", "output": "o", "category": "open_qa"})
-    two = parse_alpaca({"instruction": "i", "input": "", "output": "o", "category": "summarization"})
+    two = parse_alpaca(
+        {"instruction": "i", "input": "", "output": "o", "category": "summarization"}
+    )
     assert one.content_hash == two.content_hash
 
 
@@ -276,7 +306,12 @@ def test_to_openai_and_to_dolly_convert_from_alpaca() -> None:
         "messages": [{"role": "user", "content": "I\n\nX"}, {"role": "assistant", "content": "O"}],
         "category": "c",
     }
-    assert to_dolly(view(draft)) == {"instruction": "I", "context": "X", "response": "O", "category": "c"}
+    assert to_dolly(view(draft)) == {
+        "instruction": "I",
+        "context": "X",
+        "response": "O",
+        "category": "c",
+    }
 
 
 def test_to_dolly_round_trips_a_dolly_record() -> None:

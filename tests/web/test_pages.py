@@ -91,9 +91,7 @@ def test_a_wrong_password_and_an_unknown_name_read_the_same(
 
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
-def test_sign_in_never_redirects_off_site(
-    client: TestClient, annotator: User, target: str
-) -> None:
+def test_sign_in_never_redirects_off_site(client: TestClient, annotator: User, target: str) -> None:
     token = csrf_from(client.get("/login").text)
     response = client.post(
         "/login",
@@ -151,7 +149,8 @@ def test_annotators_cannot_cancel_jobs(
 def test_user_text_is_escaped_everywhere(
     client: TestClient, session: Session, annotator: User
 ) -> None:
-    dataset = make_dataset(session, f"pool {HOSTILE}")
+    hostile_name = '<img src=x onerror="window.__pwned=1"> {{7*7}}'  # names cannot hold "/"
+    dataset = make_dataset(session, f"pool {hostile_name}")
     example = make_example(
         session, dataset, instruction=HOSTILE, source=HOSTILE, category=HOSTILE,
         messages=[{"role": "user", "content": HOSTILE}, {"role": "assistant", "content": HOSTILE}],
@@ -160,12 +159,12 @@ def test_user_text_is_escaped_everywhere(
     sign_in(client, annotator)
     pages = [
         client.get("/datasets"),
-        client.get(f"/datasets/pool {HOSTILE}"),
+        client.get(f"/datasets/pool {hostile_name}"),
         client.get(f"/examples/{example.id}"),
     ]
     for page in pages:
         assert page.status_code == 200, page.text
-        assert "<script>" not in page.text
+        assert "<script>" not in page.text and "<img src=x" not in page.text
         assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page.text
         assert "&lt;/script&gt; {{7*7}}" in page.text  # shown as written, never evaluated
         assert "&lt;/script&gt; 49" not in page.text
@@ -241,9 +240,7 @@ def test_annotators_cannot_import(client: TestClient, annotator: User) -> None:
     assert response.status_code == 403
 
 
-def test_an_upload_starts_an_import_job(
-    client: TestClient, session: Session, lead: User
-) -> None:
+def test_an_upload_starts_an_import_job(client: TestClient, session: Session, lead: User) -> None:
     token = sign_in(client, lead)
     records = [alpaca_record(i) for i in range(3)]
     response = client.post(
@@ -291,5 +288,25 @@ def test_the_jobs_table_stops_polling_when_nothing_moves(
     fragment = client.get("/jobs", headers={"hx-request": "true"})
     assert "<html" not in fragment.text
     assert 'value="10" max="10"' in fragment.text
-    if not any(j.state in ("queued", "running") for j in list_jobs(session)):
-        assert "every 1s" not in fragment.text
+    assert "every 1s" not in fragment.text
+
+
+def test_htmx_cancel_answers_with_the_fresh_table(
+    client: TestClient, session: Session, lead: User
+) -> None:
+    token = sign_in(client, lead)
+    job = Job(kind="import", queue="cpu", params={}, state=JobState.QUEUED.value, counts={})
+    session.add(job)
+    session.flush()
+    assert 'hx-trigger="every 1s"' in client.get("/jobs").text
+    response = client.post(
+        f"/jobs/{job.id}/cancel", headers={"x-csrf-token": token, "hx-request": "true"}
+    )
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<div id="jobs"')
+    assert "cancelled" in response.text
+    assert "every 1s" not in response.text
+    again = client.post(
+        f"/jobs/{job.id}/cancel", headers={"x-csrf-token": token, "hx-request": "true"}
+    )
+    assert again.status_code == 200  # cancelling twice is not an error

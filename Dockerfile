@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# Sift's one image: web (`sift serve`), migrations (`sift db upgrade`) and workers (`sift worker`).
+
+# ---------------------------------------------------------------- front-end assets
+# htmx comes from npm at the version pinned in package-lock.json; nothing is fetched at run time.
+FROM node:20-slim AS assets
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+    && mkdir -p static/vendor \
+    && cp node_modules/htmx.org/dist/htmx.min.js static/vendor/
+
+# ---------------------------------------------------------------- the application
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN groupadd --system --gid 10001 sift \
+    && useradd --system --uid 10001 --gid sift --home-dir /home/sift --create-home sift
+
+WORKDIR /app
+
+# Dependencies and the `sift` command first, so that a code-only change reuses this layer's
+# dependencies from the cache as far as pip allows.
+COPY pyproject.toml ./
+COPY app ./app
+COPY workers ./workers
+RUN pip install . && rm -rf build *.egg-info
+
+# Sift finds its templates, static files and migrations next to the `app` package, so the
+# source tree in /app is the one imported (it comes before site-packages on the path).
+ENV PYTHONPATH=/app
+COPY alembic.ini ./
+COPY migrations ./migrations
+COPY templates ./templates
+COPY static ./static
+COPY --from=assets /build/static/vendor/htmx.min.js ./static/vendor/htmx.min.js
+
+RUN mkdir -p /data && chown sift:sift /data
+ENV SIFT_DATA_DIR=/data
+VOLUME ["/data"]
+
+USER sift
+EXPOSE 8000
+CMD ["sift", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]

@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+HTMX := static/vendor/htmx.min.js
+# PyTorch's CPU build, installed before anything that depends on torch, so that pip does not
+# fetch gigabytes of CUDA packages on a machine without a GPU.
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: run test lint install bench clean
+
+run: install  ## set up everything and start the studio at http://127.0.0.1:8000
+	$(BIN)/sift db upgrade
+	$(BIN)/sift user add admin --role admin --if-missing
+	$(BIN)/sift serve
+
+test: install  ## install what is missing and run the whole suite
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check app workers tests bench
+	$(BIN)/ruff format --check app workers tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/import.py
+
+install: $(INSTALLED) $(HTMX)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel
+
+$(INSTALLED): $(BIN)/python pyproject.toml
+	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
+		$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" \
+		|| $(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
+	fi
+	$(BIN)/pip install --quiet -e ".[ml,dev]"
+	touch $@
+
+$(HTMX): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	mkdir -p $(dir $@)
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor

@@ -1,0 +1,91 @@
+"""The jobs JSON API: list, get, cancel."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.jobs.service import cancel_marker, create_job
+from app.models import Job
+from tests.factories import make_dataset, make_token
+
+
+def queued_job(session: Session) -> Job:
+    dataset = make_dataset(session)
+    return create_job(
+        session, "import", {"path": "/nowhere.json"}, queue="cpu", dataset_id=dataset.id, send=False
+    )
+
+
+def test_get_job(client: TestClient, session: Session) -> None:
+    _, headers = make_token(session, "annotator")
+    job = queued_job(session)
+    response = client.get(f"/api/v1/jobs/{job.id}", headers=headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["id"], body["kind"], body["queue"], body["state"]) == (
+        job.id,
+        "import",
+        "cpu",
+        "queued",
+    )
+    assert (body["done"], body["total"], body["counts"], body["error"]) == (0, None, {}, None)
+    assert body["params"] == {"path": "/nowhere.json"}
+
+
+def test_unknown_job_is_404(client: TestClient, session: Session) -> None:
+    _, headers = make_token(session, "annotator")
+    response = client.get("/api/v1/jobs/987654321", headers=headers)
+    assert response.status_code == 404
+    assert "no job 987654321" in response.json()["error"]
+
+
+def test_jobs_need_a_token(client: TestClient, session: Session) -> None:
+    job = queued_job(session)
+    assert client.get("/api/v1/jobs").status_code == 401
+    assert client.get(f"/api/v1/jobs/{job.id}").status_code == 401
+
+
+def test_list_jobs_newest_first_and_active_only(client: TestClient, session: Session) -> None:
+    _, headers = make_token(session, "annotator")
+    older, newer = queued_job(session), queued_job(session)
+    newer.state = "succeeded"
+    session.flush()
+    listed = [j["id"] for j in client.get("/api/v1/jobs", headers=headers).json()]
+    assert listed.index(newer.id) < listed.index(older.id)
+    active = [
+        j["id"] for j in client.get("/api/v1/jobs", params={"active": True}, headers=headers).json()
+    ]
+    assert older.id in active and newer.id not in active
+
+
+def test_cancel_job(client: TestClient, session: Session) -> None:
+    _, annotator = make_token(session, "annotator")
+    _, lead = make_token(session, "lead")
+    job = queued_job(session)
+    url = f"/api/v1/jobs/{job.id}/cancel"
+    assert client.post(url, headers=annotator).status_code == 403
+    response = client.post(url, headers=lead)
+    assert response.status_code == 200
+    assert response.json()["state"] == "cancelled"
+    assert response.json()["finished_at"] is not None
+    # Cancelling twice is not an error; cancelling a finished job is.
+    again = client.post(url, headers=lead)
+    assert again.status_code == 200 and again.json()["state"] == "cancelled"
+    finished = queued_job(session)
+    finished.state = "succeeded"
+    session.flush()
+    refused = client.post(f"/api/v1/jobs/{finished.id}/cancel", headers=lead)
+    assert refused.status_code == 409
+    assert refused.json()["state"] == "succeeded"
+    assert client.post("/api/v1/jobs/987654321/cancel", headers=lead).status_code == 404
+
+
+def test_cancelling_an_unknown_job_leaves_no_cancel_marker(
+    client: TestClient, session: Session
+) -> None:
+    # A marker left behind would cancel whichever job later gets this id.
+    _, lead = make_token(session, "lead")
+    job_id = 987654322
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel", headers=lead).status_code == 404
+    assert not cancel_marker(job_id).exists()

@@ -1,0 +1,255 @@
+"""The `sift` command line on the embedded default (a SQLite file under SIFT_DATA_DIR)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.core.config import get_settings
+from app.core.db import get_engine, transaction
+from app.core.security import user_for_token
+from tests.factories import alpaca_record, write_json, write_jsonl
+
+Sift = Callable[..., Result]
+
+
+def reset_caches() -> None:
+    """Forget settings, engine and Celery app built from another environment."""
+    from workers.celery_app import get_celery
+
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    get_celery.cache_clear()
+
+
+@pytest.fixture
+def sift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sift]:
+    """Run `sift ARGS...` against a fresh embedded data directory."""
+    for name in ("SIFT_DATABASE_URL", "SIFT_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SIFT_DATA_DIR", str(tmp_path / "sift-data"))
+    monkeypatch.setenv("COLUMNS", "200")
+    reset_caches()
+    runner = CliRunner()
+
+    def invoke(*args: object, input: str | None = None) -> Result:
+        return runner.invoke(cli, [str(a) for a in args], input=input)
+
+    try:
+        yield invoke
+    finally:
+        reset_caches()
+        monkeypatch.undo()
+        reset_caches()
+
+
+@pytest.fixture
+def ready(sift: Sift) -> Sift:
+    """`sift` on a migrated database."""
+    result = sift("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    return sift
+
+
+def assert_user_error(result: Result, *fragments: str) -> None:
+    """Exit 1 with one clear line on stderr, never a traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def records(n: int) -> list[dict]:
+    return [alpaca_record(i) for i in range(n)]
+
+
+# ---------------------------------------------------------------- database and accounts
+
+
+def test_db_upgrade(sift: Sift, tmp_path: Path) -> None:
+    result = sift("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "database is up to date" in result.stdout
+    assert (tmp_path / "sift-data" / "sift.db").is_file()
+    assert sift("db", "upgrade").exit_code == 0  # twice is fine
+
+
+def test_user_add_prints_a_password_and_token_create_prints_a_token(ready: Sift) -> None:
+    added = ready("user", "add", "alice", "--role", "lead")
+    assert added.exit_code == 0, added.output
+    assert "created lead 'alice'" in added.stdout
+    password = added.stdout.split("password:", 1)[1].split()[0]
+    assert len(password) >= 12
+
+    created = ready("token", "create", "alice")
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()
+    assert token.startswith("sift_")
+    with transaction() as session:
+        user = user_for_token(session, token)
+        assert user is not None and (user.name, user.role) == ("alice", "lead")
+
+
+def test_user_add_with_password_stdin(ready: Sift) -> None:
+    result = ready(
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "annotator",
+        "--password-stdin",
+        input="a long enough password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "password:" not in result.stdout
+    assert_user_error(
+        ready("user", "add", "carol", "--password-stdin", input="short\n"), "8 characters"
+    )
+
+
+def test_account_mistakes_are_one_line_errors(ready: Sift) -> None:
+    assert ready("user", "add", "alice", "--role", "lead").exit_code == 0
+    assert_user_error(ready("user", "add", "alice", "--role", "lead"), "exists already")
+    assert_user_error(ready("user", "add", "dave", "--role", "boss"), "unknown role")
+    assert_user_error(ready("token", "create", "nobody"), "no user called 'nobody'")
+    # --if-missing makes adding an existing user a no-op.
+    assert ready("user", "add", "alice", "--role", "lead", "--if-missing").exit_code == 0
+
+
+# ---------------------------------------------------------------- import and export
+
+
+def test_import_prints_the_summary_and_reimport_adds_nothing(ready: Sift, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "data.json", records(3))
+    first = ready("import", path, "--dataset", "d")
+    assert first.exit_code == 0, first.output
+    assert "3 new, 0 duplicate, 0 invalid" in first.stdout
+    again = ready("import", path, "--dataset", "d")
+    assert again.exit_code == 0, again.output
+    assert "0 new, 3 duplicate, 0 invalid" in again.stdout
+
+
+def test_import_of_a_bad_file_names_the_record(ready: Sift, tmp_path: Path) -> None:
+    bad = records(3)
+    bad[1]["output"] = 42
+    result = ready("import", write_json(tmp_path / "bad.json", bad), "--dataset", "d")
+    assert_user_error(result, "record 2", "field 'output' must be a string", "nothing was imported")
+    # Nothing was imported: the good file afterwards adds all three.
+    good = ready("import", write_json(tmp_path / "good.json", records(3)), "--dataset", "d")
+    assert "3 new, 0 duplicate" in good.stdout
+
+
+def test_import_of_a_truncated_jsonl_file_names_the_line(ready: Sift, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "cut.jsonl", records(4))
+    path.write_bytes(path.read_bytes()[:-10])
+    assert_user_error(ready("import", path, "--dataset", "d"), "line 4", "truncated")
+
+
+def test_import_file_mistakes(ready: Sift, tmp_path: Path) -> None:
+    assert_user_error(ready("import", tmp_path / "missing.json", "--dataset", "d"), "no such file")
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    assert_user_error(ready("import", empty, "--dataset", "d"), "empty")
+    path = write_json(tmp_path / "ok.json", records(1))
+    assert_user_error(ready("import", path, "--dataset", "d", "--format", "yaml"), "unknown format")
+    assert_user_error(ready("import", path, "--dataset", "d", "--map", "nonsense"), "--map")
+
+
+def test_import_skip_invalid(ready: Sift, tmp_path: Path) -> None:
+    mixed = [*records(2), {"instruction": "no answer"}]
+    result = ready(
+        "import", write_jsonl(tmp_path / "m.jsonl", mixed), "--dataset", "d", "--skip-invalid"
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 new, 0 duplicate, 1 invalid" in result.stdout
+    assert "line 3" in result.stderr
+
+
+def test_import_with_a_mapping(ready: Sift, tmp_path: Path) -> None:
+    rows = [{"question": "Why?", "answer": "Because."}]
+    path = write_jsonl(tmp_path / "qa.jsonl", rows)
+    result = ready(
+        "import", path, "--dataset", "qa", "--map", "instruction=question", "--map", "output=answer"
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 new" in result.stdout
+    out = Path(path.parent / "qa-out.json")
+    assert ready("export", "--dataset", "qa", "--format", "alpaca", "--out", out).exit_code == 0
+    assert json.loads(out.read_text()) == [{"instruction": "Why?", "output": "Because."}]
+
+
+def test_export_writes_the_file(ready: Sift, tmp_path: Path) -> None:
+    original = [alpaca_record(i, category="c") for i in range(5)]
+    assert (
+        ready("import", write_json(tmp_path / "in.json", original), "--dataset", "d").exit_code == 0
+    )
+    out = tmp_path / "exports" / "out.json"
+    result = ready("export", "--dataset", "d", "--format", "alpaca", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "exported 5 records as alpaca" in result.stdout
+    assert json.loads(out.read_text(encoding="utf-8")) == original
+    assert [p.name for p in out.parent.iterdir()] == ["out.json"]  # no temporary file left
+
+    jsonl = tmp_path / "out.jsonl"
+    assert ready("export", "--dataset", "d", "--format", "jsonl", "--out", jsonl).exit_code == 0
+    assert len(jsonl.read_text().splitlines()) == 5
+
+
+def test_export_mistakes(ready: Sift, tmp_path: Path) -> None:
+    out = tmp_path / "x.json"
+    assert_user_error(
+        ready("export", "--dataset", "nope", "--out", out), "no dataset called 'nope'"
+    )
+    assert_user_error(ready("export", "--out", out), "exactly one of")
+    assert (
+        ready("import", write_json(tmp_path / "in.json", records(1)), "--dataset", "d").exit_code
+        == 0
+    )
+    assert_user_error(
+        ready("export", "--dataset", "d", "--format", "yaml", "--out", out), "unknown export format"
+    )
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def test_background_import_runs_in_process_and_jobs_lists_it(ready: Sift, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "data.json", records(4))
+    result = ready("import", path, "--dataset", "d", "--background", "--wait")
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.stdout
+    assert "new 4" in result.stdout
+
+    listed = ready("jobs")
+    assert listed.exit_code == 0, listed.output
+    assert "import" in listed.stdout and "succeeded" in listed.stdout
+
+    again = ready("import", path, "--dataset", "d")
+    assert "0 new, 4 duplicate" in again.stdout
+
+
+def test_background_import_of_a_bad_file_fails_the_job(ready: Sift, tmp_path: Path) -> None:
+    bad = records(2)
+    del bad[1]["output"]
+    result = ready(
+        "import", write_json(tmp_path / "bad.json", bad), "--dataset", "d", "--background", "--wait"
+    )
+    assert_user_error(result, "failed", "record 2")
+    listed = ready("jobs")
+    assert "failed" in listed.stdout
+
+
+def test_jobs_on_an_empty_database(ready: Sift) -> None:
+    result = ready("jobs")
+    assert result.exit_code == 0, result.output
+    assert "kind" in result.stdout and "state" in result.stdout
