@@ -28,8 +28,11 @@ from app.core.config import get_settings
 from app.core.db import transaction
 from app.core.errors import InvalidInput, SiftError
 
-cli = typer.Typer(help="Sift: curate instruction-tuning data.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)  # fmt: skip
+cli = typer.Typer(
+    help="Sift: curate instruction-tuning data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 user_cli = typer.Typer(help="Accounts.", no_args_is_help=True)
 token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -97,7 +100,9 @@ def user_add(
     name: str,
     role: Annotated[str, typer.Option(help="admin, lead or annotator")] = "annotator",
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
-    if_missing: Annotated[bool, typer.Option("--if-missing", help="do nothing if it exists")] = False,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="do nothing if it exists")
+    ] = False,
 ) -> None:
     """Create an account; without --password-stdin a password is generated and shown once."""
     from sqlalchemy import select
@@ -172,7 +177,9 @@ def run_job(job_id: int, title: str, wait: bool) -> None:
         load_handlers()
         with progress_bar() as bar:
             task = bar.add_task(title, total=None)
-            state = execute_job(job_id, lambda done, total: bar.update(task, completed=done, total=total))
+            state = execute_job(
+                job_id, lambda done, total: bar.update(task, completed=done, total=total)
+            )
     elif wait:
         state = follow_job(job_id, title)
     else:
@@ -187,8 +194,9 @@ def report_job(job_id: int, state: str) -> None:
 
     with transaction() as session:
         job = get_job(session, job_id)
-        counts = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
-                           for k, v in job.counts.items())  # fmt: skip
+        counts = ", ".join(
+            f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in job.counts.items()
+        )
         error = job.error
     if state == "succeeded":
         out.print(f"job {job_id} succeeded: {counts}")
@@ -258,10 +266,16 @@ def _parse_mapping(pairs: list[str]) -> dict[str, str]:
 def import_(
     path: Path,
     dataset: Annotated[str, typer.Option("--dataset", help="created if new")],
-    format: Annotated[str, typer.Option(help="auto|alpaca|sharegpt|openai|dolly|lima|csv|parquet|jsonl")] = "auto",
+    format: Annotated[
+        str, typer.Option(help="auto|alpaca|sharegpt|openai|dolly|lima|csv|parquet|jsonl")
+    ] = "auto",
     source: Annotated[str | None, typer.Option(help="source of records that name none")] = None,
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="import the valid records even if some are bad")] = False,
-    map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. output=answer")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="import the valid records even if some are bad")
+    ] = False,
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. output=answer")
+    ] = None,
     background: Annotated[bool, typer.Option("--background", help="run as a job")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="with --background: follow the job")] = False,
 ) -> None:
@@ -276,9 +290,16 @@ def import_(
     if background:
         with user_errors(), transaction() as session:
             target = service.get_or_create_dataset(session, dataset)
-            job = service.start_import_job(session, target, path, fmt=format, source=source,
-                                           skip_invalid=skip_invalid, mapping=mapping,
-                                           send=not _runs_here())  # fmt: skip
+            job = service.start_import_job(
+                session,
+                target,
+                path,
+                fmt=format,
+                source=source,
+                skip_invalid=skip_invalid,
+                mapping=mapping,
+                send=not _runs_here(),
+            )
             job_id = job.id
         run_job(job_id, f"import {path.name}", wait)
         return
@@ -288,10 +309,16 @@ def import_(
             with transaction() as session:
                 target = service.get_or_create_dataset(session, dataset)
                 summary = import_file(
-                    session, target, path, fmt=format, source=source, skip_invalid=skip_invalid,
-                    mapping=mapping, max_record_chars=get_settings().import_max_record_chars,
+                    session,
+                    target,
+                    path,
+                    fmt=format,
+                    source=source,
+                    skip_invalid=skip_invalid,
+                    mapping=mapping,
+                    max_record_chars=get_settings().import_max_record_chars,
                     progress=lambda _n, done, total: bar.update(task, completed=done, total=total),
-                )  # fmt: skip
+                )
         except ImportRejected as exc:
             bar.stop()
             err.print(exc.message, highlight=False, markup=False)
@@ -313,7 +340,9 @@ def _runs_here() -> bool:
 @cli.command("export")
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="output file")],
-    format: Annotated[str, typer.Option(help="alpaca|sharegpt|openai|dolly|lima|jsonl|parquet")] = "jsonl",
+    format: Annotated[
+        str, typer.Option(help="alpaca|sharegpt|openai|dolly|lima|jsonl|parquet")
+    ] = "jsonl",
     dataset: Annotated[str | None, typer.Option("--dataset")] = None,
     collection: Annotated[str | None, typer.Option("--collection")] = None,
     snapshot: Annotated[int | None, typer.Option("--snapshot")] = None,
@@ -330,13 +359,15 @@ def export(
     with user_errors(), transaction() as session, progress_bar() as bar:
         source, total = _export_source(session, dataset, collection, snapshot)
         task = bar.add_task(f"export {out_path.name}", total=total)
-        count = export_to_file(session, source, options, out_path,
-                               lambda n: bar.update(task, completed=n))  # fmt: skip
+        count = export_to_file(
+            session, source, options, out_path, lambda n: bar.update(task, completed=n)
+        )
     out.print(f"exported {count:,} records as {format} to {out_path}")
 
 
-def _export_source(session: Any, dataset: str | None, collection: str | None,
-                   snapshot: int | None) -> tuple[Any, int]:  # fmt: skip
+def _export_source(
+    session: Any, dataset: str | None, collection: str | None, snapshot: int | None
+) -> tuple[Any, int]:
     from sqlalchemy import func, select
 
     from app.datasets.exporter import ExportSource
@@ -363,8 +394,20 @@ def _export_source(session: Any, dataset: str | None, collection: str | None,
 
 def worker_command(queues: str, beat: bool, concurrency: int, pool: str | None = None) -> list[str]:
     """The argv of a Celery worker for `queues`."""
-    argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app:celery_app", "worker",
-            "-Q", queues, "-c", str(concurrency), "--loglevel", "INFO"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app:celery_app",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+    ]
     if beat:
         argv += ["--beat", "--schedule", str(get_settings().data_dir.resolve() / "beat-schedule")]
     if pool:
@@ -389,7 +432,9 @@ def worker(
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    embedded_worker: Annotated[bool, typer.Option("--worker/--no-worker", help="start a worker too")] = True,
+    embedded_worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="start a worker too")
+    ] = True,
 ) -> None:
     """Run the studio; with the embedded default it starts its own worker."""
     import uvicorn
@@ -415,7 +460,6 @@ def serve(
 def main() -> None:
     """Entry point of the `sift` command."""
     cli()
-
 
 
 if __name__ == "__main__":

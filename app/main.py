@@ -73,7 +73,7 @@ def create_app() -> FastAPI:
         return _error_response(request, 422, message, {"problems": problems})
 
     @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def security_headers(request: Request, call_next):
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)

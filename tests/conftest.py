@@ -64,7 +64,9 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     """A migrated database of each backend, shared by the session's tests."""
     url = database_url(request.param, tmp_path_factory.mktemp(request.param))
     engine = make_engine(url)

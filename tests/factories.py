@@ -39,7 +39,12 @@ def make_dataset(session: Session, name: str | None = None) -> Dataset:
 
 def alpaca_record(i: int, **extra: Any) -> dict[str, Any]:
     """A distinct, valid Alpaca record."""
-    return {"instruction": f"Say the number {i}.", "input": "", "output": f"The number is {i}.", **extra}
+    return {
+        "instruction": f"Say the number {i}.",
+        "input": "",
+        "output": f"The number is {i}.",
+        **extra,
+    }
 
 
 def write_json(path: Path, records: list[Any]) -> Path:
@@ -50,20 +55,30 @@ def write_json(path: Path, records: list[Any]) -> Path:
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:
     """A JSON-lines file of records."""
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
     return path
 
 
-def make_example(session: Session, dataset: Dataset, i: int | None = None, **fields: Any) -> Example:
+def make_example(
+    session: Session, dataset: Dataset, i: int | None = None, **fields: Any
+) -> Example:
     """One imported-looking Alpaca example."""
     from app.datasets.records import parse_alpaca
 
     draft = parse_alpaca(alpaca_record(i if i is not None else next(_counter)))
     values = {
-        "dataset_id": dataset.id, "messages": draft.messages, "instruction": draft.instruction,
-        "input": draft.input, "output": draft.output, "content_hash": draft.content_hash,
-        "source_format": "alpaca", "source_keys": draft.source_keys, "meta": {},
-    }  # fmt: skip
+        "dataset_id": dataset.id,
+        "messages": draft.messages,
+        "instruction": draft.instruction,
+        "input": draft.input,
+        "output": draft.output,
+        "content_hash": draft.content_hash,
+        "source_format": "alpaca",
+        "source_keys": draft.source_keys,
+        "meta": {},
+    }
     values.update(fields)
     example = Example(**values)
     session.add(example)

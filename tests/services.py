@@ -19,7 +19,9 @@ def reachable(url: str, default_port: int) -> bool:
     """True when something accepts TCP connections at the URL's host and port."""
     parsed = urlparse(url.replace("+psycopg", ""))
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 2):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 2
+        ):
             return True
     except OSError:
         return False

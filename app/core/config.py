@@ -27,9 +27,7 @@ class LLMEndpoint(BaseModel):
 class Settings(BaseSettings):
     """Everything Sift reads from the environment."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SIFT_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="SIFT_", env_nested_delimiter="__", extra="ignore")
 
     env: Literal["development", "production"] = "development"
     data_dir: Path = Path(".sift")

@@ -84,6 +84,13 @@ def transaction(engine: Engine | None = None, *, writer: bool = False) -> Iterat
             raise
 
 
+def driver_connection(session: Session) -> Any:
+    """The DBAPI connection under the session's transaction (psycopg or sqlite3)."""
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    return connection
+
+
 def is_postgres(session: Session) -> bool:
     """True when the session talks to PostgreSQL."""
     return session.get_bind().dialect.name == "postgresql"

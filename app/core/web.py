@@ -103,8 +103,7 @@ def error_page(request: Request, status: int, message: str) -> Response:
         if is_htmx(request):  # a polling fragment must not swap the login page into itself
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
-    return render(request, "error.html", {"status": status, "message": message},
-                  status_code=status)  # fmt: skip
+    return render(request, "error.html", {"status": status, "message": message}, status_code=status)
 
 
 def include_pages(app: FastAPI) -> None:

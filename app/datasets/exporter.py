@@ -22,9 +22,18 @@ from app.models import CollectionItem, Embedding, Example, Score, Scorer, ScoreS
 EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet")
 CHUNK = 2_000
 VIEW_FIELDS = (
-    "messages", "instruction", "input", "output", "source", "category", "external_id", "meta",
-    "source_format", "source_keys", "content_hash",
-)  # fmt: skip
+    "messages",
+    "instruction",
+    "input",
+    "output",
+    "source",
+    "category",
+    "external_id",
+    "meta",
+    "source_format",
+    "source_keys",
+    "content_hash",
+)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from app.core.db import driver_connection
 from app.core.errors import InvalidInput
 from app.datasets.readers import FileError, RecordStream, detect_container
 from app.datasets.records import PARSERS, ExampleDraft, RecordError, detect_format
@@ -30,9 +31,19 @@ MAX_REPORTED_ERRORS = 100
 ProgressCallback = Callable[[int, int, int], None]
 
 STAGED_COLUMNS = (
-    "seq", "messages", "instruction", "input", "output", "source", "category", "meta",
-    "external_id", "content_hash", "source_format", "source_keys",
-)  # fmt: skip
+    "seq",
+    "messages",
+    "instruction",
+    "input",
+    "output",
+    "source",
+    "category",
+    "meta",
+    "external_id",
+    "content_hash",
+    "source_format",
+    "source_keys",
+)
 
 
 @dataclass
@@ -62,8 +73,13 @@ class ImportSummary:
 
     def counts(self) -> dict[str, Any]:
         """The numbers, for a job's counts."""
-        return {"read": self.read, "new": self.new, "duplicate": self.duplicate,
-                "invalid": self.invalid, "format": self.format}  # fmt: skip
+        return {
+            "read": self.read,
+            "new": self.new,
+            "duplicate": self.duplicate,
+            "invalid": self.invalid,
+            "format": self.format,
+        }
 
 
 class ImportRejected(InvalidInput):
@@ -115,7 +131,7 @@ class _Sink:
 class _PostgresSink(_Sink):
     def __init__(self, session: Session, dataset_id: int, origin: str) -> None:
         super().__init__(session, dataset_id, origin)
-        self.connection = session.connection().connection.driver_connection
+        self.connection = driver_connection(session)
         self.cursor = self.connection.cursor()
         self.cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS import_stage (seq bigint, messages text, "
@@ -130,12 +146,22 @@ class _PostgresSink(_Sink):
         self.copy = self.copy_context.__enter__()
 
     def add(self, seq: int, draft: ExampleDraft) -> None:
-        self.copy.write_row((
-            seq, orjson.dumps(draft.messages).decode(), draft.instruction, draft.input,
-            draft.output, draft.source, draft.category, orjson.dumps(draft.meta).decode(),
-            draft.external_id, draft.content_hash, draft.source_format,
-            orjson.dumps(draft.source_keys).decode(),
-        ))  # fmt: skip
+        self.copy.write_row(
+            (
+                seq,
+                orjson.dumps(draft.messages).decode(),
+                draft.instruction,
+                draft.input,
+                draft.output,
+                draft.source,
+                draft.category,
+                orjson.dumps(draft.meta).decode(),
+                draft.external_id,
+                draft.content_hash,
+                draft.source_format,
+                orjson.dumps(draft.source_keys).decode(),
+            )
+        )
 
     def finish(self) -> int:
         self.copy_context.__exit__(None, None, None)
@@ -164,7 +190,7 @@ class _SqliteSink(_Sink):
 
     def __init__(self, session: Session, dataset_id: int, origin: str) -> None:
         super().__init__(session, dataset_id, origin)
-        self.cursor = session.connection().connection.driver_connection.cursor()
+        self.cursor = driver_connection(session).cursor()
         # Batches go straight into `examples`; a savepoint lets an abort take them back.
         self.cursor.execute("SAVEPOINT sift_import")
         self.batch: list[tuple[Any, ...]] = []
@@ -176,12 +202,25 @@ class _SqliteSink(_Sink):
         )
 
     def add(self, seq: int, draft: ExampleDraft) -> None:
-        self.batch.append((
-            orjson.dumps(draft.messages).decode(), draft.instruction, draft.input, draft.output,
-            draft.source, draft.category, orjson.dumps(draft.meta).decode(), draft.external_id,
-            draft.content_hash, draft.source_format, orjson.dumps(draft.source_keys).decode(),
-            self.dataset_id, self.origin, ExampleStatus.CANDIDATE.value, 1,
-        ))  # fmt: skip
+        self.batch.append(
+            (
+                orjson.dumps(draft.messages).decode(),
+                draft.instruction,
+                draft.input,
+                draft.output,
+                draft.source,
+                draft.category,
+                orjson.dumps(draft.meta).decode(),
+                draft.external_id,
+                draft.content_hash,
+                draft.source_format,
+                orjson.dumps(draft.source_keys).decode(),
+                self.dataset_id,
+                self.origin,
+                ExampleStatus.CANDIDATE.value,
+                1,
+            )
+        )
         if len(self.batch) >= self.BATCH:
             self._flush()
 

@@ -71,9 +71,14 @@ def import_file(
         return _list_page(request, session, user, exc.message, status=422)
     path = service.save_upload(file.file, file.filename)
     service.start_import_job(
-        session, target, path, fmt=format, skip_invalid=skip_invalid,
-        source=source.strip() or None, user=user,
-    )  # fmt: skip
+        session,
+        target,
+        path,
+        fmt=format,
+        skip_invalid=skip_invalid,
+        source=source.strip() or None,
+        user=user,
+    )
     return RedirectResponse("/jobs", status_code=303)
 
 

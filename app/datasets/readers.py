@@ -80,12 +80,12 @@ class _Progress(io.RawIOBase):
         return len(data)
 
 
-def _skip_bom(fh: io.BufferedReader) -> None:
+def _skip_bom(fh: io.BufferedReader[Any]) -> None:
     if fh.peek(3)[:3] == BOM:
         fh.read(3)
 
 
-def read_json_list(fh: io.BufferedReader) -> Iterator[SourceRecord]:
+def read_json_list(fh: io.BufferedReader[Any]) -> Iterator[SourceRecord]:
     """Records of a JSON list, parsed incrementally."""
     _skip_bom(fh)
     number = 0
@@ -115,7 +115,7 @@ def _ijson_reason(exc: Exception) -> str:
     return f"malformed JSON: {first_line}"
 
 
-def read_jsonl(fh: io.BufferedReader, max_chars: int) -> Iterator[SourceRecord]:
+def read_jsonl(fh: io.BufferedReader[Any], max_chars: int) -> Iterator[SourceRecord]:
     """Records of a JSON-lines file, numbered by line."""
     _skip_bom(fh)
     seen = 0

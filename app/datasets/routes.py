@@ -33,8 +33,10 @@ DB = Annotated[Session, Depends(get_session)]
 def example_out(example: Example) -> ExampleOut:
     """The API shape of an example."""
     return ExampleOut.model_validate(
-        {**{c: getattr(example, c) for c in ExampleOut.model_fields if c != "dataset"},
-         "dataset": example.dataset.name}  # fmt: skip
+        {
+            **{c: getattr(example, c) for c in ExampleOut.model_fields if c != "dataset"},
+            "dataset": example.dataset.name,
+        }
     )
 
 
@@ -52,9 +54,11 @@ def create_dataset(body: DatasetCreate, session: DB, user: Lead) -> DatasetOut:
     """Create an empty dataset."""
     dataset = service.create_dataset(session, body.name, body.description, user)
     return DatasetOut(
-        name=dataset.name, description=dataset.description, example_count=0,
+        name=dataset.name,
+        description=dataset.description,
+        example_count=0,
         created_at=dataset.created_at,
-    )  # fmt: skip
+    )
 
 
 @router.get("/datasets/{name}", response_model=DatasetOut)
@@ -62,9 +66,11 @@ def get_dataset(name: str, session: DB, _: Annotator) -> DatasetOut:
     """One dataset with its size."""
     dataset = service.get_dataset(session, name)
     return DatasetOut(
-        name=dataset.name, description=dataset.description,
-        example_count=service.count_examples(session, dataset), created_at=dataset.created_at,
-    )  # fmt: skip
+        name=dataset.name,
+        description=dataset.description,
+        example_count=service.count_examples(session, dataset),
+        created_at=dataset.created_at,
+    )
 
 
 @router.post("/datasets/{name}/imports", response_model=JobOut, status_code=202)

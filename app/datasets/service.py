@@ -58,9 +58,7 @@ def get_or_create_dataset(session: Session, name: str, user: User | None = None)
 def list_datasets(session: Session) -> list[tuple[Dataset, int]]:
     """Every dataset with its number of examples, by name."""
     counts = (
-        select(Example.dataset_id, func.count().label("n"))
-        .group_by(Example.dataset_id)
-        .subquery()
+        select(Example.dataset_id, func.count().label("n")).group_by(Example.dataset_id).subquery()
     )
     rows = session.execute(
         select(Dataset, func.coalesce(counts.c.n, 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,6 @@ def sweep_stale_jobs(session: Session) -> list[int]:
             continue
         job.state = JobState.QUEUED.value
         job_id, queue = job.id, job.queue
-        on_commit(session, lambda job_id=job_id, queue=queue: enqueue(job_id, queue))
+        on_commit(session, partial(enqueue, job_id, queue))
         requeued.append(job_id)
     return requeued

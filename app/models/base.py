@@ -27,11 +27,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class StrEnum(str, enum.Enum):
+class StrEnum(enum.StrEnum):
     """An enum whose values are stored as plain strings."""
-
-    def __str__(self) -> str:
-        return str(self.value)
 
 
 class Base(DeclarativeBase):

@@ -72,7 +72,7 @@ class Example(IdMixin, CreatedMixin, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), onupdate=utcnow)
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (read once by the mapper)
 
     dataset: Mapped[Dataset] = relationship(back_populates="examples")
 

@@ -62,10 +62,14 @@ def test_sign_in_with_the_right_password(client: TestClient, annotator: User) ->
     token = csrf_from(client.get("/login?next=/jobs").text)
     response = client.post(
         "/login",
-        data={"name": annotator.name, "password": "correct horse", "csrf_token": token,
-              "next": "/jobs"},
+        data={
+            "name": annotator.name,
+            "password": "correct horse",
+            "csrf_token": token,
+            "next": "/jobs",
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert response.status_code == 303
     assert response.headers["location"] == "/jobs"
     page = client.get("/datasets")
@@ -95,10 +99,14 @@ def test_sign_in_never_redirects_off_site(client: TestClient, annotator: User, t
     token = csrf_from(client.get("/login").text)
     response = client.post(
         "/login",
-        data={"name": annotator.name, "password": "correct horse", "csrf_token": token,
-              "next": target},
+        data={
+            "name": annotator.name,
+            "password": "correct horse",
+            "csrf_token": token,
+            "next": target,
+        },
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert response.headers["location"] == "/"
 
 
@@ -152,19 +160,24 @@ def test_user_text_is_escaped_everywhere(
     hostile_name = '<img src=x onerror="window.__pwned=1"> {{7*7}}'  # names cannot hold "/"
     dataset = make_dataset(session, f"pool {hostile_name}")
     example = make_example(
-        session, dataset, instruction=HOSTILE, source=HOSTILE, category=HOSTILE,
+        session,
+        dataset,
+        instruction=HOSTILE,
+        source=HOSTILE,
+        category=HOSTILE,
         messages=[{"role": "user", "content": HOSTILE}, {"role": "assistant", "content": HOSTILE}],
         meta={"note": HOSTILE},
-    )  # fmt: skip
+    )
     sign_in(client, annotator)
-    pages = [
-        client.get("/datasets"),
-        client.get(f"/datasets/pool {hostile_name}"),
-        client.get(f"/examples/{example.id}"),
-    ]
-    for page in pages:
+    listing = client.get("/datasets")
+    detail = client.get(f"/datasets/pool {hostile_name}")
+    example_page = client.get(f"/examples/{example.id}")
+    for page in (listing, detail, example_page):
         assert page.status_code == 200, page.text
         assert "<script>" not in page.text and "<img src=x" not in page.text
+    for page in (listing, detail):
+        assert "&lt;img src=x onerror=" in page.text
+    for page in (detail, example_page):
         assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page.text
         assert "&lt;/script&gt; {{7*7}}" in page.text  # shown as written, never evaluated
         assert "&lt;/script&gt; 49" not in page.text
@@ -245,11 +258,15 @@ def test_an_upload_starts_an_import_job(client: TestClient, session: Session, le
     records = [alpaca_record(i) for i in range(3)]
     response = client.post(
         "/datasets/import",
-        data={"csrf_token": token, "dataset": "uploaded", "format": "alpaca",
-              "skip_invalid": "true"},
+        data={
+            "csrf_token": token,
+            "dataset": "uploaded",
+            "format": "alpaca",
+            "skip_invalid": "true",
+        },
         files={"file": ("records.json", json.dumps(records).encode(), "application/json")},
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/jobs"
     job = list_jobs(session)[0]
@@ -280,9 +297,16 @@ def test_the_jobs_table_stops_polling_when_nothing_moves(
     client: TestClient, session: Session, annotator: User
 ) -> None:
     session.add(
-        Job(kind="import", queue="cpu", params={}, state=JobState.SUCCEEDED.value, counts={},
-            done=10, total=10)
-    )  # fmt: skip
+        Job(
+            kind="import",
+            queue="cpu",
+            params={},
+            state=JobState.SUCCEEDED.value,
+            counts={},
+            done=10,
+            total=10,
+        )
+    )
     session.flush()
     sign_in(client, annotator)
     fragment = client.get("/jobs", headers={"hx-request": "true"})
