@@ -1,8 +1,9 @@
 """Import a file into a dataset: stream, validate every record, write all or nothing.
 
-Everything is written inside the caller's transaction. On PostgreSQL the valid records are
-streamed with COPY into a temporary staging table and moved into `examples` with one
-INSERT ... ON CONFLICT DO NOTHING, so that re-importing adds nothing; on SQLite they are
+Everything is written inside the caller's transaction. On PostgreSQL the first import into
+an empty dataset COPYs straight into `examples`; otherwise (or when the file repeats a record)
+the valid records are COPYed into a temporary staging table and moved into `examples` with one
+INSERT ... ON CONFLICT DO NOTHING, so that re-importing adds nothing. On SQLite they are
 inserted in batches with the same conflict rule. If any record is bad and the caller did not
 ask to skip bad records, nothing is written: the error names every bad record.
 """
@@ -16,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.db import driver_connection
 from app.core.errors import InvalidInput
-from app.datasets.readers import FileError, RecordStream, detect_container
+from app.datasets.readers import FileError, RecordStream, SourceRecord, detect_container
 from app.datasets.records import PARSERS, ExampleDraft, RecordError, detect_format
-from app.models import Dataset, ExampleStatus, Origin
+from app.models import Dataset, Example, ExampleStatus, Origin
 
 FORMATS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "lima", "csv", "parquet", "jsonl")
 MAX_REPORTED_ERRORS = 100
@@ -128,11 +131,81 @@ class _Sink:
         raise NotImplementedError  # pragma: no cover
 
 
-class _PostgresSink(_Sink):
+def _row(draft: ExampleDraft) -> tuple[Any, ...]:
+    """The values of STAGED_COLUMNS after `seq`, JSON as text."""
+    return (
+        orjson.dumps(draft.messages).decode(),
+        draft.instruction,
+        draft.input,
+        draft.output,
+        draft.source,
+        draft.category,
+        orjson.dumps(draft.meta).decode(),
+        draft.external_id,
+        draft.content_hash,
+        draft.source_format,
+        orjson.dumps(draft.source_keys).decode(),
+    )
+
+
+# Every column an import writes into `examples`, in the order of _row() plus the fixed ones.
+EXAMPLE_COLUMNS = (*STAGED_COLUMNS[1:], "dataset_id", "origin", "status", "version")
+
+
+class _DuplicatesInFile(Exception):
+    """The direct COPY met a content hash twice: the import must go through staging."""
+
+
+class _PostgresDirectSink(_Sink):
+    """COPY straight into `examples`: the fast path for a dataset that is still empty.
+
+    A file that repeats a record makes the COPY hit the unique index; the sink then rolls
+    back to its savepoint and the importer runs again through the staging path.
+    """
+
     def __init__(self, session: Session, dataset_id: int, origin: str) -> None:
         super().__init__(session, dataset_id, origin)
-        self.connection = driver_connection(session)
-        self.cursor = self.connection.cursor()
+        self.cursor = driver_connection(session).cursor()
+        self.cursor.execute("SAVEPOINT sift_import")
+        self.fixed = (dataset_id, origin, ExampleStatus.CANDIDATE.value, 1)
+        self.copy_context = self.cursor.copy(
+            f"COPY examples ({', '.join(EXAMPLE_COLUMNS)}) FROM STDIN"
+        )
+        self.copy = self.copy_context.__enter__()
+
+    def add(self, seq: int, draft: ExampleDraft) -> None:
+        try:
+            self.copy.write_row((*_row(draft), *self.fixed))
+        except psycopg.errors.UniqueViolation as exc:
+            self._undo()
+            raise _DuplicatesInFile() from exc
+
+    def finish(self) -> int:
+        try:
+            self.copy_context.__exit__(None, None, None)
+        except psycopg.errors.UniqueViolation as exc:
+            self._undo()
+            raise _DuplicatesInFile() from exc
+        new = self.cursor.rowcount
+        self.cursor.execute("RELEASE SAVEPOINT sift_import")
+        return new
+
+    def abort(self) -> None:
+        with suppress(psycopg.Error):
+            self.copy_context.__exit__(None, None, None)
+        self._undo()
+
+    def _undo(self) -> None:
+        self.cursor.execute("ROLLBACK TO SAVEPOINT sift_import")
+        self.cursor.execute("RELEASE SAVEPOINT sift_import")
+
+
+class _PostgresStagedSink(_Sink):
+    """COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING."""
+
+    def __init__(self, session: Session, dataset_id: int, origin: str) -> None:
+        super().__init__(session, dataset_id, origin)
+        self.cursor = driver_connection(session).cursor()
         self.cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS import_stage (seq bigint, messages text, "
             "instruction text, input text, output text, source text, category text, meta text, "
@@ -146,31 +219,14 @@ class _PostgresSink(_Sink):
         self.copy = self.copy_context.__enter__()
 
     def add(self, seq: int, draft: ExampleDraft) -> None:
-        self.copy.write_row(
-            (
-                seq,
-                orjson.dumps(draft.messages).decode(),
-                draft.instruction,
-                draft.input,
-                draft.output,
-                draft.source,
-                draft.category,
-                orjson.dumps(draft.meta).decode(),
-                draft.external_id,
-                draft.content_hash,
-                draft.source_format,
-                orjson.dumps(draft.source_keys).decode(),
-            )
-        )
+        self.copy.write_row((seq, *_row(draft)))
 
     def finish(self) -> int:
         self.copy_context.__exit__(None, None, None)
         self.cursor.execute(
-            "INSERT INTO examples (dataset_id, messages, instruction, input, output, source, "
-            "category, meta, external_id, content_hash, source_format, source_keys, origin, "
-            "status, version) "
-            "SELECT %s, messages::jsonb, instruction, input, output, source, category, "
-            "meta::jsonb, external_id, content_hash, source_format, source_keys::jsonb, %s, %s, 1 "
+            f"INSERT INTO examples ({', '.join(EXAMPLE_COLUMNS)}) "
+            "SELECT messages::jsonb, instruction, input, output, source, category, meta::jsonb, "
+            "external_id, content_hash, source_format, source_keys::jsonb, %s, %s, %s, 1 "
             "FROM import_stage ORDER BY seq "
             "ON CONFLICT (dataset_id, content_hash) DO NOTHING",
             (self.dataset_id, self.origin, ExampleStatus.CANDIDATE.value),
@@ -180,47 +236,30 @@ class _PostgresSink(_Sink):
         return new
 
     def abort(self) -> None:
-        """Close the COPY without moving anything (the transaction will roll back)."""
+        """Close the COPY; the staged rows never reach `examples`."""
         self.copy_context.__exit__(None, None, None)
+        self.cursor.execute("TRUNCATE import_stage")
 
 
 class _SqliteSink(_Sink):
     BATCH = 5_000
-    COLUMNS = (*STAGED_COLUMNS[1:], "dataset_id", "origin", "status", "version")
 
     def __init__(self, session: Session, dataset_id: int, origin: str) -> None:
         super().__init__(session, dataset_id, origin)
         self.cursor = driver_connection(session).cursor()
         # Batches go straight into `examples`; a savepoint lets an abort take them back.
         self.cursor.execute("SAVEPOINT sift_import")
+        self.fixed = (dataset_id, origin, ExampleStatus.CANDIDATE.value, 1)
         self.batch: list[tuple[Any, ...]] = []
         self.new = 0
         self.statement = (
-            f"INSERT INTO examples ({', '.join(self.COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(self.COLUMNS))}) "
+            f"INSERT INTO examples ({', '.join(EXAMPLE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(EXAMPLE_COLUMNS))}) "
             "ON CONFLICT (dataset_id, content_hash) DO NOTHING"
         )
 
     def add(self, seq: int, draft: ExampleDraft) -> None:
-        self.batch.append(
-            (
-                orjson.dumps(draft.messages).decode(),
-                draft.instruction,
-                draft.input,
-                draft.output,
-                draft.source,
-                draft.category,
-                orjson.dumps(draft.meta).decode(),
-                draft.external_id,
-                draft.content_hash,
-                draft.source_format,
-                orjson.dumps(draft.source_keys).decode(),
-                self.dataset_id,
-                self.origin,
-                ExampleStatus.CANDIDATE.value,
-                1,
-            )
-        )
+        self.batch.append((*_row(draft), *self.fixed))
         if len(self.batch) >= self.BATCH:
             self._flush()
 
@@ -239,6 +278,20 @@ class _SqliteSink(_Sink):
         self.batch = []
         self.cursor.execute("ROLLBACK TO SAVEPOINT sift_import")
         self.cursor.execute("RELEASE SAVEPOINT sift_import")
+
+
+def _open_sink(session: Session, dataset_id: int, origin: str, *, direct: bool) -> _Sink:
+    if session.get_bind().dialect.name != "postgresql":
+        return _SqliteSink(session, dataset_id, origin)
+    if direct:
+        return _PostgresDirectSink(session, dataset_id, origin)
+    return _PostgresStagedSink(session, dataset_id, origin)
+
+
+def _is_empty(session: Session, dataset_id: int) -> bool:
+    return (
+        session.scalar(select(Example.id).where(Example.dataset_id == dataset_id).limit(1)) is None
+    )
 
 
 def _resolve(path: Path, fmt: str) -> tuple[str, str | None]:
@@ -260,6 +313,20 @@ def apply_mapping(record: Any, mapping: Mapping[str, str]) -> Any:
         if source_key in record:
             renamed[target] = record[source_key]
     return renamed
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What one reading of the file needs to know."""
+
+    path: Path
+    container: str
+    record_format: str | None
+    source: str | None
+    skip_invalid: bool
+    mapping: Mapping[str, str]
+    max_record_chars: int
+    progress: ProgressCallback | None
 
 
 def import_file(
@@ -284,43 +351,44 @@ def import_file(
         container, record_format = _resolve(path, fmt)
     except FileError as exc:
         raise InvalidInput(str(exc)) from exc
-    unit = "line" if container in ("jsonl", "csv") else "record"
-    if container == "csv":
-        unit = "row"
-    summary = ImportSummary(dataset=dataset.name, format=record_format or container)
-    stream = RecordStream(path, container, max_record_chars)
-    sink_type = _PostgresSink if session.get_bind().dialect.name == "postgresql" else _SqliteSink
-    sink = sink_type(session, dataset.id, origin)
+    job = _Pass(path, container, record_format, source, skip_invalid, mapping or {},
+                max_record_chars, progress)  # fmt: skip
+    direct = _is_empty(session, dataset.id)
+    try:
+        return _read_and_write(job, dataset, _open_sink(session, dataset.id, origin, direct=direct))
+    except _DuplicatesInFile:
+        # Only the first import into an empty dataset tries the direct path; a file that
+        # repeats a record reads again through staging, which skips the repeats.
+        return _read_and_write(job, dataset, _open_sink(session, dataset.id, origin, direct=False))
+
+
+def _read_and_write(job: _Pass, dataset: Dataset, sink: _Sink) -> ImportSummary:
+    record_format = job.record_format
+    unit = {"jsonl": "line", "csv": "row"}.get(job.container, "record")
+    summary = ImportSummary(dataset=dataset.name, format=record_format or job.container)
+    stream = RecordStream(job.path, job.container, job.max_record_chars)
     writing = True
     try:
         for item in stream:
             summary.read += 1
             try:
-                if item.error is not None:
-                    raise item.error
-                record = apply_mapping(item.value, mapping or {})
-                if record_format is None:
-                    record_format = detect_format(record)
-                    summary.format = record_format
-                if container != "jsonl" and _record_chars(record) > max_record_chars:
-                    raise RecordError(
-                        f"the record is over the limit of {max_record_chars:,} characters "
-                        "(SIFT_IMPORT_MAX_RECORD_CHARS)"
-                    )
-                if not isinstance(record, dict):
-                    raise RecordError("a record must be an object")
+                record = _record(item, job)
+                record_format = record_format or detect_format(record)
+                summary.format = record_format
                 draft = PARSERS[record_format](record)
-                if source and draft.source is None:
-                    draft.source = source
+                if job.source and draft.source is None:
+                    draft.source = job.source
             except RecordError as exc:
                 summary.add_error(item.number, str(exc), unit)
                 # All or nothing: stop writing, keep reading to report every bad record.
-                writing = writing and skip_invalid
+                writing = writing and job.skip_invalid
                 continue
             if writing:
                 sink.add(item.number, draft)
-            if progress and summary.read % 2_000 == 0:
-                progress(summary.read, stream.bytes_read, stream.total_bytes)
+            if job.progress and summary.read % 2_000 == 0:
+                job.progress(summary.read, stream.bytes_read, stream.total_bytes)
+    except _DuplicatesInFile:
+        raise
     except FileError as exc:
         sink.abort()
         raise InvalidInput(str(exc)) from exc
@@ -328,11 +396,26 @@ def import_file(
         with suppress(Exception):  # the original error matters more than a failed cleanup
             sink.abort()
         raise
-    if summary.invalid and not skip_invalid:
+    if summary.invalid and not job.skip_invalid:
         sink.abort()
         raise ImportRejected(summary)
     summary.new = sink.finish()
     summary.duplicate = summary.read - summary.invalid - summary.new
-    if progress:
-        progress(summary.read, stream.total_bytes, stream.total_bytes)
+    if job.progress:
+        job.progress(summary.read, stream.total_bytes, stream.total_bytes)
     return summary
+
+
+def _record(item: SourceRecord, job: _Pass) -> dict[str, Any]:
+    """The source record with its columns renamed, or RecordError saying why it cannot be."""
+    if item.error is not None:
+        raise item.error
+    record = apply_mapping(item.value, job.mapping)
+    if not isinstance(record, dict):
+        raise RecordError("a record must be an object")
+    if job.container != "jsonl" and _record_chars(record) > job.max_record_chars:
+        raise RecordError(
+            f"the record is over the limit of {job.max_record_chars:,} characters "
+            "(SIFT_IMPORT_MAX_RECORD_CHARS)"
+        )
+    return record
