@@ -441,20 +441,37 @@ def serve(
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade_database() if settings.embedded else None
+    if settings.embedded:
+        upgrade_database()
     child = None
     if embedded_worker and settings.embedded:
         # SQLite has one writer: one task at a time keeps the embedded default simple and safe.
-        child = subprocess.Popen(worker_command("io,cpu,gpu", True, 1, pool="solo"))
+        child = subprocess.Popen(
+            worker_command("io,cpu,gpu", True, 1, pool="solo"), preexec_fn=_die_with_parent
+        )
         pid_file().write_text(str(os.getpid()))
+    # uvicorn re-raises SIGTERM after its graceful shutdown; make that an ordinary exit so the
+    # worker is stopped below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     out.print(f"Sift is at http://{host}:{port}")
     try:
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
     finally:
         if child is not None:
-            child.send_signal(signal.SIGTERM)
-            child.wait(timeout=30)
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
             pid_file().unlink(missing_ok=True)
+
+
+def _die_with_parent() -> None:
+    """In the worker child: the kernel stops it if `sift serve` dies without cleaning up."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def main() -> None:
