@@ -475,7 +475,15 @@ def _die_with_parent() -> None:
 
 
 def main() -> None:
-    """Entry point of the `sift` command."""
+    """Entry point of the `sift` command; a bad setting is one error line, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        err.print(f"[bold red]error:[/] settings: {reasons}", highlight=False)
+        raise SystemExit(1) from None
     cli()
 
 
