@@ -16,24 +16,11 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import InvalidInput
-from app.datasets.records import WRITERS, ExampleView
+from app.datasets.records import CONTENT_FIELDS, WRITERS, ExampleView
 from app.models import CollectionItem, Embedding, Example, Score, Scorer, ScoreState, SnapshotItem
 
 EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet")
 CHUNK = 2_000
-VIEW_FIELDS = (
-    "messages",
-    "instruction",
-    "input",
-    "output",
-    "source",
-    "category",
-    "external_id",
-    "meta",
-    "source_format",
-    "source_keys",
-    "content_hash",
-)
 
 
 @dataclass(frozen=True)
@@ -84,7 +71,7 @@ def _views(session: Session, source: ExportSource) -> Iterator[list[ExampleView]
 
 
 def _view(row: Any, model: Any) -> ExampleView:
-    values = {name: getattr(row, name) for name in VIEW_FIELDS}
+    values = {name: getattr(row, name) for name in CONTENT_FIELDS}
     example_id = row.example_id if model is SnapshotItem else row.id
     status = None if model is SnapshotItem else row.status
     origin = None if model is SnapshotItem else row.origin

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from app.core.db import driver_connection
 from app.core.errors import InvalidInput
 from app.datasets.readers import FileError, RecordStream, SourceRecord, detect_container
-from app.datasets.records import PARSERS, ExampleDraft, RecordError, detect_format
+from app.datasets.records import CONTENT_FIELDS, PARSERS, ExampleDraft, RecordError, detect_format
 from app.models import Dataset, Example, ExampleStatus, Origin
 
 FORMATS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "lima", "csv", "parquet", "jsonl")
@@ -33,20 +33,7 @@ MAX_REPORTED_ERRORS = 100
 # (records read, bytes read, total bytes): called every few thousand records.
 ProgressCallback = Callable[[int, int, int], None]
 
-STAGED_COLUMNS = (
-    "seq",
-    "messages",
-    "instruction",
-    "input",
-    "output",
-    "source",
-    "category",
-    "meta",
-    "external_id",
-    "content_hash",
-    "source_format",
-    "source_keys",
-)
+STAGED_COLUMNS = ("seq", *CONTENT_FIELDS)
 
 
 @dataclass

@@ -29,6 +29,23 @@ SHAREGPT_ROLES = {
 ROLE_TO_SHAREGPT = {"user": "human", "assistant": "gpt", "system": "system"}
 
 
+# The columns that hold an example's content (models.ExampleContent), in the order the
+# importer writes them.
+CONTENT_FIELDS = (
+    "messages",
+    "instruction",
+    "input",
+    "output",
+    "source",
+    "category",
+    "meta",
+    "external_id",
+    "content_hash",
+    "source_format",
+    "source_keys",
+)
+
+
 class RecordError(ValueError):
     """A record that cannot be imported; the message says which field and why."""
 

@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json
+from app.models.datasets import ExampleContent
 
 
 class Collection(IdMixin, CreatedMixin, Base):
@@ -58,7 +59,7 @@ class Snapshot(IdMixin, CreatedMixin, Base):
     )
 
 
-class SnapshotItem(IdMixin, Base):
+class SnapshotItem(IdMixin, ExampleContent, Base):
     """A frozen example: its content is copied, never read from the live row."""
 
     __tablename__ = "snapshot_items"
@@ -69,14 +70,3 @@ class SnapshotItem(IdMixin, Base):
     example_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("examples.id", ondelete="SET NULL")
     )
-    content_hash: Mapped[str] = mapped_column(String(32))
-    messages: Mapped[list[dict[str, str]]] = mapped_column(Json)
-    instruction: Mapped[str | None] = mapped_column(Text)
-    input: Mapped[str | None] = mapped_column(Text)
-    output: Mapped[str | None] = mapped_column(Text)
-    source: Mapped[str | None] = mapped_column(String(200))
-    category: Mapped[str | None] = mapped_column(String(200))
-    meta: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    external_id: Mapped[str | None] = mapped_column(String(200))
-    source_format: Mapped[str | None] = mapped_column(String(20))
-    source_keys: Mapped[list[str] | None] = mapped_column(Json)

@@ -43,15 +43,9 @@ class Dataset(IdMixin, CreatedMixin, Base):
     examples: Mapped[list[Example]] = relationship(back_populates="dataset", passive_deletes=True)
 
 
-class Example(IdMixin, CreatedMixin, Base):
-    __tablename__ = "examples"
-    __table_args__ = (
-        UniqueConstraint("dataset_id", "content_hash"),
-        Index("ix_examples_dataset_id_id", "dataset_id", "id"),
-        Index("ix_examples_content_hash", "content_hash"),
-    )
+class ExampleContent:
+    """The content of an example, shared by live examples and frozen snapshot items."""
 
-    dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"))
     # Canonical content: [{"role": "system"|"user"|"assistant", "content": str}, ...]
     messages: Mapped[list[dict[str, str]]] = mapped_column(Json)
     # Single-turn Alpaca-style fields, kept so that export in the source format round-trips.
@@ -67,6 +61,17 @@ class Example(IdMixin, CreatedMixin, Base):
     # The format the record came in and its keys in order, for an exact round trip.
     source_format: Mapped[str | None] = mapped_column(String(20))
     source_keys: Mapped[list[str] | None] = mapped_column(Json)
+
+
+class Example(IdMixin, CreatedMixin, ExampleContent, Base):
+    __tablename__ = "examples"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "content_hash"),
+        Index("ix_examples_dataset_id_id", "dataset_id", "id"),
+        Index("ix_examples_content_hash", "content_hash"),
+    )
+
+    dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"))
     origin: Mapped[str] = mapped_column(String(20), default=Origin.IMPORT.value)
     status: Mapped[str] = mapped_column(String(20), default=ExampleStatus.CANDIDATE.value)
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -3,7 +3,6 @@ process) use, instead of the rolled-back test session."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,5 +74,4 @@ def committed(
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         cleanup.dispose()
     monkeypatch.undo()
-    os.environ.pop("SIFT_DATABASE_URL", None)
     reset_caches()
