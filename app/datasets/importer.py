@@ -10,6 +10,7 @@ ask to skip bad records, nothing is written: the error names every bad record.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -98,24 +99,25 @@ def _record_chars(value: Any) -> int:
     return 8
 
 
-class _Sink:
-    """Where valid drafts go before the final move into `examples`."""
+class _Sink(ABC):
+    """Where valid drafts go on their way into `examples`."""
 
     def __init__(self, session: Session, dataset_id: int, origin: str) -> None:
         self.session = session
         self.dataset_id = dataset_id
         self.origin = origin
 
+    @abstractmethod
     def add(self, seq: int, draft: ExampleDraft) -> None:
-        raise NotImplementedError  # pragma: no cover - both sinks implement it
+        """Take one valid draft (`seq` is its place in the file)."""
 
+    @abstractmethod
     def finish(self) -> int:
-        """Move what was staged into `examples`; return how many rows were new."""
-        raise NotImplementedError  # pragma: no cover
+        """Make everything added part of `examples`; return how many rows were new."""
 
+    @abstractmethod
     def abort(self) -> None:
-        """Take back everything staged (the caller's transaction stays usable)."""
-        raise NotImplementedError  # pragma: no cover
+        """Take back everything added (the caller's transaction stays usable)."""
 
 
 def _row(draft: ExampleDraft) -> tuple[Any, ...]:

@@ -406,7 +406,7 @@ def _keep_source_shape(
     """Exactly the source keys in source order when the example came in this family's format."""
     if example.source_format in family and example.source_keys:
         return {key: full.get(key) for key in example.source_keys}
-    return {k: v for k, v in full.items() if v is not None and k not in example.meta}
+    return {k: v for k, v in full.items() if v is not None}
 
 
 def _alpaca_parts(example: ExampleView) -> tuple[str, str, str, list[list[str]], str | None]:
