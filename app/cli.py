@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,7 +26,7 @@ from rich.table import Table
 
 from app.core.config import get_settings
 from app.core.db import transaction
-from app.core.errors import InvalidInput, SiftError
+from app.core.errors import SiftError
 
 cli = typer.Typer(
     help="Sift: curate instruction-tuning data.",
@@ -172,8 +172,7 @@ def run_job(job_id: int, title: str, wait: bool) -> None:
     from app.jobs.registry import load_handlers
     from app.jobs.runner import execute_job
 
-    settings = get_settings()
-    if settings.embedded and not embedded_server_running():
+    if _runs_here():
         load_handlers()
         with progress_bar() as bar:
             task = bar.add_task(title, total=None)
@@ -351,42 +350,18 @@ def export(
     embedding_model: Annotated[str | None, typer.Option("--embedding-model")] = None,
 ) -> None:
     """Export a dataset, collection or snapshot; the file appears only when complete."""
-    from app.datasets.exporter import ExportOptions, export_to_file
+    from app.datasets.exporter import ExportOptions, export_to_file, resolve_source
 
-    if sum(x is not None for x in (dataset, collection, snapshot)) != 1:
-        fail("name exactly one of --dataset, --collection or --snapshot")
     options = ExportOptions(format, with_scores, with_embeddings, embedding_model)
     with user_errors(), transaction() as session, progress_bar() as bar:
-        source, total = _export_source(session, dataset, collection, snapshot)
+        source, total = resolve_source(
+            session, dataset=dataset, collection=collection, snapshot=snapshot
+        )
         task = bar.add_task(f"export {out_path.name}", total=total)
         count = export_to_file(
             session, source, options, out_path, lambda n: bar.update(task, completed=n)
         )
     out.print(f"exported {count:,} records as {format} to {out_path}")
-
-
-def _export_source(
-    session: Any, dataset: str | None, collection: str | None, snapshot: int | None
-) -> tuple[Any, int]:
-    from sqlalchemy import func, select
-
-    from app.datasets.exporter import ExportSource
-    from app.datasets.service import count_examples, get_dataset
-    from app.models import Collection, CollectionItem, Snapshot
-
-    if dataset is not None:
-        found = get_dataset(session, dataset)
-        return ExportSource("dataset", found.id), count_examples(session, found)
-    if collection is not None:
-        row = session.scalar(select(Collection).where(Collection.name == collection))
-        if row is None:
-            raise InvalidInput(f"no collection called {collection!r}")
-        total = session.scalar(select(func.count()).where(CollectionItem.collection_id == row.id))
-        return ExportSource("collection", row.id), total or 0
-    frozen = session.get(Snapshot, snapshot)
-    if frozen is None:
-        raise InvalidInput(f"no snapshot {snapshot}")
-    return ExportSource("snapshot", frozen.id), frozen.example_count
 
 
 # ---------------------------------------------------------------- processes

@@ -12,12 +12,23 @@ from typing import IO, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, null, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInput
+from app.core.errors import InvalidInput, NotFound
 from app.datasets.records import CONTENT_FIELDS, WRITERS, ExampleView
-from app.models import CollectionItem, Embedding, Example, Score, Scorer, ScoreState, SnapshotItem
+from app.datasets.service import count_examples, get_dataset
+from app.models import (
+    Collection,
+    CollectionItem,
+    Embedding,
+    Example,
+    Score,
+    Scorer,
+    ScoreState,
+    Snapshot,
+    SnapshotItem,
+)
 
 EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet")
 CHUNK = 2_000
@@ -40,42 +51,67 @@ class ExportOptions:
 
 
 def _views(session: Session, source: ExportSource) -> Iterator[list[ExampleView]]:
-    """Chunks of rows in a stable order, read by keyset so memory stays flat."""
+    """Chunks of rows in a stable order, read by keyset as plain columns so memory stays flat
+    (no ORM objects pile up in the caller's session)."""
     if source.kind == "snapshot":
-        model: Any = SnapshotItem
-        base: Select[Any] = select(SnapshotItem).where(SnapshotItem.snapshot_id == source.id)
+        table: Any = SnapshotItem
         key = SnapshotItem.position
-    elif source.kind == "collection":
-        model = Example
-        base = (
-            select(Example)
-            .join(CollectionItem, CollectionItem.example_id == Example.id)
-            .where(CollectionItem.collection_id == source.id)
+        extra: tuple[Any, ...] = (
+            SnapshotItem.example_id.label("id"),
+            null().label("status"),
+            null().label("origin"),
         )
-        key = Example.id
+        where: Any = SnapshotItem.snapshot_id == source.id
     else:
-        model = Example
-        base = select(Example).where(Example.dataset_id == source.id)
+        table = Example
         key = Example.id
+        extra = (Example.id, Example.status, Example.origin)
+        where = Example.dataset_id == source.id
+    columns = [getattr(table, name) for name in CONTENT_FIELDS]
+    base: Select[Any] = select(key.label("sort_key"), *extra, *columns)
+    if source.kind == "collection":
+        base = base.join(CollectionItem, CollectionItem.example_id == Example.id)
+        where = CollectionItem.collection_id == source.id
+    base = base.where(where).order_by(key).limit(CHUNK)
     last: int | None = None
     while True:
-        query = base.order_by(key).limit(CHUNK)
-        if last is not None:
-            query = query.where(key > last)
-        rows = session.scalars(query).all()
+        query = base if last is None else base.where(key > last)
+        rows = session.execute(query).all()
         if not rows:
             return
-        yield [_view(row, model) for row in rows]
-        last = rows[-1].position if model is SnapshotItem else rows[-1].id
-        session.expunge_all()
+        yield [
+            ExampleView(**{name: getattr(row, name) for name in (*VIEW_EXTRA, *CONTENT_FIELDS)})
+            for row in rows
+        ]
+        last = rows[-1].sort_key
 
 
-def _view(row: Any, model: Any) -> ExampleView:
-    values = {name: getattr(row, name) for name in CONTENT_FIELDS}
-    example_id = row.example_id if model is SnapshotItem else row.id
-    status = None if model is SnapshotItem else row.status
-    origin = None if model is SnapshotItem else row.origin
-    return ExampleView(id=example_id, status=status, origin=origin, **values)
+VIEW_EXTRA = ("id", "status", "origin")
+
+
+def resolve_source(
+    session: Session,
+    *,
+    dataset: str | None = None,
+    collection: str | None = None,
+    snapshot: int | None = None,
+) -> tuple[ExportSource, int]:
+    """What to export, named by exactly one of dataset, collection or snapshot, and its size."""
+    if sum(x is not None for x in (dataset, collection, snapshot)) != 1:
+        raise InvalidInput("name exactly one of --dataset, --collection or --snapshot")
+    if dataset is not None:
+        found = get_dataset(session, dataset)
+        return ExportSource("dataset", found.id), count_examples(session, found)
+    if collection is not None:
+        row = session.scalar(select(Collection).where(Collection.name == collection))
+        if row is None:
+            raise NotFound(f"no collection called {collection!r}")
+        total = session.scalar(select(func.count()).where(CollectionItem.collection_id == row.id))
+        return ExportSource("collection", row.id), total or 0
+    frozen = session.get(Snapshot, snapshot)
+    if frozen is None:
+        raise NotFound(f"no snapshot {snapshot}")
+    return ExportSource("snapshot", frozen.id), frozen.example_count
 
 
 def latest_scores(session: Session, hashes: Sequence[str]) -> dict[str, dict[str, float | None]]:
