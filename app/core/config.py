@@ -20,8 +20,16 @@ class LLMEndpoint(BaseModel):
     model: str = ""
     price_in: float | None = None  # USD per 1K prompt tokens
     price_out: float | None = None  # USD per 1K completion tokens
-    rpm: int | None = None
-    concurrency: int = 8
+    rpm: int | None = None  # requests per minute, per worker process
+    concurrency: int = 8  # requests in flight at once, per worker process
+    timeout_s: float = 60.0  # one attempt
+    max_attempts: int = 5  # the first try and its retries
+    max_retry_wait_s: float = 300.0  # a longer Retry-After fails the call instead
+
+    @property
+    def priced(self) -> bool:
+        """True when both token prices are known, so a budget can be enforced."""
+        return self.price_in is not None and self.price_out is not None
 
 
 class Settings(BaseSettings):
@@ -41,6 +49,7 @@ class Settings(BaseSettings):
     job_max_attempts: int = 3
     task_time_limit_s: int = 3_000
     llm: dict[str, LLMEndpoint] = Field(default_factory=dict)
+    score_chunk_size: int = 256
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import Request
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import get_settings
@@ -94,6 +94,26 @@ def driver_connection(session: Session) -> Any:
 def is_postgres(session: Session) -> bool:
     """True when the session talks to PostgreSQL."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+@contextmanager
+def side_transaction(session: Session) -> Iterator[Session]:
+    """Writes that others must see before `session` commits (a response cache, a budget).
+
+    On PostgreSQL this is a short transaction of its own, committed on exit, with
+    `synchronous_commit` off: what it writes is a record that can be rebuilt, so a crash
+    that loses the last few milliseconds of it costs nothing but a repeat. SQLite has one
+    writer at a time and `session` holds it, so there it is a savepoint of `session`: nobody
+    else could write or wait in between anyway. Safe to use from any thread on PostgreSQL;
+    on SQLite only from the thread that owns `session`.
+    """
+    if not is_postgres(session):
+        with session.begin_nested():
+            yield session
+        return
+    with transaction(session.get_bind().engine) as side:
+        side.execute(text("SET LOCAL synchronous_commit = off"))
+        yield side
 
 
 def defer_write_lock(endpoint: F) -> F:

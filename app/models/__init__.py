@@ -4,8 +4,16 @@ from app.models.base import Base
 from app.models.collections import Collection, CollectionItem, Snapshot, SnapshotItem
 from app.models.datasets import Dataset, Example, ExampleStatus, Origin, Revision
 from app.models.evaluation import EvalItem, EvalRun
-from app.models.jobs import TERMINAL_STATES, Job, JobState
-from app.models.scoring import Embedding, LLMCall, Score, Scorer, ScorerKind, ScoreState
+from app.models.jobs import TERMINAL_STATES, ChunkState, Job, JobChunk, JobState
+from app.models.scoring import (
+    Embedding,
+    LLMCall,
+    LLMCallState,
+    Score,
+    Scorer,
+    ScorerKind,
+    ScoreState,
+)
 from app.models.training import TrainingMetric, TrainingRun
 from app.models.users import ApiToken, Role, User
 
@@ -13,6 +21,7 @@ __all__ = [
     "TERMINAL_STATES",
     "ApiToken",
     "Base",
+    "ChunkState",
     "Collection",
     "CollectionItem",
     "Dataset",
@@ -22,8 +31,10 @@ __all__ = [
     "Example",
     "ExampleStatus",
     "Job",
+    "JobChunk",
     "JobState",
     "LLMCall",
+    "LLMCallState",
     "Origin",
     "Revision",
     "Role",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json, StrEnum
@@ -60,16 +61,28 @@ class Score(IdMixin, CreatedMixin, Base):
     job_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("jobs.id", ondelete="SET NULL"))
 
 
+class LLMCallState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+
+
 class LLMCall(IdMixin, CreatedMixin, Base):
-    """The response cache: one row per distinct (endpoint, model, messages, sampling) request."""
+    """The response cache: one row per distinct (endpoint, model, messages, sampling) request.
+
+    A worker about to send a request first inserts the row as `pending` with a lease; another
+    worker that wants the same request waits for the answer instead of sending it again, and
+    takes the claim over only once the lease has run out (its holder died).
+    """
 
     __tablename__ = "llm_calls"
 
     request_hash: Mapped[str] = mapped_column(String(64), unique=True)
     endpoint: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default=LLMCallState.DONE.value)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     request: Mapped[dict[str, Any]] = mapped_column(Json)
-    response: Mapped[dict[str, Any]] = mapped_column(Json)
+    response: Mapped[dict[str, Any] | None] = mapped_column(Json)
     response_text: Mapped[str | None] = mapped_column(Text)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
