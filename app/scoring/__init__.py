@@ -1,0 +1,1 @@
+"""Putting a number on every example: LLM raters, Deita scorers, LIMA heuristics."""
