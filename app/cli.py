@@ -177,7 +177,9 @@ def run_job(job_id: int, title: str, wait: bool) -> None:
         with progress_bar() as bar:
             task = bar.add_task(title, total=None)
             state = execute_job(
-                job_id, lambda done, total: bar.update(task, completed=done, total=total)
+                job_id,
+                lambda done, total: bar.update(task, completed=done, total=total),
+                inline=True,
             )
     elif wait:
         state = follow_job(job_id, title)
@@ -246,6 +248,21 @@ def jobs_cancel(job_id: int) -> None:
     with user_errors(), transaction(writer=True) as session:
         cancel_job(session, job_id)
     out.print(f"job {job_id} cancelled")
+
+
+@jobs_cli.command("resume")
+def jobs_resume(
+    job_id: int,
+    budget: Annotated[float | None, typer.Option("--budget", help="a new budget in USD")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
+) -> None:
+    """Go on with a paused or failed job, skipping what it has already done."""
+    from app.jobs.service import get_job, resume_job
+
+    with user_errors(), transaction(writer=True) as session:
+        resume_job(session, job_id, budget_usd=budget)
+        kind = get_job(session, job_id).kind
+    run_job(job_id, f"{kind} (job {job_id})", wait)
 
 
 # ---------------------------------------------------------------- import and export

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.core.db import transaction
+from app.jobs.chunks import execute_chunk, sweep_stale_chunks
 from app.jobs.registry import load_handlers
 from app.jobs.runner import execute_job
 from app.jobs.service import sweep_stale_jobs
@@ -17,8 +18,14 @@ def run_job(job_id: int) -> str:
     return execute_job(job_id)
 
 
+@celery_app.task(name="sift.run_chunk")
+def run_chunk(chunk_id: int) -> str:
+    """Run one chunk of a chunked job; safe to deliver twice (a taken chunk is skipped)."""
+    return execute_chunk(chunk_id)
+
+
 @celery_app.task(name="sift.sweep_stale_jobs")
 def sweep() -> list[int]:
-    """Re-queue jobs whose worker died."""
+    """Re-queue jobs and chunks whose worker died."""
     with transaction() as session:
-        return sweep_stale_jobs(session)
+        return sweep_stale_jobs(session) + sweep_stale_chunks(session)

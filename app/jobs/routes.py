@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from app.core.db import defer_write_lock, get_session
 from app.core.security import require_api_role
 from app.jobs import service
-from app.jobs.schemas import JobOut
+from app.jobs.schemas import JobOut, ResumeIn
 from app.models import Role, User
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -44,3 +44,15 @@ def cancel_job(
     """Cancel a job that has not finished."""
     service.signal_cancel(job_id)
     return JobOut.model_validate(service.cancel_job(session, job_id))
+
+
+@router.post("/{job_id}/resume", response_model=JobOut)
+def resume_job(
+    job_id: int,
+    body: ResumeIn | None = None,
+    _: User = Depends(require_api_role(Role.LEAD)),
+    session: Session = Depends(get_session),
+) -> JobOut:
+    """Queue a paused or failed job again, optionally with a larger budget."""
+    budget = body.budget_usd if body else None
+    return JobOut.model_validate(service.resume_job(session, job_id, budget_usd=budget))

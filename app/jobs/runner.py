@@ -2,7 +2,8 @@
 
 Domain packages register a handler per job kind with `@job_handler`. A handler does all its
 writing in the session it is given, which is committed together with the job's success; its
-writes are upserts on natural keys, so a job run twice writes nothing twice.
+writes are upserts on natural keys, so a job run twice writes nothing twice. Work too large
+for one task registers with `@chunked_job` instead and runs as chunks (see `app.jobs.chunks`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import select, update
@@ -25,13 +26,29 @@ from app.models.base import utcnow
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Session, Job, "Progress"], dict[str, Any]]
+Listener = Callable[[int, int | None], None]
+
+
+class ChunkedWork(Protocol):
+    """Work split into chunks that run as separate tasks, each one transaction."""
+
+    def plan(self, session: Session, job: Job) -> tuple[int, list[dict[str, Any]]]:
+        """The job's total units and one params dict per chunk, each with its "size"."""
+        ...
+
+    def run_chunk(
+        self, session: Session, job: Job, params: dict[str, Any], progress: Progress
+    ) -> dict[str, Any]:
+        """Do one chunk in `session`; return counts that add up across chunks."""
+        ...
 
 
 @dataclass(frozen=True)
 class JobKind:
     name: str
     queue: str
-    handler: Handler
+    handler: Handler | None = None
+    chunked: ChunkedWork | None = None
 
 
 JOB_KINDS: dict[str, JobKind] = {}
@@ -41,14 +58,29 @@ def job_handler(kind: str, queue: str) -> Callable[[Handler], Handler]:
     """Register the function that does the work of a job kind."""
 
     def register(handler: Handler) -> Handler:
-        JOB_KINDS[kind] = JobKind(kind, queue, handler)
+        JOB_KINDS[kind] = JobKind(kind, queue, handler=handler)
         return handler
+
+    return register
+
+
+def chunked_job(kind: str, queue: str) -> Callable[[type[Any]], type[Any]]:
+    """Register a class implementing `ChunkedWork` for a job kind."""
+
+    def register(work: type[Any]) -> type[Any]:
+        JOB_KINDS[kind] = JobKind(kind, queue, chunked=work())
+        return work
 
     return register
 
 
 class JobCancelled(Exception):
     """Raised inside a handler when the job was cancelled; its writes roll back."""
+
+
+class JobPaused(Exception):
+    """Raised inside a handler when the job's budget is spent; its writes roll back and the
+    job waits as paused_budget until it is resumed (what it paid for is cached)."""
 
 
 class Progress:
@@ -79,8 +111,7 @@ class Progress:
     def __call__(self, done: int, total: int | None = None, *, force: bool = False) -> None:
         """Set (never increment) how much is done; may raise JobCancelled."""
         self.done, self.total = done, total if total is not None else self.total
-        if self.listener:
-            self.listener(self.done, self.total)
+        self.notify()
         now = time.monotonic()
         if not force and now - self._last < self.interval_s:
             return
@@ -90,14 +121,23 @@ class Progress:
         if not self.durable:
             return
         with transaction() as session:
-            session.execute(
-                update(Job)
-                .where(Job.id == self.job_id)
-                .values(done=self.done, total=self.total, heartbeat_at=utcnow())
-            )
+            self.store(session)
             state = session.scalar(select(Job.state).where(Job.id == self.job_id))
         if state == JobState.CANCELLED.value:
             raise JobCancelled()
+
+    def notify(self) -> None:
+        """Tell the listener (a progress bar in this process) how far the job is."""
+        if self.listener:
+            self.listener(self.done, self.total)
+
+    def store(self, session: Session) -> None:
+        """Write the progress and a heartbeat to the job's row."""
+        session.execute(
+            update(Job)
+            .where(Job.id == self.job_id)
+            .values(done=self.done, total=self.total, heartbeat_at=utcnow())
+        )
 
 
 def _claim(job_id: int) -> Job | None:
@@ -117,7 +157,17 @@ def _claim(job_id: int) -> Job | None:
         return job
 
 
-def _finish(job_id: int, state: JobState, error: str | None = None) -> None:
+def pause_job(job_id: int) -> None:
+    """Leave a running job waiting as paused_budget until someone resumes it."""
+    with transaction() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is not None and job.state == JobState.RUNNING.value:
+            job.state = JobState.PAUSED_BUDGET.value
+            job.error = "the budget is spent; raise it or resume to go on"
+
+
+def finish_job(job_id: int, state: JobState, error: str | None = None) -> None:
+    """Record a job's end, unless it has already ended (a cancel wins)."""
     cancel_marker(job_id).unlink(missing_ok=True)
     with transaction() as session:
         job = session.get(Job, job_id)
@@ -127,16 +177,26 @@ def _finish(job_id: int, state: JobState, error: str | None = None) -> None:
             job.finished_at = utcnow()
 
 
-def execute_job(job_id: int, listener: Callable[[int, int | None], None] | None = None) -> str:
-    """Run a job to its end in this process; return its final state."""
+def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool = False) -> str:
+    """Run a job in this process; return its state.
+
+    A chunked job is planned here and its chunks sent to the workers (the job stays running
+    until the last chunk settles it); with `inline` they run here, one after another.
+    """
     claimed = _claim(job_id)
     if claimed is None:
         return "skipped"
     kind = JOB_KINDS.get(claimed.kind)
     if kind is None:
-        _finish(job_id, JobState.FAILED, f"no handler for job kind {claimed.kind!r}")
+        finish_job(job_id, JobState.FAILED, f"no handler for job kind {claimed.kind!r}")
         return JobState.FAILED.value
     log.info("job.start", job_id=job_id, kind=claimed.kind, attempt=claimed.attempts)
+    if kind.chunked is not None:
+        # Imported here: chunks builds on this module's registry and Progress.
+        from app.jobs.chunks import start_chunked_job
+
+        return start_chunked_job(job_id, kind, listener=listener, inline=inline)
+    assert kind.handler is not None
     try:
         with transaction(writer=True) as session:
             durable = session.get_bind().dialect.name != "sqlite"
@@ -155,15 +215,19 @@ def execute_job(job_id: int, listener: Callable[[int, int | None], None] | None 
             job.finished_at = utcnow()
     except JobCancelled:
         log.info("job.cancelled", job_id=job_id)
-        _finish(job_id, JobState.CANCELLED)
+        finish_job(job_id, JobState.CANCELLED)
         return JobState.CANCELLED.value
+    except JobPaused:
+        log.info("job.paused", job_id=job_id)
+        pause_job(job_id)
+        return JobState.PAUSED_BUDGET.value
     except SiftError as exc:
         log.info("job.failed", job_id=job_id, error=exc.message)
-        _finish(job_id, JobState.FAILED, exc.message)
+        finish_job(job_id, JobState.FAILED, exc.message)
         return JobState.FAILED.value
     except Exception as exc:
         log.exception("job.crashed", job_id=job_id)
-        _finish(job_id, JobState.FAILED, f"{type(exc).__name__}: {exc}")
+        finish_job(job_id, JobState.FAILED, f"{type(exc).__name__}: {exc}")
         return JobState.FAILED.value
     cancel_marker(job_id).unlink(missing_ok=True)
     log.info("job.done", job_id=job_id, counts=counts)

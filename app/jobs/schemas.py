@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class JobOut(BaseModel):
@@ -24,3 +24,9 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    budget_usd: float | None
+    spent_usd: float
+
+
+class ResumeIn(BaseModel):
+    budget_usd: float | None = Field(default=None, gt=0)

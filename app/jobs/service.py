@@ -12,7 +12,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, InvalidInput, NotFound
 from app.models import Job, JobState, User
 from app.models.base import utcnow
 
@@ -135,11 +135,23 @@ def cancel_job(session: Session, job_id: int) -> Job:
     return job
 
 
-def resume_job(session: Session, job_id: int) -> Job:
-    """Queue a paused or failed job again; its task skips what is already written."""
+def resume_job(session: Session, job_id: int, *, budget_usd: float | None = None) -> Job:
+    """Queue a paused or failed job again, optionally with a new budget; its task skips what
+    is already written."""
     job = get_job(session, job_id)
     if job.state not in (JobState.PAUSED_BUDGET.value, JobState.FAILED.value):
         raise Conflict(f"job {job_id} is {job.state}; only paused or failed jobs resume")
+    if budget_usd is not None:
+        if job.budget_usd is None:
+            raise Conflict(f"job {job_id} has no budget to raise")
+        if budget_usd < job.spent_usd:
+            raise InvalidInput(
+                f"budget_usd: {budget_usd} is below what job {job_id} has spent ({job.spent_usd})"
+            )
+        job.budget_usd = budget_usd
+    # Nothing of this job is running now: what was reserved and never settled was lost with
+    # the calls of a dead or stopped worker.
+    job.reserved_usd = 0.0
     job.state = JobState.QUEUED.value
     job.error = None
     job.attempts = 0
