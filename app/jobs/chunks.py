@@ -21,6 +21,7 @@ from app.core.db import transaction
 from app.core.errors import SiftError
 from app.jobs.runner import (
     JOB_KINDS,
+    ChunkedWork,
     JobCancelled,
     JobKind,
     JobPaused,
@@ -78,7 +79,7 @@ def _plan(session: Session, job_id: int, kind: JobKind, *, send: bool) -> list[i
         chunk.state = ChunkState.QUEUED.value
         chunk.error = None
         if send:
-            on_commit(session, partial(enqueue_chunk, chunk.id, kind.queue))
+            on_commit(session, partial(enqueue_chunk, chunk.id, job.queue))
     job.heartbeat_at = utcnow()
     return [c.id for c in pending]
 
@@ -146,27 +147,10 @@ def execute_chunk(chunk_id: int, listener: Listener | None = None) -> str:
             progress = ChunkProgress(chunk.id, job.id, base, durable=durable, listener=listener)
             live_job = session.get(Job, job.id)
             assert live_job is not None
-            counts = kind.chunked.run_chunk(session, live_job, chunk.params, progress)
-            session.refresh(live_job)
-            if live_job.state == JobState.CANCELLED.value:
-                raise JobCancelled()
-            session.execute(
-                update(JobChunk)
-                .where(JobChunk.id == chunk.id)
-                .values(
-                    state=ChunkState.DONE.value,
-                    done=chunk.params.get("size", progress.done),
-                    counts=counts,
-                    finished_at=utcnow(),
-                )
-            )
+            paused = _run_chunk(session, live_job, chunk, kind.chunked, progress)
     except JobCancelled:
         _release_chunk(chunk.id)
         return JobState.CANCELLED.value
-    except JobPaused:
-        _release_chunk(chunk.id)
-        pause_job(job.id)
-        return JobState.PAUSED_BUDGET.value
     except Exception as exc:
         message = exc.message if isinstance(exc, SiftError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, SiftError):
@@ -174,8 +158,39 @@ def execute_chunk(chunk_id: int, listener: Listener | None = None) -> str:
         _release_chunk(chunk.id, error=message)
         settle_job(job.id)
         return "failed"
-    log.info("chunk.done", job_id=job.id, chunk=chunk.index, counts=counts)
+    if paused:
+        pause_job(job.id)
+        settle_job(job.id, listener)
+        return JobState.PAUSED_BUDGET.value
+    log.info("chunk.done", job_id=job.id, chunk=chunk.index)
     return settle_job(job.id, listener)
+
+
+def _run_chunk(
+    session: Session, job: Job, chunk: JobChunk, work: ChunkedWork, progress: ChunkProgress
+) -> bool:
+    """Do the chunk and record it done; True when it stopped for the budget (what it did so
+    far is kept, and the chunk waits in the queue's state for the job to resume)."""
+    try:
+        counts = work.run_chunk(session, job, chunk.params, progress)
+        paused = False
+    except JobPaused as stop:
+        counts, paused = stop.counts, True
+    session.refresh(job)
+    if job.state == JobState.CANCELLED.value:
+        raise JobCancelled()
+    # Counts add up over runs: a chunk paused once reports both of its runs.
+    total = dict(chunk.counts)
+    add_counts(total, counts)
+    values: dict[str, Any] = {"counts": total}
+    if paused:
+        values.update(state=ChunkState.QUEUED.value, done=progress.done)
+    else:
+        values.update(
+            state=ChunkState.DONE.value, done=chunk.params.get("size", 0), finished_at=utcnow()
+        )
+    session.execute(update(JobChunk).where(JobChunk.id == chunk.id).values(**values))
+    return paused
 
 
 def _release_chunk(chunk_id: int, error: str | None = None) -> None:

@@ -79,8 +79,15 @@ class JobCancelled(Exception):
 
 
 class JobPaused(Exception):
-    """Raised inside a handler when the job's budget is spent; its writes roll back and the
-    job waits as paused_budget until it is resumed (what it paid for is cached)."""
+    """Raised by a handler when the job's budget is spent, after writing what it paid for:
+    that work is committed, and the job waits as paused_budget until it is resumed."""
+
+    def __init__(self, counts: dict[str, Any] | None = None) -> None:
+        super().__init__("the budget is spent")
+        self.counts = counts or {}
+
+
+PAUSED_NOTE = "the budget is spent; resume with a larger budget to go on"
 
 
 class Progress:
@@ -163,7 +170,7 @@ def pause_job(job_id: int) -> None:
         job = session.get(Job, job_id, with_for_update=True)
         if job is not None and job.state == JobState.RUNNING.value:
             job.state = JobState.PAUSED_BUDGET.value
-            job.error = "the budget is spent; raise it or resume to go on"
+            job.error = PAUSED_NOTE
 
 
 def finish_job(job_id: int, state: JobState, error: str | None = None) -> None:
@@ -203,24 +210,11 @@ def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool =
             progress = Progress(job_id, durable=durable, listener=listener)
             job = session.get(Job, job_id)
             assert job is not None
-            counts = kind.handler(session, job, progress)
-            # Re-read the state: a cancel that landed after the last check still wins.
-            session.refresh(job)
-            if job.state == JobState.CANCELLED.value:
-                raise JobCancelled()
-            job.state = JobState.SUCCEEDED.value
-            job.counts = counts
-            job.done = progress.done
-            job.total = progress.total if progress.total is not None else progress.done
-            job.finished_at = utcnow()
+            state = _run_handler(session, job, kind.handler, progress)
     except JobCancelled:
         log.info("job.cancelled", job_id=job_id)
         finish_job(job_id, JobState.CANCELLED)
         return JobState.CANCELLED.value
-    except JobPaused:
-        log.info("job.paused", job_id=job_id)
-        pause_job(job_id)
-        return JobState.PAUSED_BUDGET.value
     except SiftError as exc:
         log.info("job.failed", job_id=job_id, error=exc.message)
         finish_job(job_id, JobState.FAILED, exc.message)
@@ -230,5 +224,26 @@ def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool =
         finish_job(job_id, JobState.FAILED, f"{type(exc).__name__}: {exc}")
         return JobState.FAILED.value
     cancel_marker(job_id).unlink(missing_ok=True)
-    log.info("job.done", job_id=job_id, counts=counts)
-    return JobState.SUCCEEDED.value
+    log.info("job.end", job_id=job_id, state=state)
+    return state
+
+
+def _run_handler(session: Session, job: Job, handler: Handler, progress: Progress) -> str:
+    try:
+        counts = handler(session, job, progress)
+        state = JobState.SUCCEEDED
+    except JobPaused as paused:
+        counts, state = paused.counts, JobState.PAUSED_BUDGET
+    # Re-read the state: a cancel that landed after the last check still wins.
+    session.refresh(job)
+    if job.state == JobState.CANCELLED.value:
+        raise JobCancelled()
+    job.state = state.value
+    job.counts = counts
+    job.done = progress.done
+    job.total = progress.total if progress.total is not None else progress.done
+    if state == JobState.PAUSED_BUDGET:
+        job.error = PAUSED_NOTE
+    else:
+        job.finished_at = utcnow()
+    return state.value

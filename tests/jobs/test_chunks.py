@@ -34,13 +34,13 @@ class WriteExamples:
         self, session: Session, job: Job, params: dict[str, Any], progress: Progress
     ) -> dict[str, Any]:
         RUNS.append(params["start"])
+        if params["start"] == job.params.get("pause_at") and job.params.get("budget_left") == 0:
+            raise JobPaused({"written": 0, "paused": 1})
         dataset = session.get(Dataset, job.dataset_id)
         assert dataset is not None
         for i in range(params["start"], params["start"] + params["size"]):
             make_example(session, dataset, i)
             progress(i - params["start"] + 1)
-        if params["start"] == job.params.get("pause_at") and job.params.get("budget_left") == 0:
-            raise JobPaused()
         if params["start"] == job.params.get("fail_at"):
             raise InvalidInput(f"unit {params['start']} is bad")
         return {"written": params["size"], "last": f"unit {params['start']}"}
@@ -108,7 +108,7 @@ def test_a_failing_chunk_fails_the_job_and_resume_runs_only_what_is_left(
     assert sorted(RUNS) == [3, 6] and _examples() == 9
 
 
-def test_a_paused_chunk_rolls_back_and_resumes(committed: Engine) -> None:
+def test_a_paused_chunk_keeps_its_counts_and_resumes(committed: Engine) -> None:
     job_id = _job(units=6, chunk=3, pause_at=3, budget_left=0)
     assert execute_job(job_id, inline=True) == JobState.PAUSED_BUDGET.value
     job = _state(job_id)
@@ -122,6 +122,7 @@ def test_a_paused_chunk_rolls_back_and_resumes(committed: Engine) -> None:
         resume_job(session, job_id)
     assert execute_job(job_id, inline=True) == JobState.SUCCEEDED.value
     assert _examples() == 6
+    assert _state(job_id).counts == {"written": 6, "paused": 1, "last": "unit 3"}
 
 
 def test_cancelled_job_runs_no_more_chunks(committed: Engine) -> None:
