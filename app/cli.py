@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -70,6 +70,7 @@ def progress_bar(unit: str = "") -> Progress:
         MofNCompleteColumn() if unit != "bytes" else TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[counts]}"),
         console=err,
         transient=False,
     )
@@ -155,16 +156,31 @@ def follow_job(job_id: int, title: str) -> str:
     from app.jobs.service import get_job
 
     with progress_bar() as bar:
-        task = bar.add_task(title, total=None)
+        task = bar.add_task(title, total=None, counts="")
         while True:
             with transaction() as session:
                 job = get_job(session, job_id)
-                state, done, total = job.state, job.done, job.total
+                state, done, total, counts = job.state, job.done, job.total, job.counts
                 terminal = job.is_terminal or state == "paused_budget"
-            bar.update(task, completed=done, total=total)
+            bar.update(task, completed=done, total=total, counts=format_counts(counts))
             if terminal:
                 return state
             time.sleep(0.5)
+
+
+def format_counts(counts: dict[str, Any]) -> str:
+    """A job's counts on one line: "new 1,000, sent 12, cost $0.0123"."""
+    parts = []
+    for key, value in counts.items():
+        if key == "cost":
+            parts.append(f"cost ${value:,.4f}")
+        elif isinstance(value, int):
+            parts.append(f"{key.replace('_', ' ')} {value:,}")
+        elif isinstance(value, float):
+            parts.append(f"{key.replace('_', ' ')} {value:,.4g}")
+        else:
+            parts.append(f"{key.replace('_', ' ')} {value}")
+    return ", ".join(parts)
 
 
 def run_job(job_id: int, title: str, wait: bool) -> None:
@@ -175,12 +191,14 @@ def run_job(job_id: int, title: str, wait: bool) -> None:
     if _runs_here():
         load_handlers()
         with progress_bar() as bar:
-            task = bar.add_task(title, total=None)
-            state = execute_job(
-                job_id,
-                lambda done, total: bar.update(task, completed=done, total=total),
-                inline=True,
-            )
+            task = bar.add_task(title, total=None, counts="")
+
+            def show(done: int, total: int | None, counts: dict[str, Any] | None = None) -> None:
+                bar.update(task, completed=done, total=total)
+                if counts:
+                    bar.update(task, counts=format_counts(counts))
+
+            state = execute_job(job_id, show, inline=True)
     elif wait:
         state = follow_job(job_id, title)
     else:
@@ -195,9 +213,7 @@ def report_job(job_id: int, state: str) -> None:
 
     with transaction() as session:
         job = get_job(session, job_id)
-        counts = ", ".join(
-            f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in job.counts.items()
-        )
+        counts = format_counts(job.counts)
         error = job.error
     if state == "succeeded":
         out.print(f"job {job_id} succeeded: {counts}")
@@ -320,7 +336,7 @@ def import_(
         run_job(job_id, f"import {path.name}", wait)
         return
     with progress_bar("bytes") as bar:
-        task = bar.add_task(f"import {path.name}", total=path.stat().st_size)
+        task = bar.add_task(f"import {path.name}", total=path.stat().st_size, counts="")
         try:
             with transaction() as session:
                 target = service.get_or_create_dataset(session, dataset)
@@ -374,7 +390,7 @@ def export(
         source, total = resolve_source(
             session, dataset=dataset, collection=collection, snapshot=snapshot
         )
-        task = bar.add_task(f"export {out_path.name}", total=total)
+        task = bar.add_task(f"export {out_path.name}", total=total, counts="")
         count = export_to_file(
             session, source, options, out_path, lambda n: bar.update(task, completed=n)
         )

@@ -244,7 +244,7 @@ def settle_job(job_id: int, listener: Listener | None = None) -> str:
         job.counts = counts
         job.done = _job_done(session, job)
         if listener:
-            listener(job.done, job.total)
+            listener(job.done, job.total, counts)
         if job.state != JobState.RUNNING.value:
             return job.state
         failed = [c for c in chunks if c.state == ChunkState.FAILED.value]

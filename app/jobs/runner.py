@@ -26,7 +26,16 @@ from app.models.base import utcnow
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Session, Job, "Progress"], dict[str, Any]]
-Listener = Callable[[int, int | None], None]
+
+
+class Listener(Protocol):
+    """Follows a job run in this process (a progress bar): done, total, and the counts so far
+    when a chunk has just settled."""
+
+    def __call__(self, done: int, total: int | None, counts: dict[str, Any] | None = None) -> None:
+        """Show how far the job is."""
+        ...
+
 
 
 class ChunkedWork(Protocol):
@@ -104,7 +113,7 @@ class Progress:
         job_id: int,
         *,
         durable: bool,
-        listener: Callable[[int, int | None], None] | None = None,
+        listener: Listener | None = None,
         interval_s: float = 0.5,
     ) -> None:
         self.job_id = job_id

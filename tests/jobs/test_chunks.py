@@ -72,7 +72,7 @@ def _examples() -> int:
 def test_inline_run_does_every_chunk_and_sums_counts(committed: Engine) -> None:
     job_id = _job(units=10, chunk=4)
     seen: list[int] = []
-    assert execute_job(job_id, lambda done, _t: seen.append(done), inline=True) == "succeeded"
+    assert execute_job(job_id, lambda done, *_: seen.append(done), inline=True) == "succeeded"
     job = _state(job_id)
     assert (job.done, job.total) == (10, 10)
     assert job.counts == {"written": 10, "last": "unit 8"}
