@@ -1,0 +1,259 @@
+"""Scoring a dataset in chunks: which examples still need a score, and scoring one chunk.
+
+A chunk is a range of content hashes. It scores the examples in its range that have no ok or
+parse_error score from the job's scorer, so running it twice scores nothing twice, and a
+failed score is tried again by the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.core.errors import NotFound
+from app.jobs.runner import JobPaused, Progress
+from app.models import Example, Job, Score, Scorer, ScorerKind, ScoreState
+from app.scoring.llm import BudgetExhausted, ChatResult, LLMClient, get_endpoint
+from app.scoring.local_lm import LocalLogitScorer
+from app.scoring.recipes import (
+    ExampleText,
+    Recipe,
+    ScoreResult,
+    build_requests,
+    derive,
+    from_turn_scores,
+    interpret,
+    local_prompts,
+    recipe_from_scorer,
+    score_locally,
+)
+
+SETTLED = (ScoreState.OK.value, ScoreState.PARSE_ERROR.value)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An example that needs a score."""
+
+    content_hash: str
+    text: ExampleText
+
+
+def _unscored(dataset_id: int, scorer_id: int) -> Any:
+    return select(Example.content_hash).where(
+        Example.dataset_id == dataset_id,
+        ~exists().where(
+            Score.content_hash == Example.content_hash,
+            Score.scorer_id == scorer_id,
+            Score.state.in_(SETTLED),
+        ),
+    )
+
+
+def plan_chunks(
+    session: Session, dataset_id: int, scorer_id: int, size: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The dataset's size and the hash ranges, `size` unscored examples each, to score."""
+    total = session.scalar(select(func.count()).where(Example.dataset_id == dataset_id)) or 0
+    hashes = session.scalars(_unscored(dataset_id, scorer_id).order_by(Example.content_hash)).all()
+    chunks = [
+        {
+            "lo": hashes[i],
+            "hi": hashes[min(i + size, len(hashes)) - 1],
+            "size": len(hashes[i : i + size]),
+        }
+        for i in range(0, len(hashes), size)
+    ]
+    return total, chunks
+
+
+def pending_examples(
+    session: Session, dataset_id: int, scorer_id: int, lo: str, hi: str
+) -> list[Pending]:
+    """The examples with hashes in [lo, hi] that have no settled score yet."""
+    query = (
+        _unscored(dataset_id, scorer_id)
+        .add_columns(Example.messages, Example.instruction, Example.input, Example.output)
+        .where(Example.content_hash >= lo, Example.content_hash <= hi)
+        .order_by(Example.content_hash)
+    )
+    return [
+        Pending(row[0], ExampleText.of(row[1], row[2], row[3], row[4]))
+        for row in session.execute(query)
+    ]
+
+
+def score_chunk(
+    session: Session, job: Job, params: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    """Score one chunk of a score job; raises JobPaused (after writing) when the budget ends."""
+    scorer = session.get(Scorer, job.params["scorer_id"])
+    if scorer is None:
+        raise NotFound(f"the scorer of job {job.id} no longer exists")
+    assert job.dataset_id is not None
+    recipe = recipe_from_scorer(scorer)
+    examples = pending_examples(session, job.dataset_id, scorer.id, params["lo"], params["hi"])
+    counts: dict[str, Any] = {}
+    paused = False
+    results: list[tuple[ScoreResult, list[ChatResult]] | None]
+    if recipe.is_derived:
+        results = _derive(session, recipe, job.params["inputs"], examples)
+    elif recipe.is_local:
+        results = [(score_locally(recipe, example.text), []) for example in examples]
+    elif recipe.kind == ScorerKind.LOCAL_LOGIT_SCORER:
+        assert scorer.model is not None
+        results = _score_with_local_model(recipe, scorer.model, examples)
+    else:
+        results, counts, paused = asyncio.run(_rate(session, job, recipe, examples, progress))
+    rows = [
+        _row(example.content_hash, scorer.id, job.id, result)
+        for example, result in zip(examples, results, strict=True)
+        if result is not None
+    ]
+    upsert_scores(session, rows)
+    progress(params["size"] - len(examples) + len(rows), force=True)
+    counts = _state_counts(rows) | counts
+    if paused:
+        raise JobPaused(counts)
+    return counts
+
+
+def _state_counts(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    states = [row["state"] for row in rows]
+    return {
+        "scored": states.count(ScoreState.OK.value),
+        "parse_errors": states.count(ScoreState.PARSE_ERROR.value),
+        "failed": states.count(ScoreState.FAILED.value),
+    }
+
+
+def _row(
+    content_hash: str, scorer_id: int, job_id: int, result: tuple[ScoreResult, list[ChatResult]]
+) -> dict[str, Any]:
+    score, calls = result
+    return {
+        "content_hash": content_hash,
+        "scorer_id": scorer_id,
+        "job_id": job_id,
+        "value": score.value if score.state == ScoreState.OK else None,
+        "state": score.state.value,
+        "raw": score.raw,
+        "details": score.details,
+        "prompt_tokens": sum(c.prompt_tokens for c in calls),
+        "completion_tokens": sum(c.completion_tokens for c in calls),
+        "cost": sum(c.cost for c in calls),
+        "latency_ms": sum(c.latency_ms or 0 for c in calls) if calls else None,
+    }
+
+
+def upsert_scores(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write scores; an existing score is replaced only if it had failed."""
+    if not rows:
+        return
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(Score)
+    replace = {
+        column: statement.excluded[column]
+        for column in rows[0]
+        if column not in ("content_hash", "scorer_id")
+    }
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["content_hash", "scorer_id"],
+            set_=replace,
+            where=Score.state == ScoreState.FAILED.value,
+        ),
+        list(rows),
+    )
+
+
+# ---------------------------------------------------------------- the kinds of scoring
+
+
+def _derive(
+    session: Session, recipe: Recipe, inputs: dict[str, int], examples: list[Pending]
+) -> list[tuple[ScoreResult, list[ChatResult]] | None]:
+    hashes = [example.content_hash for example in examples]
+    stored: dict[str, dict[str, tuple[float | None, dict[str, Any]]]] = {}
+    for name, scorer_id in inputs.items():
+        rows = session.execute(
+            select(Score.content_hash, Score.value, Score.details).where(
+                Score.scorer_id == scorer_id,
+                Score.state == ScoreState.OK.value,
+                Score.content_hash.in_(hashes),
+            )
+        )
+        stored[name] = {h: (value, details) for h, value, details in rows}
+    return [
+        (
+            derive(
+                recipe,
+                {
+                    n: by_hash[e.content_hash]
+                    for n, by_hash in stored.items()
+                    if e.content_hash in by_hash
+                },
+            ),
+            [],
+        )
+        for e in examples
+    ]
+
+
+@lru_cache(maxsize=2)
+def _local_model(path: str) -> LocalLogitScorer:
+    # Loading a model takes seconds; a worker keeps the last ones it used.
+    return LocalLogitScorer(path)
+
+
+def _score_with_local_model(
+    recipe: Recipe, path: str, examples: list[Pending]
+) -> list[tuple[ScoreResult, list[ChatResult]] | None]:
+    prompts = [local_prompts(recipe, example.text) for example in examples]
+    values = iter(_local_model(path).score([p for turn_prompts in prompts for p in turn_prompts]))
+    return [
+        (from_turn_scores([next(values) for _ in turn_prompts]), []) for turn_prompts in prompts
+    ]
+
+
+async def _rate(
+    session: Session, job: Job, recipe: Recipe, examples: list[Pending], progress: Progress
+) -> tuple[list[tuple[ScoreResult, list[ChatResult]] | None], dict[str, Any], bool]:
+    """Ask the endpoint about every example at once (the client bounds what is in flight).
+
+    An example whose call could not be paid for gets no score; the others are kept."""
+    name = job.params["endpoint"]
+    results: list[tuple[ScoreResult, list[ChatResult]] | None] = [None] * len(examples)
+    paused = False
+    async with LLMClient(name, get_endpoint(name), session, job_id=job.id) as client:
+        requests = [build_requests(recipe, example.text) for example in examples]
+        await client.prefetch([r for per_example in requests for r in per_example])
+
+        async def ask(i: int) -> int:
+            calls = list(await asyncio.gather(*(client.complete(r) for r in requests[i])))
+            results[i] = (interpret(recipe, examples[i].text, calls), calls)
+            return i
+
+        tasks = [asyncio.create_task(ask(i)) for i in range(len(examples))]
+        finished = 0
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                try:
+                    await next_done
+                except BudgetExhausted:
+                    paused = True
+                finished += 1
+                progress(finished)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        counts = client.stats.as_dict()
+    return results, counts, paused

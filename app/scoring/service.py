@@ -1,0 +1,350 @@
+"""Scorers (versioned recipes), score jobs, and reading scores back: histograms and filters."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, and_, case, cast, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.errors import InvalidInput, NotFound
+from app.jobs.service import create_job
+from app.models import Dataset, Example, Job, Score, Scorer, ScorerKind, ScoreState, User
+from app.scoring.llm import get_endpoint, require_priced
+from app.scoring.recipes import (
+    BUILTIN_RECIPES,
+    Recipe,
+    custom_recipe,
+    get_recipe,
+    recipe_from_scorer,
+)
+
+DEFAULT_ENDPOINT = "default"
+
+
+@dataclass(frozen=True)
+class ScorerChoice:
+    """A recipe bound to what computes it: an endpoint, a local model path, or nothing."""
+
+    recipe: Recipe
+    model: str | None = None
+    provider: str | None = None
+    endpoint: str | None = None
+
+
+# ---------------------------------------------------------------- scorers
+
+
+def find_scorer(session: Session, ref: str) -> Scorer:
+    """A scorer by `name` (its newest version), `name@version`, or key."""
+    name, _, version = ref.partition("@")
+    query = select(Scorer).where(Scorer.name == name)
+    if version:
+        if not version.isdigit():
+            raise InvalidInput(f"scorer: {ref!r} is not NAME or NAME@VERSION", field="scorer")
+        query = query.where(Scorer.version == int(version))
+    scorer = session.scalar(query.order_by(Scorer.version.desc()).limit(1))
+    if scorer is None and len(ref) == 64:
+        scorer = session.scalar(select(Scorer).where(Scorer.key == ref))
+    if scorer is None:
+        raise NotFound(f"no scorer {ref!r}; score a dataset with it first")
+    return scorer
+
+
+def list_scorers(session: Session) -> list[Scorer]:
+    """Every stored scorer version, by name and newest version first."""
+    return list(session.scalars(select(Scorer).order_by(Scorer.name, Scorer.version.desc())))
+
+
+def _recipe(session: Session, name: str) -> Recipe:
+    if name in BUILTIN_RECIPES:
+        return get_recipe(name)
+    stored = session.scalar(
+        select(Scorer).where(Scorer.name == name).order_by(Scorer.version.desc()).limit(1)
+    )
+    if stored is None:
+        return get_recipe(name)  # raises, listing the built-in names
+    return recipe_from_scorer(stored)
+
+
+def choose_scorer(
+    session: Session, name: str, *, endpoint: str | None = None, model_path: str | None = None
+) -> ScorerChoice:
+    """The recipe `name` bound to the endpoint (LLM recipes) or local model path (Deita)."""
+    recipe = _recipe(session, name)
+    if model_path:
+        path = Path(model_path).expanduser().resolve()
+        if not (path / "config.json").is_file():
+            raise InvalidInput(f"model: {model_path} is not a model folder", field="model")
+        return ScorerChoice(recipe.for_local_model(), str(path), "transformers")
+    if recipe.is_derived:
+        inputs = [
+            stored_scorer(session, choose_scorer(session, n, endpoint=endpoint))
+            for n in recipe.needs
+        ]
+        return ScorerChoice(recipe, "+".join(s.key[:16] for s in inputs), "derived", endpoint)
+    if recipe.uses_llm:
+        endpoint = endpoint or DEFAULT_ENDPOINT
+        return ScorerChoice(recipe, get_endpoint(endpoint).model, endpoint, endpoint)
+    if endpoint:
+        raise InvalidInput(f"endpoint: {recipe.name} calls no model", field="endpoint")
+    return ScorerChoice(recipe)
+
+
+def stored_scorer(session: Session, choice: ScorerChoice) -> Scorer:
+    """The Scorer row of a bound recipe; NotFound when it has never been used."""
+    key = choice.recipe.key(choice.model, choice.provider)
+    scorer = session.scalar(select(Scorer).where(Scorer.key == key))
+    if scorer is None:
+        raise NotFound(
+            f"no {choice.recipe.name} scores from {choice.provider or 'here'}; "
+            f"score with {choice.recipe.name} first"
+        )
+    return scorer
+
+
+def get_or_create_scorer(session: Session, choice: ScorerChoice) -> Scorer:
+    """The Scorer row for a bound recipe: a new version of the name when anything changed."""
+    fields = choice.recipe.scorer_fields(choice.model, choice.provider)
+    for _ in range(3):
+        scorer = session.scalar(select(Scorer).where(Scorer.key == fields["key"]))
+        if scorer is not None:
+            return scorer
+        newest = session.scalar(
+            select(func.max(Scorer.version)).where(Scorer.name == fields["name"])
+        )
+        try:
+            with session.begin_nested():
+                scorer = Scorer(version=(newest or 0) + 1, **fields)
+                session.add(scorer)
+            return scorer
+        except IntegrityError:
+            continue  # another request created it (or took the version) first
+    raise RuntimeError(f"could not store scorer {fields['name']}")
+
+
+def create_custom_scorer(
+    session: Session,
+    name: str,
+    prompt_template: str,
+    *,
+    parse: str = "first_number",
+    low: float,
+    high: float,
+    system_prompt: str | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = 256,
+    endpoint: str | None = None,
+) -> Scorer:
+    """Define an LLM rating recipe; a changed template is stored as a new version."""
+    recipe = custom_recipe(
+        name,
+        prompt_template,
+        parse=parse,
+        low=low,
+        high=high,
+        system_prompt=system_prompt,
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
+    endpoint = endpoint or DEFAULT_ENDPOINT
+    choice = ScorerChoice(recipe, get_endpoint(endpoint).model, endpoint, endpoint)
+    return get_or_create_scorer(session, choice)
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def queue_for(recipe: Recipe) -> str:
+    """Endpoint calls wait on the network (io); a local model wants the GPU; the rest is cpu."""
+    if recipe.uses_llm:
+        return "io"
+    if recipe.kind == ScorerKind.LOCAL_LOGIT_SCORER:
+        return "gpu"
+    return "cpu"
+
+
+def start_score_job(
+    session: Session,
+    dataset: Dataset,
+    scorer_name: str,
+    *,
+    endpoint: str | None = None,
+    model_path: str | None = None,
+    budget_usd: float | None = None,
+    user: User | None = None,
+    idempotency_key: str | None = None,
+    send: bool = True,
+) -> Job:
+    """Queue a job that scores every example of the dataset that has no score yet."""
+    choice = choose_scorer(session, scorer_name, endpoint=endpoint, model_path=model_path)
+    if budget_usd is not None:
+        if budget_usd <= 0:
+            raise InvalidInput("budget: must be more than 0 USD", field="budget_usd")
+        if choice.endpoint is None or not choice.recipe.uses_llm:
+            raise InvalidInput(
+                f"budget: {choice.recipe.name} calls no priced endpoint", field="budget_usd"
+            )
+        require_priced(choice.endpoint, get_endpoint(choice.endpoint))
+    scorer = get_or_create_scorer(session, choice)
+    params: dict[str, Any] = {
+        "scorer_id": scorer.id,
+        "scorer": f"{scorer.name}@{scorer.version}",
+        "endpoint": choice.endpoint,
+        "model": choice.model,
+    }
+    if choice.recipe.is_derived:
+        params["inputs"] = {
+            name: stored_scorer(session, choose_scorer(session, name, endpoint=endpoint)).id
+            for name in choice.recipe.needs
+        }
+    job = create_job(
+        session,
+        "score",
+        params,
+        queue=queue_for(choice.recipe),
+        user=user,
+        dataset_id=dataset.id,
+        idempotency_key=idempotency_key,
+        send=send,
+    )
+    job.budget_usd = budget_usd
+    return job
+
+
+# ---------------------------------------------------------------- reading scores
+
+FILTER = re.compile(r"^\s*([a-z0-9-]+(?:@\d+)?)\s*(>=|<=|!=|==|=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+STATE_FILTER = re.compile(r"^\s*([a-z0-9-]+(?:@\d+)?)\s*:\s*(ok|parse_error|failed|unscored)\s*$")
+
+
+def score_condition(session: Session, expression: str) -> ColumnElement[bool]:
+    """A WHERE clause on examples for `alpagasus>=4.5`, `lima=1` or `alpagasus:parse_error`."""
+    if match := FILTER.match(expression):
+        ref, op, number = match.groups()
+        scorer = find_scorer(session, ref)
+        value = float(number)
+        compare = {
+            ">=": Score.value >= value,
+            "<=": Score.value <= value,
+            ">": Score.value > value,
+            "<": Score.value < value,
+            "=": Score.value == value,
+            "==": Score.value == value,
+            "!=": Score.value != value,
+        }[op]
+        return _has_score(scorer, and_(Score.state == ScoreState.OK.value, compare))
+    if match := STATE_FILTER.match(expression):
+        ref, state = match.groups()
+        scorer = find_scorer(session, ref)
+        if state == "unscored":
+            return ~_has_score(scorer, Score.state.is_not(None))
+        return _has_score(scorer, Score.state == state)
+    raise InvalidInput(
+        f"score: {expression!r} is not SCORER OP NUMBER (e.g. alpagasus>=4.5) "
+        "or SCORER:STATE (e.g. alpagasus:parse_error)",
+        field="score",
+    )
+
+
+def _has_score(scorer: Scorer, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    return exists().where(
+        Score.content_hash == Example.content_hash, Score.scorer_id == scorer.id, condition
+    )
+
+
+def histogram(session: Session, dataset: Dataset, ref: str, bins: int = 20) -> dict[str, Any]:
+    """The distribution of a scorer's values over a dataset, and how many are not ok."""
+    if not 1 <= bins <= 200:
+        raise InvalidInput("bins: must be between 1 and 200", field="bins")
+    scorer = find_scorer(session, ref)
+    recipe = recipe_from_scorer(scorer)
+    joined = (
+        select(Score.state, Score.value)
+        .join(Example, Example.content_hash == Score.content_hash)
+        .where(Example.dataset_id == dataset.id, Score.scorer_id == scorer.id)
+        .subquery()
+    )
+    states: dict[str, int] = dict(
+        session.execute(select(joined.c.state, func.count()).group_by(joined.c.state)).all()
+    )
+    total = session.scalar(select(func.count()).where(Example.dataset_id == dataset.id)) or 0
+    ok = select(joined.c.value).where(joined.c.state == ScoreState.OK.value)
+    low, high, mean = session.execute(
+        select(func.min(joined.c.value), func.max(joined.c.value), func.avg(joined.c.value)).where(
+            joined.c.state == ScoreState.OK.value
+        )
+    ).one()
+    lo = recipe.low if recipe.low is not None else low
+    hi = recipe.high if recipe.high is not None else high
+    values: dict[float, int] = dict(
+        session.execute(
+            select(joined.c.value, func.count())
+            .where(joined.c.state == ScoreState.OK.value)
+            .group_by(joined.c.value)
+            .order_by(joined.c.value)
+            .limit(101)
+        ).all()
+    )
+    return {
+        "scorer": scorer.name,
+        "version": scorer.version,
+        "key": scorer.key,
+        "model": scorer.model,
+        "total": total,
+        "states": {state.value: states.get(state.value, 0) for state in ScoreState}
+        | {"unscored": total - sum(states.values())},
+        "min": low,
+        "max": high,
+        "mean": float(mean) if mean is not None else None,
+        "bins": _bins(session, ok, lo, hi, bins),
+        # Exact counts when the values are few (ratings on a 0.5 grid, Deita on 1-6).
+        "values": None
+        if len(values) > 100
+        else [{"value": v, "count": c} for v, c in values.items()],
+    }
+
+
+def _bins(
+    session: Session, values: Any, low: float | None, high: float | None, count: int
+) -> list[dict[str, Any]]:
+    if low is None or high is None:
+        return []
+    width = (high - low) / count if high > low else 1.0
+    column = values.subquery().c.value
+    offset = (column - low) / width
+    # floor() on PostgreSQL; SQLite may lack it, but its integer cast truncates, which is
+    # the same for the non-negative offsets here.
+    if session.get_bind().dialect.name == "postgresql":
+        offset = func.floor(offset)
+    step = cast(offset, Integer)
+    # The top edge belongs to the last bin (a 5 on a 0-5 scale).
+    index = case((step >= count, count - 1), else_=step)
+    rows = {int(i): n for i, n in session.execute(select(index, func.count()).group_by(index))}
+    return [
+        {"low": low + i * width, "high": low + (i + 1) * width, "count": rows.get(i, 0)}
+        for i in range(count)
+    ]
+
+
+def get_dataset_scores_summary(session: Session, dataset: Dataset) -> list[dict[str, Any]]:
+    """Which scorers have scored this dataset, with how many ok values each."""
+    rows = session.execute(
+        select(Scorer, func.count(Score.id))
+        .join(Score, Score.scorer_id == Scorer.id)
+        .join(
+            Example,
+            and_(Example.content_hash == Score.content_hash, Example.dataset_id == dataset.id),
+        )
+        .where(Score.state == ScoreState.OK.value)
+        .group_by(Scorer.id)
+        .order_by(Scorer.name, Scorer.version)
+    ).all()
+    return [
+        {"scorer": f"{s.name}@{s.version}", "kind": s.kind, "model": s.model, "scored": n}
+        for s, n in rows
+    ]
