@@ -276,7 +276,7 @@ def jobs_resume(
     from app.jobs.service import get_job, resume_job
 
     with user_errors(), transaction(writer=True) as session:
-        resume_job(session, job_id, budget_usd=budget)
+        resume_job(session, job_id, budget_usd=budget, send=not _runs_here())
         kind = get_job(session, job_id).kind
     run_job(job_id, f"{kind} (job {job_id})", wait)
 
@@ -421,6 +421,42 @@ def worker_command(queues: str, beat: bool, concurrency: int, pool: str | None =
     if pool:
         argv += ["--pool", pool]
     return argv
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@cli.command("score")
+def score(
+    dataset: Annotated[str, typer.Option("--dataset")],
+    scorer: Annotated[
+        str, typer.Option("--scorer", help="lima, length, alpagasus, deita-… or yours")
+    ],
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="LLM endpoint name (default: default)")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="a local model folder for the Deita scorers")
+    ] = None,
+    budget: Annotated[float | None, typer.Option("--budget", help="stop at this many USD")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
+) -> None:
+    """Score every example of a dataset that has no score from this scorer yet."""
+    from app.datasets.service import get_dataset
+    from app.scoring.service import start_score_job
+
+    with user_errors(), transaction(writer=True) as session:
+        job = start_score_job(
+            session,
+            get_dataset(session, dataset),
+            scorer,
+            endpoint=endpoint,
+            model_path=model,
+            budget_usd=budget,
+            send=not _runs_here(),
+        )
+        job_id, title = job.id, f"score {dataset} with {job.params['scorer']}"
+    run_job(job_id, title, wait)
 
 
 @cli.command("worker")

@@ -32,12 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from common import (
+    DATA,
+    DEFAULT_URL,
+    ROOT,
+    build_records,
+    migrate,
+    plain_url,
+    prepare_postgres,
+    write_json,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-DATA = ROOT.parent / "shared" / "data" / "alpagasus" / "random_9k.json"
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/sift_bench"
 TARGET_RATE = 20_000
 TARGET_RATIO = 2.0
 RAW_COLUMNS = (
@@ -47,30 +52,6 @@ RAW_COLUMNS = (
 
 
 # ---------------------------------------------------------------- databases
-
-
-def _plain(url: str) -> str:
-    """A libpq URL for psycopg from a SQLAlchemy one."""
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
-def prepare_postgres(url: str) -> None:
-    """Create the bench database if missing, drop its schema and migrate it to head."""
-    import psycopg
-    from sqlalchemy import make_url
-
-    database = make_url(url).database
-    if database in (None, "test", "postgres"):
-        raise SystemExit(f"refusing to benchmark in the database {database!r}: use a dedicated one")
-    admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(_plain(admin), autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
-        if not found:
-            conn.execute(f'CREATE DATABASE "{database}"')
-    with psycopg.connect(_plain(url), autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    migrate(url)
 
 
 def checkpoint(conn: Any) -> None:
@@ -84,40 +65,13 @@ def clean_slate(url: str) -> None:
     """Empty `examples` (and `datasets`) and checkpoint: each Sift run starts as COPY's does."""
     import psycopg
 
-    with psycopg.connect(_plain(url)) as conn:
+    with psycopg.connect(plain_url(url)) as conn:
         conn.execute("TRUNCATE examples, datasets RESTART IDENTITY CASCADE")
         conn.commit()
         checkpoint(conn)
 
 
-def migrate(url: str) -> None:
-    """Upgrade a database to the latest migration, as the test suite does."""
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", url)
-    command.upgrade(config, "head")
-
-
 # ---------------------------------------------------------------- data
-
-
-def build_records(n: int) -> list[dict[str, Any]]:
-    """N unique Alpaca records made from the real ones, in a cycle."""
-    base = orjson.loads(DATA.read_bytes())
-    records = []
-    for i in range(n):
-        record = dict(base[i % len(base)])
-        record["instruction"] = f"{record['instruction']} (variant {i})"
-        records.append(record)
-    return records
-
-
-def write_json(records: list[dict[str, Any]], path: Path) -> None:
-    """A JSON list, indented like the source file."""
-    path.write_bytes(orjson.dumps(records, option=orjson.OPT_INDENT_2))
 
 
 def raw_rows(records: list[dict[str, Any]], dataset_id: int) -> list[tuple[Any, ...]]:
@@ -139,7 +93,7 @@ def raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
     """Seconds for a plain COPY of the rows into a copy of `examples` (same indexes), committed."""
     import psycopg
 
-    with psycopg.connect(_plain(url)) as conn:
+    with psycopg.connect(plain_url(url)) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_raw")
         conn.execute("CREATE TABLE bench_raw (LIKE examples INCLUDING ALL)")
         conn.commit()

@@ -35,7 +35,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_default_queue="cpu",
         worker_hijack_root_logger=False,
         beat_schedule={
-            "sweep-stale-jobs": {"task": "sift.sweep_stale_jobs", "schedule": 60.0},
+            "sweep-stale-jobs": {"task": "sift.sweep_stale_jobs", "schedule": settings.job_sweep_interval_s},
         },
     )
     return app

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     import_max_record_chars: int = 2_000_000
     import_batch_size: int = 5_000
     job_stale_after_s: int = 600
+    job_sweep_interval_s: float = 60.0
     job_max_attempts: int = 3
     task_time_limit_s: int = 3_000
     llm: dict[str, LLMEndpoint] = Field(default_factory=dict)

@@ -23,6 +23,7 @@ from app.datasets.importer import FORMATS
 from app.datasets.schemas import DatasetCreate, DatasetOut, ExampleOut, ExamplePage, ExamplePatch
 from app.jobs.schemas import JobOut
 from app.models import Example, Role, User
+from app.scoring.service import score_condition
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 Annotator = Annotated[User, Depends(require_api_role(Role.ANNOTATOR))]
@@ -104,12 +105,14 @@ def list_examples(
     source: str | None = None,
     status: str | None = None,
     q: str | None = None,
+    score: Annotated[list[str] | None, Query(description="e.g. alpagasus>=4.5")] = None,
 ) -> ExamplePage:
-    """A page of examples by id; follow `next_after` for the next page."""
+    """A page of examples by id; follow `next_after` for the next page. `score` filters
+    (repeatable, all must hold): `SCORER OP NUMBER` or `SCORER:STATE`."""
     dataset = service.get_dataset(session, name)
-    rows, next_after = service.list_examples(
-        session, dataset, service.ExampleFilter(source=source, status=status, q=q), after, limit
-    )
+    conditions = [score_condition(session, expression) for expression in score or []]
+    filters = service.ExampleFilter(source=source, status=status, q=q, conditions=conditions)
+    rows, next_after = service.list_examples(session, dataset, filters, after, limit)
     return ExamplePage(items=[example_out(e) for e in rows], next_after=next_after)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import ColumnElement, String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
@@ -79,6 +80,8 @@ class ExampleFilter:
     source: str | None = None
     status: str | None = None
     q: str | None = None
+    # Further WHERE clauses on Example, built by other domains (score filters).
+    conditions: Sequence[ColumnElement[bool]] = ()
 
 
 def list_examples(
@@ -107,6 +110,7 @@ def list_examples(
                 cast(Example.messages, String).ilike(pattern, escape="\\"),
             )
         )
+    query = query.where(*filters.conditions)
     if after is not None:
         query = query.where(Example.id > after)
     rows = list(session.scalars(query.order_by(Example.id).limit(limit + 1)))

@@ -135,7 +135,9 @@ def cancel_job(session: Session, job_id: int) -> Job:
     return job
 
 
-def resume_job(session: Session, job_id: int, *, budget_usd: float | None = None) -> Job:
+def resume_job(
+    session: Session, job_id: int, *, budget_usd: float | None = None, send: bool = True
+) -> Job:
     """Queue a paused or failed job again, optionally with a new budget; its task skips what
     is already written."""
     job = get_job(session, job_id)
@@ -156,8 +158,8 @@ def resume_job(session: Session, job_id: int, *, budget_usd: float | None = None
     job.error = None
     job.attempts = 0
     job.finished_at = None
-    queue = job.queue
-    on_commit(session, lambda: enqueue(job_id, queue))
+    if send:
+        on_commit(session, partial(enqueue, job_id, job.queue))
     return job
 
 

@@ -1,0 +1,66 @@
+"""What the benchmarks share: the bench database and the real records they are made from."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATA = ROOT.parent / "shared" / "data" / "alpagasus" / "random_9k.json"
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/sift_bench"
+
+
+def plain_url(url: str) -> str:
+    """A libpq URL for psycopg from a SQLAlchemy one."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def prepare_postgres(url: str) -> None:
+    """Create the bench database if missing, drop its schema and migrate it to head."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    database = make_url(url).database
+    if database in (None, "test", "postgres"):
+        raise SystemExit(f"refusing to benchmark in the database {database!r}: use a dedicated one")
+    admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(plain_url(admin), autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not found:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    with psycopg.connect(plain_url(url), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    migrate(url)
+
+
+def migrate(url: str) -> None:
+    """Upgrade a database to the latest migration, as the test suite does."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "head")
+
+
+def build_records(n: int) -> list[dict[str, Any]]:
+    """N unique Alpaca records made from the real ones, in a cycle."""
+    base = orjson.loads(DATA.read_bytes())
+    records = []
+    for i in range(n):
+        record = dict(base[i % len(base)])
+        record["instruction"] = f"{record['instruction']} (variant {i})"
+        records.append(record)
+    return records
+
+
+def write_json(records: list[dict[str, Any]], path: Path) -> None:
+    """A JSON list, indented like the source file."""
+    path.write_bytes(orjson.dumps(records, option=orjson.OPT_INDENT_2))
