@@ -469,6 +469,9 @@ def worker(
     unknown = set(queues.split(",")) - {"io", "cpu", "gpu"}
     if unknown:
         fail(f"unknown queue(s): {', '.join(sorted(unknown))}")
+    if beat and "cpu" not in queues.split(","):
+        fail("--beat needs the cpu queue: the sweeper it schedules runs there")
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule there
     os.execv(sys.executable, worker_command(queues, beat, concurrency))
 
 

@@ -62,12 +62,16 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 
 
 def make_example(
-    session: Session, dataset: Dataset, i: int | None = None, **fields: Any
+    session: Session,
+    dataset: Dataset,
+    i: int | None = None,
+    record: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> Example:
-    """One imported-looking Alpaca example."""
+    """One imported-looking Alpaca example; `record` overrides fields of the Alpaca record."""
     from app.datasets.records import parse_alpaca
 
-    draft = parse_alpaca(alpaca_record(i if i is not None else next(_counter)))
+    draft = parse_alpaca(alpaca_record(i if i is not None else next(_counter)) | (record or {}))
     values = {
         "dataset_id": dataset.id,
         "messages": draft.messages,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class ScorerChoice:
     model: str | None = None
     provider: str | None = None
     endpoint: str | None = None
+    inputs: dict[str, int] = field(default_factory=dict)  # derived: input name -> scorer id
 
 
 # ---------------------------------------------------------------- scorers
@@ -74,19 +75,24 @@ def _recipe(session: Session, name: str) -> Recipe:
 def choose_scorer(
     session: Session, name: str, *, endpoint: str | None = None, model_path: str | None = None
 ) -> ScorerChoice:
-    """The recipe `name` bound to the endpoint (LLM recipes) or local model path (Deita)."""
+    """The recipe `name` bound to the endpoint (LLM recipes) or local model path (Deita); a
+    derived recipe is bound to the stored scorers it derives from."""
     recipe = _recipe(session, name)
+    if recipe.is_derived:
+        inputs = {
+            need: stored_scorer(
+                session, choose_scorer(session, need, endpoint=endpoint, model_path=model_path)
+            )
+            for need in recipe.needs
+        }
+        model = "+".join(scorer.key[:16] for scorer in inputs.values())
+        ids = {need: scorer.id for need, scorer in inputs.items()}
+        return ScorerChoice(recipe, model, "derived", inputs=ids)
     if model_path:
         path = Path(model_path).expanduser().resolve()
         if not (path / "config.json").is_file():
             raise InvalidInput(f"model: {model_path} is not a model folder", field="model")
         return ScorerChoice(recipe.for_local_model(), str(path), "transformers")
-    if recipe.is_derived:
-        inputs = [
-            stored_scorer(session, choose_scorer(session, n, endpoint=endpoint))
-            for n in recipe.needs
-        ]
-        return ScorerChoice(recipe, "+".join(s.key[:16] for s in inputs), "derived", endpoint)
     if recipe.uses_llm:
         endpoint = endpoint or DEFAULT_ENDPOINT
         return ScorerChoice(recipe, get_endpoint(endpoint).model, endpoint, endpoint)
@@ -197,11 +203,8 @@ def start_score_job(
         "endpoint": choice.endpoint,
         "model": choice.model,
     }
-    if choice.recipe.is_derived:
-        params["inputs"] = {
-            name: stored_scorer(session, choose_scorer(session, name, endpoint=endpoint)).id
-            for name in choice.recipe.needs
-        }
+    if choice.inputs:
+        params["inputs"] = choice.inputs
     job = create_job(
         session,
         "score",
@@ -331,7 +334,7 @@ def _bins(
     ]
 
 
-def get_dataset_scores_summary(session: Session, dataset: Dataset) -> list[dict[str, Any]]:
+def scores_summary(session: Session, dataset: Dataset) -> list[dict[str, Any]]:
     """Which scorers have scored this dataset, with how many ok values each."""
     rows = session.execute(
         select(Scorer, func.count(Score.id))
