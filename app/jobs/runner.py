@@ -37,7 +37,6 @@ class Listener(Protocol):
         ...
 
 
-
 class ChunkedWork(Protocol):
     """Work split into chunks that run as separate tasks, each one transaction."""
 
