@@ -1,0 +1,309 @@
+"""A local OpenAI-compatible chat server for tests and benchmarks, with faults on demand.
+
+Directives inside the last user message steer each answer, so that behaviour is fixed per
+prompt even when the client runs in another process:
+
+- ``[[reply:TEXT]]``: answer exactly TEXT (the two characters ``\\n`` become a newline)
+- ``[[logprobs:1=-2.0,2=-2.0]]``: exactly these top logprobs at the first position
+- ``[[status:CODE:times=N:retry_after=S]]``: the first N requests of this prompt answer HTTP
+  CODE, with ``Retry-After: S`` when given (``retry_after_ms=MS`` sends ``retry-after-ms``)
+- ``[[hang]]``: never answer
+- ``[[finish:length]]``: finish_reason "length"
+- ``[[latency:S]]``: this prompt's latency in seconds
+
+Run in a thread with ``LLMServer()`` as a context manager, or as a process with
+``python -m tests.llm_server --port 0 --latency-ms 50`` (prints its base URL first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import math
+import re
+import socket
+import sys
+import threading
+import time
+from collections import defaultdict
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+DEFAULT_REPLY = "4.5\nThe answer is accurate and complete."
+LOGPROB_REPLY = "5"
+DEFAULT_LOGPROBS = {
+    "5": -0.1,
+    "6": -2.5,
+    "4": -3.0,
+    "3": -4.5,
+    "The": -5.0,
+    "2": -6.0,
+    "1": -7.5,
+    " ": -8.0,
+}
+_DIRECTIVE = re.compile(r"\[\[(\w+)(?::(.*?))?\]\]", re.DOTALL)
+
+
+def prompt_key(text: str) -> str:
+    """The key the server files a prompt under: the sha1 hex of the last user message."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def _directives(text: str) -> dict[str, str]:
+    return {m.group(1): m.group(2) or "" for m in _DIRECTIVE.finditer(text)}
+
+
+def _options(spec: str) -> tuple[str, dict[str, str]]:
+    """`429:times=2:retry_after=1` -> ("429", {"times": "2", "retry_after": "1"})."""
+    head, *rest = spec.split(":")
+    return head, dict(part.split("=", 1) for part in rest if "=" in part)
+
+
+class _State:
+    """What the server has seen; shared by the handlers and the owner thread."""
+
+    def __init__(self, latency_s: float) -> None:
+        self.latency_s = latency_s
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.total = 0
+            self.by_prompt: dict[str, int] = defaultdict(int)
+            self.times: dict[str, list[float]] = defaultdict(list)
+
+    def arrive(self, key: str) -> int:
+        with self.lock:
+            self.total += 1
+            self.by_prompt[key] += 1
+            self.times[key].append(time.time())
+            return self.by_prompt[key]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "total": self.total,
+                "by_prompt": dict(self.by_prompt),
+                "times": {k: list(v) for k, v in self.times.items()},
+            }
+
+
+def _error(code: int, retry_after: dict[str, str]) -> Response:
+    headers = {}
+    if "retry_after" in retry_after:
+        headers["Retry-After"] = retry_after["retry_after"]
+    if "retry_after_ms" in retry_after:
+        headers["retry-after-ms"] = retry_after["retry_after_ms"]
+    kind = "rate_limit_exceeded" if code == 429 else "server_error"
+    body = {
+        "error": {"message": f"injected HTTP {code}", "type": kind, "param": None, "code": kind}
+    }
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+def _logprob_content(reply: str, top: dict[str, float], n: int) -> list[dict[str, Any]]:
+    ranked = sorted(top.items(), key=lambda item: -item[1])[: max(n, 0)]
+    first = reply if reply in top else reply[:1]
+    entries = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in ranked]
+    content = [
+        {
+            "token": first,
+            "logprob": top.get(first, -0.01),
+            "bytes": list(first.encode()),
+            "top_logprobs": entries,
+        }
+    ]
+    for i in range(len(first), len(reply), 4):
+        piece = reply[i : i + 4]
+        content.append(
+            {"token": piece, "logprob": -0.01, "bytes": list(piece.encode()), "top_logprobs": []}
+        )
+    return content
+
+
+def _reply(directives: dict[str, str], want_logprobs: bool) -> tuple[str, dict[str, float]]:
+    top = DEFAULT_LOGPROBS
+    if "logprobs" in directives:
+        pairs = (p.split("=", 1) for p in directives["logprobs"].split(",") if "=" in p)
+        top = {token: float(value) for token, value in pairs}
+    if "reply" in directives:
+        return directives["reply"].replace("\\n", "\n"), top
+    if want_logprobs:
+        best = max(top.items(), key=lambda item: item[1])[0] if top else LOGPROB_REPLY
+        return best, top
+    return DEFAULT_REPLY, top
+
+
+def _completion(body: dict[str, Any], directives: dict[str, str]) -> dict[str, Any]:
+    messages = body.get("messages") or []
+    want_logprobs = bool(body.get("logprobs"))
+    reply, top = _reply(directives, want_logprobs)
+    finish = directives.get("finish") or "stop"
+    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+    if max_tokens is not None and _tokens(reply) > int(max_tokens):
+        reply, finish = reply[: int(max_tokens) * 4], "length"
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": reply, "refusal": None},
+        "finish_reason": finish,
+        "logprobs": None,
+    }
+    if want_logprobs:
+        n = int(body.get("top_logprobs") or 0)
+        choice["logprobs"] = {"content": _logprob_content(reply, top, n), "refusal": None}
+    prompt_chars = sum(len(str(m.get("content") or "")) for m in messages)
+    prompt_tokens, completion_tokens = math.ceil(prompt_chars / 4), max(1, _tokens(reply))
+    return {
+        "id": f"chatcmpl-{prompt_key(reply)[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model") or "test-model",
+        "choices": [choice],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def build_app(state: _State) -> Starlette:
+    """The Starlette app over `state`."""
+
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
+        last = str(users[-1].get("content") or "") if users else ""
+        seen = state.arrive(prompt_key(last))
+        directives = _directives(last)
+        if "status" in directives:
+            code, options = _options(directives["status"])
+            if seen <= int(options.get("times", "1")):
+                return _error(int(code), options)
+        if "hang" in directives:
+            while not state.stopping:
+                await asyncio.sleep(0.05)
+            return _error(503, {})
+        latency = float(directives.get("latency", state.latency_s))
+        if latency > 0:
+            await asyncio.sleep(latency)
+        return JSONResponse(_completion(body, directives))
+
+    async def stats(_request: Request) -> Response:
+        return JSONResponse(state.snapshot())
+
+    async def reset(_request: Request) -> Response:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/_stats", stats, methods=["GET"]),
+            Route("/_reset", reset, methods=["POST"]),
+        ]
+    )
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    return sock
+
+
+def _config(app: Starlette) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+    )
+
+
+class LLMServer:
+    """The server on a free local port, served from a background thread."""
+
+    def __init__(self, latency_s: float = 0.0) -> None:
+        self.state = _State(latency_s)
+        self._sock = _listen(0)
+        self.port = self._sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._server = uvicorn.Server(_config(build_app(self.state)))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def start(self) -> LLMServer:
+        """Start serving; returns once the server accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the test LLM server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, ending requests that hang."""
+        self.state.stopping = True
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Like GET /_stats: total requests, and count and arrival times per prompt key."""
+        return self.state.snapshot()
+
+    def count(self, prompt: str) -> int:
+        """How many requests came for the prompt whose last user message is `prompt`."""
+        return self.stats()["by_prompt"].get(prompt_key(prompt), 0)
+
+    def times(self, prompt: str) -> list[float]:
+        """The arrival times (unix seconds) of the requests for `prompt`."""
+        return self.stats()["times"].get(prompt_key(prompt), [])
+
+    def reset(self) -> None:
+        """Forget what was seen."""
+        self.state.reset()
+
+    def __enter__(self) -> LLMServer:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve in this process; print the base URL as the first line of stdout."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    state = _State(args.latency_ms / 1000)
+    sock = _listen(args.port)
+    print(f"http://127.0.0.1:{sock.getsockname()[1]}/v1", flush=True)
+    server = uvicorn.Server(_config(build_app(state)))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        state.stopping = True
+        sock.close()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
