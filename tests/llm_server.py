@@ -10,6 +10,7 @@ prompt even when the client runs in another process:
 - ``[[hang]]``: never answer
 - ``[[finish:length]]``: finish_reason "length"
 - ``[[latency:S]]``: this prompt's latency in seconds
+- ``[[usage:none]]``: leave ``usage`` out, as some servers do
 
 Run in a thread with ``LLMServer()`` as a context manager, or as a process with
 ``python -m tests.llm_server --port 0 --latency-ms 50`` (prints its base URL first).
@@ -166,7 +167,7 @@ def _completion(body: dict[str, Any], directives: dict[str, str]) -> dict[str, A
         choice["logprobs"] = {"content": _logprob_content(reply, top, n), "refusal": None}
     prompt_chars = sum(len(str(m.get("content") or "")) for m in messages)
     prompt_tokens, completion_tokens = math.ceil(prompt_chars / 4), max(1, _tokens(reply))
-    return {
+    completion: dict[str, Any] = {
         "id": f"chatcmpl-{prompt_key(reply)[:12]}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -178,6 +179,9 @@ def _completion(body: dict[str, Any], directives: dict[str, str]) -> dict[str, A
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+    if directives.get("usage") == "none":
+        del completion["usage"]
+    return completion
 
 
 def build_app(state: _State) -> Starlette:
