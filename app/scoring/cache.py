@@ -2,8 +2,8 @@
 
 A request is claimed before it is sent (a pending row with a lease), stored once answered,
 and released if it failed, so that no two workers ever pay for the same request. The writes
-of all the calls a client has in flight are gathered per event-loop tick and run together:
-one thread hop and a few short transactions instead of two transactions per call.
+of all the calls a client has in flight are gathered per event-loop tick and run together,
+in one short side transaction, instead of two transactions per call.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ Handler = Callable[[Session, list[Any]], list[Any]]
 # PostgreSQL's deadlock and serialization failures: the transaction is safe to run again.
 _TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
 _TRIES = 3
+# IN lists stay well below the drivers' limits on bound parameters.
 _ROWS_PER_STATEMENT = 500
 _PENDING = LLMCallState.PENDING.value
 # What a store overwrites in a row that holds a claim (or an older answer).
@@ -49,12 +50,17 @@ _DONE = LLMCallState.DONE.value
 
 
 class SideWriter:
-    """Runs batches of work in one side transaction each (see `side_transaction`)."""
+    """Runs batches of work in one side transaction each (see `side_transaction`).
 
-    def __init__(self, session: Session, *, threaded: bool | None = None) -> None:
+    Inline on the event loop's thread by default, also on PostgreSQL: a batch takes about a
+    millisecond, and handing it to a thread costs more than that in GIL handoffs while the
+    loop is busy with HTTP (measured: 74% against 58% of the ideal throughput at 32 in flight).
+    """
+
+    def __init__(self, session: Session, *, threaded: bool = False) -> None:
         self.session = session
-        self.threaded = THREADED if threaded is None else threaded
-        self.threaded = self.threaded and is_postgres(session)
+        # A side transaction is a savepoint of `session` on SQLite: only its own thread may run it.
+        self.threaded = threaded and is_postgres(session)
 
     async def run(self, works: Sequence[Callable[[Session], T]]) -> list[T]:
         """Run the works in order in one side transaction; their results, in order."""
@@ -74,9 +80,6 @@ class SideWriter:
                 if attempt == _TRIES or sqlstate not in _TRANSIENT_SQLSTATES:
                     raise
         raise AssertionError("unreachable")
-
-
-THREADED = False
 
 
 class Batcher:

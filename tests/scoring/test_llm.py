@@ -203,11 +203,11 @@ def test_rpm_spaces_the_sends(
     llm_endpoint: LLMEndpoint, llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     configure_endpoint(monkeypatch, "default", rpm=600)
-    prompts = [f"Rate answer {i}." for i in range(4)]
+    prompts = [f"Rate answer {i}." for i in range(5)]
     complete_all(get_endpoint("default"), [ask(p) for p in prompts])
     arrivals = sorted(t for p in prompts for t in llm_server.times(p))
-    # Sent 0.1 s apart; arrival times carry a little network jitter.
-    assert arrivals[-1] - arrivals[0] >= 0.28
+    # Sent 0.1 s apart (0.4 s from first to last); arrivals carry some network jitter.
+    assert arrivals[-1] - arrivals[0] >= 0.3
 
 
 def test_retry_after_is_read_in_every_form() -> None:
