@@ -360,7 +360,7 @@ class LLMClient:
 
     async def _fetch(self, key: str, request: ChatRequest) -> ChatResult:
         payload = request_payload(self.endpoint, request)
-        await self._read_budget()
+        self._read_budget()
         while True:
             result = await self._try(key, request, payload)
             if result is not None:
@@ -380,12 +380,16 @@ class LLMClient:
             if outcome.lease_until is None:
                 return None
             lease = _Lease(key, outcome.lease_until)
-            reserved = await self._reserve(lease, request)
+            reserved = 0.0
             try:
+                reserved = await self._reserve(request)
                 result = await self._send(lease, request, key)
             except _LeaseLost:
                 await self._settle(reserved, 0.0)
                 return None
+            except BudgetExhausted:
+                await self._cache.release(lease.request_hash, lease.until)
+                raise
             except BaseException:
                 self._abandon(lease, reserved)
                 raise
@@ -396,23 +400,23 @@ class LLMClient:
         until = utcnow() + timedelta(seconds=self.endpoint.timeout_s + LEASE_SLACK_S)
         return ClaimRequest(key, self.name, self.endpoint.model, payload, until)
 
-    async def _read_budget(self) -> None:
+    def _read_budget(self) -> None:
+        """Whether the job has a budget, read once (and refused on an unpriced endpoint)."""
         if self._budget_read:
             return
         assert self.job_id is not None
-        self._budget_read = True
         if job_budget(self.session, self.job_id) is not None:
             require_priced(self.name, self.endpoint)
             self._budget = JobBudget(self._batcher, self.job_id)
+        self._budget_read = True
 
-    async def _reserve(self, lease: _Lease, request: ChatRequest) -> float:
-        """Reserve the call's largest cost; on refusal give the claim back and stop."""
+    async def _reserve(self, request: ChatRequest) -> float:
+        """Reserve the call's largest cost (0 without a budget); BudgetExhausted if it won't fit."""
         if self._budget is None:
             return 0.0
         amount = max_cost(self.endpoint, request.messages, request.max_tokens)
         if await self._budget.reserve(amount):
             return amount
-        await self._cache.release(lease.request_hash, lease.until)
         raise BudgetExhausted(
             f"job {self.job_id}: its budget cannot cover another call (up to ${amount:.6f})",
             job_id=self.job_id,
@@ -425,7 +429,7 @@ class LLMClient:
     def _abandon(self, lease: _Lease, reserved: float) -> None:
         """Cancelled mid-call: give the claim and the reservation back without waiting."""
         self._cache.release_later(lease.request_hash, lease.until)
-        if self._budget is not None:
+        if self._budget is not None and reserved:
             self._budget.settle_later(reserved, 0.0)
 
     async def _finish(
@@ -495,7 +499,7 @@ class LLMClient:
             try:
                 async with asyncio.timeout(self.endpoint.timeout_s):
                     # The generic post skips the typed create()'s request transformation and
-                    # response models, which cost more CPU than the rest of the call.
+                    # response models: a fifth of the SDK's CPU per call, and CPU bounds us.
                     data = await self._client().post("/chat/completions", cast_to=object, body=body)
                 return self._answer(data, started, key, request)
             except openai.APIStatusError as exc:
