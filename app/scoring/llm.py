@@ -289,6 +289,7 @@ class LLMClient:
         self._budget: JobBudget | None = None
         self._budget_read = job_id is None
         self._slots = asyncio.Semaphore(max(1, endpoint.concurrency))
+        self._ahead = asyncio.Semaphore(2 * max(1, endpoint.concurrency))
         self._limiter = rate_limiter(name, endpoint)
         self._known: dict[str, ChatResult] = {}
         self._inflight: dict[str, _Shared] = {}
@@ -372,7 +373,9 @@ class LLMClient:
         self, key: str, request: ChatRequest, payload: dict[str, Any]
     ) -> ChatResult | None:
         """Claim the request and send it; None when another worker holds the claim."""
-        async with self._slots:
+        # Claims run a little ahead of the sends, so that their round trip to the database is
+        # not spent holding a slot, and not so far ahead that their leases run low in the queue.
+        async with self._ahead:
             outcome = await self._cache.claim(self._claim(key, payload))
             if outcome.answer is not None:
                 self._known[key] = _from_cache(outcome.answer, key)
@@ -382,8 +385,9 @@ class LLMClient:
             lease = _Lease(key, outcome.lease_until)
             reserved = 0.0
             try:
-                reserved = await self._reserve(request)
-                result = await self._send(lease, request, key)
+                async with self._slots:
+                    reserved = await self._reserve(request)
+                    result = await self._send(lease, request, key)
             except _LeaseLost:
                 await self._settle(reserved, 0.0)
                 return None
@@ -393,7 +397,6 @@ class LLMClient:
             except BaseException:
                 self._abandon(lease, reserved)
                 raise
-        # Outside the slot: the next call may start while this one is written down.
         return await asyncio.shield(self._finish(lease, payload, reserved, result))
 
     def _claim(self, key: str, payload: dict[str, Any]) -> ClaimRequest:
