@@ -93,17 +93,19 @@ class Batcher:
 
     async def submit(self, handler: Handler, item: Any) -> Any:
         """Queue one item for `handler` and wait for its result."""
+        return await self._enqueue(handler, item)
+
+    def post(self, handler: Handler, item: Any) -> None:
+        """Queue an item without waiting (cleanup on cancellation); `drain` finishes it."""
+        self._enqueue(handler, item).add_done_callback(_swallow)
+
+    def _enqueue(self, handler: Handler, item: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.setdefault(handler, []).append((item, future))
         if self._task is None:
             self._task = loop.create_task(self._drain())
-        return await future
-
-    def post(self, handler: Handler, item: Any) -> None:
-        """Queue an item without waiting (cleanup on cancellation); `drain` finishes it."""
-        task = asyncio.get_running_loop().create_task(self.submit(handler, item))
-        task.add_done_callback(_swallow)
+        return future
 
     async def drain(self) -> None:
         """Wait until everything queued has been written."""
@@ -152,9 +154,10 @@ def _bind(handler: Handler, items: list[Any]) -> Callable[[Session], list[Any]]:
     return lambda side: handler(side, items)
 
 
-def _swallow(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
+def _swallow(future: asyncio.Future[Any]) -> None:
+    # Nobody waits for a posted write: mark its error as seen (it was cleanup, best effort).
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True)

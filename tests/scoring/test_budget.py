@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from app.core.config import LLMEndpoint, get_settings
 from app.core.db import transaction
@@ -14,7 +15,7 @@ from app.models.jobs import Job
 from app.scoring.budget import call_cost, estimate_prompt_tokens, max_cost, release_reservations
 from app.scoring.llm import BudgetExhausted, ChatRequest, ChatResult, get_endpoint, require_priced
 from tests.llm_server import DEFAULT_REPLY, LLMServer
-from tests.scoring.conftest import ask, complete_all, gather_in
+from tests.scoring.conftest import ask, client_for, complete_all, gather_in
 
 
 def make_job(budget_usd: float | None) -> int:
@@ -170,4 +171,25 @@ def test_release_reservations_forgets_what_stopped_calls_held(committed: Engine)
         session.execute(update(Job).where(Job.id == job_id).values(reserved_usd=0.4))
     with transaction() as session:
         release_reservations(session, job_id)
+    assert money(job_id) == (0.0, 0.0)
+
+
+@pytest.mark.usefixtures("committed")
+def test_a_cancelled_call_gives_its_reservation_back(
+    llm_endpoint: LLMEndpoint, llm_server: LLMServer
+) -> None:
+    job_id = make_job(1.0)
+
+    async def cancel_midway(session: Session) -> None:
+        async with client_for(session, llm_endpoint, job_id) as client:
+            call = asyncio.ensure_future(client.complete(ask("[[hang]] Rate this.")))
+            await asyncio.sleep(0.2)
+            held = session.scalar(select(Job.reserved_usd).where(Job.id == job_id))
+            assert held is not None and held > 0
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+
+    with transaction() as session:
+        asyncio.run(cancel_midway(session))
     assert money(job_id) == (0.0, 0.0)

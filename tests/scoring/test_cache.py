@@ -256,3 +256,20 @@ def test_the_cache_outlives_a_task_that_rolls_back(
         raise RuntimeError("the chunk failed after its calls")
     again, _ = complete_one(llm_endpoint, request)
     assert again.cached and llm_server.stats()["total"] == 1
+
+
+def test_a_cancelled_call_gives_its_claim_back(
+    committed: Engine, llm_endpoint: LLMEndpoint, llm_server: LLMServer
+) -> None:
+    async def cancel_midway(session: Session) -> None:
+        async with client_for(session, llm_endpoint) as client:
+            call = asyncio.ensure_future(client.complete(ask("[[hang]] Rate this.")))
+            await asyncio.sleep(0.2)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+
+    with transaction() as session:
+        asyncio.run(cancel_midway(session))
+    assert llm_server.stats()["total"] == 1
+    assert calls() == []
