@@ -2,9 +2,11 @@
 
 Target (DESIGN.md, "Performance targets"): throughput at least 80% of concurrency / latency,
 the most a client that keeps `concurrency` calls in flight could reach; and a second run over
-the same data sends zero requests (every answer is cached).
+the same data sends zero requests (every answer is cached). For scale, the same run also
+times a bare `openai` client sending the same prompts with the same concurrency (no cache, no
+database, no parsing): what this machine can do at all with the server beside it.
 
-    python bench/score.py                          # 20,000 examples, 50 ms, concurrency 64
+    python bench/score.py                          # 20,000 examples, 50 ms, concurrency 16
     python bench/score.py --n 5000 --concurrency 32
 
 The server (tests/llm_server.py) runs in a child process so that it does not share the
@@ -91,11 +93,48 @@ def score_once() -> tuple[float, dict[str, object]]:
     return seconds, counts
 
 
+def bare_client(base_url: str, concurrency: int, n: int) -> float:
+    """Seconds for a plain openai client to send N AlpaGasus prompts, `concurrency` at once."""
+    import asyncio
+
+    import openai
+
+    from app.scoring.recipes import ExampleText, build_requests, get_recipe
+
+    recipe = get_recipe("alpagasus")
+    records = build_records(n)
+    bodies = [
+        build_requests(recipe, ExampleText.of([], r["instruction"], r["input"], r["output"]))[0]
+        for r in records
+    ]
+
+    async def run() -> float:
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0)
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(request: object) -> None:
+            async with slots:
+                await client.chat.completions.create(
+                    model="bench-model",
+                    messages=request.message_dicts(),  # type: ignore[attr-defined]
+                    temperature=0,
+                    max_tokens=256,
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(body) for body in bodies))
+        seconds = time.perf_counter() - started
+        await client.close()
+        return seconds
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="examples to rate")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the server's latency")
-    parser.add_argument("--concurrency", type=int, default=64, help="calls in flight")
+    parser.add_argument("--concurrency", type=int, default=16, help="calls in flight")
     parser.add_argument("--chunk", type=int, default=1024, help="examples per chunk task")
     parser.add_argument("--url", default=os.environ.get("SIFT_BENCH_POSTGRES_URL", DEFAULT_URL))
     args = parser.parse_args()
@@ -111,10 +150,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             configure(args.url, base_url, args.concurrency, args.chunk, folder)
             load(args.n, Path(folder))
+            bare_seconds = bare_client(base_url, args.concurrency, args.n)
+            before = httpx.get(stats_url).json()["total"]
             seconds, counts = score_once()
-            first_requests = httpx.get(stats_url).json()["total"]
+            first_requests = httpx.get(stats_url).json()["total"] - before
             again_seconds, again = score_once()
-            second_requests = httpx.get(stats_url).json()["total"] - first_requests
+            second_requests = httpx.get(stats_url).json()["total"] - before - first_requests
     finally:
         server.terminate()
         server.wait()
@@ -125,6 +166,10 @@ def main() -> None:
     print(f"  first run                {seconds:8.2f} s   {rate:10,.0f} examples/s"
           f"   requests {first_requests:,}   scored {counts.get('scored', 0):,}")  # fmt: skip
     print(f"  ceiling                  concurrency / latency = {ceiling:,.0f} examples/s")
+    bare_rate = args.n / bare_seconds
+    print(f"  bare openai client       {bare_seconds:8.2f} s   {bare_rate:10,.0f} requests/s"
+          f"   ({bare_rate / ceiling:.2f} of the ceiling; Sift reaches "
+          f"{rate / bare_rate:.2f} of it)")  # fmt: skip
     print(f"  ratio                    {ratio:.2f}   (target >= {TARGET_RATIO}: "
           f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})")  # fmt: skip
     print(f"  second run               {again_seconds:8.2f} s   requests sent {second_requests}"
