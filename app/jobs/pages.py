@@ -1,4 +1,4 @@
-"""The jobs page: recent background jobs with live progress, and cancelling them."""
+"""The jobs page: recent background jobs with live progress; cancelling and resuming them."""
 
 from __future__ import annotations
 
@@ -56,6 +56,21 @@ def cancel(request: Request, job_id: int, session: DB, user: Lead) -> Response:
     try:
         service.cancel_job(session, job_id)
     except Conflict as exc:  # it finished meanwhile: show the table as it is now
+        notice = exc.message
+    if is_htmx(request):
+        return _jobs_page(request, session, user, notice)
+    if notice is not None:
+        raise Conflict(notice)
+    return RedirectResponse("/jobs", status_code=303)
+
+
+@router.post("/jobs/{job_id}/resume", response_model=None)
+def resume(request: Request, job_id: int, session: DB, user: Lead) -> Response:
+    """Queue a paused or failed job again; htmx gets the refreshed table."""
+    notice = None
+    try:
+        service.resume_job(session, job_id)
+    except Conflict as exc:  # it was resumed or cancelled meanwhile
         notice = exc.message
     if is_htmx(request):
         return _jobs_page(request, session, user, notice)

@@ -334,3 +334,31 @@ def test_htmx_cancel_answers_with_the_fresh_table(
         f"/jobs/{job.id}/cancel", headers={"x-csrf-token": token, "hx-request": "true"}
     )
     assert again.status_code == 200  # cancelling twice is not an error
+
+
+def test_a_paused_job_resumes_from_the_jobs_page(
+    client: TestClient, session: Session, lead: User
+) -> None:
+    token = sign_in(client, lead)
+    job = Job(
+        kind="score",
+        queue="io",
+        params={},
+        state=JobState.PAUSED_BUDGET.value,
+        counts={"sent": 3, "cost": 0.000123456},
+    )
+    session.add(job)
+    session.flush()
+    page = client.get("/jobs").text
+    assert "Resume" in page and "$0.0001" in page
+    assert client.post(f"/jobs/{job.id}/resume").status_code == 403  # no CSRF token
+    response = client.post(
+        f"/jobs/{job.id}/resume", headers={"x-csrf-token": token, "hx-request": "true"}
+    )
+    assert response.status_code == 200 and "queued" in response.text
+    session.refresh(job)
+    assert job.state == JobState.QUEUED.value
+    again = client.post(
+        f"/jobs/{job.id}/resume", headers={"x-csrf-token": token, "hx-request": "true"}
+    )
+    assert again.status_code == 200 and "only paused or failed jobs resume" in again.text
