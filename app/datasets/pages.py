@@ -10,11 +10,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from app.core.db import get_session
-from app.core.errors import InvalidInput
+from app.core.errors import InvalidInput, SiftError
 from app.core.web import check_csrf, is_htmx, page_user, render, require_page_role
 from app.datasets import service
 from app.datasets.importer import FORMATS
 from app.models import ExampleStatus, Role, User
+from app.scoring.service import score_condition, score_histograms
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
@@ -91,15 +92,30 @@ def dataset_page(
     source: str = "",
     status: str = "",
     q: str = "",
+    score: str = "",
     after: int | None = None,
 ) -> HTMLResponse:
-    """A dataset's examples, filtered and paged by id; htmx gets only the table."""
+    """A dataset's examples, filtered and paged by id, and its score distributions; htmx gets
+    only the table."""
     dataset = service.get_dataset(session, name)
-    filters = service.ExampleFilter(source=source or None, status=status or None, q=q or None)
+    notice = None
+    try:
+        conditions = [score_condition(session, part) for part in score.split(",") if part.strip()]
+    except SiftError as exc:  # a typo in the filter box: say so, show everything
+        notice, conditions = exc.message, []
+    filters = service.ExampleFilter(
+        source=source or None, status=status or None, q=q or None, conditions=conditions
+    )
     examples, next_after = service.list_examples(session, dataset, filters, after, PAGE_SIZE)
     base = dataset_url(dataset.name)
-    query = {k: v for k, v in (("source", source), ("status", status), ("q", q)) if v}
+    fields = (("source", source), ("status", status), ("q", q), ("score", score))
+    query = {k: v for k, v in fields if v}
+    full_page = not is_htmx(request)
     context = {
+        "notice": notice,
+        "score": score,
+        # Distributions are drawn on the full page only; the table refreshes without them.
+        "histograms": score_histograms(session, dataset) if full_page else [],
         "user": user,
         "section": "datasets",
         "dataset": dataset,

@@ -351,3 +351,10 @@ def scores_summary(session: Session, dataset: Dataset) -> list[dict[str, Any]]:
         {"scorer": f"{s.name}@{s.version}", "kind": s.kind, "model": s.model, "scored": n}
         for s, n in rows
     ]
+
+
+def score_histograms(session: Session, dataset: Dataset, bins: int = 24) -> list[dict[str, Any]]:
+    """The histogram of every scorer that has scored this dataset, for the dataset page."""
+    return [
+        histogram(session, dataset, row["scorer"], bins) for row in scores_summary(session, dataset)
+    ]

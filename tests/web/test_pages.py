@@ -362,3 +362,31 @@ def test_a_paused_job_resumes_from_the_jobs_page(
         f"/jobs/{job.id}/resume", headers={"x-csrf-token": token, "hx-request": "true"}
     )
     assert again.status_code == 200 and "only paused or failed jobs resume" in again.text
+
+
+def test_the_dataset_page_draws_score_histograms_and_filters_on_scores(
+    client: TestClient, session: Session, annotator: User
+) -> None:
+    from app.scoring.engine import upsert_scores
+    from app.scoring.service import choose_scorer, get_or_create_scorer
+
+    sign_in(client, annotator)
+    dataset = make_dataset(session)
+    scorer = get_or_create_scorer(session, choose_scorer(session, "lima"))
+    examples = [make_example(session, dataset, i) for i in range(4)]
+    upsert_scores(
+        session,
+        [
+            {"content_hash": e.content_hash, "scorer_id": scorer.id, "value": v,
+             "state": "ok", "raw": None, "details": {}}
+            for e, v in zip(examples, [0.25, 0.5, 1.0, 1.0], strict=True)
+        ],
+    )  # fmt: skip
+    page = client.get(f"/datasets/{dataset.name}").text
+    assert "<svg" in page and "<b>lima</b>" in page and "ok 4" in page
+    assert page.count("<rect") == 24
+    filtered = client.get(f"/datasets/{dataset.name}", params={"score": "lima>=0.5"}).text
+    assert len(set(re.findall(r'href="/examples/(\d+)"', filtered))) == 3
+    typo = client.get(f"/datasets/{dataset.name}", params={"score": "lima>>1"})
+    assert typo.status_code == 200 and "is not SCORER OP NUMBER" in typo.text
+    assert len(set(re.findall(r'href="/examples/(\d+)"', typo.text))) == 4
