@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx2
 import openai
 import structlog
 from sqlalchemy.orm import Session
@@ -460,16 +459,11 @@ class LLMClient:
     def _client(self) -> openai.AsyncOpenAI:
         if self._http is None:
             # Our own retries only: the SDK's would retry before a long Retry-After.
-            slots = max(1, self.endpoint.concurrency)
-            limits = httpx2.Limits(max_connections=slots * 2, max_keepalive_connections=slots)
             self._http = openai.AsyncOpenAI(
                 base_url=self.endpoint.base_url,
                 api_key=self.endpoint.api_key or "none",
                 max_retries=0,
                 timeout=self.endpoint.timeout_s,
-                http_client=openai.DefaultAsyncHttpxClient(
-                    limits=limits, timeout=self.endpoint.timeout_s
-                ),
             )
         return self._http
 
