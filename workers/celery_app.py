@@ -35,7 +35,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_default_queue="cpu",
         worker_hijack_root_logger=False,
         beat_schedule={
-            "sweep-stale-jobs": {"task": "sift.sweep_stale_jobs", "schedule": settings.job_sweep_interval_s},
+            "sweep-stale-jobs": {
+                "task": "sift.sweep_stale_jobs",
+                "schedule": settings.job_sweep_interval_s,
+            },
         },
     )
     return app
