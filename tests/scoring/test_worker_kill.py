@@ -126,5 +126,6 @@ def test_a_killed_worker_leaves_nothing_scored_twice(
     assert states == {"ok"}
     sent = httpx.get(server.base_url.removesuffix("/v1") + "/_stats").json()["by_prompt"]
     assert len(sent) == EXAMPLES
-    # Answers are cached as they arrive; only the calls in flight at the kill go out again.
-    assert sum(count - 1 for count in sent.values()) <= CONCURRENCY
+    # Answers are cached as they arrive (written at the next tick of the event loop): only
+    # calls in flight at the kill, or answered in its last tick, go out again.
+    assert sum(count - 1 for count in sent.values()) <= 2 * CONCURRENCY
