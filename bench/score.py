@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000, help="examples to rate")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the server's latency")
     parser.add_argument("--concurrency", type=int, default=16, help="calls in flight")
-    parser.add_argument("--chunk", type=int, default=1024, help="examples per chunk task")
+    parser.add_argument("--chunk", type=int, default=2048, help="examples per chunk task")
     parser.add_argument("--url", default=os.environ.get("SIFT_BENCH_POSTGRES_URL", DEFAULT_URL))
     args = parser.parse_args()
     if not DATA.is_file():
