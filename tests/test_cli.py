@@ -253,3 +253,36 @@ def test_jobs_on_an_empty_database(ready: Sift) -> None:
     result = ready("jobs")
     assert result.exit_code == 0, result.output
     assert "kind" in result.stdout and "state" in result.stdout
+
+
+def test_score_runs_in_process_and_again_scores_nothing(ready: Sift, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "a.json", [alpaca_record(i) for i in range(30)])
+    assert ready("import", path, "--dataset", "pool").exit_code == 0
+    first = ready("score", "--dataset", "pool", "--scorer", "length", "--wait")
+    assert first.exit_code == 0, first.output
+    assert "succeeded" in first.output and "scored 30" in first.output
+    again = ready("score", "--dataset", "pool", "--scorer", "length")
+    assert again.exit_code == 0 and "scored" not in again.output.split("succeeded")[-1]
+
+
+def test_score_mistakes_are_one_line_errors(
+    ready: Sift, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_json(tmp_path / "a.json", [alpaca_record(1)])
+    assert ready("import", path, "--dataset", "pool").exit_code == 0
+    cases = {
+        ("--dataset", "nope", "--scorer", "lima"): "no dataset",
+        ("--dataset", "pool", "--scorer", "nope"): "alpagasus",
+        ("--dataset", "pool", "--scorer", "alpagasus"): "SIFT_LLM__DEFAULT__BASE_URL",
+        ("--dataset", "pool", "--scorer", "deita-evol"): "endpoint named 'default'",
+        ("--dataset", "pool", "--scorer", "deita-quality", "--model", tmp_path): "model",
+    }
+    for args, message in cases.items():
+        result = ready("score", *args)
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    monkeypatch.setenv("SIFT_LLM__DEFAULT__BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("SIFT_LLM__DEFAULT__MODEL", "m")
+    get_settings.cache_clear()
+    result = ready("score", "--dataset", "pool", "--scorer", "alpagasus", "--budget", "1")
+    assert result.exit_code != 0 and "PRICE_IN" in result.output
