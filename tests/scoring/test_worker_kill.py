@@ -81,11 +81,10 @@ def _wait(condition: object, timeout_s: float, what: str) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.redis
+@pytest.mark.parametrize("committed", ["postgresql"], indirect=True)
 def test_a_killed_worker_leaves_nothing_scored_twice(
     committed: Engine, server: LLMServer, tmp_path: Path
 ) -> None:
-    if committed.dialect.name != "postgresql":
-        pytest.skip("the kill test runs on Redis and PostgreSQL")
     with transaction() as session:
         dataset = create_dataset(session, "pool")
         for i in range(EXAMPLES):
