@@ -14,6 +14,7 @@ from app.models.scoring import (
     ScorerKind,
     ScoreState,
 )
+from app.models.selection import DuplicateCluster, DuplicateMember, DuplicateMethod, Selection
 from app.models.training import TrainingMetric, TrainingRun
 from app.models.users import ApiToken, Role, User
 
@@ -25,6 +26,9 @@ __all__ = [
     "Collection",
     "CollectionItem",
     "Dataset",
+    "DuplicateCluster",
+    "DuplicateMember",
+    "DuplicateMethod",
     "Embedding",
     "EvalItem",
     "EvalRun",
@@ -42,6 +46,7 @@ __all__ = [
     "ScoreState",
     "Scorer",
     "ScorerKind",
+    "Selection",
     "Snapshot",
     "SnapshotItem",
     "TrainingMetric",
