@@ -1,0 +1,1 @@
+"""Collections being assembled, and their frozen snapshots."""

@@ -1,0 +1,1 @@
+"""Picking a small, good and diverse set: embeddings, near-duplicates, selectors."""
