@@ -254,6 +254,14 @@ def score_condition(session: Session, expression: str) -> ColumnElement[bool]:
     )
 
 
+def scorer_of(expression: str) -> str:
+    """The scorer a filter expression reads (`alpagasus` of `alpagasus>=4.5`)."""
+    match = FILTER.match(expression) or STATE_FILTER.match(expression)
+    if match is None:
+        raise InvalidInput(f"score: {expression!r} is not a score filter", field="score")
+    return match.group(1)
+
+
 def _has_score(scorer: Scorer, condition: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(
         Score.content_hash == Example.content_hash, Score.scorer_id == scorer.id, condition
