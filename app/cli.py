@@ -459,6 +459,112 @@ def score(
     run_job(job_id, title, wait)
 
 
+# ---------------------------------------------------------------- selection and collections
+
+
+def _quotas(pairs: list[str]) -> dict[str, int] | None:
+    quotas = {}
+    for pair in pairs:
+        group, sep, count = pair.rpartition("=")
+        if not sep or not group or not count.isdigit():
+            fail(f"--quota takes GROUP=N, got {pair!r}")
+        quotas[group] = int(count)
+    return quotas or None
+
+
+@cli.command("select")
+def select_(
+    dataset: Annotated[str, typer.Option("--dataset")],
+    method: Annotated[str, typer.Option("--method", help="threshold|deita|lima-quota|random")],
+    into: Annotated[str, typer.Option("--into", help="the collection (created if new)")],
+    budget: Annotated[int | None, typer.Option("--budget", help="how many to pick")] = None,
+    filters: Annotated[
+        list[str] | None, typer.Option("--filter", help="e.g. alpagasus>=4.5 (repeatable)")
+    ] = None,
+    scorer: Annotated[
+        str | None, typer.Option(help="sort by (deita: default deita-evol; lima-quota: best first)")
+    ] = None,
+    threshold: Annotated[float, typer.Option(help="deita: largest cosine to anything kept")] = 0.9,
+    embedding_model: Annotated[str | None, typer.Option("--embedding-model")] = None,
+    group_by: Annotated[
+        str, typer.Option("--group-by", help="lima-quota: source|category")
+    ] = "source",
+    tau: Annotated[float, typer.Option(help="lima-quota: temperature across groups")] = 3.0,
+    quota: Annotated[
+        list[str] | None, typer.Option("--quota", help="lima-quota: GROUP=N (repeatable)")
+    ] = None,
+    one_per_cluster: Annotated[
+        str | None, typer.Option("--one-per-cluster", help="exact|minhash|embedding")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    name: Annotated[str | None, typer.Option("--name", help="save the recipe by this name")] = None,
+    target_size: Annotated[int, typer.Option("--target-size", help="for a new collection")] = 1000,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="show what it picks; write nothing")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
+) -> None:
+    """Pick examples of a dataset with a recipe and add them to a collection."""
+    from app.collections.service import create_collection, get_collection
+    from app.core.errors import NotFound
+    from app.selection.service import SelectionSpec, save_selection, start_select_job
+    from app.selection.service import preview as preview_selection
+
+    spec = SelectionSpec(
+        dataset=dataset,
+        method=method,
+        budget=budget,
+        filters=filters or [],
+        scorer=scorer,
+        threshold=threshold,
+        embedding_model=embedding_model,
+        group_by=group_by,
+        tau=tau,
+        quotas=_quotas(quota or []),
+        one_per_cluster=one_per_cluster,
+        seed=seed,
+    )
+    if preview:
+        with user_errors(), transaction() as session:
+            shown = preview_selection(session, spec)
+        groups = ", ".join(
+            f"{g or '(none)'} {n:,}" for g, n in list(shown["groups_after"].items())[:8]
+        )
+        out.print(
+            f"{method}: {shown['selected']:,} of {shown['pool']:,} candidates; by {group_by}: {groups}"
+        )
+        if shown.get("scores_after"):
+            before, after = shown["scores_before"], shown["scores_after"]
+            out.print(
+                f"{shown['scorer']}: mean {before['mean']:.3f} in the pool, {after['mean']:.3f} selected"
+            )
+        return
+    with user_errors(), transaction(writer=True) as session:
+        try:
+            collection = get_collection(session, into)
+        except NotFound:
+            collection = create_collection(session, into, target_size=target_size)
+        if name:
+            save_selection(session, name, spec)
+        job = start_select_job(session, collection, spec, name=name, send=not _runs_here())
+        job_id = job.id
+    run_job(job_id, f"select {method} into {into}", wait)
+
+
+@cli.command("snapshot")
+def snapshot(
+    collection: Annotated[str, typer.Option("--collection")],
+    note: Annotated[str, typer.Option(help="what this snapshot is for")] = "",
+) -> None:
+    """Freeze a collection as an immutable snapshot (the same content gives the same one)."""
+    from app.collections.service import create_snapshot, get_collection
+
+    with user_errors(), transaction(writer=True) as session:
+        frozen, created = create_snapshot(session, get_collection(session, collection), note=note)
+        line = f"snapshot {frozen.id} of {collection}: {frozen.example_count:,} examples, digest {frozen.digest[:16]}"
+    out.print(line if created else f"{line} (unchanged: the existing snapshot)")
+
+
 @cli.command("worker")
 def worker(
     queues: Annotated[str, typer.Option(help="comma-separated: io,cpu,gpu")] = "io,cpu,gpu",

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.middleware.sessions import SessionMiddleware
 
+from app.collections.routes import router as collections_api
 from app.core.config import get_settings
 from app.core.errors import SiftError
 from app.core.logging import configure_logging
@@ -91,6 +92,7 @@ def create_app() -> FastAPI:
     app.include_router(datasets_api)
     app.include_router(jobs_api)
     app.include_router(scoring_api)
+    app.include_router(collections_api)
     from app.core.web import include_pages
 
     include_pages(app)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-HANDLER_MODULES = ("app.datasets.tasks", "app.scoring.tasks", "app.selection.tasks")
+HANDLER_MODULES = (
+    "app.datasets.tasks",
+    "app.scoring.tasks",
+    "app.collections.tasks",
+    "app.selection.tasks",
+)
 
 
 def load_handlers() -> None:

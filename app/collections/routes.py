@@ -1,0 +1,181 @@
+"""JSON API for collections, snapshots and selection recipes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from app.collections import service
+from app.collections.schemas import (
+    CollectionCreate,
+    CollectionOut,
+    ItemsIn,
+    ItemsOut,
+    PreviewOut,
+    SelectionIn,
+    SnapshotCreate,
+    SnapshotDiff,
+    SnapshotOut,
+)
+from app.core.db import get_session
+from app.core.errors import InvalidInput
+from app.core.security import require_api_role
+from app.datasets.exporter import (
+    EXPORT_FORMATS,
+    ExportOptions,
+    ExportSource,
+    container_for,
+    iter_export_bytes,
+)
+from app.jobs.schemas import JobOut
+from app.models import Collection, Role, User
+from app.selection import service as selection
+from app.selection.service import SelectionSpec
+
+router = APIRouter(prefix="/api/v1", tags=["collections"])
+Annotator = Annotated[User, Depends(require_api_role(Role.ANNOTATOR))]
+Lead = Annotated[User, Depends(require_api_role(Role.LEAD))]
+DB = Annotated[Session, Depends(get_session)]
+
+
+def collection_out(
+    session: Session, collection: Collection, size: int | None = None
+) -> CollectionOut:
+    """The API shape of a collection, with how full its quota groups are."""
+    quotas = collection.quotas or {}
+    return CollectionOut(
+        name=collection.name,
+        description=collection.description,
+        target_size=collection.target_size,
+        size=size if size is not None else service.collection_size(session, collection),
+        quotas=quotas,
+        filled={field: service.group_counts(session, collection, field) for field in quotas},
+        recipes=collection.recipes or [],
+        created_at=collection.created_at,
+    )
+
+
+def _spec(body: SelectionIn) -> SelectionSpec:
+    return SelectionSpec(**body.model_dump(exclude={"name"}))
+
+
+@router.get("/collections", response_model=list[CollectionOut])
+def list_collections(session: DB, _: Annotator) -> list[CollectionOut]:
+    """Every collection with its size."""
+    return [collection_out(session, c, n) for c, n in service.list_collections(session)]
+
+
+@router.post("/collections", response_model=CollectionOut, status_code=201)
+def create_collection(body: CollectionCreate, session: DB, user: Lead) -> CollectionOut:
+    """Start a collection with a target size and quotas per source or category."""
+    collection = service.create_collection(
+        session,
+        body.name,
+        target_size=body.target_size,
+        quotas=body.quotas,
+        description=body.description,
+        guidelines=body.guidelines,
+        user=user,
+    )
+    return collection_out(session, collection, 0)
+
+
+@router.get("/collections/{name}", response_model=CollectionOut)
+def get_collection(name: str, session: DB, _: Annotator) -> CollectionOut:
+    """One collection, how full it is, and the recipes that fed it."""
+    return collection_out(session, service.get_collection(session, name))
+
+
+@router.post("/collections/{name}/items", response_model=ItemsOut)
+def add_items(name: str, body: ItemsIn, session: DB, user: Lead) -> ItemsOut:
+    """Add examples by hand (with why), within the target size and quotas."""
+    collection = service.get_collection(session, name)
+    added = service.add_items(session, collection, body.example_ids, user=user, reason=body.reason)
+    return ItemsOut(changed=added, size=service.collection_size(session, collection))
+
+
+@router.post("/collections/{name}/items/remove", response_model=ItemsOut)
+def remove_items(name: str, body: ItemsIn, session: DB, _: Lead) -> ItemsOut:
+    """Take examples out of a collection."""
+    collection = service.get_collection(session, name)
+    removed = service.remove_items(session, collection, body.example_ids)
+    return ItemsOut(changed=removed, size=service.collection_size(session, collection))
+
+
+@router.post("/selections/preview", response_model=PreviewOut)
+def preview_selection(body: SelectionIn, session: DB, _: Lead) -> PreviewOut:
+    """What a recipe would pick, before anything is written."""
+    return PreviewOut.model_validate(selection.preview(session, _spec(body)))
+
+
+@router.post("/collections/{name}/select", response_model=JobOut, status_code=202)
+def select_into(
+    name: str,
+    body: SelectionIn,
+    session: DB,
+    user: Lead,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobOut:
+    """Run a recipe into the collection as a job; `name` saves the recipe too."""
+    collection = service.get_collection(session, name)
+    spec = _spec(body)
+    if body.name:
+        selection.save_selection(session, body.name, spec, user)
+    job = selection.start_select_job(
+        session, collection, spec, name=body.name, user=user, idempotency_key=idempotency_key
+    )
+    return JobOut.model_validate(job)
+
+
+@router.post("/collections/{name}/snapshots", response_model=SnapshotOut)
+def create_snapshot(
+    name: str, session: DB, user: Lead, body: SnapshotCreate | None = None
+) -> SnapshotOut:
+    """Freeze the collection; the same content frozen again answers the existing snapshot."""
+    collection = service.get_collection(session, name)
+    snapshot, _ = service.create_snapshot(
+        session, collection, note=body.note if body else "", user=user
+    )
+    return SnapshotOut.model_validate(snapshot)
+
+
+@router.get("/collections/{name}/snapshots", response_model=list[SnapshotOut])
+def list_snapshots(name: str, session: DB, _: Annotator) -> list[SnapshotOut]:
+    """A collection's snapshots, newest first."""
+    collection = service.get_collection(session, name)
+    return [SnapshotOut.model_validate(s) for s in service.list_snapshots(session, collection)]
+
+
+@router.get("/snapshots/{snapshot_id}/compare/{other_id}", response_model=SnapshotDiff)
+def compare_snapshots(snapshot_id: int, other_id: int, session: DB, _: Annotator) -> SnapshotDiff:
+    """Examples added, removed and edited from one snapshot to another."""
+    old, new = service.get_snapshot(session, snapshot_id), service.get_snapshot(session, other_id)
+    return SnapshotDiff.model_validate(service.compare_snapshots(session, old, new))
+
+
+@router.get("/snapshots/{snapshot_id}/export")
+def export_snapshot(
+    snapshot_id: int, session: DB, _: Lead, format: str = "jsonl", with_scores: bool = False
+) -> StreamingResponse:
+    """Stream a snapshot in an export format."""
+    if format not in EXPORT_FORMATS or format == "parquet":
+        raise InvalidInput(f"format {format!r} cannot be streamed over HTTP", field="format")
+    snapshot = service.get_snapshot(session, snapshot_id)
+    container = container_for(format, None)
+    body = iter_export_bytes(
+        session,
+        ExportSource("snapshot", snapshot.id),
+        ExportOptions(format, with_scores),
+        container,
+    )
+    extension = "jsonl" if container == "jsonl" else "json"
+    return StreamingResponse(
+        body,
+        media_type="application/x-ndjson" if container == "jsonl" else "application/json",
+        headers={
+            "content-disposition": f'attachment; filename="snapshot-{snapshot.id}.{extension}"'
+        },
+    )

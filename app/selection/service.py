@@ -1,0 +1,287 @@
+"""Selection recipes: which examples of a pool a method picks, previewed before anything is
+written, saved by name, and run into a collection."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from app.collections import service as collections
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.datasets.service import get_dataset
+from app.jobs.service import create_job
+from app.models import Collection, Dataset, Example, Job, Score, ScoreState, Selection, User
+from app.scoring.service import find_scorer, score_condition, scorer_of
+from app.selection.deita import deita_select, score_order
+from app.selection.sampling import quota_sample, random_sample
+
+METHODS = ("threshold", "deita", "lima-quota", "random")
+GROUP_FIELDS = ("source", "category")
+
+
+@dataclass
+class SelectionSpec:
+    """Everything that decides a selection: the same spec on the same pool gives the same set."""
+
+    dataset: str
+    method: str
+    budget: int | None = None
+    filters: list[str] = field(default_factory=list)  # score expressions, all must hold
+    source: str | None = None
+    scorer: str | None = None  # deita: the sort key; lima-quota: best first; threshold: order
+    threshold: float = 0.9  # deita: the largest cosine similarity to anything kept
+    embedding_model: str | None = None
+    group_by: str = "source"  # lima-quota
+    tau: float = 3.0
+    quotas: dict[str, int] | None = None
+    one_per_cluster: str | None = None  # a near-duplicate method: keep representatives only
+    seed: int = 0
+
+    def check(self) -> None:
+        """Refuse a spec that cannot run, naming the field."""
+        if self.method not in METHODS:
+            raise InvalidInput(
+                f"method: one of {', '.join(METHODS)}, not {self.method!r}", field="method"
+            )
+        if self.budget is None and self.method != "threshold":
+            raise InvalidInput(f"budget: {self.method} needs a budget", field="budget")
+        if self.budget is not None and self.budget < 0:
+            raise InvalidInput("budget: must be 0 or more", field="budget")
+        if self.group_by not in GROUP_FIELDS:
+            raise InvalidInput(f"group_by: one of {GROUP_FIELDS}", field="group_by")
+
+    def canonical(self) -> dict[str, Any]:
+        """The spec as stored with a saved recipe and a collection."""
+        return asdict(self)
+
+    def digest(self) -> str:
+        """A short hash of the spec, naming an unnamed recipe."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Pool:
+    """The candidates after filters, in pool (id) order."""
+
+    dataset: Dataset
+    ids: list[int]
+    groups: dict[int, str]
+
+
+def _conditions(
+    session: Session, dataset: Dataset, spec: SelectionSpec
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Example.dataset_id == dataset.id]
+    conditions += [score_condition(session, expression) for expression in spec.filters]
+    if spec.source:
+        conditions.append(Example.source == spec.source)
+    if spec.one_per_cluster:
+        from app.selection.dedup import representative_only
+
+        conditions.append(representative_only(session, dataset.id, spec.one_per_cluster))
+    return conditions
+
+
+def candidate_pool(session: Session, spec: SelectionSpec) -> Pool:
+    """The examples of the spec's dataset that pass its filters."""
+    dataset = get_dataset(session, spec.dataset)
+    column = getattr(Example, spec.group_by)
+    rows = session.execute(
+        select(Example.id, column).where(*_conditions(session, dataset, spec)).order_by(Example.id)
+    ).all()
+    return Pool(dataset, [r[0] for r in rows], {r[0]: r[1] or "" for r in rows})
+
+
+def _scores(session: Session, ref: str, ids: list[int]) -> dict[int, float]:
+    """The ok values of a scorer for these examples (by their content)."""
+    scorer = find_scorer(session, ref)
+    values: dict[int, float] = {}
+    for start in range(0, len(ids), 5_000):
+        rows = session.execute(
+            select(Example.id, Score.value)
+            .join(Score, Score.content_hash == Example.content_hash)
+            .where(
+                Example.id.in_(ids[start : start + 5_000]),
+                Score.scorer_id == scorer.id,
+                Score.state == ScoreState.OK.value,
+            )
+        )
+        values.update({example_id: value for example_id, value in rows if value is not None})
+    return values
+
+
+def select_ids(session: Session, spec: SelectionSpec) -> list[int]:
+    """The example ids the spec picks, in the method's order; writes nothing."""
+    spec.check()
+    pool = candidate_pool(session, spec)
+    budget = spec.budget if spec.budget is not None else len(pool.ids)
+    if spec.method == "random":
+        return random_sample(pool.ids, budget, seed=spec.seed)
+    if spec.method == "lima-quota":
+        groups: dict[str, list[int]] = {}
+        for example_id in pool.ids:
+            groups.setdefault(pool.groups[example_id], []).append(example_id)
+        scores = _scores(session, spec.scorer, pool.ids) if spec.scorer else None
+        return quota_sample(
+            groups, budget, tau=spec.tau, quotas=spec.quotas, scores=scores, seed=spec.seed
+        )
+    if spec.method == "threshold":
+        if not spec.scorer:
+            return pool.ids[:budget]
+        scores = _scores(session, spec.scorer, pool.ids)
+        scored = [i for i in pool.ids if i in scores]
+        return [scored[i] for i in score_order([scores[i] for i in scored])[:budget]]
+    return _deita(session, spec, pool.ids, budget)
+
+
+def _deita(session: Session, spec: SelectionSpec, ids: list[int], budget: int) -> list[int]:
+    from app.selection.embeddings import DEFAULT_MODEL, load_embeddings
+
+    scores = _scores(session, spec.scorer or "deita-evol", ids)
+    scored = [i for i in ids if i in scores]
+    model = spec.embedding_model or DEFAULT_MODEL
+    hashes = dict(
+        session.execute(
+            select(Example.id, Example.content_hash).where(Example.id.in_(scored))
+        ).all()
+    )
+    vectors = load_embeddings(session, sorted(set(hashes.values())), model)
+    missing = [i for i in scored if hashes[i] not in vectors]
+    if missing:
+        raise InvalidInput(
+            f"embedding_model: {len(missing)} candidates have no {model} embedding; "
+            f"run `sift embed --dataset {spec.dataset}` first",
+            field="embedding_model",
+        )
+    ordered = [scored[i] for i in score_order([scores[i] for i in scored])]
+    if not ordered:
+        return []
+    matrix = np.stack([vectors[hashes[i]] for i in ordered]).astype(np.float32)
+    return [ordered[int(k)] for k in deita_select(matrix, budget, spec.threshold)]
+
+
+def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> dict[str, Any]:
+    """What the spec would pick: count, score distribution and per-group counts, before
+    (the filtered pool) and after."""
+    chosen = select_ids(session, spec)
+    pool = candidate_pool(session, spec)
+    result: dict[str, Any] = {
+        "method": spec.method,
+        "pool": len(pool.ids),
+        "selected": len(chosen),
+        "groups_before": dict(Counter(pool.groups.values()).most_common()),
+        "groups_after": dict(Counter(pool.groups[i] for i in chosen).most_common()),
+        "example_ids": chosen[:1000],
+    }
+    ref = spec.scorer or next((scorer_of(f) for f in spec.filters), None)
+    if ref:
+        scores = _scores(session, ref, pool.ids)
+        result["scorer"] = ref
+        result["scores_before"] = _distribution([scores[i] for i in pool.ids if i in scores], bins)
+        result["scores_after"] = _distribution([scores[i] for i in chosen if i in scores], bins)
+    return result
+
+
+def _distribution(values: list[float], bins: int) -> dict[str, Any]:
+    if not values:
+        return {"count": 0, "mean": None, "bins": []}
+    counts, edges = np.histogram(np.asarray(values, dtype=np.float64), bins=bins)
+    return {
+        "count": len(values),
+        "mean": float(np.mean(values)),
+        "bins": [
+            {"low": float(edges[i]), "high": float(edges[i + 1]), "count": int(counts[i])}
+            for i in range(len(counts))
+        ],
+    }
+
+
+def save_selection(
+    session: Session, name: str, spec: SelectionSpec, user: User | None = None
+) -> Selection:
+    """Store a named recipe; the same name with another spec is refused (recipes do not change)."""
+    spec.check()
+    dataset = get_dataset(session, spec.dataset)
+    existing = session.scalar(select(Selection).where(Selection.name == name))
+    if existing is not None:
+        if existing.params != spec.canonical():
+            raise Conflict(f"a selection called {name!r} exists with other settings")
+        return existing
+    selection = Selection(
+        name=name,
+        method=spec.method,
+        dataset_id=dataset.id,
+        params=spec.canonical(),
+        created_by_id=user.id if user else None,
+    )
+    session.add(selection)
+    session.flush()
+    return selection
+
+
+def get_selection(session: Session, name: str) -> SelectionSpec:
+    """A saved recipe's spec."""
+    selection = session.scalar(select(Selection).where(Selection.name == name))
+    if selection is None:
+        raise NotFound(f"no selection called {name!r}")
+    return SelectionSpec(**selection.params)
+
+
+def select_into(
+    session: Session,
+    collection: Collection,
+    spec: SelectionSpec,
+    *,
+    name: str | None = None,
+    user: User | None = None,
+) -> dict[str, Any]:
+    """Run the spec and add what it picks to the collection, up to the room it has left."""
+    chosen = select_ids(session, spec)
+    present = set(collections.item_ids(session, collection))
+    fresh = [i for i in chosen if i not in present]
+    room = collection.target_size - len(present)
+    recipe = name or f"{spec.method}-{spec.digest()}"
+    added = collections.add_items(
+        session, collection, fresh[: max(room, 0)], user=user, recipe=recipe
+    )
+    collections.record_recipe(collection, {"name": recipe, **spec.canonical()})
+    return {
+        "selected": len(chosen),
+        "added": added,
+        "already_in": len(chosen) - len(fresh),
+        "over_target": max(len(fresh) - max(room, 0), 0),
+    }
+
+
+def start_select_job(
+    session: Session,
+    collection: Collection,
+    spec: SelectionSpec,
+    *,
+    name: str | None = None,
+    user: User | None = None,
+    idempotency_key: str | None = None,
+    send: bool = True,
+) -> Job:
+    """Queue a job that runs the spec into the collection."""
+    spec.check()
+    dataset = get_dataset(session, spec.dataset)
+    params = {"collection_id": collection.id, "spec": spec.canonical(), "name": name}
+    return create_job(
+        session,
+        "select",
+        params,
+        queue="cpu",
+        user=user,
+        dataset_id=dataset.id,
+        idempotency_key=idempotency_key,
+        send=send,
+    )
