@@ -32,7 +32,7 @@ ROUNDING_BAND = 1e-3
 MIN_BLOCK, MAX_BLOCK, MAX_SIMILARITIES = 256, 4096, 1 << 24
 
 
-def score_order(scores: Sequence[float]) -> np.ndarray:
+def score_order(scores: Sequence[float] | np.ndarray) -> np.ndarray:
     """Indices that sort the scores highest first; ties keep pool order."""
     values = np.asarray(scores, dtype=np.float64)
     if values.ndim != 1:
