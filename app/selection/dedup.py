@@ -118,7 +118,9 @@ def minhash_clusters(
     sketches = MinHash.bulk(
         (shingles(normalise_text(t), shingle_words) for t in texts), num_perm=num_perm, seed=1
     )
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    # Above 0.9 datasketch finds too few bands; a lower LSH threshold only adds candidates,
+    # and every candidate is checked against the real threshold below.
+    lsh = MinHashLSH(threshold=min(threshold, 0.9), num_perm=num_perm)
     with lsh.insertion_session() as inserting:
         for i, sketch in enumerate(sketches):
             inserting.insert(i, sketch, check_duplication=False)
