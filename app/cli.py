@@ -462,6 +462,56 @@ def score(
 # ---------------------------------------------------------------- selection and collections
 
 
+@cli.command("embed")
+def embed(
+    dataset: Annotated[str, typer.Option("--dataset")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="a local sentence-transformers or causal LM folder (default: MiniLM)"),
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
+) -> None:
+    """Embed every example of a dataset that has no embedding from this model yet."""
+    from app.datasets.service import get_dataset
+    from app.selection.embeddings import start_embed_job
+
+    with user_errors(), transaction(writer=True) as session:
+        job = start_embed_job(session, get_dataset(session, dataset), model, send=not _runs_here())
+        job_id = job.id
+    run_job(job_id, f"embed {dataset}", wait)
+
+
+@cli.command("dedup")
+def dedup(
+    dataset: Annotated[str, typer.Option("--dataset")],
+    method: Annotated[str, typer.Option(help="exact|minhash|embedding")] = "minhash",
+    threshold: Annotated[
+        float | None, typer.Option(help="minhash: Jaccard; embedding: cosine")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="embedding: the embedding model")] = None,
+    prefer: Annotated[
+        str | None, typer.Option(help="keep the member best on this scorer as representative")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
+) -> None:
+    """Find near-duplicate clusters in a dataset (they replace that method's earlier ones)."""
+    from app.datasets.service import get_dataset
+    from app.selection.dedup import start_dedup_job
+
+    with user_errors(), transaction(writer=True) as session:
+        job = start_dedup_job(
+            session,
+            get_dataset(session, dataset),
+            method,
+            threshold=threshold,
+            model=model,
+            prefer=prefer,
+            send=not _runs_here(),
+        )
+        job_id = job.id
+    run_job(job_id, f"dedup {dataset} ({method})", wait)
+
+
 def _quotas(pairs: list[str]) -> dict[str, int] | None:
     quotas = {}
     for pair in pairs:

@@ -19,6 +19,7 @@ from app.core.logging import configure_logging
 from app.datasets.routes import router as datasets_api
 from app.jobs.routes import router as jobs_api
 from app.scoring.routes import router as scoring_api
+from app.selection.routes import router as selection_api
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT_SECURITY_POLICY = (
@@ -93,6 +94,7 @@ def create_app() -> FastAPI:
     app.include_router(jobs_api)
     app.include_router(scoring_api)
     app.include_router(collections_api)
+    app.include_router(selection_api)
     from app.core.web import include_pages
 
     include_pages(app)

@@ -286,3 +286,35 @@ def test_score_mistakes_are_one_line_errors(
     get_settings.cache_clear()
     result = ready("score", "--dataset", "pool", "--scorer", "alpagasus", "--budget", "1")
     assert result.exit_code != 0 and "PRICE_IN" in result.output
+
+
+def test_select_snapshot_and_export_a_collection(ready: Sift, tmp_path: Path) -> None:
+    records = [alpaca_record(i) for i in range(40)]
+    records += [{**r, "instruction": r["instruction"].upper()} for r in records[:5]]
+    path = write_json(tmp_path / "a.json", records)
+    assert ready("import", path, "--dataset", "pool").exit_code == 0
+    assert ready("score", "--dataset", "pool", "--scorer", "length").exit_code == 0
+    dedup = ready("dedup", "--dataset", "pool", "--method", "minhash", "--wait")
+    assert dedup.exit_code == 0 and "succeeded" in dedup.output, dedup.output
+    shown = ready(
+        "select", "--dataset", "pool", "--method", "random", "--budget", "12",
+        "--one-per-cluster", "minhash", "--into", "set", "--preview",
+    )  # fmt: skip
+    assert shown.exit_code == 0 and "12 of 40 candidates" in shown.output, shown.output
+    picked = ready(
+        "select", "--dataset", "pool", "--method", "threshold", "--filter", "length>=1",
+        "--scorer", "length", "--budget", "10", "--into", "set", "--target-size", "10",
+        "--name", "longest", "--wait",
+    )  # fmt: skip
+    assert picked.exit_code == 0 and "added 10" in picked.output, picked.output
+    frozen = ready("snapshot", "--collection", "set", "--note", "first")
+    assert frozen.exit_code == 0 and "10 examples" in frozen.output
+    again = ready("snapshot", "--collection", "set")
+    assert "unchanged" in again.output
+    snapshot_id = frozen.output.split()[1]
+    out = tmp_path / "set.jsonl"
+    exported = ready("export", "--snapshot", snapshot_id, "--format", "jsonl", "--out", out)
+    assert exported.exit_code == 0 and len(out.read_text().splitlines()) == 10
+    full = ready("select", "--dataset", "pool", "--method", "random", "--budget", "3",
+                 "--into", "set", "--wait")  # fmt: skip
+    assert full.exit_code == 0 and "over target 3" in full.output, full.output
