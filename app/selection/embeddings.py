@@ -83,8 +83,9 @@ class SentenceEmbedder:
         self.name = name
         self.model = SentenceTransformer(str(folder), device=_device(), local_files_only=True)
         # sentence-transformers 6 renamed the method; older releases have only the first name.
-        dimension = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension"
+        dimension = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
         )
         self.dim = int(dimension() or 0)
 
