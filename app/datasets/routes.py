@@ -24,6 +24,7 @@ from app.datasets.schemas import DatasetCreate, DatasetOut, ExampleOut, ExampleP
 from app.jobs.schemas import JobOut
 from app.models import Example, Role, User
 from app.scoring.service import score_condition
+from app.selection.dedup import representative_only
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 Annotator = Annotated[User, Depends(require_api_role(Role.ANNOTATOR))]
@@ -106,11 +107,17 @@ def list_examples(
     status: str | None = None,
     q: str | None = None,
     score: Annotated[list[str] | None, Query(description="e.g. alpagasus>=4.5")] = None,
+    one_per_cluster: Annotated[
+        str | None,
+        Query(description="exact|minhash|embedding: near-duplicate representatives only"),
+    ] = None,
 ) -> ExamplePage:
     """A page of examples by id; follow `next_after` for the next page. `score` filters
     (repeatable, all must hold): `SCORER OP NUMBER` or `SCORER:STATE`."""
     dataset = service.get_dataset(session, name)
     conditions = [score_condition(session, expression) for expression in score or []]
+    if one_per_cluster:
+        conditions.append(representative_only(session, dataset.id, one_per_cluster))
     filters = service.ExampleFilter(source=source, status=status, q=q, conditions=conditions)
     rows, next_after = service.list_examples(session, dataset, filters, after, limit)
     return ExamplePage(items=[example_out(e) for e in rows], next_after=next_after)
