@@ -7,46 +7,38 @@ from sqlalchemy.orm import Session
 
 from app.models import Job
 from app.selection.dedup import replace_clusters
-from app.selection.routes import router
 from tests.factories import make_dataset, make_example, make_token
 
 
-def _with_routes(client: TestClient) -> TestClient:
-    """The app with the selection routes, whether or not the app already includes them."""
-    app = client.app
-    paths = {getattr(route, "path", None) for route in app.routes}  # type: ignore[attr-defined]
-    if "/api/v1/datasets/{name}/duplicates" not in paths:
-        app.include_router(router)  # type: ignore[attr-defined]
-    return client
-
-
 def test_starting_embedding_and_dedup_jobs(client: TestClient, session: Session) -> None:
-    api = _with_routes(client)
+
     dataset = make_dataset(session)
     make_example(session, dataset, 1)
     _, lead = make_token(session, "lead")
     _, annotator = make_token(session, "annotator")
 
     url = f"/api/v1/datasets/{dataset.name}"
-    assert api.post(f"{url}/embeddings", json={}, headers=annotator).status_code == 403
-    response = api.post(f"{url}/embeddings", json={}, headers=lead)
+    assert client.post(f"{url}/embeddings", json={}, headers=annotator).status_code == 403
+    response = client.post(f"{url}/embeddings", json={}, headers=lead)
     assert response.status_code == 202, response.text
     job = response.json()
     assert job["kind"] == "embed" and job["params"] == {"model": "all-MiniLM-L6-v2"}
     assert job["queue"] in ("cpu", "gpu")
     assert session.get(Job, job["id"]) is not None
 
-    bad = api.post(f"{url}/embeddings", json={"model": "/nowhere/model"}, headers=lead)
+    bad = client.post(f"{url}/embeddings", json={"model": "/nowhere/model"}, headers=lead)
     assert bad.status_code == 422
 
-    response = api.post(f"{url}/duplicates", json={"method": "minhash"}, headers=lead)
+    response = client.post(f"{url}/duplicates", json={"method": "minhash"}, headers=lead)
     assert response.status_code == 202, response.text
     assert response.json()["params"]["threshold"] == 0.8
-    missing = api.post(f"{url}/duplicates", json={"method": "embedding"}, headers=lead)
+    missing = client.post(f"{url}/duplicates", json={"method": "embedding"}, headers=lead)
     assert missing.status_code == 422 and "sift embed" in missing.text
-    assert api.post(f"{url}/duplicates", json={"method": "fuzzy"}, headers=lead).status_code == 422
     assert (
-        api.post(
+        client.post(f"{url}/duplicates", json={"method": "fuzzy"}, headers=lead).status_code == 422
+    )
+    assert (
+        client.post(
             "/api/v1/datasets/absent/duplicates", json={"method": "exact"}, headers=lead
         ).status_code
         == 404
@@ -54,23 +46,23 @@ def test_starting_embedding_and_dedup_jobs(client: TestClient, session: Session)
 
 
 def test_reading_clusters_page_by_page(client: TestClient, session: Session) -> None:
-    api = _with_routes(client)
+
     dataset = make_dataset(session)
     ids = [make_example(session, dataset, i).id for i in range(5)]
     replace_clusters(session, dataset.id, "exact", {}, [ids[:2], ids[2:5]])
     _, annotator = make_token(session, "annotator")
 
     url = f"/api/v1/datasets/{dataset.name}/duplicates"
-    assert api.get(url).status_code == 401
-    first = api.get(url, params={"method": "exact", "limit": 1}, headers=annotator).json()
+    assert client.get(url).status_code == 401
+    first = client.get(url, params={"method": "exact", "limit": 1}, headers=annotator).json()
     [cluster] = first["clusters"]
     assert cluster["member_ids"] == ids[:2] and cluster["representative_id"] == ids[0]
-    second = api.get(
+    second = client.get(
         url, params={"method": "exact", "limit": 1, "after": first["next_after"]}, headers=annotator
     ).json()
     assert second["clusters"][0]["member_ids"] == ids[2:5]
     assert second["clusters"][0]["size"] == 3
-    assert api.get(url, params={"method": "minhash"}, headers=annotator).json() == {
+    assert client.get(url, params={"method": "minhash"}, headers=annotator).json() == {
         "clusters": [],
         "next_after": None,
     }
