@@ -24,8 +24,10 @@ lint: install
 	$(BIN)/ruff format --check app workers tests bench
 	$(BIN)/mypy
 
-bench: install
+bench: install  ## every benchmark; each prints its ratios and exits 1 on a missed target
 	$(BIN)/python bench/import.py
+	$(BIN)/python bench/score.py
+	$(BIN)/python bench/select.py
 
 install: $(INSTALLED) $(HTMX)
 
