@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import resource
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DATA = ROOT.parent / "shared" / "data" / "alpagasus" / "random_9k.json"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/sift_bench"
@@ -64,3 +64,30 @@ def build_records(n: int) -> list[dict[str, Any]]:
 def write_json(records: list[dict[str, Any]], path: Path) -> None:
     """A JSON list, indented like the source file."""
     path.write_bytes(orjson.dumps(records, option=orjson.OPT_INDENT_2))
+
+
+# ---------------------------------------------------------------- memory (Linux VmHWM)
+
+
+def _status_mib(field: str) -> float | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    line = next((x for x in status.splitlines() if x.startswith(f"{field}:")), None)
+    return int(line.split()[1]) / 1024 if line else None
+
+
+def reset_peak_rss() -> float:
+    """Reset the peak-RSS mark where Linux allows it; return the resident set now (MiB)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    return _status_mib("VmRSS") or peak_rss()
+
+
+def peak_rss() -> float:
+    """The process's peak resident set (MiB) since the last reset."""
+    peak = _status_mib("VmHWM")
+    if peak is None:  # not Linux: ru_maxrss, never reset
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak

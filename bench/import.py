@@ -17,29 +17,35 @@ and migrated on every run); the `test` database is never touched. Set SIFT_BENCH
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/NAME.py` puts bench/ first on the path, where select.py would shadow the
+# standard library's `select`: put the repository root there instead.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
-import contextlib
 import cProfile
 import json
 import os
 import pstats
-import resource
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
-from common import (
+
+from bench.common import (
     DATA,
     DEFAULT_URL,
     ROOT,
     build_records,
     migrate,
+    peak_rss,
     plain_url,
     prepare_postgres,
+    reset_peak_rss,
     write_json,
 )
 
@@ -115,30 +121,6 @@ def raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
 
 
 # ---------------------------------------------------------------- Sift's import (child process)
-
-
-def _status_mib(field: str) -> float | None:
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    line = next((x for x in status.splitlines() if x.startswith(f"{field}:")), None)
-    return int(line.split()[1]) / 1024 if line else None
-
-
-def reset_peak_rss() -> float:
-    """Reset the peak-RSS mark where Linux allows it; return the resident set now (MiB)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-    return _status_mib("VmRSS") or peak_rss()
-
-
-def peak_rss() -> float:
-    """The process's peak resident set (MiB) since the last reset."""
-    peak = _status_mib("VmHWM")
-    if peak is None:  # not Linux: ru_maxrss, never reset
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return peak
 
 
 def child(url: str, path: Path, name: str, reimport: bool, profile: Path | None) -> None:

@@ -19,16 +19,22 @@ target is missed.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/NAME.py` puts bench/ first on the path, where select.py would shadow the
+# standard library's `select`: put the repository root there instead.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
-from common import DATA, DEFAULT_URL, ROOT, build_records, prepare_postgres, write_json
+
+from bench.common import DATA, DEFAULT_URL, ROOT, build_records, prepare_postgres, write_json
 
 TARGET_RATIO = 0.8
 

@@ -25,54 +25,30 @@ The exit status is 1 when a target is missed.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/NAME.py` puts bench/ first on the path, where select.py would shadow the
+# standard library's `select`: put the repository root there instead.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
-import contextlib
 import hashlib
 import json
 import os
-import resource
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from common import DATA, ROOT
 
 from app.selection.deita import deita_select, reference_select, score_order
+from bench.common import DATA, ROOT, peak_rss, reset_peak_rss
 
 TARGET_FLOOR_RATIO = 3.0
 CACHE = Path(os.environ.get("SIFT_BENCH_CACHE", Path.home() / ".cache" / "sift-bench"))
 MODEL_DIMS = 384
-
-
-# ---------------------------------------------------------------- memory (Linux VmHWM)
-
-
-def _status_mib(field: str) -> float | None:
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    line = next((x for x in status.splitlines() if x.startswith(f"{field}:")), None)
-    return int(line.split()[1]) / 1024 if line else None
-
-
-def reset_peak_rss() -> float:
-    """Reset the peak-RSS mark where Linux allows it; return the resident set now (MiB)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-    return _status_mib("VmRSS") or peak_rss()
-
-
-def peak_rss() -> float:
-    """The process's peak resident set (MiB) since the last reset."""
-    peak = _status_mib("VmHWM")
-    if peak is None:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return peak
 
 
 # ---------------------------------------------------------------- data

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.core.db import conflict_insert
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.datasets.records import CONTENT_FIELDS
 from app.datasets.service import NAME_PATTERN
@@ -161,10 +161,8 @@ def add_items(
         for example_id in wanted
     ]
     if rows:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(CollectionItem).on_conflict_do_nothing(
-            index_elements=["collection_id", "example_id"]
-        )
+        statement = conflict_insert(CollectionItem, session.get_bind().dialect.name)
+        statement = statement.on_conflict_do_nothing(index_elements=["collection_id", "example_id"])
         session.execute(statement, rows)
     return len(rows)
 

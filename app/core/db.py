@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import get_settings
@@ -114,6 +115,11 @@ def side_transaction(session: Session) -> Iterator[Session]:
     with transaction(session.get_bind().engine) as side:
         side.execute(text("SET LOCAL synchronous_commit = off"))
         yield side
+
+
+def conflict_insert(table: Any, dialect: str) -> Any:
+    """An INSERT that takes ON CONFLICT clauses, for PostgreSQL or SQLite (`dialect`)."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def defer_write_lock(endpoint: F) -> F:

@@ -8,6 +8,7 @@ recomputed from the chunk rows, never incremented.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -35,6 +36,14 @@ from app.models import ChunkState, Job, JobChunk, JobState
 from app.models.base import utcnow
 
 log = structlog.get_logger(__name__)
+
+
+def key_ranges(keys: Sequence[str], size: int) -> list[dict[str, Any]]:
+    """Chunk params for sorted keys: ranges [lo, hi] of `size` keys each, with their size."""
+    return [
+        {"lo": keys[i], "hi": keys[min(i + size, len(keys)) - 1], "size": len(keys[i : i + size])}
+        for i in range(0, len(keys), size)
+    ]
 
 
 def enqueue_chunk(chunk_id: int, queue: str) -> None:

@@ -16,11 +16,10 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.core.db import is_postgres, side_transaction
+from app.core.db import conflict_insert, is_postgres, side_transaction
 from app.models.base import utcnow
 from app.models.scoring import LLMCall, LLMCallState
 
@@ -235,7 +234,7 @@ _TABLE: Any = LLMCall.__table__
 
 @lru_cache
 def _claim_statement(dialect: str) -> Any:
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(_TABLE)
+    insert = conflict_insert(_TABLE, dialect)
     return insert.on_conflict_do_nothing(index_elements=["request_hash"]).returning(
         _TABLE.c.request_hash
     )
@@ -243,7 +242,7 @@ def _claim_statement(dialect: str) -> Any:
 
 @lru_cache
 def _store_statement(dialect: str) -> Any:
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(_TABLE)
+    insert = conflict_insert(_TABLE, dialect)
     return insert.on_conflict_do_update(
         index_elements=["request_hash"],
         set_={name: getattr(insert.excluded, name) for name in _STORED_COLUMNS},

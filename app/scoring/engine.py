@@ -14,10 +14,11 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import exists, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.core.db import conflict_insert
 from app.core.errors import NotFound
+from app.jobs.chunks import key_ranges
 from app.jobs.runner import JobPaused, Progress
 from app.models import Example, Job, Score, Scorer, ScorerKind, ScoreState
 from app.scoring.llm import BudgetExhausted, ChatResult, LLMClient, get_endpoint
@@ -64,15 +65,7 @@ def plan_chunks(
     """The dataset's size and the hash ranges, `size` unscored examples each, to score."""
     total = session.scalar(select(func.count()).where(Example.dataset_id == dataset_id)) or 0
     hashes = session.scalars(_unscored(dataset_id, scorer_id).order_by(Example.content_hash)).all()
-    chunks = [
-        {
-            "lo": hashes[i],
-            "hi": hashes[min(i + size, len(hashes)) - 1],
-            "size": len(hashes[i : i + size]),
-        }
-        for i in range(0, len(hashes), size)
-    ]
-    return total, chunks
+    return total, key_ranges(hashes, size)
 
 
 def pending_examples(
@@ -168,8 +161,7 @@ def upsert_scores(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Write scores; an existing score is replaced only if it had failed."""
     if not rows:
         return
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(Score)
+    statement = conflict_insert(Score, session.get_bind().dialect.name)
     replace = {
         column: statement.excluded[column]
         for column in rows[0]

@@ -18,10 +18,11 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 from sqlalchemy import exists, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.core.db import conflict_insert
 from app.core.errors import InvalidInput
+from app.jobs.chunks import key_ranges
 from app.jobs.runner import Progress
 from app.jobs.service import create_job
 from app.models import Dataset, Embedding, Example, Job, User
@@ -254,15 +255,7 @@ def plan_embed_chunks(
     """The dataset's size and hash ranges of `size` examples that have no vector yet."""
     total = session.scalar(select(func.count()).where(Example.dataset_id == dataset_id)) or 0
     hashes = session.scalars(_unembedded(dataset_id, model).order_by(Example.content_hash)).all()
-    chunks = [
-        {
-            "lo": hashes[i],
-            "hi": hashes[min(i + size, len(hashes)) - 1],
-            "size": len(hashes[i : i + size]),
-        }
-        for i in range(0, len(hashes), size)
-    ]
-    return total, chunks
+    return total, key_ranges(hashes, size)
 
 
 def embed_chunk(
@@ -302,13 +295,15 @@ def store_embeddings(
     if not len(hashes):
         return
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = [
         {"content_hash": h, "model": model, "dim": int(vectors.shape[1]), "vector": v.tobytes()}
         for h, v in zip(hashes, vectors, strict=True)
     ]
     session.execute(
-        insert(Embedding).on_conflict_do_nothing(index_elements=["content_hash", "model"]), rows
+        conflict_insert(Embedding, session.get_bind().dialect.name).on_conflict_do_nothing(
+            index_elements=["content_hash", "model"]
+        ),
+        rows,
     )
 
 
