@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +27,11 @@ from rich.table import Table
 from app.core.config import get_settings
 from app.core.db import transaction
 from app.core.errors import SiftError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from app.models import Job
 
 cli = typer.Typer(
     help="Sift: curate instruction-tuning data.",
@@ -183,6 +188,17 @@ def format_counts(counts: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def launch(
+    start: Callable[[Session, bool], Job], title: str | Callable[[Job], str], wait: bool
+) -> None:
+    """Create a job in one transaction with `start(session, send)` (sent to the workers unless
+    it will run here), then run it here or follow it."""
+    with user_errors(), transaction(writer=True) as session:
+        job = start(session, not _runs_here())
+        job_id, heading = job.id, title(job) if callable(title) else title
+    run_job(job_id, heading, wait)
+
+
 def run_job(job_id: int, title: str, wait: bool) -> None:
     """Run a job here (embedded, no server) or leave it to the workers, following it if asked."""
     from app.jobs.registry import load_handlers
@@ -273,12 +289,13 @@ def jobs_resume(
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
 ) -> None:
     """Go on with a paused or failed job, skipping what it has already done."""
-    from app.jobs.service import get_job, resume_job
+    from app.jobs.service import resume_job
 
-    with user_errors(), transaction(writer=True) as session:
-        resume_job(session, job_id, budget_usd=budget, send=not _runs_here())
-        kind = get_job(session, job_id).kind
-    run_job(job_id, f"{kind} (job {job_id})", wait)
+    launch(
+        lambda session, send: resume_job(session, job_id, budget_usd=budget, send=send),
+        lambda job: f"{job.kind} (job {job.id})",
+        wait,
+    )
 
 
 # ---------------------------------------------------------------- import and export
@@ -320,20 +337,20 @@ def import_(
     if not path.is_file():
         fail(f"no such file: {path}")
     if background:
-        with user_errors(), transaction() as session:
-            target = service.get_or_create_dataset(session, dataset)
-            job = service.start_import_job(
+        launch(
+            lambda session, send: service.start_import_job(
                 session,
-                target,
+                service.get_or_create_dataset(session, dataset),
                 path,
                 fmt=format,
                 source=source,
                 skip_invalid=skip_invalid,
                 mapping=mapping,
-                send=not _runs_here(),
-            )
-            job_id = job.id
-        run_job(job_id, f"import {path.name}", wait)
+                send=send,
+            ),
+            f"import {path.name}",
+            wait,
+        )
         return
     with progress_bar("bytes") as bar:
         task = bar.add_task(f"import {path.name}", total=path.stat().st_size, counts="")
@@ -445,18 +462,19 @@ def score(
     from app.datasets.service import get_dataset
     from app.scoring.service import start_score_job
 
-    with user_errors(), transaction(writer=True) as session:
-        job = start_score_job(
+    launch(
+        lambda session, send: start_score_job(
             session,
             get_dataset(session, dataset),
             scorer,
             endpoint=endpoint,
             model_path=model,
             budget_usd=budget,
-            send=not _runs_here(),
-        )
-        job_id, title = job.id, f"score {dataset} with {job.params['scorer']}"
-    run_job(job_id, title, wait)
+            send=send,
+        ),
+        lambda job: f"score {dataset} with {job.params['scorer']}",
+        wait,
+    )
 
 
 # ---------------------------------------------------------------- selection and collections
@@ -475,10 +493,13 @@ def embed(
     from app.datasets.service import get_dataset
     from app.selection.embeddings import start_embed_job
 
-    with user_errors(), transaction(writer=True) as session:
-        job = start_embed_job(session, get_dataset(session, dataset), model, send=not _runs_here())
-        job_id = job.id
-    run_job(job_id, f"embed {dataset}", wait)
+    launch(
+        lambda session, send: start_embed_job(
+            session, get_dataset(session, dataset), model, send=send
+        ),
+        f"embed {dataset}",
+        wait,
+    )
 
 
 @cli.command("dedup")
@@ -498,18 +519,19 @@ def dedup(
     from app.datasets.service import get_dataset
     from app.selection.dedup import start_dedup_job
 
-    with user_errors(), transaction(writer=True) as session:
-        job = start_dedup_job(
+    launch(
+        lambda session, send: start_dedup_job(
             session,
             get_dataset(session, dataset),
             method,
             threshold=threshold,
             model=model,
             prefer=prefer,
-            send=not _runs_here(),
-        )
-        job_id = job.id
-    run_job(job_id, f"dedup {dataset} ({method})", wait)
+            send=send,
+        ),
+        f"dedup {dataset} ({method})",
+        wait,
+    )
 
 
 def _quotas(pairs: list[str]) -> dict[str, int] | None:
@@ -589,16 +611,17 @@ def select_(
                 f"{shown['scorer']}: mean {before['mean']:.3f} in the pool, {after['mean']:.3f} selected"
             )
         return
-    with user_errors(), transaction(writer=True) as session:
+
+    def start(session: Session, send: bool) -> Job:
         try:
             collection = get_collection(session, into)
         except NotFound:
             collection = create_collection(session, into, target_size=target_size)
         if name:
             save_selection(session, name, spec)
-        job = start_select_job(session, collection, spec, name=name, send=not _runs_here())
-        job_id = job.id
-    run_job(job_id, f"select {method} into {into}", wait)
+        return start_select_job(session, collection, spec, name=name, send=send)
+
+    launch(start, f"select {method} into {into}", wait)
 
 
 @cli.command("snapshot")

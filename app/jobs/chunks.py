@@ -117,7 +117,7 @@ class ChunkProgress(Progress):
         session.execute(update(Job).where(Job.id == self.job_id).values(heartbeat_at=now))
 
 
-def _claim_chunk(chunk_id: int) -> tuple[JobChunk, Job, int] | None:
+def _claim_chunk(chunk_id: int) -> tuple[JobChunk, Job] | None:
     """Mark a queued chunk running; None when it is done, taken, or its job is not running."""
     with transaction() as session:
         chunk = session.get(JobChunk, chunk_id, with_for_update=True)
@@ -134,10 +134,9 @@ def _claim_chunk(chunk_id: int) -> tuple[JobChunk, Job, int] | None:
         chunk.attempts += 1
         chunk.heartbeat_at = utcnow()
         session.flush()
-        base = _job_done(session, job)
         session.expunge(chunk)
         session.expunge(job)
-        return chunk, job, base
+        return chunk, job
 
 
 def execute_chunk(chunk_id: int, listener: Listener | None = None) -> str:
@@ -146,8 +145,10 @@ def execute_chunk(chunk_id: int, listener: Listener | None = None) -> str:
     if claimed is None:
         _settle_owner(chunk_id)
         return "skipped"
-    chunk, job, base = claimed
+    chunk, job = claimed
     kind = JOB_KINDS[job.kind]
+    # Only a listener in this process needs to know how far the whole job is.
+    base = _chunks_done(job) if listener else 0
     assert kind.chunked is not None
     log.info("chunk.start", job_id=job.id, chunk=chunk.index, attempt=chunk.attempts)
     try:
@@ -223,12 +224,18 @@ def _settle_owner(chunk_id: int) -> None:
         settle_job(job_id)
 
 
-def _job_done(session: Session, job: Job) -> int:
-    chunks = session.execute(
-        select(JobChunk.params, JobChunk.done).where(JobChunk.job_id == job.id)
-    ).all()
-    planned = sum(params.get("size", 0) for params, _ in chunks)
-    return max((job.total or 0) - planned, 0) + sum(done for _, done in chunks)
+def _job_done(total: int | None, chunks: Sequence[Any]) -> int:
+    """What the job has done: what needed no chunk, and what each chunk has done."""
+    planned = sum(chunk.params.get("size", 0) for chunk in chunks)
+    return max((total or 0) - planned, 0) + sum(chunk.done for chunk in chunks)
+
+
+def _chunks_done(job: Job) -> int:
+    with transaction() as session:
+        rows = session.execute(
+            select(JobChunk.params, JobChunk.done).where(JobChunk.job_id == job.id)
+        ).all()
+    return _job_done(job.total, rows)
 
 
 def add_counts(total: dict[str, Any], counts: dict[str, Any]) -> None:
@@ -246,12 +253,17 @@ def settle_job(job_id: int, listener: Listener | None = None) -> str:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
             return "skipped"
-        chunks = list(session.scalars(select(JobChunk).where(JobChunk.job_id == job_id)))
+        # Plain columns, read once: this runs after every chunk of a job.
+        chunks = session.execute(
+            select(JobChunk.state, JobChunk.params, JobChunk.done, JobChunk.counts, JobChunk.error)
+            .where(JobChunk.job_id == job_id)
+            .order_by(JobChunk.index)
+        ).all()
         counts: dict[str, Any] = {}
-        for chunk in sorted(chunks, key=lambda c: c.index):
+        for chunk in chunks:
             add_counts(counts, chunk.counts)
         job.counts = counts
-        job.done = _job_done(session, job)
+        job.done = _job_done(job.total, chunks)
         if listener:
             listener(job.done, job.total, counts)
         if job.state != JobState.RUNNING.value:

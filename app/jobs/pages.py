@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -12,7 +13,7 @@ from app.core.db import defer_write_lock, get_session
 from app.core.errors import Conflict
 from app.core.web import check_csrf, is_htmx, page_user, render, require_page_role
 from app.jobs import service
-from app.models import Dataset, JobState, Role, User
+from app.models import Dataset, Job, JobState, Role, User
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
@@ -41,6 +42,21 @@ def _jobs_page(
     return render(request, "jobs/list.html", context, fragment="jobs/_table.html")
 
 
+def _act(request: Request, session: Session, user: User, action: Callable[[], Job]) -> Response:
+    """Do something to a job; htmx gets the refreshed table, a form post a redirect. A job
+    that moved on meanwhile (finished, resumed) is a notice on the table, not an error."""
+    notice = None
+    try:
+        action()
+    except Conflict as exc:
+        notice = exc.message
+    if is_htmx(request):
+        return _jobs_page(request, session, user, notice)
+    if notice is not None:
+        raise Conflict(notice)
+    return RedirectResponse("/jobs", status_code=303)
+
+
 @router.get("/jobs")
 def jobs_page(request: Request, session: DB, user: SignedIn) -> HTMLResponse:
     """The newest jobs with their progress; htmx gets only the table."""
@@ -51,29 +67,11 @@ def jobs_page(request: Request, session: DB, user: SignedIn) -> HTMLResponse:
 @defer_write_lock
 def cancel(request: Request, job_id: int, session: DB, user: Lead) -> Response:
     """Cancel a job that has not finished; htmx gets the refreshed table."""
-    notice = None
     service.signal_cancel(job_id)  # before any write: on SQLite a running job holds the lock
-    try:
-        service.cancel_job(session, job_id)
-    except Conflict as exc:  # it finished meanwhile: show the table as it is now
-        notice = exc.message
-    if is_htmx(request):
-        return _jobs_page(request, session, user, notice)
-    if notice is not None:
-        raise Conflict(notice)
-    return RedirectResponse("/jobs", status_code=303)
+    return _act(request, session, user, lambda: service.cancel_job(session, job_id))
 
 
 @router.post("/jobs/{job_id}/resume", response_model=None)
 def resume(request: Request, job_id: int, session: DB, user: Lead) -> Response:
     """Queue a paused or failed job again; htmx gets the refreshed table."""
-    notice = None
-    try:
-        service.resume_job(session, job_id)
-    except Conflict as exc:  # it was resumed or cancelled meanwhile
-        notice = exc.message
-    if is_htmx(request):
-        return _jobs_page(request, session, user, notice)
-    if notice is not None:
-        raise Conflict(notice)
-    return RedirectResponse("/jobs", status_code=303)
+    return _act(request, session, user, lambda: service.resume_job(session, job_id))

@@ -14,12 +14,29 @@ from app.core.errors import InvalidInput
 from app.scoring.deita import SCORE_TOKENS
 
 
+def load_causal_lm(folder: Path, *, padding_side: str) -> tuple[Any, Any, Any]:
+    """A local causal LM in eval mode, its tokenizer (with a pad token) and the device it is on:
+    the GPU when there is one, in the model's own dtype there, float32 on the CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(
+        folder, local_files_only=True, padding_side=padding_side
+    )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    dtype = "auto" if device.type == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+    # transformers' own annotation of `to` does not accept a device.
+    return tokenizer, cast(Any, model).to(device).eval(), device
+
+
 class LocalLogitScorer:
     """A causal LM loaded from a local folder that scores Deita prompts."""
 
     def __init__(self, path: str | Path, batch_size: int = 8) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder = Path(path)
         if not (folder.is_dir() and (folder / "config.json").is_file()):
@@ -27,17 +44,8 @@ class LocalLogitScorer:
         if batch_size < 1:
             raise InvalidInput("batch_size is at least 1", field="batch_size")
         self.batch_size = batch_size
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         # Padding goes on the left, so that every prompt's last token sits at position -1.
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            folder, local_files_only=True, padding_side="left"
-        )
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        dtype = "auto" if self.device.type == "cuda" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
-        # transformers' own annotation of `to` does not accept a device.
-        self.model: Any = cast(Any, model).to(self.device).eval()
+        self.tokenizer, self.model, self.device = load_causal_lm(folder, padding_side="left")
         self.score_ids = torch.tensor(_digit_ids(self.tokenizer), device=self.device)
 
     def score(self, prompts: Sequence[str]) -> list[float]:

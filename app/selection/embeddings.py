@@ -26,6 +26,7 @@ from app.jobs.chunks import key_ranges
 from app.jobs.runner import Progress
 from app.jobs.service import create_job
 from app.models import Dataset, Embedding, Example, Job, User
+from app.scoring.local_lm import load_causal_lm
 from app.scoring.recipes import ExampleText
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -104,21 +105,9 @@ class CausalLMEmbedder:
     """Deita's embedding: the final hidden state of a causal LM at the conversation's last token."""
 
     def __init__(self, folder: Path, name: str, max_length: int = 2048) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.name = name
         self.max_length = max_length
-        self.device = torch.device(_device())
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            folder, local_files_only=True, padding_side="right"
-        )
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        dtype = "auto" if self.device.type == "cuda" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
-        # transformers' own annotation of `to` does not accept a device.
-        self.model: Any = cast(Any, model).to(self.device).eval()
+        self.tokenizer, self.model, self.device = load_causal_lm(folder, padding_side="right")
         self.dim = int(self.model.config.hidden_size)
 
     def prompt(self, text: str) -> str:

@@ -121,7 +121,10 @@ def _scores(session: Session, ref: str, ids: list[int]) -> dict[int, float]:
 def select_ids(session: Session, spec: SelectionSpec) -> list[int]:
     """The example ids the spec picks, in the method's order; writes nothing."""
     spec.check()
-    pool = candidate_pool(session, spec)
+    return _pick(session, spec, candidate_pool(session, spec))
+
+
+def _pick(session: Session, spec: SelectionSpec, pool: Pool) -> list[int]:
     budget = spec.budget if spec.budget is not None else len(pool.ids)
     if spec.method == "random":
         return random_sample(pool.ids, budget, seed=spec.seed)
@@ -171,8 +174,9 @@ def _deita(session: Session, spec: SelectionSpec, ids: list[int], budget: int) -
 def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> dict[str, Any]:
     """What the spec would pick: count, score distribution and per-group counts, before
     (the filtered pool) and after."""
-    chosen = select_ids(session, spec)
+    spec.check()
     pool = candidate_pool(session, spec)
+    chosen = _pick(session, spec, pool)
     result: dict[str, Any] = {
         "method": spec.method,
         "pool": len(pool.ids),
