@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -20,9 +20,9 @@ from app.collections.schemas import (
     SnapshotDiff,
     SnapshotOut,
 )
-from app.core.db import get_session
+from app.core.db import DB
 from app.core.errors import InvalidInput
-from app.core.security import require_api_role
+from app.core.security import ApiAnnotator, ApiLead
 from app.datasets.exporter import (
     EXPORT_FORMATS,
     ExportOptions,
@@ -31,14 +31,11 @@ from app.datasets.exporter import (
     iter_export_bytes,
 )
 from app.jobs.schemas import JobOut
-from app.models import Collection, Role, User
+from app.models import Collection
 from app.selection import service as selection
 from app.selection.service import SelectionSpec
 
 router = APIRouter(prefix="/api/v1", tags=["collections"])
-Annotator = Annotated[User, Depends(require_api_role(Role.ANNOTATOR))]
-Lead = Annotated[User, Depends(require_api_role(Role.LEAD))]
-DB = Annotated[Session, Depends(get_session)]
 
 
 def collection_out(
@@ -63,13 +60,13 @@ def _spec(body: SelectionIn) -> SelectionSpec:
 
 
 @router.get("/collections", response_model=list[CollectionOut])
-def list_collections(session: DB, _: Annotator) -> list[CollectionOut]:
+def list_collections(session: DB, _: ApiAnnotator) -> list[CollectionOut]:
     """Every collection with its size."""
     return [collection_out(session, c, n) for c, n in service.list_collections(session)]
 
 
 @router.post("/collections", response_model=CollectionOut, status_code=201)
-def create_collection(body: CollectionCreate, session: DB, user: Lead) -> CollectionOut:
+def create_collection(body: CollectionCreate, session: DB, user: ApiLead) -> CollectionOut:
     """Start a collection with a target size and quotas per source or category."""
     collection = service.create_collection(
         session,
@@ -84,13 +81,13 @@ def create_collection(body: CollectionCreate, session: DB, user: Lead) -> Collec
 
 
 @router.get("/collections/{name}", response_model=CollectionOut)
-def get_collection(name: str, session: DB, _: Annotator) -> CollectionOut:
+def get_collection(name: str, session: DB, _: ApiAnnotator) -> CollectionOut:
     """One collection, how full it is, and the recipes that fed it."""
     return collection_out(session, service.get_collection(session, name))
 
 
 @router.post("/collections/{name}/items", response_model=ItemsOut)
-def add_items(name: str, body: ItemsIn, session: DB, user: Lead) -> ItemsOut:
+def add_items(name: str, body: ItemsIn, session: DB, user: ApiLead) -> ItemsOut:
     """Add examples by hand (with why), within the target size and quotas."""
     collection = service.get_collection(session, name)
     added = service.add_items(session, collection, body.example_ids, user=user, reason=body.reason)
@@ -98,7 +95,7 @@ def add_items(name: str, body: ItemsIn, session: DB, user: Lead) -> ItemsOut:
 
 
 @router.post("/collections/{name}/items/remove", response_model=ItemsOut)
-def remove_items(name: str, body: ItemsIn, session: DB, _: Lead) -> ItemsOut:
+def remove_items(name: str, body: ItemsIn, session: DB, _: ApiLead) -> ItemsOut:
     """Take examples out of a collection."""
     collection = service.get_collection(session, name)
     removed = service.remove_items(session, collection, body.example_ids)
@@ -106,7 +103,7 @@ def remove_items(name: str, body: ItemsIn, session: DB, _: Lead) -> ItemsOut:
 
 
 @router.post("/selections/preview", response_model=PreviewOut)
-def preview_selection(body: SelectionIn, session: DB, _: Lead) -> PreviewOut:
+def preview_selection(body: SelectionIn, session: DB, _: ApiLead) -> PreviewOut:
     """What a recipe would pick, before anything is written."""
     return PreviewOut.model_validate(selection.preview(session, _spec(body)))
 
@@ -116,7 +113,7 @@ def select_into(
     name: str,
     body: SelectionIn,
     session: DB,
-    user: Lead,
+    user: ApiLead,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobOut:
     """Run a recipe into the collection as a job; `name` saves the recipe too."""
@@ -132,7 +129,7 @@ def select_into(
 
 @router.post("/collections/{name}/snapshots", response_model=SnapshotOut)
 def create_snapshot(
-    name: str, session: DB, user: Lead, body: SnapshotCreate | None = None
+    name: str, session: DB, user: ApiLead, body: SnapshotCreate | None = None
 ) -> SnapshotOut:
     """Freeze the collection; the same content frozen again answers the existing snapshot."""
     collection = service.get_collection(session, name)
@@ -143,14 +140,16 @@ def create_snapshot(
 
 
 @router.get("/collections/{name}/snapshots", response_model=list[SnapshotOut])
-def list_snapshots(name: str, session: DB, _: Annotator) -> list[SnapshotOut]:
+def list_snapshots(name: str, session: DB, _: ApiAnnotator) -> list[SnapshotOut]:
     """A collection's snapshots, newest first."""
     collection = service.get_collection(session, name)
     return [SnapshotOut.model_validate(s) for s in service.list_snapshots(session, collection)]
 
 
 @router.get("/snapshots/{snapshot_id}/compare/{other_id}", response_model=SnapshotDiff)
-def compare_snapshots(snapshot_id: int, other_id: int, session: DB, _: Annotator) -> SnapshotDiff:
+def compare_snapshots(
+    snapshot_id: int, other_id: int, session: DB, _: ApiAnnotator
+) -> SnapshotDiff:
     """Examples added, removed and edited from one snapshot to another."""
     old, new = service.get_snapshot(session, snapshot_id), service.get_snapshot(session, other_id)
     return SnapshotDiff.model_validate(service.compare_snapshots(session, old, new))
@@ -158,7 +157,7 @@ def compare_snapshots(snapshot_id: int, other_id: int, session: DB, _: Annotator
 
 @router.get("/snapshots/{snapshot_id}/export")
 def export_snapshot(
-    snapshot_id: int, session: DB, _: Lead, format: str = "jsonl", with_scores: bool = False
+    snapshot_id: int, session: DB, _: ApiLead, format: str = "jsonl", with_scores: bool = False
 ) -> StreamingResponse:
     """Stream a snapshot in an export format."""
     if format not in EXPORT_FORMATS or format == "parquet":

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -135,3 +135,7 @@ def get_session(request: Request) -> Iterator[Session]:
     writes = request.method not in ("GET", "HEAD", "OPTIONS")
     with transaction(writer=writes and not deferred) as session:
         yield session
+
+
+# A route parameter: the request's session (one transaction per request).
+DB = Annotated[Session, Depends(get_session)]

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -90,3 +91,8 @@ def require_api_role(role: Role) -> Callable[..., User]:
         return user
 
     return dependency
+
+
+# Route parameters: the API caller, who must have at least this role.
+ApiAnnotator = Annotated[User, Depends(require_api_role(Role.ANNOTATOR))]
+ApiLead = Annotated[User, Depends(require_api_role(Role.LEAD))]

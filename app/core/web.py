@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
@@ -114,3 +114,8 @@ def include_pages(app: FastAPI) -> None:
 
     for router in (users_pages, datasets_pages, jobs_pages):
         app.include_router(router)
+
+
+# Route parameters: the signed-in browser user, and one who is at least a lead.
+PageUser = Annotated[User, Depends(page_user)]
+PageLead = Annotated[User, Depends(require_page_role(Role.LEAD))]

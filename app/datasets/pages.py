@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.core.db import get_session
+from app.core.db import DB
 from app.core.errors import InvalidInput, SiftError
-from app.core.web import check_csrf, is_htmx, page_user, render, require_page_role
+from app.core.web import PageLead, PageUser, check_csrf, is_htmx, render
 from app.datasets import service
 from app.datasets.importer import FORMATS
 from app.models import ExampleStatus, Role, User
@@ -19,9 +19,6 @@ from app.scoring.service import score_condition, score_histograms
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
-DB = Annotated[Session, Depends(get_session)]
-SignedIn = Annotated[User, Depends(page_user)]
-Lead = Annotated[User, Depends(require_page_role(Role.LEAD))]
 PAGE_SIZE = 50
 
 
@@ -45,7 +42,7 @@ def _list_page(
 
 
 @router.get("/datasets")
-def list_datasets(request: Request, session: DB, user: SignedIn) -> HTMLResponse:
+def list_datasets(request: Request, session: DB, user: PageUser) -> HTMLResponse:
     """Every dataset with its size; leads also get the upload form."""
     return _list_page(request, session, user)
 
@@ -54,7 +51,7 @@ def list_datasets(request: Request, session: DB, user: SignedIn) -> HTMLResponse
 def import_file(
     request: Request,
     session: DB,
-    user: Lead,
+    user: PageLead,
     file: Annotated[UploadFile, File()],
     dataset: Annotated[str, Form()] = "",
     format: Annotated[str, Form()] = "auto",
@@ -88,7 +85,7 @@ def dataset_page(
     request: Request,
     name: str,
     session: DB,
-    user: SignedIn,
+    user: PageUser,
     source: str = "",
     status: str = "",
     q: str = "",
@@ -136,7 +133,7 @@ def dataset_page(
 
 
 @router.get("/examples/{example_id}")
-def example_page(request: Request, example_id: int, session: DB, user: SignedIn) -> HTMLResponse:
+def example_page(request: Request, example_id: int, session: DB, user: PageUser) -> HTMLResponse:
     """One example: its turns as plain text, and where it came from."""
     example = service.get_example(session, example_id)
     context = {

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
 
-from app.core.db import get_session
+from app.core.db import DB
 from app.core.errors import InvalidInput
-from app.core.security import require_api_role
+from app.core.security import ApiAnnotator, ApiLead
 from app.datasets import service
 from app.datasets.exporter import (
     EXPORT_FORMATS,
@@ -22,14 +21,11 @@ from app.datasets.exporter import (
 from app.datasets.importer import FORMATS
 from app.datasets.schemas import DatasetCreate, DatasetOut, ExampleOut, ExamplePage, ExamplePatch
 from app.jobs.schemas import JobOut
-from app.models import Example, Role, User
+from app.models import Example
 from app.scoring.service import score_condition
 from app.selection.dedup import representative_only
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
-Annotator = Annotated[User, Depends(require_api_role(Role.ANNOTATOR))]
-Lead = Annotated[User, Depends(require_api_role(Role.LEAD))]
-DB = Annotated[Session, Depends(get_session)]
 
 
 def example_out(example: Example) -> ExampleOut:
@@ -43,7 +39,7 @@ def example_out(example: Example) -> ExampleOut:
 
 
 @router.get("/datasets", response_model=list[DatasetOut])
-def list_datasets(session: DB, _: Annotator) -> list[DatasetOut]:
+def list_datasets(session: DB, _: ApiAnnotator) -> list[DatasetOut]:
     """Every dataset with its size."""
     return [
         DatasetOut(name=d.name, description=d.description, example_count=n, created_at=d.created_at)
@@ -52,7 +48,7 @@ def list_datasets(session: DB, _: Annotator) -> list[DatasetOut]:
 
 
 @router.post("/datasets", response_model=DatasetOut, status_code=201)
-def create_dataset(body: DatasetCreate, session: DB, user: Lead) -> DatasetOut:
+def create_dataset(body: DatasetCreate, session: DB, user: ApiLead) -> DatasetOut:
     """Create an empty dataset."""
     dataset = service.create_dataset(session, body.name, body.description, user)
     return DatasetOut(
@@ -64,7 +60,7 @@ def create_dataset(body: DatasetCreate, session: DB, user: Lead) -> DatasetOut:
 
 
 @router.get("/datasets/{name}", response_model=DatasetOut)
-def get_dataset(name: str, session: DB, _: Annotator) -> DatasetOut:
+def get_dataset(name: str, session: DB, _: ApiAnnotator) -> DatasetOut:
     """One dataset with its size."""
     dataset = service.get_dataset(session, name)
     return DatasetOut(
@@ -79,7 +75,7 @@ def get_dataset(name: str, session: DB, _: Annotator) -> DatasetOut:
 def start_import(
     name: str,
     session: DB,
-    user: Lead,
+    user: ApiLead,
     file: Annotated[UploadFile, File()],
     format: Annotated[str, Form()] = "auto",
     skip_invalid: Annotated[bool, Form()] = False,
@@ -100,7 +96,7 @@ def start_import(
 def list_examples(
     name: str,
     session: DB,
-    _: Annotator,
+    _: ApiAnnotator,
     after: int | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     source: str | None = None,
@@ -127,7 +123,7 @@ def list_examples(
 def export_dataset(
     name: str,
     session: DB,
-    _: Lead,
+    _: ApiLead,
     format: str = "jsonl",
     with_scores: bool = False,
 ) -> StreamingResponse:
@@ -148,7 +144,7 @@ def export_dataset(
 
 
 @router.get("/examples/{example_id}", response_model=ExampleOut)
-def get_example(example_id: int, session: DB, _: Annotator) -> ExampleOut:
+def get_example(example_id: int, session: DB, _: ApiAnnotator) -> ExampleOut:
     """One example with its current version (send it back as If-Match to edit)."""
     return example_out(service.get_example(session, example_id))
 
@@ -159,7 +155,7 @@ def patch_example(
     body: ExamplePatch,
     request: Request,
     session: DB,
-    user: Annotator,
+    user: ApiAnnotator,
     if_match: Annotated[str | None, Header()] = None,
 ) -> ExampleOut:
     """Edit an example; `If-Match: <version>` is required and a stale version answers 409."""

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.core.db import defer_write_lock, get_session
+from app.core.db import DB, defer_write_lock
 from app.core.errors import Conflict
-from app.core.web import check_csrf, is_htmx, page_user, render, require_page_role
+from app.core.web import PageLead, PageUser, check_csrf, is_htmx, render
 from app.jobs import service
 from app.models import Dataset, Job, JobState, Role, User
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
-DB = Annotated[Session, Depends(get_session)]
-SignedIn = Annotated[User, Depends(page_user)]
-Lead = Annotated[User, Depends(require_page_role(Role.LEAD))]
 ACTIVE = frozenset({JobState.QUEUED.value, JobState.RUNNING.value})
 
 
@@ -58,20 +54,20 @@ def _act(request: Request, session: Session, user: User, action: Callable[[], Jo
 
 
 @router.get("/jobs")
-def jobs_page(request: Request, session: DB, user: SignedIn) -> HTMLResponse:
+def jobs_page(request: Request, session: DB, user: PageUser) -> HTMLResponse:
     """The newest jobs with their progress; htmx gets only the table."""
     return _jobs_page(request, session, user)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=None)
 @defer_write_lock
-def cancel(request: Request, job_id: int, session: DB, user: Lead) -> Response:
+def cancel(request: Request, job_id: int, session: DB, user: PageLead) -> Response:
     """Cancel a job that has not finished; htmx gets the refreshed table."""
     service.signal_cancel(job_id)  # before any write: on SQLite a running job holds the lock
     return _act(request, session, user, lambda: service.cancel_job(session, job_id))
 
 
 @router.post("/jobs/{job_id}/resume", response_model=None)
-def resume(request: Request, job_id: int, session: DB, user: Lead) -> Response:
+def resume(request: Request, job_id: int, session: DB, user: PageLead) -> Response:
     """Queue a paused or failed job again; htmx gets the refreshed table."""
     return _act(request, session, user, lambda: service.resume_job(session, job_id))

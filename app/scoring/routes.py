@@ -4,38 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Header, Query
 
-from app.core.db import get_session
-from app.core.security import require_api_role
+from app.core.db import DB
+from app.core.security import ApiAnnotator, ApiLead
 from app.datasets.service import get_dataset
 from app.jobs.schemas import JobOut
-from app.models import Role, User
 from app.scoring import service
 from app.scoring.recipes import BUILTIN_RECIPES
 from app.scoring.schemas import Histogram, RecipeCreate, ScorerOut, ScoreStart, ScoreSummary
 
 router = APIRouter(prefix="/api/v1", tags=["scoring"])
-Annotator = Annotated[User, Depends(require_api_role(Role.ANNOTATOR))]
-Lead = Annotated[User, Depends(require_api_role(Role.LEAD))]
-DB = Annotated[Session, Depends(get_session)]
 
 
 @router.get("/scorers", response_model=list[ScorerOut])
-def list_scorers(session: DB, _: Annotator) -> list[ScorerOut]:
+def list_scorers(session: DB, _: ApiAnnotator) -> list[ScorerOut]:
     """Every stored scorer version (a recipe bound to a model), newest version first."""
     return [ScorerOut.model_validate(s) for s in service.list_scorers(session)]
 
 
 @router.get("/scorers/builtin", response_model=list[str])
-def builtin_scorers(_: Annotator) -> list[str]:
+def builtin_scorers(_: ApiAnnotator) -> list[str]:
     """The names of the built-in recipes."""
     return sorted(BUILTIN_RECIPES)
 
 
 @router.post("/scorers", response_model=ScorerOut, status_code=201)
-def create_scorer(body: RecipeCreate, session: DB, _: Lead) -> ScorerOut:
+def create_scorer(body: RecipeCreate, session: DB, _: ApiLead) -> ScorerOut:
     """Define an LLM rating recipe; the same name with a changed template is a new version."""
     scorer = service.create_custom_scorer(
         session,
@@ -57,7 +52,7 @@ def start_scoring(
     name: str,
     body: ScoreStart,
     session: DB,
-    user: Lead,
+    user: ApiLead,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobOut:
     """Score every example of the dataset that has no score from this scorer yet."""
@@ -75,7 +70,7 @@ def start_scoring(
 
 
 @router.get("/datasets/{name}/scores", response_model=list[ScoreSummary])
-def dataset_scores(name: str, session: DB, _: Annotator) -> list[ScoreSummary]:
+def dataset_scores(name: str, session: DB, _: ApiAnnotator) -> list[ScoreSummary]:
     """The scorers that have scored this dataset, with how many ok scores each."""
     summary = service.scores_summary(session, get_dataset(session, name))
     return [ScoreSummary.model_validate(row) for row in summary]
@@ -86,7 +81,7 @@ def score_histogram(
     name: str,
     scorer: str,
     session: DB,
-    _: Annotator,
+    _: ApiAnnotator,
     bins: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> Histogram:
     """The distribution of a scorer's values over a dataset (`scorer` is NAME or NAME@VERSION)."""

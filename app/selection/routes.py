@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Header, Query
 
-from app.core.db import get_session
-from app.core.security import require_api_role
+from app.core.db import DB
+from app.core.security import ApiAnnotator, ApiLead
 from app.datasets.service import get_dataset
 from app.jobs.schemas import JobOut
-from app.models import Role, User
 from app.selection import dedup, embeddings
 from app.selection.schemas import ClusterOut, ClusterPage, DedupStart, EmbedStart
 
 router = APIRouter(prefix="/api/v1", tags=["selection"])
-Annotator = Annotated[User, Depends(require_api_role(Role.ANNOTATOR))]
-Lead = Annotated[User, Depends(require_api_role(Role.LEAD))]
-DB = Annotated[Session, Depends(get_session)]
 
 
 @router.post("/datasets/{name}/embeddings", response_model=JobOut, status_code=202)
@@ -26,7 +21,7 @@ def start_embedding(
     name: str,
     body: EmbedStart,
     session: DB,
-    user: Lead,
+    user: ApiLead,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobOut:
     """Embed every example of the dataset that has no vector from the model yet."""
@@ -41,7 +36,7 @@ def start_dedup(
     name: str,
     body: DedupStart,
     session: DB,
-    user: Lead,
+    user: ApiLead,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobOut:
     """Find the dataset's near-duplicates by one method, replacing that method's clusters."""
@@ -62,7 +57,7 @@ def start_dedup(
 def duplicate_clusters(
     name: str,
     session: DB,
-    _: Annotator,
+    _: ApiAnnotator,
     method: Annotated[str | None, Query(pattern="^(exact|minhash|embedding)$")] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

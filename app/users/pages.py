@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy.orm import Session
 
-from app.core.db import get_session
+from app.core.db import DB
 from app.core.security import new_csrf_token
 from app.core.web import check_csrf, optional_page_user, render
 from app.models import User
@@ -16,7 +15,6 @@ from app.users.service import authenticate
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
-DB = Annotated[Session, Depends(get_session)]
 MaybeUser = Annotated[User | None, Depends(optional_page_user)]
 
 
