@@ -5,6 +5,7 @@ from app.models.collections import Collection, CollectionItem, Snapshot, Snapsho
 from app.models.datasets import Dataset, Example, ExampleStatus, Origin, Revision
 from app.models.evaluation import EvalItem, EvalRun
 from app.models.jobs import TERMINAL_STATES, ChunkState, Job, JobChunk, JobState
+from app.models.review import ReviewAction, ReviewDecision, ReviewLease
 from app.models.scoring import (
     Embedding,
     LLMCall,
@@ -40,6 +41,9 @@ __all__ = [
     "LLMCall",
     "LLMCallState",
     "Origin",
+    "ReviewAction",
+    "ReviewDecision",
+    "ReviewLease",
     "Revision",
     "Role",
     "Score",
