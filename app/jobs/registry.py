@@ -9,6 +9,9 @@ HANDLER_MODULES = (
     "app.scoring.tasks",
     "app.collections.tasks",
     "app.selection.tasks",
+    "app.generation.tasks",
+    "app.training.tasks",
+    "app.evaluation.tasks",
 )
 
 

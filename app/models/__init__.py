@@ -3,7 +3,15 @@
 from app.models.base import Base
 from app.models.collections import Collection, CollectionItem, Snapshot, SnapshotItem
 from app.models.datasets import Dataset, Example, ExampleStatus, Origin, Revision
-from app.models.evaluation import EvalItem, EvalRun
+from app.models.evaluation import (
+    EvalAnswer,
+    EvalItem,
+    EvalPrompt,
+    EvalRun,
+    EvalTestSet,
+    ItemState,
+)
+from app.models.generation import GenerationMethod, Provenance
 from app.models.jobs import TERMINAL_STATES, ChunkState, Job, JobChunk, JobState
 from app.models.review import ReviewAction, ReviewDecision, ReviewLease
 from app.models.scoring import (
@@ -16,7 +24,7 @@ from app.models.scoring import (
     ScoreState,
 )
 from app.models.selection import DuplicateCluster, DuplicateMember, DuplicateMethod, Selection
-from app.models.training import TrainingMetric, TrainingRun
+from app.models.training import RunState, TrainingMetric, TrainingRun
 from app.models.users import ApiToken, Role, User
 
 __all__ = [
@@ -31,10 +39,15 @@ __all__ = [
     "DuplicateMember",
     "DuplicateMethod",
     "Embedding",
+    "EvalAnswer",
     "EvalItem",
+    "EvalPrompt",
     "EvalRun",
+    "EvalTestSet",
     "Example",
     "ExampleStatus",
+    "ItemState",
+    "GenerationMethod",
     "Job",
     "JobChunk",
     "JobState",
@@ -44,8 +57,10 @@ __all__ = [
     "ReviewAction",
     "ReviewDecision",
     "ReviewLease",
+    "Provenance",
     "Revision",
     "Role",
+    "RunState",
     "Score",
     "ScoreState",
     "Scorer",

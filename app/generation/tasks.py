@@ -1,0 +1,18 @@
+"""Job handler of the generation domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.generation.runs import run_generation
+from app.generation.service import GENERATE_KIND
+from app.jobs.runner import Progress, job_handler
+from app.models import Job
+
+
+@job_handler(GENERATE_KIND, queue="io")
+def generate(session: Session, job: Job, progress: Progress) -> dict[str, Any]:
+    """Grow or evolve examples into the job's dataset, in the job's one transaction."""
+    return run_generation(session, job, progress)
