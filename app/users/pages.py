@@ -1,21 +1,26 @@
-"""Pages for signing in and out."""
+"""Pages for signing in and out, and the admins' page for accounts and API tokens."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from app.core.db import DB
+from app.core.errors import SiftError
 from app.core.security import new_csrf_token
-from app.core.web import check_csrf, optional_page_user, render
-from app.models import User
-from app.users.service import authenticate
+from app.core.web import check_csrf, optional_page_user, render, require_page_role
+from app.models import Role, User
+from app.users import service
+from app.users.service import authenticate, login_throttle
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 MaybeUser = Annotated[User | None, Depends(optional_page_user)]
+PageAdmin = Annotated[User, Depends(require_page_role(Role.ADMIN))]
+LOGIN_FAILED = "Wrong name or password."
 
 
 def safe_next(target: str | None) -> str:
@@ -53,11 +58,22 @@ def login(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    """Sign in; the same message for an unknown name and a wrong password."""
+    """Sign in; the same message for an unknown name and a wrong password. Failures are
+    counted per name and address: past the limit, that pair waits."""
+    address = request.client.host if request.client else ""
+    context = {"next": safe_next(next), "name": name, "error": LOGIN_FAILED}
+    wait = login_throttle.retry_after(name.strip(), address)
+    if wait:
+        context["error"] = f"Too many failed sign-ins: try again in {(wait + 59) // 60} min."
+        response = render(request, "users/login.html", context, status_code=429)
+        response.headers["retry-after"] = str(wait)
+        return response
     user = authenticate(session, name.strip(), password) if name and password else None
     if user is None:
-        context = {"next": safe_next(next), "name": name, "error": "Wrong name or password."}
+        login_throttle.failed(name.strip(), address)
         return render(request, "users/login.html", context, status_code=400)
+    login_throttle.succeeded(name.strip(), address)
+    # A new session: nothing from before signing in (a planted cookie included) carries over.
     request.session.clear()
     request.session["user_id"] = user.id
     request.session["csrf"] = new_csrf_token()  # a token seen before signing in is not reused
@@ -69,3 +85,178 @@ def logout(request: Request) -> RedirectResponse:
     """Sign out: forget everything the session cookie held."""
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+# ---------------------------------------------------------------- administration
+
+
+def _users_page(
+    request: Request,
+    session: Session,
+    admin: User,
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    secret: str | None = None,
+    form: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    context = {
+        "user": admin,
+        "section": "admin",
+        "users": service.list_users(session),
+        "roles": [r.value for r in Role],
+        "error": error,
+        "notice": notice,
+        "secret": secret,
+        "form": form or {},
+    }
+    return _no_store(render(request, "users/list.html", context, status_code=status))
+
+
+def _user_page(
+    request: Request,
+    session: Session,
+    admin: User,
+    target: User,
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    secret: str | None = None,
+    secret_kind: str = "password",
+    status: int = 200,
+) -> HTMLResponse:
+    context = {
+        "user": admin,
+        "section": "admin",
+        "target": target,
+        "secret_kind": secret_kind,
+        "tokens": service.list_tokens(session, target),
+        "roles": [r.value for r in Role],
+        "error": error,
+        "notice": notice,
+        "secret": secret,
+    }
+    return _no_store(render(request, "users/detail.html", context, status_code=status))
+
+
+def _no_store(response: HTMLResponse) -> HTMLResponse:
+    # Pages that may show a password or token once must not stay in any cache.
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+def _back(target: User) -> RedirectResponse:
+    return RedirectResponse(f"/admin/users/{target.id}", status_code=303)
+
+
+@router.get("/admin/users")
+def users_page(request: Request, session: DB, admin: PageAdmin) -> HTMLResponse:
+    """Every account with its role and state, and a form to add one."""
+    return _users_page(request, session, admin)
+
+
+@router.post("/admin/users")
+def add_user(
+    request: Request,
+    session: DB,
+    admin: PageAdmin,
+    name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "annotator",
+    password: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    """Create an account; without a password one is generated and shown once."""
+    try:
+        chosen = service.check_password(password or service.generate_password())
+        created = service.create_user(session, name, role, chosen)
+    except SiftError as exc:
+        form = {"name": name, "role": role}
+        return _users_page(request, session, admin, error=exc.message, form=form, status=422)
+    notice = f"Created {created.name} ({created.role})."
+    return _users_page(request, session, admin, notice=notice, secret=None if password else chosen)
+
+
+@router.get("/admin/users/{user_id}")
+def user_page(request: Request, user_id: int, session: DB, admin: PageAdmin) -> HTMLResponse:
+    """One account: role, state, password and API tokens."""
+    return _user_page(request, session, admin, service.get_user_by_id(session, user_id))
+
+
+def _change(request: Request, session: Session, admin: User, target: User, change: Any) -> Response:
+    """Apply a change; a refused one is shown on the user's page with its reason."""
+    try:
+        change()
+    except SiftError as exc:
+        return _user_page(
+            request, session, admin, target, error=exc.message, status=exc.status_code
+        )
+    return _back(target)
+
+
+@router.post("/admin/users/{user_id}/role", response_model=None)
+def change_role(
+    request: Request,
+    user_id: int,
+    session: DB,
+    admin: PageAdmin,
+    role: Annotated[str, Form()] = "",
+) -> Response:
+    """Give an account another role; the last active admin keeps theirs."""
+    target = service.get_user_by_id(session, user_id)
+    return _change(
+        request, session, admin, target, lambda: service.set_role(session, target, role, admin)
+    )
+
+
+@router.post("/admin/users/{user_id}/active", response_model=None)
+def change_active(
+    request: Request,
+    user_id: int,
+    session: DB,
+    admin: PageAdmin,
+    active: Annotated[bool, Form()] = False,
+) -> Response:
+    """Deactivate or reactivate an account; nobody deactivates themselves."""
+    target = service.get_user_by_id(session, user_id)
+    return _change(
+        request, session, admin, target, lambda: service.set_active(session, target, active, admin)
+    )
+
+
+@router.post("/admin/users/{user_id}/password")
+def reset_password(
+    request: Request,
+    user_id: int,
+    session: DB,
+    admin: PageAdmin,
+    password: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    """Set a new password (generated and shown once when the field is empty)."""
+    target = service.get_user_by_id(session, user_id)
+    try:
+        chosen = service.set_password(target, password or None)
+    except SiftError as exc:
+        return _user_page(request, session, admin, target, error=exc.message, status=422)
+    secret = None if password else chosen
+    return _user_page(request, session, admin, target, notice="Password changed.", secret=secret)
+
+
+@router.post("/admin/users/{user_id}/tokens")
+def add_token(request: Request, user_id: int, session: DB, admin: PageAdmin) -> HTMLResponse:
+    """A new API token for the account, shown once."""
+    target = service.get_user_by_id(session, user_id)
+    token = service.create_token(session, target)
+    notice = "Token created: copy it now, it is not shown again."
+    return _user_page(
+        request, session, admin, target, notice=notice, secret=token, secret_kind="token"
+    )
+
+
+@router.post("/admin/users/{user_id}/tokens/{token_id}/revoke", response_model=None)
+def revoke_token(
+    request: Request, user_id: int, token_id: int, session: DB, admin: PageAdmin
+) -> Response:
+    """Revoke one of the account's API tokens."""
+    target = service.get_user_by_id(session, user_id)
+    service.revoke_token(session, target, token_id)
+    return _back(target)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+from collections import deque
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.security import hash_password, hash_token, new_token, verify_password
 from app.models import ApiToken, Role, User
+from app.models.base import utcnow
 
 
 def get_user(session: Session, name: str) -> User:
@@ -40,6 +44,50 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
+class LoginThrottle:
+    """Failed sign-ins per (name, address) in a sliding window: past `limit` failures, the
+    pair is refused until the oldest failure leaves the window. In memory, per process: it
+    slows a guesser down, it is not an account lock (which would let anyone lock anyone out)."""
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        failures = self._failures.setdefault(key, deque())
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, name: str, address: str, now: float | None = None) -> int:
+        """Seconds until this pair may try again; 0 when it may now."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            failures = self._recent((name.casefold(), address), now)
+            if len(failures) < self.limit:
+                return 0
+            return max(1, int(failures[0] + self.window_s - now + 0.999))
+
+    def failed(self, name: str, address: str, now: float | None = None) -> None:
+        """Count a failed attempt."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._recent((name.casefold(), address), now).append(now)
+            if len(self._failures) > 100_000:  # a flood of made-up names must not eat memory
+                cutoff = now - self.window_s
+                self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > cutoff}
+
+    def succeeded(self, name: str, address: str) -> None:
+        """Forget the pair's failures once its owner got in."""
+        with self._lock:
+            self._failures.pop((name.casefold(), address), None)
+
+
+login_throttle = LoginThrottle()
+
+
 # Checked against when the name is unknown, so that timing does not reveal which names exist.
 _DUMMY_HASH = hash_password("not-a-real-password")
 
@@ -60,4 +108,89 @@ def create_token(session: Session, user: User) -> str:
     token = new_token()
     session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:12]))
     session.flush()
+    return token
+
+
+# ---------------------------------------------------------------- administration
+
+MIN_PASSWORD = 8
+
+
+def list_users(session: Session) -> list[User]:
+    """Every account, by name."""
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def get_user_by_id(session: Session, user_id: int) -> User:
+    """The user with this id; NotFound otherwise."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+def _other_active_admins(session: Session, user: User) -> int:
+    """Active admins besides `user`, counted under a row lock so that two admins demoting
+    each other at the same moment cannot both succeed."""
+    rows = session.scalars(
+        select(User.id)
+        .where(User.role == Role.ADMIN.value, User.is_active.is_(True), User.id != user.id)
+        .with_for_update()
+    )
+    return len(list(rows))
+
+
+def _keep_an_admin(session: Session, user: User) -> None:
+    if user.role == Role.ADMIN.value and user.is_active and not _other_active_admins(session, user):
+        raise Conflict(f"{user.name} is the last active admin: make another admin first")
+
+
+def set_role(session: Session, user: User, role: str, actor: User) -> User:
+    """Change a user's role; the last active admin keeps theirs."""
+    if role not in {r.value for r in Role}:
+        raise InvalidInput(f"role: unknown role {role!r}", field="role")
+    if role != Role.ADMIN.value:
+        _keep_an_admin(session, user)
+    user.role = role
+    return user
+
+
+def set_active(session: Session, user: User, active: bool, actor: User) -> User:
+    """Deactivate (signed out everywhere, tokens refused) or reactivate an account; nobody
+    deactivates themselves, and the last active admin stays."""
+    if not active:
+        if user.id == actor.id:
+            raise Conflict("you cannot deactivate yourself: ask another admin")
+        _keep_an_admin(session, user)
+    user.is_active = active
+    return user
+
+
+def check_password(password: str) -> str:
+    """The password, if long enough to be given to someone; InvalidInput otherwise."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters", field="password")
+    return password
+
+
+def set_password(user: User, password: str | None) -> str:
+    """Give `user` a new password (a generated one when none is given); returns it."""
+    password = check_password(password or generate_password())
+    user.password_hash = hash_password(password)
+    return password
+
+
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    """A user's API tokens, newest first (revoked ones too)."""
+    query = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())
+    return list(session.scalars(query))
+
+
+def revoke_token(session: Session, user: User, token_id: int) -> ApiToken:
+    """Revoke one of `user`'s tokens; revoking twice is not an error."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound(f"no token {token_id} of {user.name}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
     return token
