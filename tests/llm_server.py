@@ -12,6 +12,14 @@ prompt even when the client runs in another process:
 - ``[[latency:S]]``: this prompt's latency in seconds
 - ``[[usage:none]]``: leave ``usage`` out, as some servers do
 
+Scripted replies, for answers that depend on more than one marker (a judge shown two answers
+in either order): ``LLMServer.script(pattern, reply, model=None)`` (or ``POST /_script``)
+answers a request whose last user message matches the regex ``pattern`` (and whose model is
+``model``, when given) with ``reply``, expanded with the match's groups (``\\1``); the newest
+matching rule wins over every directive but the faults. ``reset()`` forgets the rules.
+A scripted reply that ends with ``[[finish:length]]`` is sent without it, cut off
+(finish_reason "length").
+
 Run in a thread with ``LLMServer()`` as a context manager, or as a process with
 ``python -m tests.llm_server --port 0 --latency-ms 50`` (prints its base URL first).
 """
@@ -49,6 +57,7 @@ DEFAULT_LOGPROBS = {
     "1": -7.5,
     " ": -8.0,
 }
+CUT_OFF = "[[finish:length]]"
 _DIRECTIVE = re.compile(r"\[\[(\w+)(?::(.*?))?\]\]", re.DOTALL)
 
 
@@ -85,6 +94,23 @@ class _State:
             self.total = 0
             self.by_prompt: dict[str, int] = defaultdict(int)
             self.times: dict[str, list[float]] = defaultdict(list)
+            self.rules: list[tuple[re.Pattern[str], str, str | None]] = []
+
+    def add_rule(self, pattern: str, reply: str, model: str | None) -> None:
+        with self.lock:
+            self.rules.append((re.compile(pattern, re.DOTALL), reply, model))
+
+    def scripted(self, text: str, model: str | None) -> str | None:
+        """The reply of the newest rule that matches, expanded; None when none does."""
+        with self.lock:
+            rules = list(self.rules)
+        for pattern, reply, wanted in reversed(rules):
+            if wanted is not None and wanted != model:
+                continue
+            found = pattern.search(text)
+            if found:
+                return found.expand(reply)
+        return None
 
     def arrive(self, key: str) -> int:
         with self.lock:
@@ -201,6 +227,12 @@ def build_app(state: _State) -> Starlette:
             while not state.stopping:
                 await asyncio.sleep(0.05)
             return _error(503, {})
+        scripted = state.scripted(last, body.get("model"))
+        if scripted is not None:
+            directives["reply"] = scripted
+            # A scripted reply ending in the finish marker is sent as cut off.
+            if scripted.endswith(CUT_OFF):
+                directives["reply"], directives["finish"] = scripted[: -len(CUT_OFF)], "length"
         latency = float(directives.get("latency", state.latency_s))
         if latency > 0:
             await asyncio.sleep(latency)
@@ -213,11 +245,17 @@ def build_app(state: _State) -> Starlette:
         state.reset()
         return JSONResponse({"ok": True})
 
+    async def script(request: Request) -> Response:
+        rule = await request.json()
+        state.add_rule(rule["pattern"], rule["reply"], rule.get("model"))
+        return JSONResponse({"ok": True})
+
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/_stats", stats, methods=["GET"]),
             Route("/_reset", reset, methods=["POST"]),
+            Route("/_script", script, methods=["POST"]),
         ]
     )
 
@@ -290,8 +328,13 @@ class LLMServer:
         return self.stats()["times"].get(prompt_key(prompt), [])
 
     def reset(self) -> None:
-        """Forget what was seen."""
+        """Forget what was seen, and the scripted rules."""
         self.state.reset()
+
+    def script(self, pattern: str, reply: str, model: str | None = None) -> None:
+        """Answer requests whose last user message matches `pattern` (and whose model is
+        `model`, when given) with `reply`, expanded with the match's groups."""
+        self.state.add_rule(pattern, reply, model)
 
     def __enter__(self) -> LLMServer:
         return self.start()

@@ -1,0 +1,135 @@
+"""Answers from a training run's model, generated locally with transformers, in batches.
+
+The artifact layout is the training contract: `final/` holds a PEFT LoRA adapter (its base
+model is `run.base_model`) or a full model, and a tokenizer whose chat template is set.
+torch, transformers and peft are imported when a model is loaded, so that importing this
+module costs nothing on a machine without the `ml` extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, cast
+
+from app.core.errors import InvalidInput
+from app.evaluation.answers import Answer, GenerationSettings, run_final_dir
+
+BATCH_SIZE = 8
+
+
+def load_run_model(final: Path, base_model: str) -> tuple[Any, Any, Any]:
+    """(tokenizer, model in eval mode, device) of a run's final artifact."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = "auto" if device.type == "cuda" else torch.float32
+    # Generation pads on the left, so that every prompt's next token comes right after it.
+    tokenizer = AutoTokenizer.from_pretrained(final, local_files_only=True, padding_side="left")
+    if not tokenizer.chat_template:
+        raise InvalidInput(f"the tokenizer in {final} has no chat template", field="model")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if (final / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(base_model, local_files_only=True, dtype=dtype)
+        model: Any = PeftModel.from_pretrained(base, str(final))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(final, local_files_only=True, dtype=dtype)
+    return tokenizer, cast(Any, model).to(device).eval(), device
+
+
+@lru_cache(maxsize=2)
+def _loaded(run_id: int, base_model: str) -> LocalGenerator:
+    # Loading takes seconds; a worker keeps the last models it used.
+    return LocalGenerator(*load_run_model(run_final_dir(run_id), base_model))
+
+
+def generator_for(run_id: int, base_model: str) -> LocalGenerator:
+    """The generator of a succeeded training run's model."""
+    return _loaded(run_id, base_model)
+
+
+class LocalGenerator:
+    """Batched chat generation from a causal LM and its chat template."""
+
+    def __init__(self, tokenizer: Any, model: Any, device: Any) -> None:
+        self.tokenizer, self.model, self.device = tokenizer, model, device
+
+    def answer(
+        self, prompts: Sequence[Sequence[str]], settings: GenerationSettings
+    ) -> list[Answer]:
+        """Each prompt's answers, turn by turn (a later turn sees the earlier answers)."""
+        conversations: list[list[dict[str, str]]] = [[] for _ in prompts]
+        answers = [Answer([]) for _ in prompts]
+        for turn in range(max((len(p) for p in prompts), default=0)):
+            active = [i for i, p in enumerate(prompts) if turn < len(p)]
+            for i in active:
+                conversations[i].append({"role": "user", "content": prompts[i][turn]})
+            replies = self.generate([conversations[i] for i in active], settings)
+            for i, (text, prompt_tokens, completion_tokens) in zip(active, replies, strict=True):
+                conversations[i].append({"role": "assistant", "content": text})
+                answer = answers[i]
+                assert answer.turns is not None
+                answer.turns.append(text)
+                answer.prompt_tokens += prompt_tokens
+                answer.completion_tokens += completion_tokens
+        return answers
+
+    def generate(
+        self, conversations: Sequence[list[dict[str, str]]], settings: GenerationSettings
+    ) -> list[tuple[str, int, int]]:
+        """(reply, prompt tokens, reply tokens) per conversation, in the order given."""
+        import torch
+
+        texts = [
+            self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+            for c in conversations
+        ]
+        # Prompts of similar length batch together: less padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        replies: dict[int, tuple[str, int, int]] = {}
+        # Seeded once per call, so that sampled answers repeat for the same prompts.
+        torch.manual_seed(settings.seed)
+        for start in range(0, len(order), BATCH_SIZE):
+            batch = order[start : start + BATCH_SIZE]
+            replies.update(
+                zip(batch, self._batch([texts[i] for i in batch], settings), strict=True)
+            )
+        return [replies[i] for i in range(len(texts))]
+
+    def _batch(self, texts: list[str], settings: GenerationSettings) -> list[tuple[str, int, int]]:
+        import torch
+
+        # The chat template already writes the special tokens it wants.
+        encoded = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(self.device)
+        sampling: dict[str, Any] = {"do_sample": settings.temperature > 0}
+        if settings.temperature > 0:
+            sampling.update(temperature=settings.temperature, top_p=settings.top_p)
+        else:
+            # Greedy: no sampling knobs, so that transformers warns about none.
+            sampling.update(temperature=None, top_p=None, top_k=None)
+        with torch.no_grad():
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=settings.max_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
+            )
+        width = encoded["input_ids"].shape[1]
+        lengths = encoded["attention_mask"].sum(-1).tolist()
+        results = []
+        for row, prompt_tokens in zip(output, lengths, strict=True):
+            new = row[width:]
+            eos = self.tokenizer.eos_token_id
+            # Tokens after the end of sequence are padding of a finished row.
+            if eos is not None and (new == eos).any():
+                new = new[: int((new == eos).nonzero()[0, 0])]
+            text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+            results.append((text, int(prompt_tokens), len(new)))
+        return results

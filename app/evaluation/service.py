@@ -1,0 +1,398 @@
+"""Test sets and evaluations: importing prompts, starting an evaluation, reading results."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.collections.service import get_snapshot
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.datasets.service import get_dataset
+from app.evaluation import judge
+from app.evaluation.answers import ENDPOINT, RUN, GenerationSettings, ModelRef, check_model
+from app.evaluation.testsets import PromptDraft, parse_records, prompts_digest, read_file
+from app.jobs.service import create_job
+from app.models import EvalItem, EvalPrompt, EvalRun, EvalTestSet, Example, Job, SnapshotItem, User
+from app.scoring.llm import get_endpoint, require_priced
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+CHUNK_SIZE = 32
+VERDICTS = (judge.WIN, judge.TIE, judge.LOSE, judge.ERROR)
+
+
+# ---------------------------------------------------------------- test sets
+
+
+def _check_name(name: str) -> str:
+    if not NAME.match(name):
+        raise InvalidInput(
+            f"name: {name!r} must be 1-200 letters, digits, '.', '_' or '-'", field="name"
+        )
+    return name
+
+
+def store_test_set(
+    session: Session,
+    name: str,
+    fmt: str,
+    source: str,
+    drafts: list[PromptDraft],
+    user: User | None = None,
+) -> tuple[EvalTestSet, bool]:
+    """Store the prompts as test set `name`; (the set, whether it is new). The same prompts
+    under the same name are the existing set; other prompts under a taken name are a conflict."""
+    digest = prompts_digest(drafts)
+    existing = session.scalar(select(EvalTestSet).where(EvalTestSet.name == _check_name(name)))
+    if existing is not None:
+        if existing.digest != digest:
+            raise Conflict(f"test set {name!r} exists with other prompts: choose another name")
+        return existing, False
+    test_set = EvalTestSet(
+        name=name,
+        format=fmt,
+        source=source[:500],
+        prompt_count=len(drafts),
+        max_turns=max(len(d.turns) for d in drafts),
+        digest=digest,
+        created_by_id=user.id if user else None,
+    )
+    session.add(test_set)
+    session.flush()
+    session.add_all(
+        EvalPrompt(
+            test_set_id=test_set.id,
+            position=position,
+            prompt_id=d.prompt_id,
+            turns=d.turns,
+            category=d.category,
+            reference=d.reference,
+            meta=d.meta,
+        )
+        for position, d in enumerate(drafts)
+    )
+    session.flush()
+    return test_set, True
+
+
+def import_test_set_file(
+    session: Session,
+    path: Path,
+    name: str,
+    fmt: str = "auto",
+    prompt_field: str | None = None,
+    user: User | None = None,
+) -> tuple[EvalTestSet, bool]:
+    """Import a test-set file (JSON list, JSONL or CSV); nothing is stored if a record is bad."""
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}")
+    found, drafts = parse_records(read_file(path), fmt, prompt_field)
+    return store_test_set(session, name, found, path.name, drafts, user)
+
+
+def import_test_set_records(
+    session: Session,
+    name: str,
+    records: list[Any],
+    fmt: str = "auto",
+    prompt_field: str | None = None,
+    user: User | None = None,
+) -> tuple[EvalTestSet, bool]:
+    """Import records given in a request, numbered from 1."""
+    found, drafts = parse_records(enumerate(records, 1), fmt, prompt_field)
+    return store_test_set(session, name, found, "api", drafts, user)
+
+
+def _example_drafts(rows: Iterable[tuple[str, Any, str | None]]) -> list[PromptDraft]:
+    drafts = []
+    for prompt_id, messages, category in rows:
+        turns = [m["content"] for m in messages if m.get("role") == "user"]
+        if not turns or not all(isinstance(t, str) and t.strip() for t in turns):
+            raise InvalidInput(f"example {prompt_id} has no user turn to ask")
+        answers = [m["content"] for m in messages if m.get("role") == "assistant"]
+        drafts.append(PromptDraft(prompt_id, turns, category, answers or None))
+    if not drafts:
+        raise InvalidInput("there are no prompts to import")
+    return drafts
+
+
+def import_test_set_from(
+    session: Session,
+    name: str,
+    *,
+    dataset: str | None = None,
+    snapshot: int | None = None,
+    user: User | None = None,
+) -> tuple[EvalTestSet, bool]:
+    """A test set of the user turns of a dataset's examples or a snapshot's items (their
+    answers kept as references)."""
+    if (dataset is None) == (snapshot is None):
+        raise InvalidInput("give a dataset or a snapshot")
+    if dataset is not None:
+        source = get_dataset(session, dataset)
+        rows = session.execute(
+            select(Example.id, Example.messages, Example.category)
+            .where(Example.dataset_id == source.id)
+            .order_by(Example.id)
+        )
+        drafts = _example_drafts((str(i), m, c) for i, m, c in rows)
+        return store_test_set(session, name, "dataset", f"dataset:{dataset}", drafts, user)
+    assert snapshot is not None
+    frozen = get_snapshot(session, snapshot)
+    rows = session.execute(
+        select(SnapshotItem.position, SnapshotItem.messages, SnapshotItem.category)
+        .where(SnapshotItem.snapshot_id == frozen.id)
+        .order_by(SnapshotItem.position)
+    )
+    drafts = _example_drafts((str(p + 1), m, c) for p, m, c in rows)
+    return store_test_set(session, name, "snapshot", f"snapshot:{frozen.id}", drafts, user)
+
+
+def get_test_set(session: Session, name: str) -> EvalTestSet:
+    """The test set called `name`; NotFound otherwise."""
+    test_set = session.scalar(select(EvalTestSet).where(EvalTestSet.name == name))
+    if test_set is None:
+        raise NotFound(f"no test set {name!r}; import one with: sift eval import-test-set")
+    return test_set
+
+
+def list_test_sets(session: Session) -> list[EvalTestSet]:
+    """Every test set, by name."""
+    return list(session.scalars(select(EvalTestSet).order_by(EvalTestSet.name)))
+
+
+def prompts_of(session: Session, test_set: EvalTestSet) -> list[EvalPrompt]:
+    """A test set's prompts in order."""
+    return list(
+        session.scalars(
+            select(EvalPrompt)
+            .where(EvalPrompt.test_set_id == test_set.id)
+            .order_by(EvalPrompt.position)
+        )
+    )
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+def choose_judge_prompt(requested: str, test_set: EvalTestSet) -> str:
+    """`auto`: AlpaGasus' prompt for single-turn sets, MT-Bench's for multi-turn ones."""
+    if requested == "auto":
+        return "mt-bench" if test_set.max_turns > 1 else "alpagasus"
+    if requested not in judge.JUDGE_PROMPTS:
+        raise InvalidInput(
+            f"judge_prompt: {requested!r} is not auto, {' or '.join(judge.JUDGE_PROMPTS)}",
+            field="judge_prompt",
+        )
+    if requested == "alpagasus" and test_set.max_turns > 1:
+        raise InvalidInput(
+            f"judge_prompt: the AlpaGasus judge takes one turn, and {test_set.name} has "
+            f"{test_set.max_turns}; use mt-bench",
+            field="judge_prompt",
+        )
+    return requested
+
+
+def start_evaluation(
+    session: Session,
+    model_a: str,
+    model_b: str,
+    test_set_name: str,
+    judge_name: str,
+    *,
+    judge_prompt: str = "auto",
+    generation: GenerationSettings | None = None,
+    budget_usd: float | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    user: User | None = None,
+    idempotency_key: str | None = None,
+    send: bool = True,
+) -> EvalRun:
+    """Queue an evaluation of model A against model B on a test set, judged in both orders."""
+    refs = [ModelRef.parse(model_a), ModelRef.parse(model_b)]
+    for ref in refs:
+        check_model(session, ref)
+    test_set = get_test_set(session, test_set_name)
+    chosen = choose_judge_prompt(judge_prompt, test_set)
+    judge_endpoint = get_endpoint(judge_name)
+    if budget_usd is not None:
+        if budget_usd <= 0:
+            raise InvalidInput("budget: must be more than 0 USD", field="budget_usd")
+        require_priced(judge_name, judge_endpoint)
+        for ref in refs:
+            if ref.kind == ENDPOINT:
+                require_priced(ref.name, get_endpoint(ref.name))
+    if idempotency_key:
+        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+        if existing is not None:
+            found = session.scalar(select(EvalRun).where(EvalRun.job_id == existing.id))
+            if found is None:
+                raise Conflict(f"idempotency key {idempotency_key!r} belongs to another job")
+            return found
+    settings = generation or GenerationSettings()
+    run = EvalRun(
+        model_a=str(refs[0]),
+        model_b=str(refs[1]),
+        test_set=test_set.name,
+        test_set_id=test_set.id,
+        judge=judge_name.lower(),
+        params={"judge_prompt": chosen, "generation": settings.as_dict()},
+        state="queued",
+        created_by_id=user.id if user else None,
+    )
+    session.add(run)
+    session.flush()
+    _queue_job(
+        session,
+        run,
+        chunk_size=chunk_size,
+        budget_usd=budget_usd,
+        user=user,
+        idempotency_key=idempotency_key,
+        send=send,
+    )
+    return run
+
+
+def _queue_job(
+    session: Session,
+    run: EvalRun,
+    *,
+    chunk_size: int,
+    budget_usd: float | None,
+    user: User | None,
+    idempotency_key: str | None = None,
+    send: bool,
+) -> Job:
+    refs = [ModelRef.parse(run.model_a), ModelRef.parse(run.model_b)]
+    # A model of a training run generates locally: that is work for the GPU workers.
+    queue = "gpu" if any(ref.kind == RUN for ref in refs) else "io"
+    prompts = session.get(EvalTestSet, run.test_set_id)
+    job = create_job(
+        session,
+        "evaluate",
+        {"run_id": run.id, "chunk_size": chunk_size},
+        queue=queue,
+        user=user,
+        total=prompts.prompt_count if prompts else None,
+        idempotency_key=idempotency_key,
+        send=send,
+    )
+    job.budget_usd = budget_usd
+    run.job_id = job.id
+    return job
+
+
+def retry_evaluation(
+    session: Session,
+    run_id: int,
+    *,
+    budget_usd: float | None = None,
+    user: User | None = None,
+    send: bool = True,
+) -> Job:
+    """Queue a new job for an ended evaluation: it asks again only what failed (answers or
+    judge calls); what was read, verdict or unreadable, stays."""
+    run = get_evaluation(session, run_id)
+    current = session.get(Job, run.job_id) if run.job_id else None
+    if current is not None and not current.is_terminal:
+        raise Conflict(f"evaluation {run_id} is {current.state}: wait for it, or cancel it")
+    if budget_usd is not None and budget_usd <= 0:
+        raise InvalidInput("budget: must be more than 0 USD", field="budget_usd")
+    chunk_size = current.params.get("chunk_size", CHUNK_SIZE) if current else CHUNK_SIZE
+    return _queue_job(
+        session, run, chunk_size=chunk_size, budget_usd=budget_usd, user=user, send=send
+    )
+
+
+def get_evaluation(session: Session, run_id: int) -> EvalRun:
+    """The evaluation with this id; NotFound otherwise."""
+    run = session.get(EvalRun, run_id)
+    if run is None:
+        raise NotFound(f"no evaluation {run_id}")
+    return run
+
+
+def list_evaluations(session: Session, limit: int = 100) -> list[EvalRun]:
+    """The newest evaluations first."""
+    return list(session.scalars(select(EvalRun).order_by(EvalRun.id.desc()).limit(limit)))
+
+
+def list_items(session: Session, run: EvalRun, verdict: str | None = None) -> list[EvalItem]:
+    """An evaluation's items in test-set order, optionally only those with one verdict."""
+    query = select(EvalItem).where(EvalItem.run_id == run.id).order_by(EvalItem.position)
+    if verdict is not None:
+        if verdict not in VERDICTS:
+            raise InvalidInput(f"verdict: {verdict!r} is not one of {', '.join(VERDICTS)}")
+        query = query.where(EvalItem.verdict == verdict)
+    return list(session.scalars(query))
+
+
+def get_item(session: Session, run: EvalRun, item_id: int) -> EvalItem:
+    """One item of this evaluation; NotFound for another evaluation's item."""
+    item = session.get(EvalItem, item_id)
+    if item is None or item.run_id != run.id:
+        raise NotFound(f"evaluation {run.id} has no item {item_id}")
+    return item
+
+
+def summary(session: Session, run: EvalRun) -> dict[str, Any]:
+    """An evaluation as the API and pages show it: state, progress, totals, winning score."""
+    job = session.get(Job, run.job_id) if run.job_id else None
+    prompts = session.get(EvalTestSet, run.test_set_id)
+    return {
+        "id": run.id,
+        "model_a": run.model_a,
+        "model_b": run.model_b,
+        "test_set": run.test_set,
+        "judge": run.judge,
+        "judge_prompt": run.params.get("judge_prompt"),
+        "generation": run.params.get("generation", {}),
+        # The job knows whether it is queued, paused or cancelled; the run whether it is done.
+        "state": job.state if job is not None else run.state,
+        "job_id": run.job_id,
+        "job_error": job.error if job is not None else None,
+        "done": job.done if job is not None else 0,
+        "total": prompts.prompt_count if prompts is not None else 0,
+        "wins": run.wins,
+        "ties": run.ties,
+        "losses": run.losses,
+        "errors": run.errors,
+        "winning_score": judge.winning_score(run.wins, run.ties, run.losses),
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+    }
+
+
+def comparisons(session: Session, runs: list[EvalRun]) -> list[dict[str, Any]]:
+    """For each pair of models and judge, the newest result per test set: the rows of the
+    win / tie / lose bars."""
+    groups: dict[tuple[str, str, str, str], dict[str, EvalRun]] = {}
+    for run in sorted(runs, key=lambda r: r.id):
+        key = (run.model_a, run.model_b, run.judge, str(run.params.get("judge_prompt")))
+        if run.wins + run.ties + run.losses + run.errors:
+            groups.setdefault(key, {})[run.test_set] = run
+    return [
+        {
+            "model_a": a,
+            "model_b": b,
+            "judge": j,
+            "judge_prompt": p,
+            "rows": [
+                {
+                    "label": name,
+                    "run_id": run.id,
+                    "wins": run.wins,
+                    "ties": run.ties,
+                    "losses": run.losses,
+                    "errors": run.errors,
+                }
+                for name, run in sorted(by_set.items())
+            ],
+        }
+        for (a, b, j, p), by_set in groups.items()
+    ]

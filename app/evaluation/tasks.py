@@ -1,0 +1,31 @@
+"""Job handlers of the evaluation domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core.errors import NotFound
+from app.evaluation.engine import evaluate_chunk, plan_chunks
+from app.jobs.runner import Progress, chunked_job
+from app.models import EvalRun, Job
+
+
+@chunked_job("evaluate", queue="io")
+class Evaluate:
+    """Answers and judges every prompt of a test set, a range of prompts per task."""
+
+    def plan(self, session: Session, job: Job) -> tuple[int, list[dict[str, Any]]]:
+        """Ranges of the prompts that have no settled verdict yet."""
+        run = session.get(EvalRun, job.params["run_id"])
+        if run is None:
+            raise NotFound(f"the evaluation of job {job.id} no longer exists")
+        run.state = "running"
+        return plan_chunks(session, run, job.params["chunk_size"])
+
+    def run_chunk(
+        self, session: Session, job: Job, params: dict[str, Any], progress: Progress
+    ) -> dict[str, Any]:
+        """Evaluate one range."""
+        return evaluate_chunk(session, job, params, progress)
