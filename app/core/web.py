@@ -108,11 +108,12 @@ def error_page(request: Request, status: int, message: str) -> Response:
 
 def include_pages(app: FastAPI) -> None:
     """Mount the routers of every domain's pages."""
+    from app.collections.pages import router as collections_pages
     from app.datasets.pages import router as datasets_pages
     from app.jobs.pages import router as jobs_pages
     from app.users.pages import router as users_pages
 
-    for router in (users_pages, datasets_pages, jobs_pages):
+    for router in (users_pages, datasets_pages, jobs_pages, collections_pages):
         app.include_router(router)
 
 

@@ -1,0 +1,147 @@
+"""A 2-D map of the embeddings of a sample of the pool and of a collection's examples: the
+first two principal components, so that a lead sees which regions the selection covers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import Collection, CollectionItem, Dataset, Embedding, Example
+from app.selection.embeddings import load_embeddings
+
+EXACT_SVD_LIMIT = 512  # beyond this many dimensions, a randomised range finder first
+
+
+def map_model(session: Session, collection: Collection) -> str | None:
+    """The embedding model most of the collection's examples have vectors from, else the
+    newest model used anywhere."""
+    hashes = (
+        select(Example.content_hash)
+        .join(CollectionItem, CollectionItem.example_id == Example.id)
+        .where(CollectionItem.collection_id == collection.id)
+    )
+    row = session.execute(
+        select(Embedding.model, func.count().label("n"))
+        .where(Embedding.content_hash.in_(hashes))
+        .group_by(Embedding.model)
+        .order_by(func.count().desc(), Embedding.model)
+        .limit(1)
+    ).first()
+    if row is not None:
+        return str(row[0])
+    return session.scalar(select(Embedding.model).order_by(Embedding.id.desc()).limit(1))
+
+
+def sample_pool(
+    session: Session, datasets: list[Dataset], size: int, seed: int = 0
+) -> dict[int, str]:
+    """About `size` examples of the datasets, drawn uniformly by id: example id -> content
+    hash. Random ids inside each dataset's id range, so no scan of a large pool is needed."""
+    if not datasets or size <= 0:
+        return {}
+    ranges = session.execute(
+        select(Example.dataset_id, func.min(Example.id), func.max(Example.id))
+        .where(Example.dataset_id.in_([d.id for d in datasets]))
+        .group_by(Example.dataset_id)
+    ).all()
+    ranges = [r for r in ranges if r[1] is not None]
+    if not ranges:
+        return {}
+    rng = np.random.default_rng(seed)
+    spans = np.array([high - low + 1 for _, low, high in ranges], dtype=np.float64)
+    dataset_ids = [r[0] for r in ranges]
+    found: dict[int, str] = {}
+    for _ in range(4):  # ids can have gaps: draw again, more each time, until enough are found
+        wanted = (size - len(found)) * 2
+        picks = rng.choice(len(ranges), size=wanted, p=spans / spans.sum())
+        ids: set[int] = set()
+        for k, (_, low, high) in enumerate(ranges):
+            count = int((picks == k).sum())
+            ids.update(int(i) for i in rng.integers(low, high + 1, size=count))
+        fresh = sorted(ids - found.keys())
+        for start in range(0, len(fresh), 5000):
+            chunk = fresh[start : start + 5000]
+            rows = session.execute(
+                select(Example.id, Example.content_hash).where(
+                    Example.id.in_(chunk), Example.dataset_id.in_(dataset_ids)
+                )
+            )
+            found.update({example_id: content_hash for example_id, content_hash in rows})
+        if len(found) >= size:
+            break
+    return dict(sorted(found.items())[:size])
+
+
+def principal_components(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The rows of `matrix` projected on its first two principal components, with signs fixed
+    so that the same data always gives the same picture."""
+    centred = matrix.astype(np.float64) - matrix.mean(axis=0)
+    if centred.shape[1] > EXACT_SVD_LIMIT:
+        # A randomised range finder (Halko et al.) keeps a 4,096-dim map to a few small products.
+        rng = np.random.default_rng(seed)
+        basis = centred @ rng.standard_normal((centred.shape[1], 12))
+        for _ in range(4):
+            basis, _ = np.linalg.qr(centred @ (centred.T @ basis))
+        _, _, vt = np.linalg.svd(basis.T @ centred, full_matrices=False)
+    else:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:2]
+    if axes.shape[0] < 2:
+        axes = np.vstack([axes, np.zeros((2 - axes.shape[0], centred.shape[1]))])
+    coords = centred @ axes.T
+    for k in range(2):
+        column = coords[:, k]
+        if column.size and column[np.argmax(np.abs(column))] < 0:
+            coords[:, k] = -column
+    return coords
+
+
+def embedding_map(
+    session: Session,
+    collection: Collection,
+    datasets: list[Dataset],
+    *,
+    sample: int = 2000,
+    limit: int = 5000,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """Points in [0, 1]^2 for a pool sample and the collection's examples (`selected`), from
+    one embedding model; None when nothing has been embedded."""
+    model = map_model(session, collection)
+    if model is None:
+        return None
+    rows = session.execute(
+        select(Example.id, Example.content_hash)
+        .join(CollectionItem, CollectionItem.example_id == Example.id)
+        .where(CollectionItem.collection_id == collection.id)
+        .order_by(CollectionItem.id)
+        .limit(limit)
+    )
+    chosen = {example_id: content_hash for example_id, content_hash in rows}
+    pool = {
+        i: h for i, h in sample_pool(session, datasets, sample, seed).items() if i not in chosen
+    }
+    vectors = load_embeddings(session, [*pool.values(), *chosen.values()], model)
+    points = [(i, h, False) for i, h in pool.items() if h in vectors]
+    points += [(i, h, True) for i, h in chosen.items() if h in vectors]
+    result: dict[str, Any] = {
+        "model": model,
+        "points": [],
+        "pool_sampled": len(pool),
+        "selected_total": len(chosen),
+        "missing": len(pool) + len(chosen) - len(points),
+    }
+    if len(points) < 3:
+        return result
+    coords = principal_components(np.stack([vectors[h] for _, h, _ in points]), seed)
+    low, span = coords.min(axis=0), np.ptp(coords, axis=0)
+    span[span == 0] = 1.0
+    scaled = (coords - low) / span
+    result["points"] = [
+        {"id": i, "x": float(x), "y": float(y), "selected": selected}
+        for (i, _, selected), (x, y) in zip(points, scaled, strict=True)
+    ]
+    return result

@@ -1,0 +1,516 @@
+"""The lead's collection pages: the list, and a dashboard per collection to watch quotas, score
+distributions and review, run recipes with a preview, add and remove by hand, freeze, compare
+and download snapshots. Every route needs the lead role."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
+from starlette.datastructures import FormData
+
+from app.collections import dashboard, service
+from app.collections.embedding_map import embedding_map
+from app.core.config import get_settings
+from app.core.db import DB
+from app.core.errors import InvalidInput, SiftError
+from app.core.web import PageLead, check_csrf, is_htmx, render
+from app.datasets import service as datasets
+from app.datasets.exporter import (
+    ExportOptions,
+    ExportSource,
+    container_for,
+    export_to_file,
+    iter_export_bytes,
+)
+from app.datasets.pages import dataset_url
+from app.models import Collection, User
+from app.scoring.service import list_scorers
+from app.selection import service as selection
+from app.selection.service import METHODS, SelectionSpec
+
+# Every state-changing request to these pages must carry the session's CSRF token.
+router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
+DOWNLOAD_FORMATS = ("alpaca", "sharegpt", "openai", "jsonl", "parquet")
+CLUSTER_METHODS = ("exact", "minhash", "embedding")
+ITEMS_PAGE = 25
+PICK_PAGE = 20
+GUIDELINES_LIMIT = 100_000
+
+
+def collection_url(name: str) -> str:
+    """The dashboard of a collection (names may hold any printable character but '/')."""
+    return "/collections/" + quote(name, safe="")
+
+
+# ---------------------------------------------------------------- form parsing
+
+
+def parse_quotas(text: str, field: str) -> dict[str, int]:
+    """`GROUP=N` lines (blank lines skipped) as a quota mapping; a bad line is named."""
+    quotas: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        group, sep, count = line.rpartition("=")
+        if not sep or not group.strip() or not count.strip().isdigit():
+            raise InvalidInput(
+                f"{field} quotas, line {number}: {line.strip()!r} is not GROUP=NUMBER", field=field
+            )
+        quotas[group.strip()] = int(count)
+    return quotas
+
+
+def _number(form: FormData, name: str, kind: type, default: Any = None) -> Any:
+    raw = str(form.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}: {raw!r} is not a number", field=name) from None
+
+
+def _text(form: FormData, name: str) -> str | None:
+    return str(form.get(name) or "").strip() or None
+
+
+def spec_from_form(form: FormData) -> SelectionSpec:
+    """A selection recipe from the dashboard's form; a field that cannot be read is named."""
+    quotas = parse_quotas(str(form.get("quotas") or ""), "group")
+    filters = str(form.get("filters") or "").replace("\n", ",").split(",")
+    spec = SelectionSpec(
+        dataset=str(form.get("dataset") or ""),
+        method=str(form.get("method") or ""),
+        budget=_number(form, "budget", int),
+        filters=[f.strip() for f in filters if f.strip()],
+        source=_text(form, "source"),
+        scorer=_text(form, "scorer"),
+        threshold=_number(form, "threshold", float, 0.9),
+        embedding_model=_text(form, "embedding_model"),
+        group_by=str(form.get("group_by") or "source"),
+        tau=_number(form, "tau", float, 3.0),
+        quotas=quotas or None,
+        one_per_cluster=_text(form, "one_per_cluster"),
+        seed=_number(form, "seed", int, 0),
+    )
+    if not spec.dataset:
+        raise InvalidInput("dataset: choose the pool to select from", field="dataset")
+    if not -1 < spec.threshold <= 1:
+        raise InvalidInput("threshold: a cosine similarity in (-1, 1]", field="threshold")
+    if spec.tau <= 0:
+        raise InvalidInput("tau: must be above 0", field="tau")
+    if spec.one_per_cluster and spec.one_per_cluster not in CLUSTER_METHODS:
+        raise InvalidInput(f"one_per_cluster: one of {CLUSTER_METHODS}", field="one_per_cluster")
+    return spec
+
+
+# ---------------------------------------------------------------- the list
+
+
+def _list_page(
+    request: Request, session: Session, user: User, error: str | None = None, status: int = 200
+) -> HTMLResponse:
+    snapshots = dashboard.snapshot_counts(session)
+    rows = [
+        (c, n, snapshots.get(c.id, 0), collection_url(c.name))
+        for c, n in service.list_collections(session)
+    ]
+    context = {"user": user, "section": "collections", "collections": rows, "error": error}
+    return render(request, "collections/list.html", context, status_code=status)
+
+
+@router.get("/collections")
+def list_collections(request: Request, session: DB, user: PageLead) -> HTMLResponse:
+    """Every collection with its size against its target, and a form to start one."""
+    return _list_page(request, session, user)
+
+
+@router.post("/collections", response_model=None)
+def create_collection(
+    request: Request,
+    session: DB,
+    user: PageLead,
+    name: Annotated[str, Form()] = "",
+    target_size: Annotated[str, Form()] = "1000",
+    description: Annotated[str, Form()] = "",
+    source_quotas: Annotated[str, Form()] = "",
+    category_quotas: Annotated[str, Form()] = "",
+) -> Response:
+    """Start a collection; its dashboard comes next."""
+    try:
+        if not target_size.strip().isdigit():
+            raise InvalidInput(f"target size: {target_size!r} is not a whole number")
+        quotas = {
+            field: parsed
+            for field, text in (("source", source_quotas), ("category", category_quotas))
+            if (parsed := parse_quotas(text, field))
+        }
+        collection = service.create_collection(
+            session,
+            name,
+            target_size=int(target_size),
+            quotas=quotas,
+            description=description.strip(),
+            user=user,
+        )
+    except SiftError as exc:
+        return _list_page(request, session, user, exc.message, status=exc.status_code)
+    return RedirectResponse(collection_url(collection.name), status_code=303)
+
+
+# ---------------------------------------------------------------- the dashboard
+
+
+def _dashboard(
+    request: Request,
+    session: Session,
+    user: User,
+    collection: Collection,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    items_after: int | None = None,
+) -> HTMLResponse:
+    base = collection_url(collection.name)
+    size = service.collection_size(session, collection)
+    pool = dashboard.pool_datasets(session, collection)
+    context = {
+        "user": user,
+        "section": "collections",
+        "collection": collection,
+        "base": base,
+        "size": size,
+        "error": error,
+        "quotas": dashboard.quota_bars(session, collection),
+        "pool": [(d, dataset_url(d.name)) for d in pool],
+        "statuses": dashboard.status_counts(session, collection),
+        "reviewers": dashboard.review_progress(session, collection),
+        "actions": dashboard.REVIEW_ACTIONS,
+        "agreement": dashboard.agreement(session, collection),
+        "review_url": "/review/queue?" + urlencode({"collection": collection.name}),
+        "dataset_names": [d.name for d, _ in datasets.list_datasets(session)],
+        "pool_names": [d.name for d in pool],
+        "scorers": sorted({s.name for s in list_scorers(session)}),
+        "methods": METHODS,
+        "cluster_methods": CLUSTER_METHODS,
+        "snapshots": service.list_snapshots(session, collection),
+        "formats": DOWNLOAD_FORMATS,
+        **_items_context(session, collection, base, items_after),
+        **_jobs_context(session, collection, base),
+    }
+    return render(request, "collections/dashboard.html", context, status_code=status)
+
+
+def _items_context(
+    session: Session, collection: Collection, base: str, after: int | None
+) -> dict[str, Any]:
+    items, next_after = dashboard.item_page(session, collection, after, ITEMS_PAGE)
+    return {"items": items, "items_after": after, "items_next_after": next_after, "base": base}
+
+
+def _jobs_context(session: Session, collection: Collection, base: str) -> dict[str, Any]:
+    jobs = dashboard.collection_jobs(session, collection)
+    return {
+        "jobs": jobs,
+        # The jobs page's table (reused here) polls /jobs; this fragment polls itself instead,
+        # and cancelling happens on the jobs page, whose table the buttons would swap in.
+        "polling": False,
+        "can_cancel": False,
+        "jobs_polling": any(j.state in ("queued", "running") for j in jobs),
+        "datasets": dashboard.dataset_names(session, {j.dataset_id for j in jobs}),
+        "base": base,
+    }
+
+
+def _collection(session: Session, name: str) -> Collection:
+    return service.get_collection(session, name)
+
+
+@router.get("/collections/{name}")
+def collection_page(
+    request: Request, name: str, session: DB, user: PageLead, items_after: int | None = None
+) -> HTMLResponse:
+    """The dashboard; the heavy parts (pool distributions, the map, the pick list) load as
+    fragments of their own."""
+    collection = _collection(session, name)
+    return _dashboard(request, session, user, collection, items_after=items_after)
+
+
+@router.get("/collections/{name}/scores")
+def scores_fragment(request: Request, name: str, session: DB, user: PageLead) -> HTMLResponse:
+    """Each score's distribution over the pool against the collection."""
+    collection = _collection(session, name)
+    pool = dashboard.pool_datasets(session, collection)
+    context = {"comparisons": dashboard.score_comparison(session, collection, pool)}
+    return render(request, "collections/_scores.html", context)
+
+
+@router.get("/collections/{name}/map")
+def map_fragment(request: Request, name: str, session: DB, user: PageLead) -> HTMLResponse:
+    """The embedding map: a pool sample and the collection on two principal components."""
+    collection = _collection(session, name)
+    pool = dashboard.pool_datasets(session, collection)
+    return render(
+        request, "collections/_map.html", {"map": embedding_map(session, collection, pool)}
+    )
+
+
+@router.get("/collections/{name}/jobs")
+def jobs_fragment(request: Request, name: str, session: DB, user: PageLead) -> HTMLResponse:
+    """The collection's selection jobs with their progress; polls while one can move."""
+    collection = _collection(session, name)
+    context = _jobs_context(session, collection, collection_url(collection.name))
+    return render(request, "collections/_jobs.html", context)
+
+
+@router.get("/collections/{name}/items")
+def items_fragment(
+    request: Request, name: str, session: DB, user: PageLead, after: int | None = None
+) -> Response:
+    """One page of the collection's items; a browser without htmx gets the dashboard."""
+    collection = _collection(session, name)
+    if not is_htmx(request):
+        target = collection_url(collection.name)
+        if after is not None:
+            target += f"?items_after={after}"
+        return RedirectResponse(target + "#items", status_code=303)
+    context = _items_context(session, collection, collection_url(collection.name), after)
+    return render(request, "collections/_items.html", context)
+
+
+@router.get("/collections/{name}/pool")
+def pool_fragment(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    dataset: str = "",
+    q: str = "",
+    source: str = "",
+    after: int | None = None,
+) -> HTMLResponse:
+    """Examples of a pool dataset not yet in the collection, searchable, by keyset."""
+    collection = _collection(session, name)
+    pool = dashboard.pool_datasets(session, collection)
+    names = [d.name for d, _ in datasets.list_datasets(session)]
+    chosen = dataset or (pool[0].name if pool else (names[0] if names else ""))
+    examples: list[Any] = []
+    next_url = None
+    if chosen:
+        filters = datasets.ExampleFilter(
+            source=source.strip() or None,
+            q=q.strip() or None,
+            conditions=[dashboard.not_in_collection(collection)],
+        )
+        found = datasets.get_dataset(session, chosen)
+        examples, next_after = datasets.list_examples(session, found, filters, after, PICK_PAGE)
+        if next_after is not None:
+            query = {"dataset": chosen, "q": q, "source": source, "after": next_after}
+            next_url = f"{collection_url(collection.name)}/pool?{urlencode(query)}"
+    context = {
+        "base": collection_url(collection.name),
+        "dataset_names": names,
+        "chosen": chosen,
+        "q": q,
+        "source": source,
+        "examples": examples,
+        "next_url": next_url,
+        "after": after,
+    }
+    return render(request, "collections/_pool.html", context)
+
+
+# ---------------------------------------------------------------- writes
+
+
+def _back(collection: Collection, anchor: str) -> RedirectResponse:
+    return RedirectResponse(f"{collection_url(collection.name)}#{anchor}", status_code=303)
+
+
+@router.post("/collections/{name}/guidelines", response_model=None)
+def save_guidelines(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    guidelines: Annotated[str, Form()] = "",
+) -> Response:
+    """Store the collection's Markdown guidelines, which the review page shows."""
+    collection = _collection(session, name)
+    if len(guidelines) > GUIDELINES_LIMIT:
+        message = f"guidelines: at most {GUIDELINES_LIMIT:,} characters"
+        return _dashboard(request, session, user, collection, error=message, status=422)
+    collection.guidelines = guidelines.replace("\r\n", "\n")
+    return _back(collection, "guidelines")
+
+
+@router.post("/collections/{name}/preview")
+async def preview_fragment(request: Request, name: str, session: DB, user: PageLead) -> Response:
+    """What the recipe in the form would pick, before and after; writes nothing."""
+    form = await request.form()
+    collection = _collection(session, name)
+    context: dict[str, Any] = {"collection": collection}
+    try:
+        context["preview"] = selection.preview(session, spec_from_form(form))
+    except SiftError as exc:
+        context["error"] = exc.message  # htmx swaps only 2xx answers: the error is the fragment
+    return render(request, "collections/_preview.html", context)
+
+
+@router.post("/collections/{name}/select", response_model=None)
+async def run_selection(request: Request, name: str, session: DB, user: PageLead) -> Response:
+    """Run the recipe in the form into the collection as a job (saved by name if given)."""
+    form = await request.form()
+    collection = _collection(session, name)
+    recipe_name = _text(form, "name")
+    try:
+        spec = spec_from_form(form)
+        if recipe_name:
+            selection.save_selection(session, recipe_name, spec, user)
+        selection.start_select_job(session, collection, spec, name=recipe_name, user=user)
+    except SiftError as exc:
+        return _dashboard(
+            request, session, user, collection, error=exc.message, status=exc.status_code
+        )
+    return _back(collection, "jobs")
+
+
+def _ids(raw: list[str]) -> list[int]:
+    ids = []
+    for value in raw:
+        if not value.strip().isdigit():
+            raise InvalidInput(f"example id {value!r} is not a number", field="example_id")
+        ids.append(int(value))
+    if not ids:
+        raise InvalidInput("choose at least one example", field="example_id")
+    return ids
+
+
+@router.post("/collections/{name}/items/add", response_model=None)
+async def add_items(request: Request, name: str, session: DB, user: PageLead) -> Response:
+    """Add examples by hand, with why; the target size and quotas still hold."""
+    form = await request.form()
+    collection = _collection(session, name)
+    try:
+        ids = _ids([str(v) for v in form.getlist("example_id")])
+        reason = str(form.get("reason") or "").strip()
+        service.add_items(session, collection, ids, user=user, reason=reason)
+    except SiftError as exc:
+        return _dashboard(
+            request, session, user, collection, error=exc.message, status=exc.status_code
+        )
+    return _back(collection, "items")
+
+
+@router.post("/collections/{name}/items/remove", response_model=None)
+async def remove_items(request: Request, name: str, session: DB, user: PageLead) -> Response:
+    """Take examples out of the collection."""
+    form = await request.form()
+    collection = _collection(session, name)
+    try:
+        service.remove_items(
+            session, collection, _ids([str(v) for v in form.getlist("example_id")])
+        )
+    except SiftError as exc:
+        return _dashboard(
+            request, session, user, collection, error=exc.message, status=exc.status_code
+        )
+    return _back(collection, "items")
+
+
+@router.post("/collections/{name}/snapshots", response_model=None)
+def freeze(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    """Freeze the collection as a snapshot; the same content gives the same snapshot back."""
+    collection = _collection(session, name)
+    try:
+        service.create_snapshot(session, collection, note=note.strip(), user=user)
+    except SiftError as exc:
+        return _dashboard(
+            request, session, user, collection, error=exc.message, status=exc.status_code
+        )
+    return _back(collection, "snapshots")
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+@router.get("/collections/{name}/compare")
+def compare(
+    request: Request, name: str, session: DB, user: PageLead, old: int, new: int
+) -> HTMLResponse:
+    """Examples added, removed and edited from one snapshot of the collection to another."""
+    collection = _collection(session, name)
+    before = dashboard.collection_snapshot(session, collection, old)
+    after = dashboard.collection_snapshot(session, collection, new)
+    context = {
+        "user": user,
+        "section": "collections",
+        "collection": collection,
+        "base": collection_url(collection.name),
+        "old": before,
+        "new": after,
+        "diff": service.compare_snapshots(session, before, after),
+    }
+    return render(request, "collections/compare.html", context, fragment="collections/_diff.html")
+
+
+@router.get("/collections/{name}/snapshots/{snapshot_id}/export", response_model=None)
+def download(
+    name: str, snapshot_id: int, session: DB, user: PageLead, format: str = "jsonl"
+) -> Response:
+    """Download a snapshot in an export format, as a file."""
+    collection = _collection(session, name)
+    snapshot = dashboard.collection_snapshot(session, collection, snapshot_id)
+    if format not in DOWNLOAD_FORMATS:
+        raise InvalidInput(f"format: one of {', '.join(DOWNLOAD_FORMATS)}", field="format")
+    source, options = ExportSource("snapshot", snapshot.id), ExportOptions(format)
+    stem = f"{collection.name}-snapshot-{snapshot.id}-{format}"
+    if format == "parquet":
+        return _parquet_file(session, source, options, stem)
+    container = container_for(format, None)
+    extension = "jsonl" if container == "jsonl" else "json"
+    return StreamingResponse(
+        iter_export_bytes(session, source, options, container),
+        media_type="application/x-ndjson" if container == "jsonl" else "application/json",
+        headers={"content-disposition": _attachment(f"{stem}.{extension}")},
+    )
+
+
+def _attachment(filename: str) -> str:
+    # Collection names may hold any printable character: RFC 5987 keeps the header valid.
+    ascii_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def _parquet_file(
+    session: Session, source: ExportSource, options: ExportOptions, stem: str
+) -> FileResponse:
+    """Parquet needs a seekable file: write one, send it, then delete it."""
+    folder = get_settings().data_dir / "downloads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.parquet"
+    export_to_file(session, source, options, path)
+    return FileResponse(
+        path,
+        media_type="application/vnd.apache.parquet",
+        headers={"content-disposition": _attachment(f"{stem}.parquet")},
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
