@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     task_time_limit_s: int = 3_000
     llm: dict[str, LLMEndpoint] = Field(default_factory=dict)
     score_chunk_size: int = 256
+    # How long an example handed to one annotator stays theirs without a decision.
+    review_lease_s: int = 900
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

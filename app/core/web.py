@@ -13,11 +13,13 @@ from sqlalchemy.orm import Session
 
 from app.core.db import get_session
 from app.core.errors import Forbidden, SiftError
+from app.core.markdown import render_markdown
 from app.core.security import csrf_matches, new_csrf_token
 from app.models import Role, User
 
 ROOT = Path(__file__).resolve().parents[2]
 templates = Jinja2Templates(directory=ROOT / "templates")
+templates.env.filters["markdown"] = render_markdown
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -110,10 +112,14 @@ def include_pages(app: FastAPI) -> None:
     """Mount the routers of every domain's pages."""
     from app.collections.pages import router as collections_pages
     from app.datasets.pages import router as datasets_pages
+    from app.generation.pages import router as generation_pages
     from app.jobs.pages import router as jobs_pages
+    from app.review.pages import router as review_pages
     from app.users.pages import router as users_pages
 
-    for router in (users_pages, datasets_pages, jobs_pages, collections_pages):
+    # First: the dataset pages' /datasets/{name:path} would take /datasets/NAME/generate.
+    app.include_router(generation_pages)
+    for router in (users_pages, datasets_pages, jobs_pages, review_pages, collections_pages):
         app.include_router(router)
 
 

@@ -84,6 +84,17 @@ class ExampleFilter:
     conditions: Sequence[ColumnElement[bool]] = ()
 
 
+def search_condition(text: str) -> ColumnElement[bool]:
+    """Examples whose prompt, answer or any turn contains `text` (any case, taken literally)."""
+    literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{literal}%"
+    return or_(
+        Example.instruction.ilike(pattern, escape="\\"),
+        Example.output.ilike(pattern, escape="\\"),
+        cast(Example.messages, String).ilike(pattern, escape="\\"),
+    )
+
+
 def list_examples(
     session: Session,
     dataset: Dataset,
@@ -101,15 +112,7 @@ def list_examples(
             raise InvalidInput(f"unknown status {filters.status!r}", field="status")
         query = query.where(Example.status == filters.status)
     if filters.q:
-        literal = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{literal}%"
-        query = query.where(
-            or_(
-                Example.instruction.ilike(pattern, escape="\\"),
-                Example.output.ilike(pattern, escape="\\"),
-                cast(Example.messages, String).ilike(pattern, escape="\\"),
-            )
-        )
+        query = query.where(search_condition(filters.q))
     query = query.where(*filters.conditions)
     if after is not None:
         query = query.where(Example.id > after)

@@ -1,0 +1,337 @@
+"""The review pages: pick a queue, take the next example, decide, edit, write, undo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from app.collections.service import list_collections
+from app.core.db import DB
+from app.core.errors import InvalidInput, SiftError
+from app.core.web import PageUser, check_csrf, render
+from app.datasets.service import get_dataset, list_datasets
+from app.models import Example, ExampleStatus, ReviewAction, User
+from app.review import context as seen
+from app.review import queue as queues
+from app.review import service
+from app.review.diff import turn_diffs
+
+router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
+
+
+def current_queue(request: Request, session: DB) -> queues.Queue | None:
+    """The queue named in the query string, or None when it names none."""
+    params = request.query_params
+    if not params.get("collection") and not params.get("dataset"):
+        return None
+    return queues.open_queue(
+        session,
+        collection=params.get("collection", ""),
+        dataset=params.get("dataset", ""),
+        source=params.get("source", ""),
+        status=params.get("status", ExampleStatus.CANDIDATE.value),
+        q=params.get("q", ""),
+        score=params.get("score", ""),
+    )
+
+
+QueueParam = Annotated[queues.Queue | None, Depends(current_queue)]
+
+
+def _query(queue: queues.Queue | None, **extra: object) -> str:
+    values = {**(queue.params if queue else {}), **{k: v for k, v in extra.items() if v}}
+    return "?" + urlencode(values) if values else ""
+
+
+def _queue_of(queue: queues.Queue | None, example: Example) -> queues.Queue:
+    """The queue a decision continues in: the one named, else the example's dataset."""
+    return queue or queues.Queue(dataset=example.dataset)
+
+
+def _go_next(session: Session, user: User, queue: queues.Queue, **extra: object) -> Response:
+    example = queues.next_example(session, queue, user)
+    if example is None:
+        return RedirectResponse(f"/review/queue{_query(queue, done=1, **extra)}", status_code=303)
+    return RedirectResponse(
+        f"/review/examples/{example.id}{_query(queue, **extra)}", status_code=303
+    )
+
+
+@router.get("/review")
+def review_home(request: Request, session: DB, user: PageUser) -> HTMLResponse:
+    """The queues a person can review: every collection and every dataset."""
+    context = {
+        "user": user,
+        "section": "review",
+        "collections": list_collections(session),
+        "datasets": list_datasets(session),
+    }
+    return render(request, "review/home.html", context)
+
+
+@router.get("/review/queue")
+def queue_page(
+    request: Request, session: DB, user: PageUser, queue: QueueParam, done: int = 0
+) -> Response:
+    """A queue: its filters, how many wait, the next few, and the button to start."""
+    if queue is None:
+        return RedirectResponse("/review", status_code=303)
+    waiting, capped = queues.count_waiting(session, queue, user)
+    context = {
+        "user": user,
+        "section": "review",
+        "queue": queue,
+        "query": _query(queue),
+        "waiting": waiting,
+        "capped": capped,
+        "upcoming": queues.upcoming(session, queue, user),
+        "statuses": [s.value for s in ExampleStatus] + ["any"],
+        "done": done,
+        "last": service.last_decision(session, user),
+    }
+    return render(request, "review/queue.html", context)
+
+
+@router.post("/review/next")
+def take_next(session: DB, user: PageUser, queue: QueueParam) -> Response:
+    """Lease the next example of the queue to this person and show it."""
+    if queue is None:
+        raise InvalidInput("name a collection or a dataset to review", field="collection")
+    return _go_next(session, user, queue)
+
+
+def _example_context(
+    session: Session, user: User, example: Example, queue: queues.Queue | None
+) -> dict[str, object]:
+    lease = queues.holder(session, example.id)
+    original = service.original_messages(session, example)
+    scores = seen.scores_of(session, example)
+    collection = queue.collection if queue else None
+    return {
+        "user": user,
+        "section": "review",
+        "example": example,
+        "queue": queue,
+        "query": _query(queue),
+        "held_by_other": lease is not None and lease.user_id != user.id,
+        "scores": scores,
+        "lima": next((s for s in scores if s.scorer == "lima"), None),
+        "duplicates": seen.duplicates_of(session, example),
+        "guidelines": collection.guidelines if collection else "",
+        "changes": turn_diffs(original, example.messages),
+        "last": service.last_decision(session, user),
+        "reasons": REJECT_REASONS,
+    }
+
+
+REJECT_REASONS = (
+    "wrong or inaccurate answer",
+    "does not follow the instruction",
+    "unsafe or harmful",
+    "low quality writing",
+    "near-duplicate",
+    "not an instruction",
+)
+
+
+@router.get("/review/examples/{example_id}")
+def example_page(
+    request: Request,
+    example_id: int,
+    session: DB,
+    user: PageUser,
+    queue: QueueParam,
+    last_id: int = 0,
+    last_action: str = "",
+) -> HTMLResponse:
+    """One example with everything a reviewer needs beside it, and the decision buttons."""
+    example = service.find_example(session, example_id)
+    context = _example_context(session, user, example, queue)
+    context["notice"] = (
+        f"Example {last_id}: {last_action}."
+        if last_id and last_action in {a.value for a in ReviewAction} | {"undone"}
+        else None
+    )
+    return render(request, "review/example.html", context)
+
+
+@router.get("/review/examples/{example_id}/neighbours")
+def neighbours(request: Request, example_id: int, session: DB, user: PageUser) -> HTMLResponse:
+    """The nearest examples by embedding (loaded after the page, it can take a moment)."""
+    example = service.find_example(session, example_id)
+    found, note = seen.neighbours_of(session, example)
+    return render(request, "review/_neighbours.html", {"neighbours": found, "note": note})
+
+
+@router.post("/review/examples/{example_id}/decide")
+def decide(
+    example_id: int,
+    session: DB,
+    user: PageUser,
+    queue: QueueParam,
+    action: Annotated[str, Form()],
+    version: Annotated[int, Form()],
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Accept, reject or skip, then go on to the next example of the queue."""
+    if action not in {"accept", "reject", "skip"}:
+        raise InvalidInput(f"unknown action {action!r}", field="action")
+    example = service.find_example(session, example_id)
+    service.decide(
+        session,
+        user,
+        example_id,
+        ReviewAction(action),
+        version=version,
+        reason=reason,
+        queue=queue,
+    )
+    target = _queue_of(queue, example)
+    return _go_next(session, user, target, last_id=example_id, last_action=action)
+
+
+@router.post("/review/examples/{example_id}/edit", response_model=None)
+async def edit(
+    request: Request,
+    example_id: int,
+    session: DB,
+    user: PageUser,
+    queue: QueueParam,
+) -> Response:
+    """Save edited turns (or a new answer); a stale save shows both versions instead."""
+    form = await request.form()
+    turns = {
+        int(key.removeprefix("turn_")): str(value).replace("\r\n", "\n")
+        for key, value in form.items()
+        if key.startswith("turn_") and key.removeprefix("turn_").isdigit()
+    }
+    action = ReviewAction.WRITE if form.get("action") == "write" else ReviewAction.EDIT
+    try:
+        version = int(str(form.get("version", "")))
+    except ValueError:
+        raise InvalidInput("the form has no version: reload the page", field="version") from None
+    try:
+        service.save_turns(
+            session,
+            user,
+            example_id,
+            turns,
+            version=version,
+            action=action,
+            reason=str(form.get("reason", "")),
+            queue=queue,
+        )
+    except service.StaleVersion:
+        return _conflict(request, session, user, example_id, turns, action, queue)
+    return RedirectResponse(
+        f"/review/examples/{example_id}{_query(queue, last_id=example_id, last_action=action.value)}",
+        status_code=303,
+    )
+
+
+def _conflict(
+    request: Request,
+    session: Session,
+    user: User,
+    example_id: int,
+    turns: dict[int, str],
+    action: ReviewAction,
+    queue: queues.Queue | None,
+) -> HTMLResponse:
+    """Both versions side by side: what this person wrote, and what is saved now."""
+    current = service.find_example(session, example_id)
+    mine = [dict(m) for m in current.messages]
+    for index, text in turns.items():
+        if 0 <= index < len(mine):
+            mine[index]["content"] = text
+    context = {
+        "user": user,
+        "section": "review",
+        "example": current,
+        "mine": mine,
+        "turns": turns,
+        "action": action.value,
+        "changes": turn_diffs(current.messages, mine),
+        "query": _query(queue),
+    }
+    return render(request, "review/conflict.html", context, status_code=409)
+
+
+@router.post("/review/undo")
+def undo(session: DB, user: PageUser, queue: QueueParam) -> Response:
+    """Undo this person's last decision and show its example again."""
+    example_id = service.undo_last(session, user)
+    if example_id is None:
+        return RedirectResponse(f"/review/queue{_query(queue)}", status_code=303)
+    return RedirectResponse(
+        f"/review/examples/{example_id}{_query(queue, last_id=example_id, last_action='undone')}",
+        status_code=303,
+    )
+
+
+def _write_page(
+    request: Request,
+    session: Session,
+    user: User,
+    queue: queues.Queue | None,
+    *,
+    error: SiftError | None = None,
+    values: dict[str, str] | None = None,
+) -> HTMLResponse:
+    datasets = [d for d, _ in list_datasets(session)]
+    context = {
+        "user": user,
+        "section": "review",
+        "queue": queue,
+        "query": _query(queue),
+        "datasets": datasets,
+        "chosen": (queue.dataset.name if queue and queue.dataset else ""),
+        "error": error.message if error else None,
+        "field": error.detail.get("field") if error else None,
+        "values": values or {},
+    }
+    return render(
+        request, "review/write.html", context, status_code=error.status_code if error else 200
+    )
+
+
+@router.get("/review/write")
+def write_form(request: Request, session: DB, user: PageUser, queue: QueueParam) -> HTMLResponse:
+    """A form for a new prompt with a hand-written answer."""
+    return _write_page(request, session, user, queue)
+
+
+@router.post("/review/write", response_model=None)
+def write(
+    request: Request,
+    session: DB,
+    user: PageUser,
+    queue: QueueParam,
+    prompt: Annotated[str, Form()] = "",
+    answer: Annotated[str, Form()] = "",
+    dataset: Annotated[str, Form()] = "",
+    source: Annotated[str, Form()] = "human",
+    category: Annotated[str, Form()] = "",
+) -> Response:
+    """Add the written example (accepted) and show it."""
+    values = {"prompt": prompt, "answer": answer, "dataset": dataset, "source": source}
+    values["category"] = category
+    try:
+        target = get_dataset(session, dataset) if dataset else None
+        if target is None:
+            raise InvalidInput("choose the dataset the example goes into", field="dataset")
+        draft = service.NewExample(
+            prompt.replace("\r\n", "\n"), answer.replace("\r\n", "\n"), source, category
+        )
+        with session.begin_nested():
+            example = service.write_example(session, user, target, draft, queue)
+    except SiftError as exc:  # shown in the form, with what was typed kept
+        return _write_page(request, session, user, queue, error=exc, values=values)
+    return RedirectResponse(
+        f"/review/examples/{example.id}{_query(queue, last_id=example.id, last_action='write')}",
+        status_code=303,
+    )

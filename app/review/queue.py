@@ -1,0 +1,209 @@
+"""Review queues: which examples wait for a person, and handing each to one person at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, exists, func, select
+from sqlalchemy.orm import Session
+
+from app.collections.service import get_collection
+from app.core.config import get_settings
+from app.core.db import conflict_insert, is_postgres
+from app.core.errors import InvalidInput
+from app.datasets.service import get_dataset, search_condition
+from app.models import (
+    Collection,
+    CollectionItem,
+    Dataset,
+    Example,
+    ExampleStatus,
+    ReviewAction,
+    ReviewDecision,
+    ReviewLease,
+    User,
+)
+from app.models.base import utcnow
+from app.scoring.service import score_condition
+
+# Counting a huge queue exactly is slow and tells a person nothing more than "lots".
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A collection's or a dataset's examples, narrowed by filters; `status` defaults to the
+    examples nobody has decided on yet."""
+
+    collection: Collection | None = None
+    dataset: Dataset | None = None
+    source: str = ""
+    status: str = ExampleStatus.CANDIDATE.value
+    q: str = ""
+    score: str = ""
+    conditions: tuple[Any, ...] = field(default=(), compare=False)
+
+    @property
+    def name(self) -> str:
+        """What the queue is called on the page."""
+        assert self.collection or self.dataset
+        return self.collection.name if self.collection else self.dataset.name  # type: ignore[union-attr]
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query parameters that name this queue again (for links and hidden fields)."""
+        where = (
+            {"collection": self.collection.name}
+            if self.collection
+            else {"dataset": self.dataset.name}  # type: ignore[union-attr]
+        )
+        narrowed = {"source": self.source, "q": self.q, "score": self.score}
+        if self.status != ExampleStatus.CANDIDATE.value:
+            narrowed["status"] = self.status
+        return where | {k: v for k, v in narrowed.items() if v}
+
+
+def open_queue(
+    session: Session,
+    *,
+    collection: str = "",
+    dataset: str = "",
+    source: str = "",
+    status: str = ExampleStatus.CANDIDATE.value,
+    q: str = "",
+    score: str = "",
+) -> Queue:
+    """The queue named by a collection or a dataset, with its filters checked."""
+    if bool(collection) == bool(dataset):
+        raise InvalidInput("name a collection or a dataset to review", field="collection")
+    statuses = {s.value for s in ExampleStatus} | {"any"}
+    if status not in statuses:
+        raise InvalidInput(f"unknown status {status!r}", field="status")
+    conditions = tuple(score_condition(session, part) for part in score.split(",") if part.strip())
+    return Queue(
+        collection=get_collection(session, collection) if collection else None,
+        dataset=get_dataset(session, dataset) if dataset else None,
+        source=source.strip(),
+        status=status,
+        q=q.strip(),
+        score=score.strip(),
+        conditions=conditions,
+    )
+
+
+def _members(queue: Queue) -> Select[Any]:
+    """Ids of the queue's examples, every filter applied, in id order."""
+    query = select(Example.id)
+    if queue.collection is not None:
+        query = query.join(CollectionItem, CollectionItem.example_id == Example.id).where(
+            CollectionItem.collection_id == queue.collection.id
+        )
+    else:
+        assert queue.dataset is not None
+        query = query.where(Example.dataset_id == queue.dataset.id)
+    if queue.status != "any":
+        query = query.where(Example.status == queue.status)
+    if queue.source:
+        query = query.where(Example.source == queue.source)
+    if queue.q:
+        query = query.where(search_condition(queue.q))
+    return query.where(*queue.conditions).order_by(Example.id)
+
+
+def _open_for(user: User, now: datetime) -> Any:
+    """Examples nobody else holds, and that this user has not skipped."""
+    held = exists().where(
+        ReviewLease.example_id == Example.id,
+        ReviewLease.user_id != user.id,
+        ReviewLease.expires_at > now,
+    )
+    skipped = exists().where(
+        ReviewDecision.example_id == Example.id,
+        ReviewDecision.user_id == user.id,
+        ReviewDecision.action == ReviewAction.SKIP.value,
+        ReviewDecision.undone_at.is_(None),
+    )
+    return and_(~held, ~skipped)
+
+
+def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> list[Example]:
+    """The next examples this user would be given, in order."""
+    ids = _members(queue).where(_open_for(user, utcnow())).limit(limit)
+    return list(session.scalars(select(Example).where(Example.id.in_(ids)).order_by(Example.id)))
+
+
+def count_waiting(session: Session, queue: Queue, user: User) -> tuple[int, bool]:
+    """How many examples wait for this user, counted up to COUNT_CAP; and whether capped."""
+    ids = _members(queue).where(_open_for(user, utcnow())).limit(COUNT_CAP + 1).subquery()
+    count = session.scalar(select(func.count()).select_from(ids)) or 0
+    return min(count, COUNT_CAP), count > COUNT_CAP
+
+
+def aware(moment: datetime) -> datetime:
+    """A stored time as UTC-aware (SQLite gives them back naive)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def lease_expiry(now: datetime) -> datetime:
+    """When a lease taken now runs out."""
+    return now + timedelta(seconds=get_settings().review_lease_s)
+
+
+def take_lease(session: Session, user: User, example_id: int) -> bool:
+    """Hold an example for this user; False when someone else holds an unexpired lease."""
+    now = utcnow()
+    statement = conflict_insert(ReviewLease, session.get_bind().dialect.name).values(
+        example_id=example_id, user_id=user.id, expires_at=lease_expiry(now)
+    )
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["example_id"],
+        set_={"user_id": excluded.user_id, "expires_at": excluded.expires_at},
+        # Someone else's live lease is left alone; one's own is renewed.
+        where=(ReviewLease.user_id == user.id) | (ReviewLease.expires_at <= now),
+    ).returning(ReviewLease.example_id)
+    return session.execute(statement).first() is not None
+
+
+def holder(session: Session, example_id: int) -> ReviewLease | None:
+    """The unexpired lease on an example, if any."""
+    lease = session.get(ReviewLease, example_id)
+    if lease is None or aware(lease.expires_at) <= utcnow():
+        return None
+    return lease
+
+
+def release(session: Session, user: User, example_id: int) -> None:
+    """Give an example back to the queue."""
+    session.execute(
+        delete(ReviewLease).where(
+            ReviewLease.example_id == example_id, ReviewLease.user_id == user.id
+        )
+    )
+
+
+def next_example(session: Session, queue: Queue, user: User) -> Example | None:
+    """The example this user should review next, leased to them; None when the queue is done.
+
+    An example the user already holds in this queue comes first, so a reload or a second tab
+    does not take another one."""
+    now = utcnow()
+    own = (
+        _members(queue)
+        .join(ReviewLease, ReviewLease.example_id == Example.id)
+        .where(ReviewLease.user_id == user.id, ReviewLease.expires_at > now)
+        .limit(1)
+    )
+    held = session.scalar(own)
+    if held is not None and take_lease(session, user, held):
+        return session.get(Example, held)
+    candidates = _members(queue).where(_open_for(user, now)).limit(8)
+    if is_postgres(session):
+        # Concurrent annotators skip rows another transaction is handing out right now.
+        candidates = candidates.with_for_update(of=Example, skip_locked=True)
+    for example_id in session.scalars(candidates):
+        if take_lease(session, user, example_id):
+            return session.get(Example, example_id)
+    return None
