@@ -170,7 +170,7 @@ def test_a_written_example_is_accepted_added_and_undone_by_deleting(
     session: Session, pool: list[Example]
 ) -> None:
     lead, ann = make_user(session, "lead"), make_user(session)
-    collection = create_collection(session, "hand", target_size=5, user=lead)
+    create_collection(session, "hand", target_size=5, user=lead)
     queue = queues.open_queue(session, collection="hand")
     draft = service.NewExample("How do tides work?", "The moon's gravity pulls the oceans.")
     written = service.write_example(session, ann, pool[0].dataset, draft, queue)
