@@ -713,5 +713,10 @@ def main() -> None:
     cli()
 
 
+from app.generation.commands import generate_cli  # noqa: E402
+
+cli.add_typer(generate_cli, name="generate")
+
+
 if __name__ == "__main__":
     main()

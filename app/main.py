@@ -17,6 +17,7 @@ from app.core.config import get_settings
 from app.core.errors import SiftError
 from app.core.logging import configure_logging
 from app.datasets.routes import router as datasets_api
+from app.generation.routes import router as generation_api
 from app.jobs.routes import router as jobs_api
 from app.scoring.routes import router as scoring_api
 from app.selection.routes import router as selection_api
@@ -95,6 +96,7 @@ def create_app() -> FastAPI:
     app.include_router(scoring_api)
     app.include_router(collections_api)
     app.include_router(selection_api)
+    app.include_router(generation_api)
     from app.core.web import include_pages
 
     include_pages(app)

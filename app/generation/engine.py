@@ -161,6 +161,12 @@ class _Grower:
         return True
 
 
+def alpaca_prompts(spec: SelfInstructSpec, seeds: list[Task], count: int) -> list[str]:
+    """The first `count` prompts an Alpaca run sends (they depend on its seed alone)."""
+    grower = _Grower(spec, seeds, [])
+    return [grower.prompt()[0] for _ in range(count)]
+
+
 async def self_instruct(
     client: LLMClient,
     spec: SelfInstructSpec,
