@@ -19,8 +19,10 @@ from app.core.logging import configure_logging
 from app.datasets.routes import router as datasets_api
 from app.generation.routes import router as generation_api
 from app.jobs.routes import router as jobs_api
+from app.review.routes import router as review_api
 from app.scoring.routes import router as scoring_api
 from app.selection.routes import router as selection_api
+from app.training.routes import router as training_api
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT_SECURITY_POLICY = (
@@ -96,7 +98,9 @@ def create_app() -> FastAPI:
     app.include_router(scoring_api)
     app.include_router(collections_api)
     app.include_router(selection_api)
+    app.include_router(review_api)
     app.include_router(generation_api)
+    app.include_router(training_api)
     from app.core.web import include_pages
 
     include_pages(app)

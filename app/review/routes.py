@@ -1,0 +1,60 @@
+"""JSON API for review: take the next example of a queue, decide on it, undo."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy.orm import Session
+
+from app.core.db import DB
+from app.core.security import ApiAnnotator
+from app.datasets.routes import example_out
+from app.models import ReviewAction
+from app.review import queue as queues
+from app.review import service
+from app.review.schemas import DecisionIn, DecisionOut, NextOut, QueueIn, UndoOut
+
+router = APIRouter(prefix="/api/v1/review", tags=["review"])
+
+
+def _queue(session: Session, spec: QueueIn) -> queues.Queue:
+    return queues.open_queue(
+        session,
+        collection=spec.collection,
+        dataset=spec.dataset,
+        source=spec.source,
+        status=spec.status,
+        q=spec.q,
+        score=spec.score,
+    )
+
+
+@router.post("/next", response_model=NextOut)
+def take_next(spec: QueueIn, session: DB, user: ApiAnnotator) -> NextOut:
+    """Lease the queue's next example to the caller (the one they hold already comes first)."""
+    example = queues.next_example(session, _queue(session, spec), user)
+    if example is None:
+        return NextOut(example=None, lease_expires_at=None)
+    lease = queues.holder(session, example.id)
+    return NextOut(example=example_out(example), lease_expires_at=lease and lease.expires_at)
+
+
+@router.post("/examples/{example_id}/decision", response_model=DecisionOut, status_code=201)
+def decide(example_id: int, body: DecisionIn, session: DB, user: ApiAnnotator) -> DecisionOut:
+    """Accept, reject (with a reason) or skip; 409 when the example changed or is held."""
+    queue = _queue(session, body) if body.collection or body.dataset else None
+    decision = service.decide(
+        session,
+        user,
+        example_id,
+        ReviewAction(body.action),
+        version=body.version,
+        reason=body.reason,
+        queue=queue,
+    )
+    return DecisionOut.model_validate(decision, from_attributes=True)
+
+
+@router.post("/undo", response_model=UndoOut)
+def undo(session: DB, user: ApiAnnotator) -> UndoOut:
+    """Undo the caller's last decision."""
+    return UndoOut(example_id=service.undo_last(session, user))
