@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -80,7 +81,11 @@ def create_app() -> FastAPI:
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
+        started = time.perf_counter()
         response = await call_next(request)
+        # How long the server took, for browsers' dev tools and bench/ui.py.
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        response.headers["server-timing"] = f"app;dur={elapsed_ms:.2f}"
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response

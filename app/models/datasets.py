@@ -68,6 +68,8 @@ class Example(IdMixin, CreatedMixin, ExampleContent, Base):
     __table_args__ = (
         UniqueConstraint("dataset_id", "content_hash"),
         Index("ix_examples_dataset_id_id", "dataset_id", "id"),
+        # Review queues walk a dataset's undecided examples in id order.
+        Index("ix_examples_dataset_id_status_id", "dataset_id", "status", "id"),
         Index("ix_examples_content_hash", "content_hash"),
     )
 

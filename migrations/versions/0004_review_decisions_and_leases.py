@@ -19,6 +19,12 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    op.create_index(
+        "ix_examples_dataset_id_status_id",
+        "examples",
+        ["dataset_id", "status", "id"],
+        unique=False,
+    )
     op.create_table(
         "review_decisions",
         sa.Column("example_id", BigId, nullable=False),
@@ -110,3 +116,4 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_review_decisions_collection_id"), table_name="review_decisions")
     op.drop_index(op.f("ix_review_decisions_example_id"), table_name="review_decisions")
     op.drop_table("review_decisions")
+    op.drop_index("ix_examples_dataset_id_status_id", table_name="examples")
