@@ -191,7 +191,7 @@ def _generate_locally(
         return
     run = session.get(TrainingRun, ref.run_id)
     assert run is not None
-    made = generator_for(run.id, run.base_model).answer([p.turns for p in missing], settings)
+    made = generator_for(run).answer([p.turns for p in missing], settings)
     for prompt, answer in zip(missing, made, strict=True):
         answer.key = answers[prompt.prompt_id].key
         answers[prompt.prompt_id] = answer

@@ -1,37 +1,52 @@
 """Answers from a training run's model, generated locally with transformers, in batches.
 
-The artifact layout is the training contract: `final/` holds a PEFT LoRA adapter (its base
-model is `run.base_model`) or a full model, and a tokenizer whose chat template is set.
+The artifact layout is the training contract: `{data_dir}/training/runs/{id}/final/` holds a
+PEFT LoRA adapter (its base model is `run.base_model`) or a full model, and a tokenizer whose
+chat template is set.
 torch, transformers and peft are imported when a model is loaded, so that importing this
 module costs nothing on a machine without the `ml` extra.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
 from app.core.errors import InvalidInput
 from app.evaluation.answers import Answer, GenerationSettings, run_final_dir
+from app.models import TrainingRun
 
 BATCH_SIZE = 8
 
 
-def load_run_model(final: Path, base_model: str) -> tuple[Any, Any, Any]:
-    """(tokenizer, model in eval mode, device) of a run's final artifact."""
+def load_run_model(run: TrainingRun) -> tuple[Any, Any, Any]:
+    """(tokenizer, model in eval mode, device) of a succeeded run's final artifact: loaded by
+    the training domain's own loader where it is installed, else by the contract's layout."""
+    try:
+        from app.training.service import load_trained_model
+    except ImportError:
+        tokenizer, model = _load(run_final_dir(run.id), run.base_model)
+    else:
+        model, tokenizer = load_trained_model(run)
+    if not tokenizer.chat_template:
+        raise InvalidInput(f"the tokenizer of training run {run.id} has no chat template")
+    # Generation pads on the left, so that every prompt's next token comes right after it.
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer, model, next(model.parameters()).device
+
+
+def _load(final: Path, base_model: str) -> tuple[Any, Any]:
+    """A PEFT adapter on its base model, or a full model, and the tokenizer, from `final`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = "auto" if device.type == "cuda" else torch.float32
-    # Generation pads on the left, so that every prompt's next token comes right after it.
-    tokenizer = AutoTokenizer.from_pretrained(final, local_files_only=True, padding_side="left")
-    if not tokenizer.chat_template:
-        raise InvalidInput(f"the tokenizer in {final} has no chat template", field="model")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer = AutoTokenizer.from_pretrained(final, local_files_only=True)
     if (final / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -39,18 +54,24 @@ def load_run_model(final: Path, base_model: str) -> tuple[Any, Any, Any]:
         model: Any = PeftModel.from_pretrained(base, str(final))
     else:
         model = AutoModelForCausalLM.from_pretrained(final, local_files_only=True, dtype=dtype)
-    return tokenizer, cast(Any, model).to(device).eval(), device
+    return tokenizer, cast(Any, model).to(device).eval()
 
 
-@lru_cache(maxsize=2)
-def _loaded(run_id: int, base_model: str) -> LocalGenerator:
-    # Loading takes seconds; a worker keeps the last models it used.
-    return LocalGenerator(*load_run_model(run_final_dir(run_id), base_model))
+# A worker keeps the last models it used (loading takes seconds), by artifact folder: a run's
+# final artifact never changes once it has succeeded.
+_LOADED: OrderedDict[str, LocalGenerator] = OrderedDict()
+KEEP_LOADED = 2
 
 
-def generator_for(run_id: int, base_model: str) -> LocalGenerator:
+def generator_for(run: TrainingRun) -> LocalGenerator:
     """The generator of a succeeded training run's model."""
-    return _loaded(run_id, base_model)
+    key = str(run_final_dir(run.id).resolve())
+    if key not in _LOADED:
+        while len(_LOADED) >= KEEP_LOADED:
+            _LOADED.popitem(last=False)
+        _LOADED[key] = LocalGenerator(*load_run_model(run))
+    _LOADED.move_to_end(key)
+    return _LOADED[key]
 
 
 class LocalGenerator:
