@@ -59,7 +59,7 @@ def insert_examples(
                 Example.dataset_id == dataset_id, Example.content_hash.in_(hashes)
             )
         )
-        ids.update(dict(found.tuples().all()))
+        ids.update({content_hash: example_id for content_hash, example_id in found})
     return ids
 
 
@@ -117,7 +117,7 @@ def _origins(session: Session, ids: list[int]) -> dict[int, str]:
         rows = session.execute(
             select(Example.id, Example.origin).where(Example.id.in_(ids[start : start + BATCH]))
         )
-        found.update(dict(rows.tuples().all()))
+        found.update({example_id: origin for example_id, origin in rows})
     return found
 
 
