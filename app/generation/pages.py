@@ -72,7 +72,7 @@ def _form_page(
         "quality_operations": tuple(prompts.QUALITY_METHODS),
         "endpoints": sorted(get_settings().llm),
         "error": error,
-        "estimate": _estimate(session, name, fields),
+        **_estimate(session, name, fields),
     }
     return render(request, "generation/form.html", context, status_code=status)
 
