@@ -115,12 +115,14 @@ def include_pages(app: FastAPI) -> None:
     from app.generation.pages import router as generation_pages
     from app.jobs.pages import router as jobs_pages
     from app.review.pages import router as review_pages
+    from app.training.pages import router as training_pages
     from app.users.pages import router as users_pages
 
     # First: the dataset pages' /datasets/{name:path} would take /datasets/NAME/generate.
     app.include_router(generation_pages)
     for router in (users_pages, datasets_pages, jobs_pages, review_pages, collections_pages):
         app.include_router(router)
+    app.include_router(training_pages)
 
 
 # Route parameters: the signed-in browser user, and one who is at least a lead.

@@ -1,0 +1,410 @@
+"""Training runs: launching one (exactly once per idempotency key), following, cancelling and
+resuming it, its artifacts, and loading the trained model back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.db import conflict_insert, is_postgres, transaction
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.jobs.runner import JobCancelled, Progress
+from app.jobs.service import cancel_job, create_job, enqueue, on_commit
+from app.models import (
+    Job,
+    JobState,
+    RunState,
+    Snapshot,
+    SnapshotItem,
+    TrainingMetric,
+    TrainingRun,
+    User,
+)
+from app.models.base import utcnow
+from app.training import layout
+from app.training.presets import TrainingParams
+
+JOB_KIND = "train"
+ACTIVE = frozenset({RunState.QUEUED.value, RunState.RUNNING.value})
+METRIC_FIELDS = ("loss", "learning_rate", "tokens_per_s", "epoch")
+
+
+# ---------------------------------------------------------------- launching
+
+
+def derived_key(snapshot_id: int, base_model: str, params: TrainingParams) -> str:
+    """A key for a launch without one: the same snapshot, model and config give the same run
+    (to train the same thing again, change the seed)."""
+    body = json.dumps([snapshot_id, base_model, params.model_dump()], sort_keys=True)
+    return "derived:" + hashlib.sha256(body.encode()).hexdigest()
+
+
+def check_base_model(base_model: str, template: str) -> str:
+    """The base model folder as an absolute path; it must hold a config and a tokenizer with a
+    chat template unless the run names one."""
+    folder = Path(base_model).expanduser()
+    if not (folder / "config.json").is_file():
+        raise InvalidInput(
+            f"base_model: {base_model} is not a model folder with a config.json", field="base_model"
+        )
+    if not (folder / "tokenizer_config.json").is_file():
+        raise InvalidInput(f"base_model: {base_model} has no tokenizer", field="base_model")
+    if template == "auto" and not _has_chat_template(folder):
+        raise InvalidInput(
+            f"template: the base model {base_model} has no chat template; "
+            "choose a named one (alpaca or vicuna)",
+            field="template",
+        )
+    return str(folder.resolve())
+
+
+def _has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    return bool(config.get("chat_template"))
+
+
+def create_run(
+    session: Session,
+    snapshot_id: int,
+    base_model: str,
+    params: TrainingParams,
+    *,
+    user: User | None = None,
+    idempotency_key: str | None = None,
+    send: bool = True,
+) -> tuple[TrainingRun, bool]:
+    """A queued run and its job, in this transaction; (run, created). The same idempotency
+    key (given or derived) gives the existing run back, also when two launches race."""
+    if session.get(Snapshot, snapshot_id) is None:
+        raise NotFound(f"no snapshot {snapshot_id}")
+    base_model = check_base_model(base_model, params.template)
+    key = idempotency_key or derived_key(snapshot_id, base_model, params)
+    existing = _by_key(session, key)
+    if existing is not None:
+        return existing, False
+    try:
+        with session.begin_nested():
+            run = _insert_run(session, snapshot_id, base_model, params, user, key, send)
+    except IntegrityError:
+        # Another launch with this key committed first: its run is the one.
+        existing = _by_key(session, key)
+        if existing is None:
+            raise
+        return existing, False
+    return run, True
+
+
+def _by_key(session: Session, key: str) -> TrainingRun | None:
+    return session.scalar(select(TrainingRun).where(TrainingRun.idempotency_key == key))
+
+
+def _insert_run(
+    session: Session,
+    snapshot_id: int,
+    base_model: str,
+    params: TrainingParams,
+    user: User | None,
+    key: str,
+    send: bool,
+) -> TrainingRun:
+    run = TrainingRun(
+        snapshot_id=snapshot_id,
+        base_model=base_model,
+        method=params.method,
+        params=params.model_dump(),
+        state=RunState.QUEUED.value,
+        artifacts={},
+        logs="",
+        idempotency_key=key,
+        created_by_id=user.id if user else None,
+    )
+    session.add(run)
+    session.flush()
+    run.output_dir = str(layout.run_dir(run.id))
+    job = create_job(session, JOB_KIND, {"run_id": run.id}, queue="gpu", user=user, send=send)
+    run.job_id = job.id
+    session.flush()
+    return run
+
+
+# ---------------------------------------------------------------- reading
+
+
+def get_run(session: Session, run_id: int) -> TrainingRun:
+    """The run with this id; NotFound otherwise."""
+    run = session.get(TrainingRun, run_id)
+    if run is None:
+        raise NotFound(f"no training run {run_id}")
+    return run
+
+
+def list_runs(session: Session, limit: int = 100) -> list[TrainingRun]:
+    """The newest runs first."""
+    query = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def run_job(session: Session, run: TrainingRun) -> Job | None:
+    """The job that trains the run."""
+    return session.get(Job, run.job_id) if run.job_id is not None else None
+
+
+def run_state(session: Session, run: TrainingRun) -> str:
+    """The run's live state. Its job says whether it is queued or running (the run row is
+    written with the job's final commit); a running job whose worker has been silent for
+    longer than `job_stale_after_s` is `stalled`: its worker died, and it can resume."""
+    if run.state in (RunState.SUCCEEDED.value, RunState.CANCELLED.value):
+        return run.state
+    job = run_job(session, run)
+    if job is None:
+        return run.state
+    if job.state == JobState.RUNNING.value and _silent(run, job):
+        return RunState.STALLED.value
+    if job.state in (JobState.QUEUED.value, JobState.RUNNING.value):
+        return job.state
+    if job.state == JobState.SUCCEEDED.value:
+        return run.state if run.state == RunState.SUCCEEDED.value else RunState.FAILED.value
+    return job.state if job.state in RunState.__members__.values() else RunState.FAILED.value
+
+
+def _silent(run: TrainingRun, job: Job) -> bool:
+    beats = [job.heartbeat_at.timestamp()] if job.heartbeat_at else []
+    touched = layout.last_heartbeat(layout.run_dir(run.id))
+    if touched is not None:
+        beats.append(touched)
+    if not beats:
+        return False
+    return time.time() - max(beats) > get_settings().job_stale_after_s
+
+
+def run_metrics(session: Session, run: TrainingRun) -> list[dict[str, Any]]:
+    """The run's metrics by step: the stored rows, and while it trains the lines its worker
+    has written to the run folder so far (on SQLite the rows arrive with the job's commit)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for metric in session.scalars(
+        select(TrainingMetric).where(TrainingMetric.run_id == run.id).order_by(TrainingMetric.step)
+    ):
+        rows[metric.step] = {"step": metric.step} | {f: getattr(metric, f) for f in METRIC_FIELDS}
+    if run.state != RunState.SUCCEEDED.value:
+        for line in layout.read_metrics(layout.run_dir(run.id)):
+            rows[int(line["step"])] = {"step": int(line["step"])} | {
+                f: line.get(f) for f in METRIC_FIELDS
+            }
+    return [rows[step] for step in sorted(rows)]
+
+
+def run_logs(run: TrainingRun) -> str:
+    """The run's log: the live file while it exists, else what the run stored."""
+    return layout.log_tail(layout.run_dir(run.id)) or run.logs or ""
+
+
+# ---------------------------------------------------------------- cancel and resume
+
+
+def cancel_run(session: Session, run: TrainingRun) -> TrainingRun:
+    """Stop a queued or running run (it checkpoints first); cancelling twice is no error.
+    Routes call `signal_cancel(run.job_id)` before, as for any job."""
+    state = run_state(session, run)
+    if state == RunState.CANCELLED.value:
+        return run
+    if state not in (*ACTIVE, RunState.STALLED.value):
+        raise Conflict(f"training run {run.id} has already {state}", state=state)
+    if run.job_id is not None:
+        cancel_job(session, run.job_id)
+    run.state = RunState.CANCELLED.value
+    run.finished_at = utcnow()
+    return run
+
+
+def resume_run(session: Session, run: TrainingRun, *, send: bool = True) -> TrainingRun:
+    """Queue a failed, cancelled or stalled run again; it goes on from its last checkpoint."""
+    state = run_state(session, run)
+    if state not in (RunState.FAILED.value, RunState.CANCELLED.value, RunState.STALLED.value):
+        raise Conflict(
+            f"training run {run.id} is {state}; only failed, cancelled or stalled runs resume",
+            state=state,
+        )
+    job = run_job(session, run)
+    if job is None:
+        raise Conflict(f"training run {run.id} has lost its job")
+    job.state = JobState.QUEUED.value
+    job.error = None
+    job.attempts = 0
+    job.finished_at = None
+    run.state = RunState.QUEUED.value
+    run.finished_at = None
+    if send:
+        on_commit(session, partial(enqueue, job.id, job.queue))
+    return run
+
+
+# ---------------------------------------------------------------- training (in the worker)
+
+
+def write_inputs(session: Session, run: TrainingRun, folder: Path) -> int:
+    """Write the run's exact config and the snapshot's conversations into its folder; the
+    snapshot is frozen, so a second write gives the same files."""
+    spec = {
+        "run_id": run.id,
+        "snapshot_id": run.snapshot_id,
+        "base_model": run.base_model,
+        "method": run.method,
+        "params": run.params,
+    }
+    layout.write_spec(folder, spec)
+    query = (
+        select(SnapshotItem.messages)
+        .where(SnapshotItem.snapshot_id == run.snapshot_id)
+        .order_by(SnapshotItem.position)
+    )
+    count = 0
+    partial_file = layout.data_file(folder).with_suffix(".partial")
+    with partial_file.open("w", encoding="utf-8") as handle:
+        for messages in session.scalars(query):
+            handle.write(json.dumps(messages, ensure_ascii=False) + "\n")
+            count += 1
+    partial_file.replace(layout.data_file(folder))
+    return count
+
+
+def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[str, Any]:
+    """Train the run (from its last checkpoint) and record metrics, artifacts and logs in
+    `session`. A run whose final artifact exists is only recorded again."""
+    from app.training.launcher import run_training
+    from app.training.trainer import StopRequested
+
+    folder = layout.run_dir(run.id)
+    final_spec = layout.final_dir(folder) / layout.SPEC_NAME
+    if final_spec.is_file():
+        summary = json.loads(final_spec.read_text())["summary"]
+    else:
+        write_inputs(session, run, folder)
+        layout.heartbeat(folder)
+        live = is_postgres(session)
+        params = TrainingParams(**run.params)
+
+        def on_step(step: int, total: int) -> None:
+            try:
+                progress(step, total)
+            except JobCancelled:
+                raise StopRequested() from None
+
+        def on_metric(row: dict[str, Any]) -> None:
+            if live:  # others see it at once; on SQLite the final commit brings it
+                with transaction(session.get_bind().engine) as side:
+                    store_metrics(side, run.id, [row])
+
+        try:
+            summary = run_training(folder, params.processes, on_step, on_metric)
+        except StopRequested:
+            raise JobCancelled() from None
+    store_metrics(session, run.id, layout.read_metrics(folder))
+    progress(summary["steps"], summary["steps"], force=True)
+    run.state = RunState.SUCCEEDED.value
+    run.artifacts = {
+        "final": str(layout.final_dir(folder)),
+        "kind": "adapter" if run.method == "lora" else "model",
+        "files": layout.artifact_files(folder),
+        "summary": summary,
+    }
+    run.logs = layout.log_tail(folder)
+    run.started_at = run.started_at or (run_job(session, run) or run).started_at
+    run.finished_at = utcnow()
+    return {
+        "steps": summary["steps"],
+        "examples": summary["examples"],
+        "train_loss": round(summary["train_loss"], 4),
+    }
+
+
+def store_metrics(session: Session, run_id: int, rows: list[dict[str, Any]]) -> None:
+    """Upsert metrics rows on (run, step): storing them twice changes nothing."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    values = [
+        {"run_id": run_id, "step": int(r["step"])} | {f: r.get(f) for f in METRIC_FIELDS}
+        for r in rows
+    ]
+    statement = conflict_insert(TrainingMetric.__table__, dialect).values(values)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["run_id", "step"],
+            set_={f: getattr(statement.excluded, f) for f in METRIC_FIELDS},
+        )
+    )
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+def artifact_path(run: TrainingRun, relative: str) -> Path:
+    """A file of the run's final artifact; NotFound for anything else (no escaping it)."""
+    final = layout.final_dir(layout.run_dir(run.id)).resolve()
+    path = (final / relative).resolve()
+    if not path.is_relative_to(final) or not path.is_file():
+        raise NotFound(f"training run {run.id} has no artifact file {relative!r}")
+    return path
+
+
+def load_trained_model(run: TrainingRun, *, device: str | None = None) -> tuple[Any, Any]:
+    """The run's trained model in eval mode (the base model with its LoRA adapter, or the full
+    model) and its tokenizer, which carries the chat template the run trained with."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    final = layout.final_dir(layout.run_dir(run.id))
+    if not (final / layout.SPEC_NAME).is_file():
+        raise Conflict(f"training run {run.id} has no final artifact yet")
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = "auto" if target.type == "cuda" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(final, local_files_only=True)
+    if (final / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(
+            run.base_model, local_files_only=True, dtype=dtype
+        )
+        model: Any = PeftModel.from_pretrained(base, final, local_files_only=True)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(final, local_files_only=True, dtype=dtype)
+    return model.to(target).eval(), tokenizer
+
+
+def describe(session: Session, run: TrainingRun, *, full: bool = False) -> dict[str, Any]:
+    """The run as the API and the pages show it: live state and step, metrics and logs when
+    `full`."""
+    job = run_job(session, run)
+    metrics = run_metrics(session, run) if full else None
+    step = job.done if job else 0
+    if metrics:
+        step = max(step, metrics[-1]["step"])
+    return {
+        "id": run.id,
+        "snapshot_id": run.snapshot_id,
+        "base_model": run.base_model,
+        "method": run.method,
+        "state": run_state(session, run),
+        "params": run.params,
+        "job_id": run.job_id,
+        "step": step,
+        "total_steps": job.total if job else None,
+        "output_dir": run.output_dir,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at or (job.finished_at if job else None),
+        "error": job.error if job else None,
+        "checkpoints": layout.checkpoints(layout.run_dir(run.id)),
+        "metrics": metrics,
+        "logs": run_logs(run) if full else None,
+    }
