@@ -18,6 +18,7 @@ from app.core.config import get_settings
 from app.core.errors import SiftError
 from app.core.logging import configure_logging
 from app.datasets.routes import router as datasets_api
+from app.evaluation.routes import router as evaluation_api
 from app.generation.routes import router as generation_api
 from app.jobs.routes import router as jobs_api
 from app.review.routes import router as review_api
@@ -103,6 +104,7 @@ def create_app() -> FastAPI:
     app.include_router(scoring_api)
     app.include_router(collections_api)
     app.include_router(selection_api)
+    app.include_router(evaluation_api)
     app.include_router(review_api)
     app.include_router(generation_api)
     app.include_router(training_api)

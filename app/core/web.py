@@ -112,6 +112,7 @@ def include_pages(app: FastAPI) -> None:
     """Mount the routers of every domain's pages."""
     from app.collections.pages import router as collections_pages
     from app.datasets.pages import router as datasets_pages
+    from app.evaluation.pages import router as evaluation_pages
     from app.generation.pages import router as generation_pages
     from app.jobs.pages import router as jobs_pages
     from app.review.pages import router as review_pages
@@ -123,6 +124,7 @@ def include_pages(app: FastAPI) -> None:
     for router in (users_pages, datasets_pages, jobs_pages, review_pages, collections_pages):
         app.include_router(router)
     app.include_router(training_pages)
+    app.include_router(evaluation_pages)
 
 
 # Route parameters: the signed-in browser user, and one who is at least a lead.

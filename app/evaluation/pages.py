@@ -1,0 +1,147 @@
+"""Evaluation pages: the list with win / tie / lose bars and the new-evaluation form, one
+evaluation with live progress and its prompts, and one prompt with both answers and verdicts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.db import DB
+from app.core.errors import SiftError
+from app.core.web import PageLead, PageUser, check_csrf, render
+from app.evaluation import service
+from app.evaluation.answers import GenerationSettings
+from app.evaluation.judge import JUDGE_PROMPTS
+from app.models import ItemState, JobState, Role, TrainingRun, User
+
+# Every state-changing request to these pages must carry the session's CSRF token.
+router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
+ACTIVE = frozenset({JobState.QUEUED.value, JobState.RUNNING.value})
+
+
+def _model_choices(session: Session) -> list[str]:
+    """What the form suggests as models: succeeded training runs and configured endpoints."""
+    runs = session.scalars(
+        select(TrainingRun.id)
+        .where(TrainingRun.state == "succeeded")
+        .order_by(TrainingRun.id.desc())
+        .limit(50)
+    )
+    return [f"run:{i}" for i in runs] + [f"endpoint:{n}" for n in sorted(get_settings().llm)]
+
+
+def _list_page(
+    request: Request,
+    session: Session,
+    user: User,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    runs = service.list_evaluations(session)
+    context = {
+        "user": user,
+        "section": "evaluations",
+        "evaluations": [service.summary(session, run) for run in runs],
+        "comparisons": service.comparisons(session, runs),
+        "test_sets": service.list_test_sets(session),
+        "models": _model_choices(session),
+        "judges": sorted(get_settings().llm),
+        "judge_prompts": ("auto", *JUDGE_PROMPTS),
+        "can_start": user.has_role(Role.LEAD),
+        "error": error,
+        "form": form or {},
+    }
+    return render(request, "evaluation/list.html", context, status_code=status)
+
+
+@router.get("/evaluations")
+def evaluations_page(request: Request, session: DB, user: PageUser) -> HTMLResponse:
+    """Every evaluation with its totals, the bars per test set, and (for leads) the form."""
+    return _list_page(request, session, user)
+
+
+@router.post("/evaluations", response_model=None)
+def start_evaluation(
+    request: Request,
+    session: DB,
+    user: PageLead,
+    model_a: Annotated[str, Form()],
+    model_b: Annotated[str, Form()],
+    test_set: Annotated[str, Form()],
+    judge: Annotated[str, Form()],
+    judge_prompt: Annotated[str, Form()] = "auto",
+    max_tokens: Annotated[int, Form()] = 512,
+    temperature: Annotated[float, Form()] = 0.0,
+) -> Response:
+    """Start an evaluation and go to its page; a mistake shows the form again, filled in."""
+    try:
+        run = service.start_evaluation(
+            session,
+            model_a,
+            model_b,
+            test_set,
+            judge,
+            judge_prompt=judge_prompt,
+            generation=GenerationSettings(max_tokens=max_tokens, temperature=temperature),
+            user=user,
+        )
+    except SiftError as exc:  # raised before anything is written
+        form = {
+            "model_a": model_a,
+            "model_b": model_b,
+            "test_set": test_set,
+            "judge": judge,
+            "judge_prompt": judge_prompt,
+        }
+        return _list_page(request, session, user, exc.message, form, status=exc.status_code)
+    return RedirectResponse(f"/evaluations/{run.id}", status_code=303)
+
+
+@router.get("/evaluations/{run_id}")
+def evaluation_page(request: Request, run_id: int, session: DB, user: PageUser) -> HTMLResponse:
+    """One evaluation: live progress and bars (the fragment htmx polls), and its prompts."""
+    run = service.get_evaluation(session, run_id)
+    shown = service.summary(session, run)
+    items = service.list_items(session, run)
+    context = {
+        "user": user,
+        "section": "evaluations",
+        "run": shown,
+        "items": items,
+        "polling": shown["state"] in ACTIVE,
+        "can_retry": user.has_role(Role.LEAD)
+        and shown["state"] not in ACTIVE
+        and shown["state"] != JobState.PAUSED_BUDGET.value
+        and any(item.state == ItemState.FAILED.value for item in items),
+    }
+    return render(request, "evaluation/detail.html", context, fragment="evaluation/_progress.html")
+
+
+@router.post("/evaluations/{run_id}/retry", response_model=None)
+def retry(run_id: int, session: DB, user: PageLead) -> Response:
+    """Ask again what failed in an evaluation that has ended."""
+    service.retry_evaluation(session, run_id, user=user)
+    return RedirectResponse(f"/evaluations/{run_id}", status_code=303)
+
+
+@router.get("/evaluations/{run_id}/items/{item_id}")
+def item_page(
+    request: Request, run_id: int, item_id: int, session: DB, user: PageUser
+) -> HTMLResponse:
+    """One prompt of an evaluation: its turns, both answers, both judge texts and verdicts."""
+    run = service.get_evaluation(session, run_id)
+    item = service.get_item(session, run, item_id)
+    context = {
+        "user": user,
+        "section": "evaluations",
+        "run": service.summary(session, run),
+        "item": item,
+        "turns": list(zip(item.turns, item.answers_a or [], item.answers_b or [], strict=False)),
+    }
+    return render(request, "evaluation/item.html", context)

@@ -1,0 +1,52 @@
+"""Evaluations written straight into a test's session: items as a finished job leaves them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.evaluation.engine import refresh_totals, upsert_items
+from app.evaluation.service import import_test_set_records, start_evaluation
+from app.models import EvalRun
+
+
+def configure_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Endpoints alpha, beta and judge in the settings (nothing is sent to them here)."""
+    for name in ("alpha", "beta", "judge"):
+        monkeypatch.setenv(f"SIFT_LLM__{name.upper()}__BASE_URL", "http://127.0.0.1:9/v1")
+        monkeypatch.setenv(f"SIFT_LLM__{name.upper()}__MODEL", f"{name}-model")
+    get_settings.cache_clear()
+
+
+def judged_run(session: Session, name: str, items: list[dict[str, Any]]) -> EvalRun:
+    """An evaluation of alpha against beta on test set `name`, with these items judged
+    (each: prompt, verdict_ab, verdict_ba, verdict, state, and optionally more columns)."""
+    records = [{"question_id": f"p{i}", "turns": [item["prompt"]]} for i, item in enumerate(items)]
+    import_test_set_records(session, name, records)
+    run = start_evaluation(session, "alpha", "beta", name, "judge", send=False)
+    rows = []
+    for i, item in enumerate(items):
+        row = {
+            "run_id": run.id,
+            "prompt_id": f"p{i}",
+            "position": i,
+            "prompt": item["prompt"],
+            "turns": [item["prompt"]],
+            "category": None,
+            "answers_a": ["an answer from A"],
+            "answers_b": ["an answer from B"],
+            "judge_ab": "8 3\nA is better.",
+            "judge_ba": "3 8\nA is better.",
+            "error": None,
+            "raw": {"scores": {"ab": [8, 3], "ba": [3, 8]}},
+        }
+        row.update(item)
+        rows.append(row)
+    upsert_items(session, rows)
+    refresh_totals(session, run.id)
+    session.flush()
+    session.refresh(run)
+    return run
