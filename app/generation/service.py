@@ -198,8 +198,8 @@ def _cost(endpoint: LLMEndpoint, prompts_and_sampling: list[tuple[str, dict[str,
 
 def estimate(session: Session, spec: GenerationSpec) -> Estimate:
     """How many calls the run makes and the most they cost, before anything is sent."""
+    source = get_dataset(session, spec.source)  # an unknown name is a 404 before all else
     spec.check()
-    source = get_dataset(session, spec.source)
     endpoint = get_endpoint(spec.endpoint)
     rows = source_tasks(session, source.id, _last_id(session, source), None)
     if spec.method == "self-instruct":
@@ -273,8 +273,8 @@ def start_generation(
     send: bool = True,
 ) -> Job:
     """Queue a generation job; the `into` dataset is created if missing."""
-    spec.check()
     source = get_dataset(session, spec.source)
+    spec.check()
     endpoint = get_endpoint(spec.endpoint)
     if spec.budget_usd is not None:
         require_priced(spec.endpoint, endpoint)
