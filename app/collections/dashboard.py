@@ -352,6 +352,11 @@ def collection_jobs(session: Session, collection: Collection, limit: int = 20) -
     return list(session.scalars(query))
 
 
+def all_dataset_names(session: Session) -> list[str]:
+    """Every dataset's name, without counting their examples (a pool may hold millions)."""
+    return list(session.scalars(select(Dataset.name).order_by(Dataset.name)))
+
+
 def dataset_names(session: Session, ids: set[int | None]) -> dict[int, str]:
     """Dataset id -> name for these ids."""
     wanted = [i for i in ids if i is not None]

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from threadpoolctl import threadpool_limits
 
 from app.models import Collection, CollectionItem, Dataset, Embedding, Example
 from app.selection.embeddings import load_embeddings
@@ -87,7 +88,9 @@ def principal_components(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
             basis, _ = np.linalg.qr(centred @ (centred.T @ basis))
         _, _, vt = np.linalg.svd(basis.T @ centred, full_matrices=False)
     else:
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        # The SVD of the small d x d scatter matrix has the same axes as that of the n x d
+        # data, at a fraction of the cost (seconds for 3,000 x 384 on a busy machine).
+        _, _, vt = np.linalg.svd(centred.T @ centred)
     axes = vt[:2]
     if axes.shape[0] < 2:
         axes = np.vstack([axes, np.zeros((2 - axes.shape[0], centred.shape[1]))])
@@ -136,7 +139,10 @@ def embedding_map(
     }
     if len(points) < 3:
         return result
-    coords = principal_components(np.stack([vectors[h] for _, h, _ in points]), seed)
+    # BLAS threads fighting over the cores of a busy web server made this 3,000 x 384
+    # projection take seconds instead of milliseconds.
+    with threadpool_limits(limits=1, user_api="blas"):
+        coords = principal_components(np.stack([vectors[h] for _, h, _ in points]), seed)
     low, span = coords.min(axis=0), np.ptp(coords, axis=0)
     span[span == 0] = 1.0
     scaled = (coords - low) / span

@@ -16,9 +16,9 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
-from starlette.datastructures import FormData
 
 from app.collections import dashboard, service
 from app.collections.embedding_map import embedding_map
@@ -72,38 +72,51 @@ def parse_quotas(text: str, field: str) -> dict[str, int]:
     return quotas
 
 
-def _number(form: FormData, name: str, kind: type, default: Any = None) -> Any:
-    raw = str(form.get(name) or "").strip()
-    if not raw:
+class RecipeForm(BaseModel):
+    """The dashboard's recipe form as typed; `spec_from_form` reads it (naming a bad field)."""
+
+    dataset: str = ""
+    method: str = ""
+    budget: str = ""
+    filters: str = ""
+    source: str = ""
+    scorer: str = ""
+    threshold: str = ""
+    embedding_model: str = ""
+    group_by: str = "source"
+    tau: str = ""
+    quotas: str = ""
+    one_per_cluster: str = ""
+    seed: str = ""
+    name: str = ""
+
+
+def _number(raw: str, name: str, kind: type, default: Any = None) -> Any:
+    if not raw.strip():
         return default
     try:
-        return kind(raw)
+        return kind(raw.strip())
     except ValueError:
-        raise InvalidInput(f"{name}: {raw!r} is not a number", field=name) from None
+        raise InvalidInput(f"{name}: {raw.strip()!r} is not a number", field=name) from None
 
 
-def _text(form: FormData, name: str) -> str | None:
-    return str(form.get(name) or "").strip() or None
-
-
-def spec_from_form(form: FormData) -> SelectionSpec:
+def spec_from_form(form: RecipeForm) -> SelectionSpec:
     """A selection recipe from the dashboard's form; a field that cannot be read is named."""
-    quotas = parse_quotas(str(form.get("quotas") or ""), "group")
-    filters = str(form.get("filters") or "").replace("\n", ",").split(",")
+    filters = form.filters.replace("\n", ",").split(",")
     spec = SelectionSpec(
-        dataset=str(form.get("dataset") or ""),
-        method=str(form.get("method") or ""),
-        budget=_number(form, "budget", int),
+        dataset=form.dataset.strip(),
+        method=form.method.strip(),
+        budget=_number(form.budget, "budget", int),
         filters=[f.strip() for f in filters if f.strip()],
-        source=_text(form, "source"),
-        scorer=_text(form, "scorer"),
-        threshold=_number(form, "threshold", float, 0.9),
-        embedding_model=_text(form, "embedding_model"),
-        group_by=str(form.get("group_by") or "source"),
-        tau=_number(form, "tau", float, 3.0),
-        quotas=quotas or None,
-        one_per_cluster=_text(form, "one_per_cluster"),
-        seed=_number(form, "seed", int, 0),
+        source=form.source.strip() or None,
+        scorer=form.scorer.strip() or None,
+        threshold=_number(form.threshold, "threshold", float, 0.9),
+        embedding_model=form.embedding_model.strip() or None,
+        group_by=form.group_by.strip() or "source",
+        tau=_number(form.tau, "tau", float, 3.0),
+        quotas=parse_quotas(form.quotas, "group") or None,
+        one_per_cluster=form.one_per_cluster.strip() or None,
+        seed=_number(form.seed, "seed", int, 0),
     )
     if not spec.dataset:
         raise InvalidInput("dataset: choose the pool to select from", field="dataset")
@@ -114,6 +127,10 @@ def spec_from_form(form: FormData) -> SelectionSpec:
     if spec.one_per_cluster and spec.one_per_cluster not in CLUSTER_METHODS:
         raise InvalidInput(f"one_per_cluster: one of {CLUSTER_METHODS}", field="one_per_cluster")
     return spec
+
+
+Recipe = Annotated[RecipeForm, Form()]
+ExampleIds = Annotated[list[str] | None, Form(alias="example_id")]
 
 
 # ---------------------------------------------------------------- the list
@@ -200,7 +217,7 @@ def _dashboard(
         "actions": dashboard.REVIEW_ACTIONS,
         "agreement": dashboard.agreement(session, collection),
         "review_url": "/review/queue?" + urlencode({"collection": collection.name}),
-        "dataset_names": [d.name for d, _ in datasets.list_datasets(session)],
+        "dataset_names": dashboard.all_dataset_names(session),
         "pool_names": [d.name for d in pool],
         "scorers": sorted({s.name for s in list_scorers(session)}),
         "methods": METHODS,
@@ -304,7 +321,7 @@ def pool_fragment(
     """Examples of a pool dataset not yet in the collection, searchable, by keyset."""
     collection = _collection(session, name)
     pool = dashboard.pool_datasets(session, collection)
-    names = [d.name for d, _ in datasets.list_datasets(session)]
+    names = dashboard.all_dataset_names(session)
     chosen = dataset or (pool[0].name if pool else (names[0] if names else ""))
     examples: list[Any] = []
     next_url = None
@@ -357,9 +374,10 @@ def save_guidelines(
 
 
 @router.post("/collections/{name}/preview")
-async def preview_fragment(request: Request, name: str, session: DB, user: PageLead) -> Response:
+def preview_fragment(
+    request: Request, name: str, session: DB, user: PageLead, form: Recipe
+) -> HTMLResponse:
     """What the recipe in the form would pick, before and after; writes nothing."""
-    form = await request.form()
     collection = _collection(session, name)
     context: dict[str, Any] = {"collection": collection}
     try:
@@ -370,11 +388,12 @@ async def preview_fragment(request: Request, name: str, session: DB, user: PageL
 
 
 @router.post("/collections/{name}/select", response_model=None)
-async def run_selection(request: Request, name: str, session: DB, user: PageLead) -> Response:
+def run_selection(
+    request: Request, name: str, session: DB, user: PageLead, form: Recipe
+) -> Response:
     """Run the recipe in the form into the collection as a job (saved by name if given)."""
-    form = await request.form()
     collection = _collection(session, name)
-    recipe_name = _text(form, "name")
+    recipe_name = form.name.strip() or None
     try:
         spec = spec_from_form(form)
         if recipe_name:
@@ -387,9 +406,9 @@ async def run_selection(request: Request, name: str, session: DB, user: PageLead
     return _back(collection, "jobs")
 
 
-def _ids(raw: list[str]) -> list[int]:
+def _ids(raw: list[str] | None) -> list[int]:
     ids = []
-    for value in raw:
+    for value in raw or []:
         if not value.strip().isdigit():
             raise InvalidInput(f"example id {value!r} is not a number", field="example_id")
         ids.append(int(value))
@@ -399,14 +418,19 @@ def _ids(raw: list[str]) -> list[int]:
 
 
 @router.post("/collections/{name}/items/add", response_model=None)
-async def add_items(request: Request, name: str, session: DB, user: PageLead) -> Response:
+def add_items(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    example_ids: ExampleIds = None,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
     """Add examples by hand, with why; the target size and quotas still hold."""
-    form = await request.form()
     collection = _collection(session, name)
     try:
-        ids = _ids([str(v) for v in form.getlist("example_id")])
-        reason = str(form.get("reason") or "").strip()
-        service.add_items(session, collection, ids, user=user, reason=reason)
+        ids = _ids(example_ids)
+        service.add_items(session, collection, ids, user=user, reason=reason.strip())
     except SiftError as exc:
         return _dashboard(
             request, session, user, collection, error=exc.message, status=exc.status_code
@@ -415,14 +439,13 @@ async def add_items(request: Request, name: str, session: DB, user: PageLead) ->
 
 
 @router.post("/collections/{name}/items/remove", response_model=None)
-async def remove_items(request: Request, name: str, session: DB, user: PageLead) -> Response:
+def remove_items(
+    request: Request, name: str, session: DB, user: PageLead, example_ids: ExampleIds = None
+) -> Response:
     """Take examples out of the collection."""
-    form = await request.form()
     collection = _collection(session, name)
     try:
-        service.remove_items(
-            session, collection, _ids([str(v) for v in form.getlist("example_id")])
-        )
+        service.remove_items(session, collection, _ids(example_ids))
     except SiftError as exc:
         return _dashboard(
             request, session, user, collection, error=exc.message, status=exc.status_code
