@@ -259,6 +259,7 @@ def page_as(
         context = browser.new_context(
             base_url=live_server, storage_state=state, accept_downloads=True
         )
+        context.set_default_timeout(15_000)  # fail in seconds, not half a minute
         contexts.append(context)
         page = context.new_page()
         watch(page)
