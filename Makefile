@@ -28,6 +28,7 @@ bench: install  ## every benchmark; each prints its ratios and exits 1 on a miss
 	$(BIN)/python bench/import.py
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/select.py
+	$(BIN)/python bench/generate.py
 
 install: $(INSTALLED) $(HTMX)
 
