@@ -1,21 +1,50 @@
-"""Pages for datasets and their examples: browse, filter, page through, upload."""
+"""Pages for datasets: the list with uploads, and a lead's dashboard for one pool (counts,
+review progress, score distributions, job forms with live progress, duplicates, exports)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
+from app.core.config import get_settings
 from app.core.db import DB
-from app.core.errors import InvalidInput, SiftError
-from app.core.web import PageLead, PageUser, check_csrf, is_htmx, render
-from app.datasets import service
+from app.core.errors import InvalidInput, NotFound, SiftError
+from app.core.web import PageLead, PageUser, check_csrf, render
+from app.datasets import dashboard, service
+from app.datasets.exporter import (
+    EXPORT_FORMATS,
+    ExportOptions,
+    ExportSource,
+    container_for,
+    export_to_file,
+    iter_export_bytes,
+)
 from app.datasets.importer import FORMATS
-from app.models import ExampleStatus, Role, User
-from app.scoring.service import score_condition, score_histograms
+from app.models import Dataset, Example, ExampleStatus, Job, Role, User
+from app.scoring.service import (
+    create_custom_scorer,
+    find_scorer,
+    score_condition,
+    score_histograms,
+    start_score_job,
+)
+from app.selection import dedup
+from app.selection.embeddings import start_embed_job
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
@@ -80,21 +109,30 @@ def import_file(
     return RedirectResponse("/jobs", status_code=303)
 
 
-@router.get("/datasets/{name:path}")
-def dataset_page(
-    request: Request,
-    name: str,
-    session: DB,
-    user: PageUser,
-    source: str = "",
-    status: str = "",
-    q: str = "",
-    score: str = "",
-    after: int | None = None,
-) -> HTMLResponse:
-    """A dataset's examples, filtered and paged by id, and its score distributions; htmx gets
-    only the table."""
-    dataset = service.get_dataset(session, name)
+@dataclass
+class FormError:
+    """A job form that was refused: which form, why, the field at fault, what was typed."""
+
+    form: str
+    message: str
+    field_name: str | None = None
+    values: dict[str, str] = field(default_factory=dict)
+
+
+def _dataset(session: Session, name: str) -> Dataset:
+    return service.get_dataset(session, name)
+
+
+def _examples_context(
+    session: Session,
+    dataset: Dataset,
+    source: str,
+    status: str,
+    q: str,
+    score: str,
+    after: int | None,
+) -> dict[str, Any]:
+    """One filtered page of the examples table, with its paging links."""
     notice = None
     try:
         conditions = [score_condition(session, part) for part in score.split(",") if part.strip()]
@@ -107,17 +145,9 @@ def dataset_page(
     base = dataset_url(dataset.name)
     fields = (("source", source), ("status", status), ("q", q), ("score", score))
     query = {k: v for k, v in fields if v}
-    full_page = not is_htmx(request)
-    context = {
+    return {
         "notice": notice,
         "score": score,
-        # Distributions are drawn on the full page only; the table refreshes without them.
-        "histograms": score_histograms(session, dataset) if full_page else [],
-        "user": user,
-        "section": "datasets",
-        "dataset": dataset,
-        # The table alone (htmx) does not show the total: skip counting a large pool.
-        "total": None if is_htmx(request) else service.count_examples(session, dataset),
         "examples": examples,
         "filters": filters,
         "statuses": [s.value for s in ExampleStatus],
@@ -129,7 +159,364 @@ def dataset_page(
             else None
         ),
     }
-    return render(request, "datasets/detail.html", context, fragment="datasets/_examples.html")
+
+
+def _jobs_context(session: Session, dataset: Dataset) -> dict[str, Any]:
+    jobs = dashboard.recent_jobs(session, dataset)
+    return {"jobs": jobs, "polling": dashboard.any_active(jobs)}
+
+
+def _dashboard(
+    request: Request,
+    session: Session,
+    user: User,
+    dataset: Dataset,
+    examples: dict[str, Any],
+    *,
+    failed: FormError | None = None,
+    notice: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """The whole dashboard. Counts and distributions load as fragments of their own, so the
+    page answers at once on a large pool."""
+    base = dataset_url(dataset.name)
+    is_lead = user.has_role(Role.LEAD)
+    context = {
+        "user": user,
+        "section": "datasets",
+        "dataset": dataset,
+        "base_url": base,
+        "review_url": "/review/queue?" + urlencode({"dataset": dataset.name}),
+        "is_lead": is_lead,
+        "failed": failed,
+        "form_notice": notice,
+        "export_formats": EXPORT_FORMATS,
+        "scorers": dashboard.scorer_names(session) if is_lead else [],
+        "endpoints": dashboard.endpoint_names(),
+        "dedup_methods": dedup.METHODS,
+        **_jobs_context(session, dataset),
+        **examples,
+    }
+    return render(
+        request,
+        "datasets/detail.html",
+        context,
+        fragment="datasets/_examples.html",
+        status_code=status,
+    )
+
+
+@router.get("/datasets/{name}")
+def dataset_page(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageUser,
+    source: str = "",
+    status: str = "",
+    q: str = "",
+    score: str = "",
+    after: int | None = None,
+) -> HTMLResponse:
+    """A dataset's dashboard with its examples, filtered and paged by id; htmx gets only the
+    table."""
+    dataset = _dataset(session, name)
+    examples = _examples_context(session, dataset, source, status, q, score, after)
+    return _dashboard(request, session, user, dataset, examples)
+
+
+@router.get("/datasets/{name}/stats")
+def stats_fragment(request: Request, name: str, session: DB, user: PageUser) -> HTMLResponse:
+    """Size, review progress and counts per source and category (one pass over the pool)."""
+    dataset = _dataset(session, name)
+    context = {"dataset": dataset, "stats": dashboard.breakdown(session, dataset)}
+    return render(request, "datasets/_stats.html", context)
+
+
+@router.get("/datasets/{name}/scores")
+def scores_fragment(request: Request, name: str, session: DB, user: PageUser) -> HTMLResponse:
+    """The histogram of every scorer that has scored the dataset."""
+    dataset = _dataset(session, name)
+    context = {"dataset": dataset, "histograms": score_histograms(session, dataset)}
+    return render(request, "datasets/_scores.html", context)
+
+
+@router.get("/datasets/{name}/jobs")
+def jobs_fragment(request: Request, name: str, session: DB, user: PageUser) -> HTMLResponse:
+    """The dataset's recent jobs with their progress; polls itself while one can move."""
+    dataset = _dataset(session, name)
+    context = {"dataset": dataset, "base_url": dataset_url(dataset.name)}
+    return render(request, "datasets/_jobs.html", context | _jobs_context(session, dataset))
+
+
+# ---------------------------------------------------------------- job forms
+
+
+def _start(
+    request: Request,
+    session: Session,
+    user: User,
+    dataset: Dataset,
+    form: str,
+    values: dict[str, str],
+    start: Callable[[], Job],
+) -> Response:
+    """Start a job from a form: on success back to the dashboard, whose jobs panel shows its
+    progress; a refusal is shown in the form, naming the field, with nothing written."""
+    try:
+        with session.begin_nested():  # a refused form leaves no half-made rows behind
+            start()
+    except SiftError as exc:
+        return _refused(request, session, user, dataset, form, values, exc)
+    return RedirectResponse(dataset_url(dataset.name) + "#jobs", status_code=303)
+
+
+def _refused(
+    request: Request,
+    session: Session,
+    user: User,
+    dataset: Dataset,
+    form: str,
+    values: dict[str, str],
+    exc: SiftError,
+) -> HTMLResponse:
+    field_name = exc.detail.get("field") or ("endpoint" if "endpoint" in exc.detail else None)
+    failed = FormError(form, exc.message, field_name, values)
+    examples = _examples_context(session, dataset, "", "", "", "", None)
+    status = 422 if exc.status_code == 404 else exc.status_code
+    return _dashboard(request, session, user, dataset, examples, failed=failed, status=status)
+
+
+@router.post("/datasets/{name}/score", response_model=None)
+def start_scoring(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    scorer: Annotated[str, Form()] = "",
+    endpoint: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
+    budget_usd: Annotated[str, Form()] = "",
+) -> Response:
+    """Score every example of the dataset that has no score from the scorer yet."""
+    dataset = _dataset(session, name)
+    values = {"scorer": scorer, "endpoint": endpoint, "model": model, "budget_usd": budget_usd}
+
+    def start() -> Job:
+        if not scorer:
+            raise InvalidInput("scorer: choose a scorer", field="scorer")
+        return start_score_job(
+            session,
+            dataset,
+            scorer,
+            endpoint=endpoint or None,
+            model_path=model.strip() or None,
+            budget_usd=dashboard.number(budget_usd, "budget_usd"),
+            user=user,
+        )
+
+    return _start(request, session, user, dataset, "score", values, start)
+
+
+@router.post("/datasets/{name}/embed", response_model=None)
+def start_embedding(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    model: Annotated[str, Form()] = "",
+) -> Response:
+    """Embed every example that has no vector from the model yet (empty: the bundled one)."""
+    dataset = _dataset(session, name)
+
+    def start() -> Job:
+        return start_embed_job(session, dataset, model.strip() or None, user=user)
+
+    return _start(request, session, user, dataset, "embed", {"model": model}, start)
+
+
+@router.post("/datasets/{name}/dedup", response_model=None)
+def start_dedup(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    method: Annotated[str, Form()] = "",
+    threshold: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
+    prefer: Annotated[str, Form()] = "",
+) -> Response:
+    """Find the dataset's near-duplicate clusters by one method."""
+    dataset = _dataset(session, name)
+    values = {"method": method, "threshold": threshold, "model": model, "prefer": prefer}
+
+    def start() -> Job:
+        if prefer.strip():
+            try:
+                find_scorer(session, prefer.strip())
+            except NotFound as exc:
+                raise InvalidInput(f"prefer: {exc.message}", field="prefer") from None
+        return dedup.start_dedup_job(
+            session,
+            dataset,
+            method,
+            threshold=dashboard.number(threshold, "threshold"),
+            model=model.strip() or None,
+            prefer=prefer.strip() or None,
+            user=user,
+        )
+
+    return _start(request, session, user, dataset, "dedup", values, start)
+
+
+@router.post("/datasets/{name}/recipes", response_model=None)
+def create_recipe(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    recipe_name: Annotated[str, Form()] = "",
+    prompt_template: Annotated[str, Form()] = "",
+    system_prompt: Annotated[str, Form()] = "",
+    parse: Annotated[str, Form()] = "first_number",
+    low: Annotated[str, Form()] = "",
+    high: Annotated[str, Form()] = "",
+    temperature: Annotated[str, Form()] = "0",
+    max_tokens: Annotated[str, Form()] = "256",
+    endpoint: Annotated[str, Form()] = "",
+) -> Response:
+    """Define an LLM rating recipe (as POST /api/v1/scorers does); it joins the score form."""
+    dataset = _dataset(session, name)
+    values = {
+        "recipe_name": recipe_name,
+        "prompt_template": prompt_template,
+        "system_prompt": system_prompt,
+        "parse": parse,
+        "low": low,
+        "high": high,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "endpoint": endpoint,
+    }
+    try:
+        with session.begin_nested():
+            scorer = create_custom_scorer(
+                session,
+                recipe_name.strip(),
+                prompt_template,
+                parse=parse.strip() or "first_number",
+                low=_required(low, "low"),
+                high=_required(high, "high"),
+                system_prompt=system_prompt or None,
+                temperature=dashboard.number(temperature, "temperature") or 0.0,
+                max_tokens=int(dashboard.number(max_tokens, "max_tokens", integer=True) or 256),
+                endpoint=endpoint or None,
+            )
+    except SiftError as exc:
+        return _refused(request, session, user, dataset, "recipe", values, exc)
+    examples = _examples_context(session, dataset, "", "", "", "", None)
+    notice = f"Saved the recipe {scorer.name}@{scorer.version}: score the dataset with it below."
+    return _dashboard(request, session, user, dataset, examples, notice=notice)
+
+
+def _required(value: str, name: str) -> float:
+    number = dashboard.number(value, name)
+    if number is None:
+        raise InvalidInput(f"{name}: required", field=name)
+    return number
+
+
+# ---------------------------------------------------------------- duplicates and exports
+
+CLUSTERS_PER_PAGE = 25
+MEMBERS_SHOWN = 12
+
+
+@router.get("/datasets/{name}/duplicates")
+def duplicates_page(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageUser,
+    method: str = "",
+    after: int | None = None,
+) -> HTMLResponse:
+    """The dataset's near-duplicate clusters, each with its members and representative."""
+    dataset = _dataset(session, name)
+    if method and method not in dedup.METHODS:
+        raise InvalidInput(f"method: one of {', '.join(dedup.METHODS)}", field="method")
+    clusters = dedup.list_clusters(session, dataset, method or None, CLUSTERS_PER_PAGE, after)
+    shown = {i for c in clusters for i in _members_shown(c)}
+    rows: list[Example] = (
+        list(session.scalars(select(Example).where(Example.id.in_(shown)))) if shown else []
+    )
+    base = dataset_url(dataset.name)
+    query = {"method": method} if method else {}
+    next_after = clusters[-1].id if len(clusters) == CLUSTERS_PER_PAGE else None
+    context = {
+        "user": user,
+        "section": "datasets",
+        "dataset": dataset,
+        "base_url": base,
+        "method": method,
+        "methods": dedup.METHODS,
+        "clusters": [(c, _members_shown(c)) for c in clusters],
+        "examples": {e.id: e for e in rows},
+        "first_url": f"{base}/duplicates?{urlencode(query)}" if after is not None else None,
+        "next_url": (
+            f"{base}/duplicates?{urlencode({**query, 'after': next_after})}"
+            if next_after is not None
+            else None
+        ),
+    }
+    return render(request, "datasets/duplicates.html", context)
+
+
+def _members_shown(cluster: dedup.ClusterView) -> list[int]:
+    """The representative first, then the other members, up to MEMBERS_SHOWN."""
+    others = [i for i in cluster.member_ids if i != cluster.representative_id]
+    return [cluster.representative_id, *others][:MEMBERS_SHOWN]
+
+
+@router.get("/datasets/{name}/export", response_model=None)
+def download(name: str, session: DB, user: PageLead, format: str = "jsonl") -> Response:
+    """Download the dataset in an export format, as a file (leads only)."""
+    dataset = _dataset(session, name)
+    if format not in EXPORT_FORMATS:
+        raise InvalidInput(f"format: one of {', '.join(EXPORT_FORMATS)}", field="format")
+    source, options = ExportSource("dataset", dataset.id), ExportOptions(format)
+    stem = f"{dataset.name}-{format}"
+    if format == "parquet":
+        return _parquet_file(session, source, options, stem)
+    container = container_for(format, None)
+    extension = "jsonl" if container == "jsonl" else "json"
+    return StreamingResponse(
+        iter_export_bytes(session, source, options, container),
+        media_type="application/x-ndjson" if container == "jsonl" else "application/json",
+        headers={"content-disposition": _attachment(f"{stem}.{extension}")},
+    )
+
+
+def _attachment(filename: str) -> str:
+    # Dataset names may hold any printable character: RFC 5987 keeps the header valid.
+    ascii_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def _parquet_file(
+    session: Session, source: ExportSource, options: ExportOptions, stem: str
+) -> FileResponse:
+    """Parquet needs a seekable file: write one, send it, then delete it."""
+    folder = get_settings().data_dir / "downloads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.parquet"
+    export_to_file(session, source, options, path)
+    return FileResponse(
+        path,
+        media_type="application/vnd.apache.parquet",
+        headers={"content-disposition": _attachment(f"{stem}.parquet")},
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
 
 
 @router.get("/examples/{example_id}")

@@ -382,7 +382,7 @@ def test_the_dataset_page_draws_score_histograms_and_filters_on_scores(
             for e, v in zip(examples, [0.25, 0.5, 1.0, 1.0], strict=True)
         ],
     )  # fmt: skip
-    page = client.get(f"/datasets/{dataset.name}").text
+    page = client.get(f"/datasets/{dataset.name}/scores").text
     assert "<svg" in page and "<b>lima</b>" in page and "ok 4" in page
     assert page.count("<rect") == 24
     filtered = client.get(f"/datasets/{dataset.name}", params={"score": "lima>=0.5"}).text

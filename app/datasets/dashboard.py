@@ -1,0 +1,127 @@
+"""What a dataset's dashboard shows: counts per status, source and category in one pass, its
+recent jobs, and the choices its job forms offer. Aggregates run in SQL, never per row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, literal, select, tuple_, union_all
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.db import is_postgres
+from app.core.errors import InvalidInput
+from app.models import Dataset, Example, ExampleStatus, Job, JobState, Scorer
+from app.scoring.recipes import BUILTIN_RECIPES
+
+TOP_GROUPS = 12
+RECENT_JOBS = 8
+ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+# GROUPING(status, source, category) on PostgreSQL: a 1 bit for every column not grouped.
+_GROUPED_BY = {0b011: "status", 0b101: "source", 0b110: "category"}
+
+
+@dataclass
+class Counts:
+    """How many examples have each value of one column: the largest groups, and the rest."""
+
+    rows: list[tuple[str | None, int]] = field(default_factory=list)
+    other_groups: int = 0
+    other_examples: int = 0
+
+
+@dataclass
+class Breakdown:
+    """A dataset's size, review progress and make-up."""
+
+    total: int
+    status: Counts
+    source: Counts
+    category: Counts
+
+    @property
+    def reviewed(self) -> int:
+        """Examples with a decision (accepted or rejected)."""
+        return sum(n for s, n in self.status.rows if s != ExampleStatus.CANDIDATE.value)
+
+
+def _grouped(session: Session, dataset: Dataset) -> list[tuple[str, str | None, int]]:
+    """(column, value, count) for status, source and category: one scan on PostgreSQL
+    (GROUPING SETS), one GROUP BY per column elsewhere."""
+    where = Example.dataset_id == dataset.id
+    if is_postgres(session):
+        sets = func.grouping_sets(
+            tuple_(Example.status), tuple_(Example.source), tuple_(Example.category)
+        )
+        rows = session.execute(
+            select(
+                func.grouping(Example.status, Example.source, Example.category),
+                func.coalesce(Example.status, Example.source, Example.category),
+                func.count(),
+            )
+            .where(where)
+            .group_by(sets)
+        )
+        return [(_GROUPED_BY[int(g)], value, n) for g, value, n in rows]
+    parts: list[Any] = [
+        select(literal(name), column, func.count()).where(where).group_by(column)
+        for name, column in (
+            ("status", Example.status),
+            ("source", Example.source),
+            ("category", Example.category),
+        )
+    ]
+    return [(name, value, n) for name, value, n in session.execute(union_all(*parts))]
+
+
+def breakdown(session: Session, dataset: Dataset, top: int = TOP_GROUPS) -> Breakdown:
+    """Counts per status (every status, zero included), and the `top` largest sources and
+    categories with what the others add up to."""
+    groups: dict[str, list[tuple[str | None, int]]] = {"status": [], "source": [], "category": []}
+    for name, value, count in _grouped(session, dataset):
+        groups[name].append((value, count))
+    by_status = dict(groups["status"])
+    status = Counts([(s.value, by_status.get(s.value, 0)) for s in ExampleStatus])
+
+    def largest(rows: list[tuple[str | None, int]]) -> Counts:
+        rows.sort(key=lambda row: (-row[1], row[0] or ""))
+        rest = rows[top:]
+        return Counts(rows[:top], len(rest), sum(n for _, n in rest))
+
+    total = sum(by_status.values())
+    return Breakdown(total, status, largest(groups["source"]), largest(groups["category"]))
+
+
+def recent_jobs(session: Session, dataset: Dataset, limit: int = RECENT_JOBS) -> list[Job]:
+    """The dataset's newest jobs."""
+    query = select(Job).where(Job.dataset_id == dataset.id).order_by(Job.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def any_active(jobs: list[Job]) -> bool:
+    """True while one of the jobs can still move (its progress is worth polling)."""
+    return any(job.state in ACTIVE_STATES for job in jobs)
+
+
+def scorer_names(session: Session) -> list[str]:
+    """What the score form offers: the built-in recipes, then the saved custom ones."""
+    stored = session.scalars(select(Scorer.name).distinct().order_by(Scorer.name))
+    return sorted(BUILTIN_RECIPES) + [n for n in stored if n not in BUILTIN_RECIPES]
+
+
+def endpoint_names() -> list[str]:
+    """The configured LLM endpoints, by name."""
+    return sorted(get_settings().llm)
+
+
+def number(value: str, name: str, *, integer: bool = False) -> float | None:
+    """A form field as a number; empty is None; anything else names the field."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return int(value) if integer else float(value)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise InvalidInput(f"{name}: {value!r} is not {kind}", field=name) from None
