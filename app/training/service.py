@@ -217,6 +217,9 @@ def cancel_run(session: Session, run: TrainingRun) -> TrainingRun:
     Routes call `signal_cancel(run.job_id)` before, as for any job."""
     state = run_state(session, run)
     if state == RunState.CANCELLED.value:
+        # Its job may have been cancelled on its own (a marker, the jobs page): say so here too.
+        run.state = RunState.CANCELLED.value
+        run.finished_at = run.finished_at or utcnow()
         return run
     if state not in (*ACTIVE, RunState.STALLED.value):
         raise Conflict(f"training run {run.id} has already {state}", state=state)
