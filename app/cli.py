@@ -717,6 +717,10 @@ from app.generation.commands import generate_cli  # noqa: E402
 
 cli.add_typer(generate_cli, name="generate")
 
+from app.evaluation.commands import eval_cli  # noqa: E402
+
+cli.add_typer(eval_cli, name="eval")
+
 
 if __name__ == "__main__":
     main()

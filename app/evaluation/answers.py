@@ -11,16 +11,17 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.core.db import conflict_insert
 from app.core.errors import InvalidInput, NotFound
 from app.models import EvalAnswer, TrainingRun
 from app.scoring.llm import ChatRequest, LLMClient, get_endpoint, normalise_base_url
+from app.training import layout
 
 RUN, ENDPOINT = "run", "endpoint"
 SUCCEEDED = "succeeded"
@@ -58,9 +59,9 @@ class ModelRef:
         return int(self.name)
 
 
-def run_final_dir(run_id: int) -> Any:
+def run_final_dir(run_id: int) -> Path:
     """Where a succeeded training run keeps its final artifact (the training contract)."""
-    return get_settings().data_dir / "training" / "runs" / str(run_id) / "final"
+    return layout.final_dir(layout.run_dir(run_id))
 
 
 def check_model(session: Session, ref: ModelRef) -> str:

@@ -1,35 +1,29 @@
 """Answers from a training run's model, generated locally with transformers, in batches.
 
-The artifact layout is the training contract: `{data_dir}/training/runs/{id}/final/` holds a
-PEFT LoRA adapter (its base model is `run.base_model`) or a full model, and a tokenizer whose
-chat template is set.
-torch, transformers and peft are imported when a model is loaded, so that importing this
-module costs nothing on a machine without the `ml` extra.
+The artifact is the training contract's: `{data_dir}/training/runs/{id}/final/` holds a PEFT
+LoRA adapter (on `run.base_model`) or a full model, and a tokenizer whose chat template is
+set; `app.training.service.load_trained_model` loads it. torch and transformers are imported
+when a model is loaded, so that importing this module costs nothing without the `ml` extra.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from app.core.errors import InvalidInput
 from app.evaluation.answers import Answer, GenerationSettings, run_final_dir
 from app.models import TrainingRun
+from app.training.service import load_trained_model
 
 BATCH_SIZE = 8
 
 
 def load_run_model(run: TrainingRun) -> tuple[Any, Any, Any]:
-    """(tokenizer, model in eval mode, device) of a succeeded run's final artifact: loaded by
-    the training domain's own loader where it is installed, else by the contract's layout."""
-    try:
-        from app.training.service import load_trained_model
-    except ImportError:
-        tokenizer, model = _load(run_final_dir(run.id), run.base_model)
-    else:
-        model, tokenizer = load_trained_model(run)
+    """(tokenizer, model in eval mode, device) of a succeeded run's final artifact, loaded by
+    the training domain, which knows its layout."""
+    model, tokenizer = load_trained_model(run)
     if not tokenizer.chat_template:
         raise InvalidInput(f"the tokenizer of training run {run.id} has no chat template")
     # Generation pads on the left, so that every prompt's next token comes right after it.
@@ -37,24 +31,6 @@ def load_run_model(run: TrainingRun) -> tuple[Any, Any, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer, model, next(model.parameters()).device
-
-
-def _load(final: Path, base_model: str) -> tuple[Any, Any]:
-    """A PEFT adapter on its base model, or a full model, and the tokenizer, from `final`."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = "auto" if device.type == "cuda" else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(final, local_files_only=True)
-    if (final / "adapter_config.json").is_file():
-        from peft import PeftModel
-
-        base = AutoModelForCausalLM.from_pretrained(base_model, local_files_only=True, dtype=dtype)
-        model: Any = PeftModel.from_pretrained(base, str(final))
-    else:
-        model = AutoModelForCausalLM.from_pretrained(final, local_files_only=True, dtype=dtype)
-    return tokenizer, cast(Any, model).to(device).eval()
 
 
 # A worker keeps the last models it used (loading takes seconds), by artifact folder: a run's

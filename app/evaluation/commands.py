@@ -1,0 +1,193 @@
+"""`sift eval`: pairwise evaluations, and the test sets they run on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from app.cli import fail, launch, out, user_errors
+from app.core.db import transaction
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from app.models import Job
+
+eval_cli: typer.Typer = typer.Typer(
+    help="Pairwise evaluations: model A against model B on a test set, judged in both orders."
+)
+
+Wait = Annotated[bool, typer.Option("--wait", help="follow the job until it ends")]
+Budget = Annotated[float | None, typer.Option("--budget", help="stop at this many USD")]
+
+
+def _result_line(run_id: int) -> str:
+    from app.evaluation import service
+
+    with transaction() as session:
+        shown = service.summary(session, service.get_evaluation(session, run_id))
+    score = shown["winning_score"]
+    return (
+        f"evaluation {run_id}: {shown['model_a']} against {shown['model_b']} on "
+        f"{shown['test_set']}: {shown['wins']} wins, {shown['ties']} ties, "
+        f"{shown['losses']} losses, {shown['errors']} errors; winning score "
+        + (f"{score:.3f}" if score is not None else "-")
+    )
+
+
+@eval_cli.callback(invoke_without_command=True)
+def evaluate(
+    ctx: typer.Context,
+    a: Annotated[str | None, typer.Option("--a", help="model A: run:ID or endpoint:NAME")] = None,
+    b: Annotated[str | None, typer.Option("--b", help="model B: run:ID or endpoint:NAME")] = None,
+    test_set: Annotated[str | None, typer.Option("--test-set", help="a test set's name")] = None,
+    judge: Annotated[str | None, typer.Option("--judge", help="the judge's endpoint")] = None,
+    judge_prompt: Annotated[
+        str, typer.Option("--judge-prompt", help="auto, alpagasus or mt-bench")
+    ] = "auto",
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="per answer")] = 512,
+    temperature: Annotated[float, typer.Option(help="0: greedy")] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+    seed: Annotated[int, typer.Option(help="of sampled answers")] = 0,
+    budget: Budget = None,
+    wait: Wait = False,
+) -> None:
+    """Evaluate model A against model B: both answer every prompt, the judge compares each
+    pair twice with the answers swapped; prints win / tie / lose and the winning score."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not (a and b and test_set and judge):
+        fail("sift eval needs --a, --b, --test-set and --judge (or a command: see --help)")
+    assert a and b and test_set and judge
+    from app.evaluation.answers import GenerationSettings
+    from app.evaluation.service import start_evaluation
+
+    with user_errors():
+        settings = GenerationSettings(max_tokens, temperature, top_p, seed)
+    started: list[int] = []
+
+    def start(session: Session, send: bool) -> Job:
+        from app.models import Job
+
+        run = start_evaluation(
+            session,
+            a,
+            b,
+            test_set,
+            judge,
+            judge_prompt=judge_prompt,
+            generation=settings,
+            budget_usd=budget,
+            send=send,
+        )
+        started.append(run.id)
+        return session.get_one(Job, run.job_id)
+
+    launch(start, lambda job: f"evaluate {a} against {b} on {test_set}", wait)
+    _print_result(started[0])
+
+
+def _print_result(run_id: int) -> None:
+    from app.evaluation import service
+
+    with transaction() as session:
+        state = service.summary(session, service.get_evaluation(session, run_id))["state"]
+    if state not in ("queued", "running"):
+        out.print(_result_line(run_id), highlight=False)
+
+
+@eval_cli.command("import-test-set")
+def import_test_set(
+    path: Annotated[Path | None, typer.Argument(help="a JSON list, JSONL or CSV file")] = None,
+    name: Annotated[str, typer.Option("--name", help="the test set's name")] = "",
+    format: Annotated[
+        str, typer.Option(help="auto|vicuna|wizardlm|self-instruct|mt-bench|prompts")
+    ] = "auto",
+    prompt_field: Annotated[
+        str | None, typer.Option("--prompt-field", help="the field that holds the prompt")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="instead of a file")] = None,
+    snapshot: Annotated[int | None, typer.Option("--snapshot", help="instead of a file")] = None,
+) -> None:
+    """Import a test set: a file (Vicuna, WizardLM, Self-Instruct, MT-Bench, or any records
+    with a prompt field), or the user turns of a dataset or a snapshot."""
+    from app.evaluation import service
+
+    if not name:
+        fail("--name is required")
+    if (path is None) == (dataset is None and snapshot is None):
+        fail("give a file, or --dataset or --snapshot")
+    with user_errors(), transaction(writer=True) as session:
+        if path is not None:
+            test_set, created = service.import_test_set_file(
+                session, path.resolve(), name, format, prompt_field
+            )
+        else:
+            test_set, created = service.import_test_set_from(
+                session, name, dataset=dataset, snapshot=snapshot
+            )
+        line = (
+            f"test set {test_set.name}: {test_set.prompt_count:,} prompts "
+            f"({test_set.format}, up to {test_set.max_turns} turn(s))"
+        )
+    out.print(line if created else f"{line} (unchanged: already imported)", highlight=False)
+
+
+@eval_cli.command("test-sets")
+def test_sets() -> None:
+    """List the test sets."""
+    from app.evaluation import service
+
+    table = Table("name", "format", "prompts", "turns", "source", box=None)
+    with transaction() as session:
+        for t in service.list_test_sets(session):
+            table.add_row(t.name, t.format, f"{t.prompt_count:,}", str(t.max_turns), t.source)
+    out.print(table)
+
+
+@eval_cli.command("list")
+def list_evaluations() -> None:
+    """List evaluations with their totals and winning scores."""
+    from app.evaluation import service
+
+    table = Table(
+        "id", "A", "B", "test set", "judge", "state", "W", "T", "L", "E", "score", box=None
+    )
+    with transaction() as session:
+        for run in service.list_evaluations(session, limit=50):
+            s = service.summary(session, run)
+            score = s["winning_score"]
+            table.add_row(
+                str(s["id"]),
+                s["model_a"],
+                s["model_b"],
+                s["test_set"],
+                s["judge"],
+                s["state"],
+                *(str(s[k]) for k in ("wins", "ties", "losses", "errors")),
+                f"{score:.3f}" if score is not None else "-",
+            )
+    out.print(table)
+
+
+@eval_cli.command("show")
+def show(run_id: int) -> None:
+    """An evaluation's result on one line."""
+    with user_errors():
+        out.print(_result_line(run_id), highlight=False)
+
+
+@eval_cli.command("retry")
+def retry(run_id: int, budget: Budget = None, wait: Wait = False) -> None:
+    """Ask again what failed (answers or judge calls) in an evaluation that has ended."""
+    from app.evaluation.service import retry_evaluation
+
+    launch(
+        lambda session, send: retry_evaluation(session, run_id, budget_usd=budget, send=send),
+        f"evaluation {run_id} (retry)",
+        wait,
+    )
+    _print_result(run_id)
