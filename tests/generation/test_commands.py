@@ -1,0 +1,58 @@
+"""`sift generate`: the estimate first, then the job run here (embedded), its summary line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.core.db import transaction
+from app.datasets.service import create_dataset, get_dataset
+from app.models import Example
+from tests.conftest import database_url, reset_caches
+from tests.factories import make_example
+from tests.generation.conftest import point_default_at
+from tests.llm_server import LLMServer
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The embedded default: a migrated SQLite file, no broker server, no `sift serve`."""
+    monkeypatch.setenv("SIFT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SIFT_DATABASE_URL", database_url("sqlite", tmp_path))
+    monkeypatch.delenv("SIFT_REDIS_URL", raising=False)
+    reset_caches()
+    yield
+    monkeypatch.undo()
+    reset_caches()
+
+
+def test_evol_quality_from_the_command_line(
+    embedded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    with LLMServer() as llm:
+        point_default_at(llm, monkeypatch)
+        llm.script(r"#Given Response#:\n(.*)\n#Rewritten Response#:\n\Z", r"\1 Indeed.")
+        with transaction() as session:
+            source = create_dataset(session, "answers")
+            make_example(session, source, 1, {"instruction": "Why is the sky blue?"})
+        args = ["generate", "evol-quality", "--from", "answers", "--into", "better"]
+        shown = runner.invoke(cli, [*args, "--rounds", "2", "--estimate"])
+        assert shown.exit_code == 0, shown.output
+        assert "about 2 calls, up to $" in shown.output and llm.stats()["total"] == 0
+        done = runner.invoke(cli, [*args, "--rounds", "2", "--budget", "1", "--wait"])
+        assert done.exit_code == 0, done.output
+        assert "succeeded: generated 2" in done.output
+        missing = runner.invoke(cli, ["generate", "evol-instruct", "--from", "nope", "--into", "x"])
+        assert missing.exit_code == 1 and "no dataset called 'nope'" in missing.output
+    with transaction() as session:
+        target = get_dataset(session, "better")
+        outputs = session.scalars(
+            select(Example.output).where(Example.dataset_id == target.id).order_by(Example.id)
+        ).all()
+    assert outputs == ["The number is 1. Indeed.", "The number is 1. Indeed. Indeed."]
