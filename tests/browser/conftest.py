@@ -15,7 +15,8 @@ What the fixtures give (for any browser test, e.g. the annotator review flow):
   session cookie of a sign-in through the login form, taken once per session); `page_as(None)` is
   signed out. Every page records the console errors and uncaught exceptions it sees (a blocked
   inline script is one) in `errors_of(page)`.
-- `screenshot(page, name)`: docs/screenshots/<name>.png when SIFT_SCREENSHOTS=1, else nothing.
+- `screenshot(page, name)`: docs/screenshots/<name>.png when SIFT_SCREENSHOTS=1 (or
+  SIFT_TEST_SCREENSHOTS=1), else nothing.
 
 Tests here skip on a machine without Chromium or Playwright, and fail there instead when
 SIFT_TEST_REQUIRE_SERVICES=1 (as in CI). Chromium is Debian's (/usr/bin/chromium, or
@@ -51,6 +52,11 @@ CHROMIUM = os.environ.get("SIFT_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "correct horse battery"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Read at import: the suite's settings fixture clears SIFT_ variables before the tests run.
+TAKE_SCREENSHOTS = "1" in (
+    os.environ.get("SIFT_SCREENSHOTS"),
+    os.environ.get("SIFT_TEST_SCREENSHOTS"),
+)
 ROLES = ("annotator", "lead", "admin")
 DATABASE = f"{JOBS_DATABASE}_browser"
 
@@ -274,7 +280,7 @@ def page_as(
 
 def screenshot(page: Any, name: str) -> None:
     """Save docs/screenshots/<name>.png for the README, when SIFT_SCREENSHOTS=1."""
-    if os.environ.get("SIFT_SCREENSHOTS") == "1":
+    if TAKE_SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 

@@ -49,15 +49,15 @@ def test_a_lead_selects_freezes_and_downloads(
     recipe.get_by_role("button", name="Preview").click()  # htmx: the page stays, #preview fills
     page.locator("#preview").get_by_text("10", exact=False).first.wait_for()
     screenshot(page, "collection-preview")
-    recipe.get_by_role("button", name="Run into collection").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the job is queued once the redirect arrives
+        recipe.get_by_role("button", name="Run into collection").click()
     assert set(run_jobs().values()) == {"succeeded"}
 
     page.goto(f"/collections/{quote(name)}")
     assert "10 / 12" in page.locator("body").inner_text()
     page.fill("#snapshots input[name=note], form[action$='/snapshots'] input[name=note]", "first")
-    page.get_by_role("button", name="Freeze a snapshot").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Freeze a snapshot").click()
     row = page.locator("table.snapshots tbody tr").first
     assert "first" in row.inner_text()
     screenshot(page, "collection-dashboard")

@@ -283,7 +283,6 @@ def test_hostile_text_is_shown_as_written(
     listing = visible_text(page, "/datasets")
     assert dataset in listing
     pool = visible_text(page, f"/datasets/{dataset}")
-    screenshot(page, "xss-dataset")
     for n in range(len(PAYLOADS)):
         assert hostile(n) in pool  # instruction shown verbatim, "{{7*7}}" included
     example = visible_text(page, f"/examples/{seeded['_examples'][0]}")
@@ -291,7 +290,6 @@ def test_hostile_text_is_shown_as_written(
     chat = visible_text(page, f"/examples/{seeded['_chat_id']}")
     assert hostile(20) in chat and hostile(21) in chat
     dashboard = visible_text(page, f"/collections/{collection}")
-    screenshot(page, "xss-collection")
     assert collection in dashboard and hostile(30) in dashboard
     assert page.locator("textarea[name=guidelines]").input_value() == markdown(31)
     review = visible_text(
