@@ -112,7 +112,7 @@ def test_the_evaluation_and_prompt_pages(client: TestClient, session: Session) -
     hostile = {
         "prompt": HOSTILE,
         "answers_a": [HOSTILE],
-        "answers_b": ["<b>bold</b>"],
+        "answers_b": ["<b>bold</b> and **strong**"],
         "judge_ab": f"8 3\n{HOSTILE}",
         "category": HOSTILE,
     }
@@ -134,7 +134,8 @@ def test_the_evaluation_and_prompt_pages(client: TestClient, session: Session) -
     assert item.status_code == 200
     html = item.text
     assert "<script>window" not in html and "<b>bold</b>" not in html
-    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "scores 8 / 3" in html
+    assert "&lt;b&gt;bold&lt;/b&gt; and <strong>strong</strong>" in html  # Markdown, no HTML
+    assert "scores 8 / 3" in html
     assert "A shown first" in html and "B shown first" in html
     other_item = re.search(
         rf'href="/evaluations/{other.id}/items/(\d+)"', client.get(f"/evaluations/{other.id}").text
