@@ -47,7 +47,9 @@ def test_only_assistant_turns_are_trained(own_template_model: Path, template: st
         CONVERSATION[:2], add_generation_prompt=True, tokenize=False
     )
     full = tokenizer.apply_chat_template(CONVERSATION, tokenize=False)
-    assert full.startswith(prompt)  # evaluation's prompts are formatted exactly as in training
+    assert str(full).startswith(
+        str(prompt)
+    )  # evaluation's prompts are formatted exactly as in training
 
 
 def test_a_base_model_without_a_template_needs_a_named_one(tmp_path: Path) -> None:

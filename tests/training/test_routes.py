@@ -125,9 +125,9 @@ def test_pages_launch_once_per_form_and_show_a_run_live(
 ) -> None:
     annotator = make_user(session, "annotator")
     sign_in(client, annotator)
-    page = client.get("/training")
-    assert page.status_code == 200 and "New run" not in page.text
-    client.post("/logout", data={"csrf_token": csrf_from(page.text)})
+    first_page = client.get("/training")
+    assert first_page.status_code == 200 and "New run" not in first_page.text
+    client.post("/logout", data={"csrf_token": csrf_from(first_page.text)})
     lead = make_user(session, "lead")
     sign_in(client, lead)
     page = client.get("/training").text
