@@ -1,10 +1,14 @@
 """What a dataset's dashboard shows: counts per status, source and category in one pass, its
-recent jobs, and the choices its job forms offer. Aggregates run in SQL, never per row."""
+recent jobs, and the choices its job forms offer. Aggregates run in SQL, never per row, and
+are kept for a while, until something that could change them happens."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session
@@ -12,9 +16,20 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.core.db import is_postgres
 from app.core.errors import InvalidInput
-from app.models import Dataset, Example, ExampleStatus, Job, JobState, Scorer
+from app.models import (
+    Dataset,
+    Example,
+    ExampleStatus,
+    Job,
+    JobState,
+    ReviewDecision,
+    Revision,
+    Score,
+    Scorer,
+)
 from app.scoring.recipes import BUILTIN_RECIPES
 
+T = TypeVar("T")
 TOP_GROUPS = 12
 RECENT_JOBS = 8
 ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
@@ -125,3 +140,49 @@ def number(value: str, name: str, *, integer: bool = False) -> float | None:
     except ValueError:
         kind = "a whole number" if integer else "a number"
         raise InvalidInput(f"{name}: {value!r} is not {kind}", field=name) from None
+
+
+# ---------------------------------------------------------------- the cache of aggregates
+
+# A pool of a million examples takes seconds to count and to bin; the dashboard is opened
+# far more often than the pool changes. An aggregate is reused while the marks below stand
+# still and for at most CACHE_TTL_S (an undone review decision moves no mark).
+CACHE_TTL_S = 30.0
+CACHE_ENTRIES = 256
+_cache: dict[tuple[str, int, str], tuple[tuple[Any, ...], float, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def change_marks(session: Session, dataset: Dataset) -> tuple[Any, ...]:
+    """Cheap marks that move when the dataset's counts or scores may have changed: its newest
+    example, the newest score, scorer, revision and review decision (index lookups), and the
+    last sign of life of any job (the jobs table is small)."""
+    newest = [
+        select(func.max(Example.id)).where(Example.dataset_id == dataset.id),
+        select(func.max(Score.id)),
+        select(func.max(Scorer.id)),
+        select(func.max(Revision.id)),
+        select(func.max(ReviewDecision.id)),
+        select(func.max(Job.id)),
+        select(func.max(Job.heartbeat_at)),
+        select(func.max(Job.finished_at)),
+    ]
+    row = session.execute(select(*(query.scalar_subquery() for query in newest))).one()
+    return (dataset.created_at, *row)
+
+
+def cached(session: Session, dataset: Dataset, what: str, compute: Callable[[], T]) -> T:
+    """`compute()`, or its last result for this dataset while nothing it reads has moved."""
+    key = (str(session.get_bind().engine.url), dataset.id, what)
+    marks = change_marks(session, dataset)
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and hit[0] == marks and now - hit[1] < CACHE_TTL_S:
+        return hit[2]
+    value = compute()
+    with _cache_lock:
+        _cache[key] = (marks, now, value)
+        while len(_cache) > CACHE_ENTRIES:
+            del _cache[min(_cache, key=lambda k: _cache[k][1])]
+    return value

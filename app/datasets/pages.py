@@ -229,7 +229,10 @@ def dataset_page(
 def stats_fragment(request: Request, name: str, session: DB, user: PageUser) -> HTMLResponse:
     """Size, review progress and counts per source and category (one pass over the pool)."""
     dataset = _dataset(session, name)
-    context = {"dataset": dataset, "stats": dashboard.breakdown(session, dataset)}
+    stats = dashboard.cached(
+        session, dataset, "breakdown", lambda: dashboard.breakdown(session, dataset)
+    )
+    context = {"dataset": dataset, "stats": stats}
     return render(request, "datasets/_stats.html", context)
 
 
@@ -237,7 +240,10 @@ def stats_fragment(request: Request, name: str, session: DB, user: PageUser) -> 
 def scores_fragment(request: Request, name: str, session: DB, user: PageUser) -> HTMLResponse:
     """The histogram of every scorer that has scored the dataset."""
     dataset = _dataset(session, name)
-    context = {"dataset": dataset, "histograms": score_histograms(session, dataset)}
+    histograms = dashboard.cached(
+        session, dataset, "histograms", lambda: score_histograms(session, dataset)
+    )
+    context = {"dataset": dataset, "histograms": histograms}
     return render(request, "datasets/_scores.html", context)
 
 

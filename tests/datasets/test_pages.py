@@ -402,3 +402,26 @@ def test_user_text_on_the_dashboard_is_escaped(
         assert page.status_code == 200
         assert "<script>window" not in page.text and "<img src=x" not in page.text
         assert "&lt;script&gt;window.__pwned=1&lt;/script&gt; {{7*7}}" in page.text
+
+
+def test_counts_and_distributions_follow_changes_to_the_pool(
+    client: TestClient, session: Session, pool: Dataset, lead: User
+) -> None:
+    from app.datasets.service import update_example
+    from app.scoring.engine import upsert_scores
+    from app.scoring.service import choose_scorer, get_or_create_scorer
+
+    sign_in(client, lead)
+    stats = f"/datasets/{pool.name}/stats"
+    assert "6 examples" in client.get(stats).text
+    assert "6 examples" in client.get(stats).text  # served again from the cache
+    extra = make_example(session, pool, 100, source="new-source")
+    assert "7 examples" in client.get(stats).text and "new-source" in client.get(stats).text
+    update_example(session, extra.id, extra.version, {"status": "accepted"}, lead)
+    assert "3 decided" in re.sub(r"\s+", " ", client.get(stats).text)
+    scores = f"/datasets/{pool.name}/scores"
+    assert "Nothing has scored" in client.get(scores).text
+    scorer = get_or_create_scorer(session, choose_scorer(session, "lima"))
+    row = {"scorer_id": scorer.id, "value": 0.5, "state": "ok", "raw": None, "details": {}}
+    upsert_scores(session, [{"content_hash": extra.content_hash, **row}])
+    assert "<b>lima</b>" in client.get(scores).text
