@@ -8,7 +8,8 @@ WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
     && mkdir -p static/vendor \
-    && cp node_modules/htmx.org/dist/htmx.min.js static/vendor/
+    && cp node_modules/htmx.org/dist/htmx.min.js static/vendor/ \
+    && cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css static/vendor/
 
 # ---------------------------------------------------------------- the application
 FROM python:3.11-slim
@@ -37,7 +38,7 @@ COPY alembic.ini ./
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
-COPY --from=assets /build/static/vendor/htmx.min.js ./static/vendor/htmx.min.js
+COPY --from=assets /build/static/vendor/ ./static/vendor/
 
 RUN mkdir -p /data && chown sift:sift /data
 ENV SIFT_DATA_DIR=/data

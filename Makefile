@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-HTMX := static/vendor/htmx.min.js
+# Third-party browser code, pinned in package-lock.json and copied here by `npm ci`.
+VENDOR := static/vendor/.installed
 # PyTorch's CPU build, installed before anything that depends on torch, so that pip does not
 # fetch gigabytes of CUDA packages on a machine without a GPU.
 TORCH_VERSION ?= 2.13.0
@@ -30,7 +31,7 @@ bench: install  ## every benchmark; each prints its ratios and exits 1 on a miss
 	$(BIN)/python bench/select.py
 	$(BIN)/python bench/generate.py
 
-install: $(INSTALLED) $(HTMX)
+install: $(INSTALLED) $(VENDOR)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +45,12 @@ $(INSTALLED): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[ml,dev]"
 	touch $@
 
-$(HTMX): package.json package-lock.json
+$(VENDOR): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	mkdir -p $(dir $@)
-	cp node_modules/htmx.org/dist/htmx.min.js $@
+	cp node_modules/htmx.org/dist/htmx.min.js $(dir $@)
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(dir $@)
+	touch $@
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor

@@ -36,7 +36,6 @@ PUBLIC = frozenset(
         ("GET", "/healthz"),
         ("GET", "/openapi.json"),
         ("GET", "/api/docs"),
-        ("GET", "/docs/oauth2-redirect"),
     }
 )
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
