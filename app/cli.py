@@ -721,6 +721,10 @@ from app.evaluation.commands import eval_cli  # noqa: E402
 
 cli.add_typer(eval_cli, name="eval")
 
+from app.training.commands import train  # noqa: E402
+
+cli.command("train")(train)
+
 
 if __name__ == "__main__":
     main()
