@@ -526,13 +526,7 @@ def _parquet_file(
 
 
 @router.get("/examples/{example_id}")
-def example_page(request: Request, example_id: int, session: DB, user: PageUser) -> HTMLResponse:
-    """One example: its turns as plain text, and where it came from."""
-    example = service.get_example(session, example_id)
-    context = {
-        "user": user,
-        "section": "datasets",
-        "example": example,
-        "dataset_url": dataset_url(example.dataset.name),
-    }
-    return render(request, "datasets/example.html", context)
+def example_page(example_id: int, session: DB, user: PageUser) -> Response:
+    """One example: shown by the review page, which has everything a person needs beside it."""
+    service.get_example(session, example_id)
+    return RedirectResponse(f"/review/examples/{example_id}", status_code=303)

@@ -14,6 +14,7 @@ from app.core.db import DB
 from app.core.errors import InvalidInput, SiftError
 from app.core.web import PageUser, check_csrf, render
 from app.datasets.service import get_dataset, list_datasets
+from app.generation.service import provenance_for
 from app.models import Example, ExampleStatus, ReviewAction, User
 from app.review import context as seen
 from app.review import queue as queues
@@ -125,6 +126,7 @@ def _example_context(
         "changes": turn_diffs(original, example.messages),
         "last": service.last_decision(session, user),
         "reasons": REJECT_REASONS,
+        "provenance": provenance_for(session, [example.id]).get(example.id),
     }
 
 
