@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Select, cast, exists, func, or_, select
+from sqlalchemy import Integer, Select, String, and_, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.collections import service
@@ -39,13 +39,42 @@ REVIEWED = (ExampleStatus.ACCEPTED.value, ExampleStatus.REJECTED.value)
 # ---------------------------------------------------------------- quotas and pool
 
 
-def quota_bars(session: Session, collection: Collection) -> dict[str, dict[str, Any]]:
+class Composition(Counter[tuple[int, str, str, str]]):
+    """How many of a collection's examples share each (dataset id, source, category, status):
+    one grouped read of the collection that quotas, review status and the pool come from."""
+
+    FIELDS = ("dataset_id", "source", "category", "status")
+
+    def by(self, field: str) -> dict[Any, int]:
+        """Counts per value of one of FIELDS."""
+        position = self.FIELDS.index(field)
+        totals: Counter[Any] = Counter()
+        for key, n in self.items():
+            totals[key[position]] += n
+        return dict(totals)
+
+
+def composition(session: Session, collection: Collection) -> Composition:
+    """The collection's examples counted by dataset, source, category and status."""
+    rows = session.execute(
+        select(Example.dataset_id, Example.source, Example.category, Example.status, func.count())
+        .join(CollectionItem, CollectionItem.example_id == Example.id)
+        .where(CollectionItem.collection_id == collection.id)
+        .group_by(Example.dataset_id, Example.source, Example.category, Example.status)
+    )
+    counts = Composition()
+    for dataset_id, source, category, status, n in rows:
+        counts[(dataset_id, source or "", category or "", status)] += n
+    return counts
+
+
+def quota_bars(collection: Collection, held_by: Composition) -> dict[str, dict[str, Any]]:
     """Per source and per category: what the collection holds of each group against its
     quota, quota groups first, then the fullest."""
     quotas = collection.quotas or {}
     bars: dict[str, dict[str, Any]] = {}
     for field in service.GROUP_FIELDS:
-        held = service.group_counts(session, collection, field)
+        held = held_by.by(field)
         wanted: dict[str, int] = quotas.get(field, {})
         groups = sorted(
             set(held) | set(wanted), key=lambda g: (g not in wanted, -held.get(g, 0), g)
@@ -68,16 +97,27 @@ def quota_bars(session: Session, collection: Collection) -> dict[str, dict[str, 
     return bars
 
 
-def pool_datasets(session: Session, collection: Collection) -> list[Dataset]:
+def status_counts(held_by: Composition) -> dict[str, int]:
+    """How many of the collection's examples are candidates, accepted and rejected."""
+    counts = held_by.by("status")
+    return {status.value: counts.get(status.value, 0) for status in ExampleStatus}
+
+
+def pool_datasets(
+    session: Session, collection: Collection, held_by: Composition | None = None
+) -> list[Dataset]:
     """The datasets the collection draws from: those its recipes read and those its items
     come from."""
     named = {r["dataset"] for r in collection.recipes or [] if r.get("dataset")}
-    item_datasets = (
-        select(Example.dataset_id)
-        .distinct()
-        .join(CollectionItem, CollectionItem.example_id == Example.id)
-        .where(CollectionItem.collection_id == collection.id)
-    )
+    if held_by is None:
+        item_datasets: Any = (
+            select(Example.dataset_id)
+            .distinct()
+            .join(CollectionItem, CollectionItem.example_id == Example.id)
+            .where(CollectionItem.collection_id == collection.id)
+        )
+    else:
+        item_datasets = list(held_by.by("dataset_id"))
     query = select(Dataset).where(or_(Dataset.name.in_(named), Dataset.id.in_(item_datasets)))
     return list(session.scalars(query.order_by(Dataset.name)))
 
@@ -227,18 +267,6 @@ def _shares(span: _Range, pool: dict[str, Any], chosen: dict[str, Any]) -> dict[
 # ---------------------------------------------------------------- review
 
 
-def status_counts(session: Session, collection: Collection) -> dict[str, int]:
-    """How many of the collection's examples are candidates, accepted and rejected."""
-    rows = session.execute(
-        select(Example.status, func.count())
-        .join(CollectionItem, CollectionItem.example_id == Example.id)
-        .where(CollectionItem.collection_id == collection.id)
-        .group_by(Example.status)
-    )
-    counts: dict[str, int] = {status: n for status, n in rows}
-    return {status.value: counts.get(status.value, 0) for status in ExampleStatus}
-
-
 def review_progress(session: Session, collection: Collection) -> list[dict[str, Any]]:
     """Per annotator, the decisions made in the collection's queue by action (undone ones do
     not count), the busiest first."""
@@ -336,9 +364,43 @@ def item_page(
     return items[:limit], next_after
 
 
-def not_in_collection(collection: Collection) -> Any:
-    """A WHERE clause on examples: not already in the collection."""
-    return ~_in_collection(collection)
+def _contains(text: str) -> Any:
+    """A substring search on the prompt and answer columns. The conversation (JSON cast to
+    text, slow on millions of rows) is read only for examples without those columns."""
+    literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{literal}%"
+    return or_(
+        Example.instruction.ilike(pattern, escape="\\"),
+        Example.output.ilike(pattern, escape="\\"),
+        and_(
+            Example.instruction.is_(None),
+            cast(Example.messages, String).ilike(pattern, escape="\\"),
+        ),
+    )
+
+
+def pick_list(
+    session: Session,
+    collection: Collection,
+    dataset: Dataset,
+    *,
+    q: str = "",
+    source: str = "",
+    after: int | None = None,
+    limit: int = 20,
+) -> tuple[list[Example], int | None]:
+    """One page (keyset on the id) of the dataset's examples that are not in the collection,
+    optionally with `q` in their text and from one source."""
+    query = select(Example).where(Example.dataset_id == dataset.id, ~_in_collection(collection))
+    if source:
+        query = query.where(Example.source == source)
+    if q:
+        query = query.where(_contains(q))
+    if after is not None:
+        query = query.where(Example.id > after)
+    rows = list(session.scalars(query.order_by(Example.id).limit(limit + 1)))
+    next_after = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_after
 
 
 def collection_jobs(session: Session, collection: Collection, limit: int = 20) -> list[Job]:

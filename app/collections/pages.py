@@ -201,8 +201,9 @@ def _dashboard(
     items_after: int | None = None,
 ) -> HTMLResponse:
     base = collection_url(collection.name)
-    size = service.collection_size(session, collection)
-    pool = dashboard.pool_datasets(session, collection)
+    held_by = dashboard.composition(session, collection)
+    size = sum(held_by.values())
+    pool = dashboard.pool_datasets(session, collection, held_by)
     context = {
         "user": user,
         "section": "collections",
@@ -210,9 +211,9 @@ def _dashboard(
         "base": base,
         "size": size,
         "error": error,
-        "quotas": dashboard.quota_bars(session, collection),
+        "quotas": dashboard.quota_bars(collection, held_by),
         "pool": [(d, dataset_url(d.name)) for d in pool],
-        "statuses": dashboard.status_counts(session, collection),
+        "statuses": dashboard.status_counts(held_by),
         "reviewers": dashboard.review_progress(session, collection),
         "actions": dashboard.REVIEW_ACTIONS,
         "agreement": dashboard.agreement(session, collection),
@@ -326,13 +327,16 @@ def pool_fragment(
     examples: list[Any] = []
     next_url = None
     if chosen:
-        filters = datasets.ExampleFilter(
-            source=source.strip() or None,
-            q=q.strip() or None,
-            conditions=[dashboard.not_in_collection(collection)],
-        )
         found = datasets.get_dataset(session, chosen)
-        examples, next_after = datasets.list_examples(session, found, filters, after, PICK_PAGE)
+        examples, next_after = dashboard.pick_list(
+            session,
+            collection,
+            found,
+            q=q.strip(),
+            source=source.strip(),
+            after=after,
+            limit=PICK_PAGE,
+        )
         if next_after is not None:
             query = {"dataset": chosen, "q": q, "source": source, "after": next_after}
             next_url = f"{collection_url(collection.name)}/pool?{urlencode(query)}"

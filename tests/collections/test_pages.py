@@ -346,6 +346,14 @@ def test_adding_and_removing_by_hand(client: TestClient, session: Session, lead:
     assert pick.count(f'action="{base}/items/add"') == 4
     found = client.get(f"{base}/pool", params={"dataset": dataset.name, "q": "number 3."}).text
     assert found.count(f'action="{base}/items/add"') == 1
+    chat = make_example(
+        session, dataset, 99, instruction=None, input=None, output=None,
+        messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "50%_off"}],
+    )  # fmt: skip
+    for text, hits in (("50%_off", 1), ("0%_o", 1), ("50%xoff", 0), ("number", 4)):
+        shown = client.get(f"{base}/pool", params={"dataset": dataset.name, "q": text}).text
+        assert shown.count(f'action="{base}/items/add"') == hits, text
+    session.delete(chat)
 
     added = client.post(
         f"{base}/items/add",
