@@ -7,9 +7,11 @@ read by a fragment of its own, so that the dashboard itself only touches the col
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Integer, Select, String, and_, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -128,6 +130,59 @@ def _in_collection(collection: Collection) -> Any:
     )
 
 
+def id_intervals(session: Session, datasets: list[Dataset]) -> list[tuple[int, int]]:
+    """Disjoint id intervals that hold every example of the datasets (one index read each)."""
+    if not datasets:
+        return []
+    rows = session.execute(
+        select(func.min(Example.id), func.max(Example.id))
+        .where(Example.dataset_id.in_([d.id for d in datasets]))
+        .group_by(Example.dataset_id)
+    ).all()
+    intervals: list[tuple[int, int]] = []
+    for low, high in sorted((low, high) for low, high in rows if low is not None):
+        if intervals and low <= intervals[-1][1] + 1:  # datasets imported side by side
+            intervals[-1] = (intervals[-1][0], max(intervals[-1][1], high))
+        else:
+            intervals.append((low, high))
+    return intervals
+
+
+def sample_pool(
+    session: Session, datasets: list[Dataset], size: int, seed: int = 0
+) -> dict[int, str]:
+    """A uniform random sample of `size` examples of the datasets (all of them when fewer):
+    example id -> content hash. Ids are drawn inside the datasets' id intervals and looked up
+    by primary key, so a pool of millions is never scanned."""
+    intervals = id_intervals(session, datasets)
+    if not intervals or size <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    lengths = np.array([high - low + 1 for low, high in intervals], dtype=np.float64)
+    dataset_ids = [d.id for d in datasets]
+    found: dict[int, str] = {}
+    for _ in range(6):  # ids have gaps (other datasets, deletions): draw again until enough
+        picks = rng.choice(len(intervals), size=2 * (size - len(found)), p=lengths / lengths.sum())
+        ids: set[int] = set()
+        for k, (low, high) in enumerate(intervals):
+            ids.update(int(i) for i in rng.integers(low, high + 1, size=int((picks == k).sum())))
+        fresh = sorted(ids - found.keys())
+        for start in range(0, len(fresh), 5000):
+            rows = session.execute(
+                select(Example.id, Example.content_hash).where(
+                    Example.id.in_(fresh[start : start + 5000]),
+                    Example.dataset_id.in_(dataset_ids),
+                )
+            )
+            found.update({example_id: content_hash for example_id, content_hash in rows})
+        if len(found) >= size:
+            break
+    keys = sorted(found)
+    if len(keys) > size:  # a random subset: the lowest ids would not be a uniform sample
+        keys = sorted(keys[int(i)] for i in rng.choice(len(keys), size=size, replace=False))
+    return {key: found[key] for key in keys}
+
+
 # ---------------------------------------------------------------- score distributions
 
 
@@ -181,16 +236,22 @@ def _binned(session: Session, values: Select[Any], span: _Range) -> dict[str, An
     }
 
 
-def _span(session: Session, scorer: Scorer, values: Select[Any], bins: int) -> _Range | None:
+def _span(
+    session: Session, scorer: Scorer, values: list[Select[Any]], extra: Sequence[float], bins: int
+) -> _Range | None:
+    """The recipe's range; a side it leaves open is the lowest or highest value seen."""
     recipe = recipe_from_scorer(scorer)
     low, high = recipe.low, recipe.high
     if low is None or high is None:
-        column = values.subquery().c.value
-        seen_low, seen_high = session.execute(select(func.min(column), func.max(column))).one()
-        if seen_low is None:
+        seen = list(extra)
+        for query in values:
+            column = query.subquery().c.value
+            seen += [v for v in session.execute(select(func.min(column), func.max(column))).one()]
+        seen = [v for v in seen if v is not None]
+        if not seen:
             return None
-        low = seen_low if low is None else low
-        high = seen_high if high is None else high
+        low = min(seen) if low is None else low
+        high = max(seen) if high is None else high
     return _Range(float(low), float(max(high, low)), bins)
 
 
@@ -217,31 +278,80 @@ def _pool_scorers(session: Session, dataset_ids: list[int]) -> list[Scorer]:
     return list(session.scalars(select(Scorer).where(scored).order_by(Scorer.name, Scorer.version)))
 
 
+POOL_SAMPLE = 20_000  # a larger pool's distribution is drawn from a uniform sample this big
+
+
 def score_comparison(
-    session: Session, collection: Collection, datasets: list[Dataset], bins: int = 20
+    session: Session,
+    collection: Collection,
+    datasets: list[Dataset],
+    bins: int = 20,
+    sample: int = POOL_SAMPLE,
 ) -> list[dict[str, Any]]:
     """For every scorer of the collection's examples (or of the pool while it is empty): the
-    distribution over the pool and over the collection, on the same bins."""
+    distribution over the pool and over the collection, on the same bins. A pool larger than
+    `sample` is read through a uniform sample of that many examples: exact counts over a
+    million rows take seconds, and the shares that the chart draws barely move."""
     dataset_ids = [d.id for d in datasets]
     if not dataset_ids:
         return []
     scorers = _collection_scorers(session, collection) or _pool_scorers(session, dataset_ids)
+    spread = sum(high - low + 1 for low, high in id_intervals(session, datasets))
+    drawn = sample_pool(session, datasets, sample) if spread > sample else None
     result = []
     for scorer in scorers:
-        pool = _scored_values(scorer).where(Example.dataset_id.in_(dataset_ids))
         chosen = _scored_values(scorer).join(
             CollectionItem, CollectionItem.example_id == Example.id
         )
         chosen = chosen.where(CollectionItem.collection_id == collection.id)
-        span = _span(session, scorer, pool, bins) or _span(session, scorer, chosen, bins)
-        if span is None:
+        if drawn is None:
+            pool = _scored_values(scorer).where(Example.dataset_id.in_(dataset_ids))
+            span = _span(session, scorer, [pool, chosen], [], bins)
+            before = _binned(session, pool, span) if span else None
+        else:
+            values = _values_of(session, scorer, list(drawn.values()))
+            span = _span(session, scorer, [chosen], values, bins)
+            before = _counted(values, span) if span else None
+        if span is None or before is None:
             continue
-        before, after = _binned(session, pool, span), _binned(session, chosen, span)
+        after = _binned(session, chosen, span)
         result.append(
-            {"scorer": scorer.name, "version": scorer.version, "pool": before, "selected": after}
+            {
+                "scorer": scorer.name,
+                "version": scorer.version,
+                "pool": before,
+                "selected": after,
+                "sampled": len(drawn) if drawn is not None else None,
+            }
             | _shares(span, before, after)
         )
     return result
+
+
+def _values_of(session: Session, scorer: Scorer, hashes: list[str]) -> list[float]:
+    """The ok values of a scorer for these contents, one per entry (repeats count again)."""
+    values: dict[str, float] = {}
+    unique = sorted(set(hashes))
+    for start in range(0, len(unique), 5000):
+        rows = session.execute(
+            select(Score.content_hash, Score.value).where(
+                Score.scorer_id == scorer.id,
+                Score.state == ScoreState.OK.value,
+                Score.content_hash.in_(unique[start : start + 5000]),
+            )
+        )
+        values.update({h: v for h, v in rows if v is not None})
+    return [values[h] for h in hashes if h in values]
+
+
+def _counted(values: list[float], span: _Range) -> dict[str, Any]:
+    """Count, mean and per-bin counts of values in memory, like `_binned` in the database."""
+    counts = Counter(span.index(v) for v in values)
+    return {
+        "count": len(values),
+        "mean": sum(values) / len(values) if values else None,
+        "bins": [counts[i] for i in range(span.bins)],
+    }
 
 
 def _shares(span: _Range, pool: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
+from app.collections.dashboard import sample_pool
 from app.models import Collection, CollectionItem, Dataset, Embedding, Example
 from app.selection.embeddings import load_embeddings
 
@@ -34,46 +35,6 @@ def map_model(session: Session, collection: Collection) -> str | None:
     if row is not None:
         return str(row[0])
     return session.scalar(select(Embedding.model).order_by(Embedding.id.desc()).limit(1))
-
-
-def sample_pool(
-    session: Session, datasets: list[Dataset], size: int, seed: int = 0
-) -> dict[int, str]:
-    """About `size` examples of the datasets, drawn uniformly by id: example id -> content
-    hash. Random ids inside each dataset's id range, so no scan of a large pool is needed."""
-    if not datasets or size <= 0:
-        return {}
-    ranges = session.execute(
-        select(Example.dataset_id, func.min(Example.id), func.max(Example.id))
-        .where(Example.dataset_id.in_([d.id for d in datasets]))
-        .group_by(Example.dataset_id)
-    ).all()
-    ranges = [r for r in ranges if r[1] is not None]
-    if not ranges:
-        return {}
-    rng = np.random.default_rng(seed)
-    spans = np.array([high - low + 1 for _, low, high in ranges], dtype=np.float64)
-    dataset_ids = [r[0] for r in ranges]
-    found: dict[int, str] = {}
-    for _ in range(4):  # ids can have gaps: draw again, more each time, until enough are found
-        wanted = (size - len(found)) * 2
-        picks = rng.choice(len(ranges), size=wanted, p=spans / spans.sum())
-        ids: set[int] = set()
-        for k, (_, low, high) in enumerate(ranges):
-            count = int((picks == k).sum())
-            ids.update(int(i) for i in rng.integers(low, high + 1, size=count))
-        fresh = sorted(ids - found.keys())
-        for start in range(0, len(fresh), 5000):
-            chunk = fresh[start : start + 5000]
-            rows = session.execute(
-                select(Example.id, Example.content_hash).where(
-                    Example.id.in_(chunk), Example.dataset_id.in_(dataset_ids)
-                )
-            )
-            found.update({example_id: content_hash for example_id, content_hash in rows})
-        if len(found) >= size:
-            break
-    return dict(sorted(found.items())[:size])
 
 
 def principal_components(matrix: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -4,11 +4,12 @@ score distributions on ranges that the recipe leaves open."""
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.collections import dashboard, service
-from app.collections.embedding_map import EXACT_SVD_LIMIT, principal_components, sample_pool
+from app.collections.dashboard import sample_pool
+from app.collections.embedding_map import EXACT_SVD_LIMIT, principal_components
 from app.models import Example
 from app.scoring.engine import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
@@ -77,3 +78,44 @@ def test_open_ranges_bin_between_the_values_seen(session: Session) -> None:
     assert [b["selected"] for b in comparison["bins"]] == [0] * 9 + [1]
     assert comparison["pool"]["mean"] == 40.0 and comparison["selected"]["count"] == 1
     assert comparison["top"] == 1.0  # the collection's one example is all of it
+
+
+def test_a_sample_is_uniform_over_interleaved_datasets(session: Session) -> None:
+    first, other, second = make_dataset(session), make_dataset(session), make_dataset(session)
+    for i in range(40):  # `first` and `other` imported side by side: their ids interleave
+        make_example(session, first, 1000 + i)
+        make_example(session, other, 2000 + i)
+    for i in range(40):
+        make_example(session, second, 3000 + i)
+    drawn_first = 0
+    for seed in range(40):
+        sample = sample_pool(session, [first, second], 20, seed=seed)
+        assert len(sample) == 20
+        datasets = session.scalars(select(Example.dataset_id).where(Example.id.in_(sample)))
+        found = list(datasets)
+        assert other.id not in found
+        drawn_first += found.count(first.id)
+    assert 0.42 < drawn_first / 800 < 0.58  # half the pool is `first`
+
+
+def test_a_large_pool_is_drawn_from_a_sample(session: Session) -> None:
+    dataset = make_dataset(session)
+    examples = [make_example(session, dataset, i) for i in range(30)]
+    scorer = get_or_create_scorer(session, choose_scorer(session, "lima"))
+    upsert_scores(
+        session,
+        [
+            {"content_hash": e.content_hash, "scorer_id": scorer.id, "value": (i % 2) * 1.0,
+             "state": "ok", "raw": None, "details": {}}
+            for i, e in enumerate(examples[:20])
+        ],
+    )  # fmt: skip
+    collection = service.create_collection(session, unique("set"), target_size=5)
+    service.add_items(session, collection, [examples[1].id])
+    exact = dashboard.score_comparison(session, collection, [dataset], bins=2)[0]
+    assert exact["sampled"] is None and exact["pool"]["count"] == 20
+    assert [b["pool"] for b in exact["bins"]] == [10, 10]
+    sampled = dashboard.score_comparison(session, collection, [dataset], bins=2, sample=12)[0]
+    assert sampled["sampled"] == 12
+    assert sampled["pool"]["count"] == sum(b["pool"] for b in sampled["bins"]) <= 12
+    assert sampled["selected"]["count"] == 1 and sampled["bins"][1]["selected"] == 1
