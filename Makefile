@@ -30,6 +30,7 @@ bench: install  ## every benchmark; each prints its ratios and exits 1 on a miss
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/select.py
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/train.py
 
 install: $(INSTALLED) $(VENDOR)
 
