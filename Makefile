@@ -31,6 +31,7 @@ bench: install  ## every benchmark; each prints its ratios and exits 1 on a miss
 	$(BIN)/python bench/select.py
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/dashboard.py
 
 install: $(INSTALLED) $(VENDOR)
 
