@@ -189,7 +189,7 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SIFT_DATABASE_URL": url, "SIFT_REDIS_URL": "redis://127.0.0.1:6379/6"}
     command = [
         sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
-        "--workers", "2", "--log-level", "warning", "--no-access-log",
+        "--workers", "2", "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "300",
     ]  # fmt: skip
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     for _ in range(120):
