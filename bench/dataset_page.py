@@ -59,7 +59,7 @@ FILL_SCORES = """
 INSERT INTO scores (content_hash, scorer_id, value, state, details, prompt_tokens,
                     completion_tokens, cost)
 SELECT md5(i::text), %(scorer)s,
-       CASE WHEN i %% 50 = 0 THEN NULL ELSE %(low)s + (%(high)s - %(low)s) * ((i * 7919) %% 1000) / 999.0 END,
+       CASE WHEN i %% 50 = 0 THEN NULL ELSE %(low)s + (%(high)s - %(low)s) * ((i::bigint * 7919) %% 1000) / 999.0 END,
        CASE WHEN i %% 50 = 0 THEN 'parse_error' ELSE 'ok' END,
        '{}'::jsonb, 0, 0, 0
 FROM generate_series(1, %(n)s) AS i
@@ -128,6 +128,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--url", default=os.environ.get("SIFT_BENCH_DASHBOARD_URL", DEFAULT_URL))
     parser.add_argument("--reuse", action="store_true", help="keep the pool of the last run")
+    parser.add_argument(
+        "--suggested-index",
+        action="store_true",
+        help="add the index the report suggests: examples (dataset_id, status, source, category)",
+    )
     args = parser.parse_args()
 
     # An endpoint that is never called: the alpagasus scorer is bound to its model name.
@@ -170,7 +175,15 @@ def main() -> int:
 
         return call
 
-    with psycopg.connect(plain_url(args.url)) as conn:
+    with psycopg.connect(plain_url(args.url), autocommit=True) as conn:
+        index = "bench_examples_make_up"
+        if args.suggested_index:
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {index} ON examples (dataset_id, status, source, category)"
+            )
+            conn.execute("VACUUM ANALYZE examples")
+        else:
+            conn.execute(f"DROP INDEX IF EXISTS {index}")
         floor = timed(lambda: conn.execute(COUNTS_SQL, (dataset_id,)).fetchall(), args.requests)
     base = f"/datasets/{DATASET}"
     cases = [
@@ -182,19 +195,38 @@ def main() -> int:
         ("examples table, score filter", get(f"{base}?score=alpagasus>=4.5", True), False),
     ]
     missed = False
-    print(f"\n{args.n:,} examples; {args.requests} requests each after 3 warm-ups; milliseconds")
+    print(f"\n{args.n:,} examples; {args.requests} requests each after 3 warm-ups (first views:")
+    print("3 after 1, the cache emptied before each); milliseconds")
     print(f"{'what':40} {'p50':>8} {'p95':>8}  target")
     print(
         f"{'bare SQL of the counts (reference)':40} {statistics.median(floor):8.1f} {p95(floor):8.1f}"
     )
+    from app.datasets import dashboard
+
+    def cold(path: str) -> Callable[[], object]:
+        call = get(path, True)
+
+        def uncached() -> object:
+            dashboard._cache.clear()
+            return call()
+
+        return uncached
+
+    cases += [
+        ("counts, first view (nothing cached)", cold(f"{base}/stats"), False),
+        ("histograms, first view (nothing cached)", cold(f"{base}/scores"), False),
+    ]
+    medians: dict[str, float] = {}
     for label, call, targeted in cases:
-        times = timed(call, args.requests)
+        slow = "first view" in label
+        times = timed(call, 3 if slow else args.requests, warmup=1 if slow else 3)
+        medians[label] = statistics.median(times)
         ok = p95(times) < TARGET_MS
         missed |= targeted and not ok
         target = (f"< {TARGET_MS:.0f}: " + ("met" if ok else "MISSED")) if targeted else ""
-        print(f"{label:40} {statistics.median(times):8.1f} {p95(times):8.1f}  {target}")
-    counts = statistics.median(timed(get(f"{base}/stats", True), args.requests))
-    print(f"\ncounts fragment / bare SQL (p50): {counts / statistics.median(floor):.2f}x")
+        print(f"{label:40} {medians[label]:8.1f} {p95(times):8.1f}  {target}")
+    ratio = medians["counts, first view (nothing cached)"] / statistics.median(floor)
+    print(f"\ncounts fragment, first view / bare SQL (p50): {ratio:.2f}x")
     return 1 if missed else 0
 
 

@@ -153,20 +153,24 @@ _cache: dict[tuple[str, int, str], tuple[tuple[Any, ...], float, Any]] = {}
 _cache_lock = threading.Lock()
 
 
-def change_marks(session: Session, dataset: Dataset) -> tuple[Any, ...]:
-    """Cheap marks that move when the dataset's counts or scores may have changed: its newest
-    example, the newest score, scorer, revision and review decision (index lookups), and the
-    last sign of life of any job (the jobs table is small)."""
+def change_marks(session: Session, dataset: Dataset, what: str) -> tuple[Any, ...]:
+    """Cheap marks (index lookups) that move when an aggregate may have changed: the
+    dataset's newest example and the newest revision for both; the newest review decision for
+    the counts (statuses); for the histograms the newest score and scorer, and the last sign
+    of life of any job (a score upserted in place happens inside a job; jobs are few)."""
     newest = [
         select(func.max(Example.id)).where(Example.dataset_id == dataset.id),
-        select(func.max(Score.id)),
-        select(func.max(Scorer.id)),
         select(func.max(Revision.id)),
-        select(func.max(ReviewDecision.id)),
-        select(func.max(Job.id)),
-        select(func.max(Job.heartbeat_at)),
-        select(func.max(Job.finished_at)),
     ]
+    if what == "breakdown":
+        newest.append(select(func.max(ReviewDecision.id)))
+    else:
+        newest += [
+            select(func.max(Score.id)),
+            select(func.max(Scorer.id)),
+            select(func.max(Job.heartbeat_at)),
+            select(func.max(Job.finished_at)),
+        ]
     row = session.execute(select(*(query.scalar_subquery() for query in newest))).one()
     return (dataset.created_at, *row)
 
@@ -174,7 +178,7 @@ def change_marks(session: Session, dataset: Dataset) -> tuple[Any, ...]:
 def cached(session: Session, dataset: Dataset, what: str, compute: Callable[[], T]) -> T:
     """`compute()`, or its last result for this dataset while nothing it reads has moved."""
     key = (str(session.get_bind().engine.url), dataset.id, what)
-    marks = change_marks(session, dataset)
+    marks = change_marks(session, dataset, what)
     now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(key)

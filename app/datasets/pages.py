@@ -38,9 +38,9 @@ from app.datasets.importer import FORMATS
 from app.models import Dataset, Example, ExampleStatus, Job, Role, User
 from app.scoring.service import (
     create_custom_scorer,
+    dataset_histograms,
     find_scorer,
     score_condition,
-    score_histograms,
     start_score_job,
 )
 from app.selection import dedup
@@ -241,7 +241,7 @@ def scores_fragment(request: Request, name: str, session: DB, user: PageUser) ->
     """The histogram of every scorer that has scored the dataset."""
     dataset = _dataset(session, name)
     histograms = dashboard.cached(
-        session, dataset, "histograms", lambda: score_histograms(session, dataset)
+        session, dataset, "histograms", lambda: dataset_histograms(session, dataset)
     )
     context = {"dataset": dataset, "histograms": histograms}
     return render(request, "datasets/_scores.html", context)

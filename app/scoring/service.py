@@ -366,3 +366,91 @@ def score_histograms(session: Session, dataset: Dataset, bins: int = 24) -> list
     return [
         histogram(session, dataset, row["scorer"], bins) for row in scores_summary(session, dataset)
     ]
+
+
+def dataset_histograms(session: Session, dataset: Dataset, bins: int = 24) -> list[dict[str, Any]]:
+    """What `score_histograms` gives (without exact value counts), in two passes over the
+    dataset's scores for all scorers at once: states and ranges, then bins. The dashboard
+    draws these; on a large pool each pass over the join costs seconds."""
+    joined = (
+        select(Score.scorer_id, Score.state, Score.value)
+        .join(Example, Example.content_hash == Score.content_hash)
+        .where(Example.dataset_id == dataset.id)
+        .subquery()
+    )
+    per_state = session.execute(
+        select(
+            joined.c.scorer_id,
+            joined.c.state,
+            func.count(),
+            func.min(joined.c.value),
+            func.max(joined.c.value),
+            func.avg(joined.c.value),
+        ).group_by(joined.c.scorer_id, joined.c.state)
+    ).all()
+    states: dict[int, dict[str, int]] = {}
+    ranges: dict[int, tuple[Any, Any, Any]] = {}
+    for scorer_id, state, count, low, high, mean in per_state:
+        states.setdefault(scorer_id, {})[state] = count
+        if state == ScoreState.OK.value:
+            ranges[scorer_id] = (low, high, mean)
+    scorers = session.scalars(
+        select(Scorer).where(Scorer.id.in_(list(ranges))).order_by(Scorer.name, Scorer.version)
+    ).all()
+    total = session.scalar(select(func.count()).where(Example.dataset_id == dataset.id)) or 0
+    edges: dict[int, tuple[float, float]] = {}
+    for scorer in scorers:
+        recipe = recipe_from_scorer(scorer)
+        low, high, _ = ranges[scorer.id]
+        lo = recipe.low if recipe.low is not None else low
+        hi = recipe.high if recipe.high is not None else high
+        if lo is not None and hi is not None:
+            edges[scorer.id] = (lo, (hi - lo) / bins if hi > lo else 1.0)
+    counts = _all_bins(session, joined, edges, bins)
+    return [
+        {
+            "scorer": s.name,
+            "version": s.version,
+            "key": s.key,
+            "model": s.model,
+            "total": total,
+            "states": {state.value: states[s.id].get(state.value, 0) for state in ScoreState}
+            | {"unscored": total - sum(states[s.id].values())},
+            "min": ranges[s.id][0],
+            "max": ranges[s.id][1],
+            "mean": float(ranges[s.id][2]) if ranges[s.id][2] is not None else None,
+            "bins": [
+                {
+                    "low": edges[s.id][0] + i * edges[s.id][1],
+                    "high": edges[s.id][0] + (i + 1) * edges[s.id][1],
+                    "count": counts.get((s.id, i), 0),
+                }
+                for i in range(bins)
+            ]
+            if s.id in edges
+            else [],
+            "values": None,
+        }
+        for s in scorers
+    ]
+
+
+def _all_bins(
+    session: Session, joined: Any, edges: dict[int, tuple[float, float]], count: int
+) -> dict[tuple[int, int], int]:
+    """(scorer id, bin index) -> ok values in that bin, for every scorer in one pass."""
+    if not edges:
+        return {}
+    low = case({i: lo for i, (lo, _) in edges.items()}, value=joined.c.scorer_id)
+    width = case({i: w for i, (_, w) in edges.items()}, value=joined.c.scorer_id)
+    offset = (joined.c.value - low) / width
+    if session.get_bind().dialect.name == "postgresql":
+        offset = func.floor(offset)  # SQLite's integer cast truncates: the same for offsets >= 0
+    step = cast(offset, Integer)
+    index = case((step >= count, count - 1), else_=step)
+    rows = session.execute(
+        select(joined.c.scorer_id, index, func.count())
+        .where(joined.c.state == ScoreState.OK.value, joined.c.scorer_id.in_(list(edges)))
+        .group_by(joined.c.scorer_id, index)
+    )
+    return {(int(s), int(i)): n for s, i, n in rows}

@@ -425,3 +425,28 @@ def test_counts_and_distributions_follow_changes_to_the_pool(
     row = {"scorer_id": scorer.id, "value": 0.5, "state": "ok", "raw": None, "details": {}}
     upsert_scores(session, [{"content_hash": extra.content_hash, **row}])
     assert "<b>lima</b>" in client.get(scores).text
+
+
+def test_the_dashboard_histograms_equal_the_per_scorer_ones(
+    session: Session, pool: Dataset
+) -> None:
+    from app.scoring.engine import upsert_scores
+    from app.scoring.service import (
+        choose_scorer,
+        dataset_histograms,
+        get_or_create_scorer,
+        score_histograms,
+    )
+
+    examples = [make_example(session, pool, 200 + i) for i in range(7)]
+    rows = []
+    for name, values in (("lima", [0, 0.25, 0.5, 1, 1, None, 0.75]), ("length", [5, 9, 9, 40])):
+        scorer = get_or_create_scorer(session, choose_scorer(session, name))
+        for example, value in zip(examples, values, strict=False):
+            state = "ok" if value is not None else "parse_error"
+            rows.append({"content_hash": example.content_hash, "scorer_id": scorer.id,
+                         "value": value, "state": state, "raw": None, "details": {}})  # fmt: skip
+    upsert_scores(session, rows)
+    expected = [h | {"values": None} for h in score_histograms(session, pool, 24)]
+    assert dataset_histograms(session, pool, 24) == expected
+    assert [h["scorer"] for h in expected] == ["length", "lima"]
