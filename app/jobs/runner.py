@@ -184,7 +184,7 @@ def pause_job(job_id: int) -> None:
 def finish_job(job_id: int, state: JobState, error: str | None = None) -> None:
     """Record a job's end, unless it has already ended (a cancel wins)."""
     cancel_marker(job_id).unlink(missing_ok=True)
-    with transaction() as session:
+    with transaction(writer=True) as session:
         job = session.get(Job, job_id)
         if job is not None and not job.is_terminal:
             job.state = state.value
