@@ -4,35 +4,27 @@ and download snapshots. Every route needs the lead role."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import (
-    FileResponse,
     HTMLResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 
 from app.collections import dashboard, service
 from app.collections.embedding_map import embedding_map
-from app.core.config import get_settings
 from app.core.db import DB
 from app.core.errors import InvalidInput, SiftError
 from app.core.web import PageLead, check_csrf, is_htmx, render
 from app.datasets import service as datasets
+from app.datasets.downloads import export_download
 from app.datasets.exporter import (
-    ExportOptions,
     ExportSource,
-    container_for,
-    export_to_file,
-    iter_export_bytes,
 )
 from app.datasets.pages import dataset_url
 from app.models import Collection, User
@@ -506,38 +498,6 @@ def download(
     """Download a snapshot in an export format, as a file."""
     collection = _collection(session, name)
     snapshot = dashboard.collection_snapshot(session, collection, snapshot_id)
-    if format not in DOWNLOAD_FORMATS:
-        raise InvalidInput(f"format: one of {', '.join(DOWNLOAD_FORMATS)}", field="format")
-    source, options = ExportSource("snapshot", snapshot.id), ExportOptions(format)
+    source = ExportSource("snapshot", snapshot.id)
     stem = f"{collection.name}-snapshot-{snapshot.id}-{format}"
-    if format == "parquet":
-        return _parquet_file(session, source, options, stem)
-    container = container_for(format, None)
-    extension = "jsonl" if container == "jsonl" else "json"
-    return StreamingResponse(
-        iter_export_bytes(session, source, options, container),
-        media_type="application/x-ndjson" if container == "jsonl" else "application/json",
-        headers={"content-disposition": _attachment(f"{stem}.{extension}")},
-    )
-
-
-def _attachment(filename: str) -> str:
-    # Collection names may hold any printable character: RFC 5987 keeps the header valid.
-    ascii_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-
-
-def _parquet_file(
-    session: Session, source: ExportSource, options: ExportOptions, stem: str
-) -> FileResponse:
-    """Parquet needs a seekable file: write one, send it, then delete it."""
-    folder = get_settings().data_dir / "downloads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.parquet"
-    export_to_file(session, source, options, path)
-    return FileResponse(
-        path,
-        media_type="application/vnd.apache.parquet",
-        headers={"content-disposition": _attachment(f"{stem}.parquet")},
-        background=BackgroundTask(path.unlink, missing_ok=True),
-    )
+    return export_download(session, source, format, stem, DOWNLOAD_FORMATS)

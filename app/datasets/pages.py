@@ -3,7 +3,6 @@ review progress, score distributions, job forms with live progress, duplicates, 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -11,28 +10,21 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import (
-    FileResponse,
     HTMLResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 
-from app.core.config import get_settings
 from app.core.db import DB
 from app.core.errors import InvalidInput, NotFound, SiftError
 from app.core.web import PageLead, PageUser, check_csrf, render
 from app.datasets import dashboard, service
+from app.datasets.downloads import export_download
 from app.datasets.exporter import (
     EXPORT_FORMATS,
-    ExportOptions,
     ExportSource,
-    container_for,
-    export_to_file,
-    iter_export_bytes,
 )
 from app.datasets.importer import FORMATS
 from app.models import Dataset, Example, ExampleStatus, Job, Role, User
@@ -488,41 +480,8 @@ def _members_shown(cluster: dedup.ClusterView) -> list[int]:
 def download(name: str, session: DB, user: PageLead, format: str = "jsonl") -> Response:
     """Download the dataset in an export format, as a file (leads only)."""
     dataset = _dataset(session, name)
-    if format not in EXPORT_FORMATS:
-        raise InvalidInput(f"format: one of {', '.join(EXPORT_FORMATS)}", field="format")
-    source, options = ExportSource("dataset", dataset.id), ExportOptions(format)
-    stem = f"{dataset.name}-{format}"
-    if format == "parquet":
-        return _parquet_file(session, source, options, stem)
-    container = container_for(format, None)
-    extension = "jsonl" if container == "jsonl" else "json"
-    return StreamingResponse(
-        iter_export_bytes(session, source, options, container),
-        media_type="application/x-ndjson" if container == "jsonl" else "application/json",
-        headers={"content-disposition": _attachment(f"{stem}.{extension}")},
-    )
-
-
-def _attachment(filename: str) -> str:
-    # Dataset names may hold any printable character: RFC 5987 keeps the header valid.
-    ascii_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-
-
-def _parquet_file(
-    session: Session, source: ExportSource, options: ExportOptions, stem: str
-) -> FileResponse:
-    """Parquet needs a seekable file: write one, send it, then delete it."""
-    folder = get_settings().data_dir / "downloads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.parquet"
-    export_to_file(session, source, options, path)
-    return FileResponse(
-        path,
-        media_type="application/vnd.apache.parquet",
-        headers={"content-disposition": _attachment(f"{stem}.parquet")},
-        background=BackgroundTask(path.unlink, missing_ok=True),
-    )
+    source = ExportSource("dataset", dataset.id)
+    return export_download(session, source, format, f"{dataset.name}-{format}")
 
 
 @router.get("/examples/{example_id}")
