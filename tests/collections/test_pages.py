@@ -471,7 +471,9 @@ def test_guidelines_are_saved(client: TestClient, session: Session, lead: User) 
     assert response.status_code == 303
     session.refresh(collection)
     assert collection.guidelines == "# Be kind\n\n- answer the question"
-    assert "# Be kind" in client.get(f"/collections/{collection.name}").text
+    page = client.get(f"/collections/{collection.name}").text
+    assert "# Be kind" in page  # in the form as written
+    assert "<h1>Be kind</h1>" in page and "<li>answer the question</li>" in page  # rendered
 
 
 # ---------------------------------------------------------------- roles, CSRF, escaping
