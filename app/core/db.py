@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -120,6 +120,21 @@ def side_transaction(session: Session) -> Iterator[Session]:
 def conflict_insert(table: Any, dialect: str) -> Any:
     """An INSERT that takes ON CONFLICT clauses, for PostgreSQL or SQLite (`dialect`)."""
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+def upsert_where(
+    session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], where: Any
+) -> None:
+    """Insert rows; a row already there under the same `keys` is replaced only where `where`
+    holds (a failed score or verdict is tried again, a good one is kept)."""
+    if not rows:
+        return
+    statement = conflict_insert(table, session.get_bind().dialect.name)
+    replace = {column: statement.excluded[column] for column in rows[0] if column not in keys}
+    session.execute(
+        statement.on_conflict_do_update(index_elements=list(keys), set_=replace, where=where),
+        list(rows),
+    )
 
 
 def defer_write_lock(endpoint: F) -> F:

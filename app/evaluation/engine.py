@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import conflict_insert
+from app.core.db import upsert_where
 from app.core.errors import NotFound
 from app.evaluation import judge
 from app.evaluation.answers import (
@@ -278,22 +278,8 @@ async def _gather(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
 
 def upsert_items(session: Session, rows: list[dict[str, Any]]) -> None:
     """Write items; an existing item is replaced only if it had failed."""
-    if not rows:
-        return
-    statement = conflict_insert(EvalItem, session.get_bind().dialect.name)
-    replace = {
-        column: statement.excluded[column]
-        for column in rows[0]
-        if column not in ("run_id", "prompt_id")
-    }
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["run_id", "prompt_id"],
-            set_=replace,
-            where=EvalItem.state == ItemState.FAILED.value,
-        ),
-        rows,
-    )
+    keys = ("run_id", "prompt_id")
+    upsert_where(session, EvalItem, rows, keys, EvalItem.state == ItemState.FAILED.value)
 
 
 def _state_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:

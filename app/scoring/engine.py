@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import conflict_insert
+from app.core.db import upsert_where
 from app.core.errors import NotFound
 from app.jobs.chunks import key_ranges
 from app.jobs.runner import JobPaused, Progress
@@ -159,22 +159,8 @@ def _row(
 
 def upsert_scores(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Write scores; an existing score is replaced only if it had failed."""
-    if not rows:
-        return
-    statement = conflict_insert(Score, session.get_bind().dialect.name)
-    replace = {
-        column: statement.excluded[column]
-        for column in rows[0]
-        if column not in ("content_hash", "scorer_id")
-    }
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["content_hash", "scorer_id"],
-            set_=replace,
-            where=Score.state == ScoreState.FAILED.value,
-        ),
-        list(rows),
-    )
+    keys = ("content_hash", "scorer_id")
+    upsert_where(session, Score, rows, keys, Score.state == ScoreState.FAILED.value)
 
 
 # ---------------------------------------------------------------- the kinds of scoring
