@@ -147,14 +147,14 @@ def _collection(conn: Any, n: int, lead_id: int) -> None:
         (lead_id, COLLECTION, step),
     )
     conn.execute(
-        """UPDATE examples SET status = CASE WHEN mod(id, 3) = 0 THEN 'rejected' ELSE 'accepted' END
+        """UPDATE examples SET status = CASE WHEN mod(id, 7) < 2 THEN 'rejected' ELSE 'accepted' END
            WHERE id IN (SELECT example_id FROM collection_items ORDER BY id LIMIT 600)"""
     )
     conn.execute(
         """INSERT INTO review_decisions (example_id, user_id, collection_id, action, reason,
                status_before, undone_at)
            SELECT i.example_id, u.id, i.collection_id,
-                  CASE WHEN mod(i.example_id, 3) = 0 THEN 'reject' ELSE 'accept' END, '',
+                  CASE WHEN mod(i.example_id, 7) < 2 THEN 'reject' ELSE 'accept' END, '',
                   'candidate', CASE WHEN mod(i.id, 10) = 0 THEN now() END
            FROM (SELECT * FROM collection_items ORDER BY id LIMIT 600) i
            JOIN users u ON u.name = 'annotator-' || mod(i.id, 3)"""
