@@ -244,24 +244,20 @@ def _jobs_context(session: Session, collection: Collection, base: str) -> dict[s
     }
 
 
-def _collection(session: Session, name: str) -> Collection:
-    return service.get_collection(session, name)
-
-
 @router.get("/collections/{name}")
 def collection_page(
     request: Request, name: str, session: DB, user: PageLead, items_after: int | None = None
 ) -> HTMLResponse:
     """The dashboard; the heavy parts (pool distributions, the map, the pick list) load as
     fragments of their own."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     return _dashboard(request, session, user, collection, items_after=items_after)
 
 
 @router.get("/collections/{name}/scores")
 def scores_fragment(request: Request, name: str, session: DB, user: PageLead) -> HTMLResponse:
     """Each score's distribution over the pool against the collection."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     pool = dashboard.pool_datasets(session, collection)
     context = {"comparisons": dashboard.score_comparison(session, collection, pool)}
     return render(request, "collections/_scores.html", context)
@@ -270,7 +266,7 @@ def scores_fragment(request: Request, name: str, session: DB, user: PageLead) ->
 @router.get("/collections/{name}/map")
 def map_fragment(request: Request, name: str, session: DB, user: PageLead) -> HTMLResponse:
     """The embedding map: a pool sample and the collection on two principal components."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     pool = dashboard.pool_datasets(session, collection)
     return render(
         request, "collections/_map.html", {"map": embedding_map(session, collection, pool)}
@@ -280,7 +276,7 @@ def map_fragment(request: Request, name: str, session: DB, user: PageLead) -> HT
 @router.get("/collections/{name}/jobs")
 def jobs_fragment(request: Request, name: str, session: DB, user: PageLead) -> HTMLResponse:
     """The collection's selection jobs with their progress; polls while one can move."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     context = _jobs_context(session, collection, collection_url(collection.name))
     return render(request, "collections/_jobs.html", context)
 
@@ -290,7 +286,7 @@ def items_fragment(
     request: Request, name: str, session: DB, user: PageLead, after: int | None = None
 ) -> Response:
     """One page of the collection's items; a browser without htmx gets the dashboard."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     if not is_htmx(request):
         target = collection_url(collection.name)
         if after is not None:
@@ -312,7 +308,7 @@ def pool_fragment(
     after: int | None = None,
 ) -> HTMLResponse:
     """Examples of a pool dataset not yet in the collection, searchable, by keyset."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     pool = dashboard.pool_datasets(session, collection)
     names = dashboard.all_dataset_names(session)
     chosen = dataset or (pool[0].name if pool else (names[0] if names else ""))
@@ -361,7 +357,7 @@ def save_guidelines(
     guidelines: Annotated[str, Form()] = "",
 ) -> Response:
     """Store the collection's Markdown guidelines, which the review page shows."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     if len(guidelines) > GUIDELINES_LIMIT:
         message = f"guidelines: at most {GUIDELINES_LIMIT:,} characters"
         return _dashboard(request, session, user, collection, error=message, status=422)
@@ -374,7 +370,7 @@ def preview_fragment(
     request: Request, name: str, session: DB, user: PageLead, form: Recipe
 ) -> HTMLResponse:
     """What the recipe in the form would pick, before and after; writes nothing."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     context: dict[str, Any] = {"collection": collection}
     try:
         context["preview"] = selection.preview(session, spec_from_form(form))
@@ -388,7 +384,7 @@ def run_selection(
     request: Request, name: str, session: DB, user: PageLead, form: Recipe
 ) -> Response:
     """Run the recipe in the form into the collection as a job (saved by name if given)."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     recipe_name = form.name.strip() or None
     try:
         spec = spec_from_form(form)
@@ -423,7 +419,7 @@ def add_items(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """Add examples by hand, with why; the target size and quotas still hold."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     try:
         ids = _ids(example_ids)
         service.add_items(session, collection, ids, user=user, reason=reason.strip())
@@ -439,7 +435,7 @@ def remove_items(
     request: Request, name: str, session: DB, user: PageLead, example_ids: ExampleIds = None
 ) -> Response:
     """Take examples out of the collection."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     try:
         service.remove_items(session, collection, _ids(example_ids))
     except SiftError as exc:
@@ -458,7 +454,7 @@ def freeze(
     note: Annotated[str, Form()] = "",
 ) -> Response:
     """Freeze the collection as a snapshot; the same content gives the same snapshot back."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     try:
         service.create_snapshot(session, collection, note=note.strip(), user=user)
     except SiftError as exc:
@@ -476,7 +472,7 @@ def compare(
     request: Request, name: str, session: DB, user: PageLead, old: int, new: int
 ) -> HTMLResponse:
     """Examples added, removed and edited from one snapshot of the collection to another."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     before = dashboard.collection_snapshot(session, collection, old)
     after = dashboard.collection_snapshot(session, collection, new)
     context = {
@@ -496,7 +492,7 @@ def download(
     name: str, snapshot_id: int, session: DB, user: PageLead, format: str = "jsonl"
 ) -> Response:
     """Download a snapshot in an export format, as a file."""
-    collection = _collection(session, name)
+    collection = service.get_collection(session, name)
     snapshot = dashboard.collection_snapshot(session, collection, snapshot_id)
     source = ExportSource("snapshot", snapshot.id)
     stem = f"{collection.name}-snapshot-{snapshot.id}-{format}"
