@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Integer, Select, String, and_, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -33,6 +32,7 @@ from app.models import (
     User,
 )
 from app.scoring.recipes import recipe_from_scorer
+from app.scoring.sampling import POOL_SAMPLE, id_intervals, sample_pool, scores_of
 
 GROUP_LIMIT = 40  # quota bars shown per field; the rest are summed up
 REVIEWED = (ExampleStatus.ACCEPTED.value, ExampleStatus.REJECTED.value)
@@ -130,72 +130,6 @@ def _in_collection(collection: Collection) -> Any:
     )
 
 
-def id_intervals(session: Session, datasets: list[Dataset]) -> list[tuple[int, int]]:
-    """Disjoint id intervals that hold every example of the datasets."""
-    bounds = []
-    for dataset in datasets:
-        # Without GROUP BY, min() and max() are each one step into the (dataset_id, id) index;
-        # grouped, PostgreSQL reads every entry of a million-example dataset.
-        low, high = session.execute(
-            select(func.min(Example.id), func.max(Example.id)).where(
-                Example.dataset_id == dataset.id
-            )
-        ).one()
-        if low is not None:
-            bounds.append((low, high))
-    intervals: list[tuple[int, int]] = []
-    for low, high in sorted(bounds):
-        if intervals and low <= intervals[-1][1] + 1:  # datasets imported side by side
-            intervals[-1] = (intervals[-1][0], max(intervals[-1][1], high))
-        else:
-            intervals.append((low, high))
-    return intervals
-
-
-def sample_pool(
-    session: Session,
-    datasets: list[Dataset],
-    size: int,
-    seed: int = 0,
-    intervals: list[tuple[int, int]] | None = None,
-) -> dict[int, str]:
-    """A uniform random sample of `size` examples of the datasets (all of them when fewer):
-    example id -> content hash. Ids are drawn inside the datasets' id intervals and looked up
-    by primary key, so a pool of millions is never scanned."""
-    if intervals is None:
-        intervals = id_intervals(session, datasets)
-    if not intervals or size <= 0:
-        return {}
-    rng = np.random.default_rng(seed)
-    lengths = np.array([high - low + 1 for low, high in intervals], dtype=np.float64)
-    dataset_ids = [d.id for d in datasets]
-    found: dict[int, str] = {}
-    drawn, density = 0, 1.0
-    for _ in range(6):  # ids have gaps (other datasets, deletions): draw again until enough
-        count = int((size - len(found)) / max(density, 0.02) * 1.1) + 16
-        picks = rng.choice(len(intervals), size=count, p=lengths / lengths.sum())
-        ids: set[int] = set()
-        for k, (low, high) in enumerate(intervals):
-            ids.update(int(i) for i in rng.integers(low, high + 1, size=int((picks == k).sum())))
-        fresh = sorted(ids - found.keys())
-        for start in range(0, len(fresh), 5000):
-            rows = session.execute(
-                select(Example.id, Example.content_hash).where(
-                    Example.id.in_(fresh[start : start + 5000]),
-                    Example.dataset_id.in_(dataset_ids),
-                )
-            )
-            found.update({example_id: content_hash for example_id, content_hash in rows})
-        drawn += len(fresh)
-        density = len(found) / drawn if drawn else 1.0
-        if len(found) >= size or len(found) >= sum(lengths):
-            break
-    keys = sorted(found)
-    if len(keys) > size:  # a random subset: the lowest ids would not be a uniform sample
-        keys = sorted(keys[int(i)] for i in rng.choice(len(keys), size=size, replace=False))
-    return {key: found[key] for key in keys}
-
-
 # ---------------------------------------------------------------- score distributions
 
 
@@ -291,9 +225,6 @@ def _pool_scorers(session: Session, dataset_ids: list[int]) -> list[Scorer]:
     return list(session.scalars(select(Scorer).where(scored).order_by(Scorer.name, Scorer.version)))
 
 
-POOL_SAMPLE = 5_000  # a larger pool's distribution is drawn from a uniform sample this big
-
-
 def score_comparison(
     session: Session,
     collection: Collection,
@@ -349,18 +280,9 @@ def _values_of(
     session: Session, scorers: list[Scorer], hashes: list[str]
 ) -> dict[int, list[float]]:
     """Scorer id -> the ok values for these contents, one per entry (a repeat counts again)."""
-    found: dict[tuple[int, str], float] = {}
-    unique = sorted(set(hashes))
-    for start in range(0, len(unique), 5000):
-        rows = session.execute(
-            select(Score.scorer_id, Score.content_hash, Score.value).where(
-                Score.scorer_id.in_([s.id for s in scorers]),
-                Score.state == ScoreState.OK.value,
-                Score.content_hash.in_(unique[start : start + 5000]),
-            )
-        )
-        found.update({(i, h): v for i, h, v in rows if v is not None})
-    return {s.id: [found[(s.id, h)] for h in hashes if (s.id, h) in found] for s in scorers}
+    found = scores_of(session, hashes, [s.id for s in scorers])
+    ok = {key: value for key, (state, value) in found.items() if state == ScoreState.OK.value}
+    return {s.id: [v for h in hashes if (v := ok.get((s.id, h))) is not None] for s in scorers}
 
 
 def _counted(values: list[float], span: _Range) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ from app.models import (
     Scorer,
 )
 from app.scoring.recipes import BUILTIN_RECIPES
+from app.scoring.sampling import sample_if_large
 
 T = TypeVar("T")
 TOP_GROUPS = 12
@@ -54,6 +56,7 @@ class Breakdown:
     status: Counts
     source: Counts
     category: Counts
+    sampled: int | None = None  # sources and categories estimated from a sample this big
 
     @property
     def reviewed(self) -> int:
@@ -90,22 +93,65 @@ def _grouped(session: Session, dataset: Dataset) -> list[tuple[str, str | None, 
     return [(name, value, n) for name, value, n in session.execute(union_all(*parts))]
 
 
-def breakdown(session: Session, dataset: Dataset, top: int = TOP_GROUPS) -> Breakdown:
+def breakdown(
+    session: Session,
+    dataset: Dataset,
+    top: int = TOP_GROUPS,
+    *,
+    sample: int | None = None,
+    exact_up_to: int | None = None,
+) -> Breakdown:
     """Counts per status (every status, zero included), and the `top` largest sources and
-    categories with what the others add up to."""
+    categories with what the others add up to. Above `exact_up_to` examples (EXACT_UP_TO),
+    where one pass over the pool costs more than the page may, statuses stay exact (one count
+    that reads an index alone) and sources and categories are estimated from a uniform sample
+    of `sample` (POOL_SAMPLE) examples."""
+    columns = [Example.source, Example.category]
+    drawn = sample_if_large(session, dataset, columns, sample=sample, exact_up_to=exact_up_to)
+    if drawn is not None:
+        return _estimated(session, dataset, list(drawn.values()), top)
     groups: dict[str, list[tuple[str | None, int]]] = {"status": [], "source": [], "category": []}
     for name, value, count in _grouped(session, dataset):
         groups[name].append((value, count))
     by_status = dict(groups["status"])
-    status = Counts([(s.value, by_status.get(s.value, 0)) for s in ExampleStatus])
-
-    def largest(rows: list[tuple[str | None, int]]) -> Counts:
-        rows.sort(key=lambda row: (-row[1], row[0] or ""))
-        rest = rows[top:]
-        return Counts(rows[:top], len(rest), sum(n for _, n in rest))
-
     total = sum(by_status.values())
-    return Breakdown(total, status, largest(groups["source"]), largest(groups["category"]))
+    return Breakdown(
+        total,
+        _statuses(by_status),
+        _largest(groups["source"], top),
+        _largest(groups["category"], top),
+    )
+
+
+def _estimated(
+    session: Session, dataset: Dataset, drawn: list[tuple[Any, ...]], top: int
+) -> Breakdown:
+    """Exact statuses; sources and categories scaled up from the sampled examples' ones."""
+    by_status: dict[str | None, int] = dict(
+        session.execute(
+            select(Example.status, func.count())
+            .where(Example.dataset_id == dataset.id)
+            .group_by(Example.status)
+        ).all()
+    )
+    total = sum(by_status.values())
+
+    def scaled(position: int) -> Counts:
+        seen = Counter(row[position] for row in drawn)
+        rows = [(value, round(n * total / len(drawn))) for value, n in seen.items()]
+        return _largest(rows, top)
+
+    return Breakdown(total, _statuses(by_status), scaled(0), scaled(1), sampled=len(drawn))
+
+
+def _statuses(by_status: dict[str | None, int]) -> Counts:
+    return Counts([(s.value, by_status.get(s.value, 0)) for s in ExampleStatus])
+
+
+def _largest(rows: list[tuple[str | None, int]], top: int) -> Counts:
+    rows.sort(key=lambda row: (-row[1], row[0] or ""))
+    rest = rows[top:]
+    return Counts(rows[:top], len(rest), sum(n for _, n in rest))
 
 
 def recent_jobs(session: Session, dataset: Dataset, limit: int = RECENT_JOBS) -> list[Job]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from app.scoring.recipes import (
     get_recipe,
     recipe_from_scorer,
 )
+from app.scoring.sampling import sample_if_large, scores_of
 
 DEFAULT_ENDPOINT = "default"
 
@@ -368,10 +370,24 @@ def score_histograms(session: Session, dataset: Dataset, bins: int = 24) -> list
     ]
 
 
-def dataset_histograms(session: Session, dataset: Dataset, bins: int = 24) -> list[dict[str, Any]]:
-    """What `score_histograms` gives (without exact value counts), in two passes over the
-    dataset's scores for all scorers at once: states and ranges, then bins. The dashboard
-    draws these; on a large pool each pass over the join costs seconds."""
+def dataset_histograms(
+    session: Session,
+    dataset: Dataset,
+    bins: int = 24,
+    *,
+    sample: int | None = None,
+    exact_up_to: int | None = None,
+) -> list[dict[str, Any]]:
+    """What `score_histograms` gives (without exact value counts) for every scorer at once,
+    for the dashboard. Up to `exact_up_to` examples (EXACT_UP_TO), in two passes over the
+    dataset's scores (states and ranges, then bins); a larger dataset, where each pass costs
+    seconds, through a uniform sample of `sample` (POOL_SAMPLE) examples, whose size "sampled"
+    then gives (None when exact)."""
+    drawn = sample_if_large(
+        session, dataset, [Example.content_hash], sample=sample, exact_up_to=exact_up_to
+    )
+    if drawn is not None:
+        return _sampled_histograms(session, [row[0] for row in drawn.values()], bins)
     joined = (
         select(Score.scorer_id, Score.state, Score.value)
         .join(Example, Example.content_hash == Score.content_hash)
@@ -394,10 +410,44 @@ def dataset_histograms(session: Session, dataset: Dataset, bins: int = 24) -> li
         states.setdefault(scorer_id, {})[state] = count
         if state == ScoreState.OK.value:
             ranges[scorer_id] = (low, high, mean)
-    scorers = session.scalars(
-        select(Scorer).where(Scorer.id.in_(list(ranges))).order_by(Scorer.name, Scorer.version)
-    ).all()
+    scorers = _scorers(session, list(ranges))
     total = session.scalar(select(func.count()).where(Example.dataset_id == dataset.id)) or 0
+    edges = _edges(scorers, ranges, bins)
+    counts = _all_bins(session, joined, edges, bins)
+    return _histograms(scorers, total, states, ranges, edges, counts, bins, None)
+
+
+def _sampled_histograms(session: Session, hashes: list[str], bins: int) -> list[dict[str, Any]]:
+    """The dashboard's histograms over the examples with these contents, counted here."""
+    states: dict[int, dict[str, int]] = {}
+    values: dict[int, list[float]] = {}
+    for (scorer_id, _), (state, value) in scores_of(session, hashes).items():
+        per_state = states.setdefault(scorer_id, {})
+        per_state[state] = per_state.get(state, 0) + 1
+        if state == ScoreState.OK.value and value is not None:
+            values.setdefault(scorer_id, []).append(value)
+    ranges = {i: (min(v), max(v), sum(v) / len(v)) for i, v in values.items()}
+    scorers = _scorers(session, list(ranges))
+    edges = _edges(scorers, ranges, bins)
+    counts: dict[tuple[int, int], int] = {}
+    for scorer_id, (low, width) in edges.items():
+        for value in values[scorer_id]:
+            # As in `_all_bins`: the floor, the top edge in the last bin, below the range in none.
+            i = min(math.floor((value - low) / width), bins - 1)
+            counts[(scorer_id, i)] = counts.get((scorer_id, i), 0) + 1
+    return _histograms(scorers, len(hashes), states, ranges, edges, counts, bins, len(hashes))
+
+
+def _scorers(session: Session, ids: list[int]) -> list[Scorer]:
+    query = select(Scorer).where(Scorer.id.in_(ids)).order_by(Scorer.name, Scorer.version)
+    return list(session.scalars(query))
+
+
+def _edges(
+    scorers: list[Scorer], ranges: dict[int, tuple[Any, Any, Any]], bins: int
+) -> dict[int, tuple[float, float]]:
+    """Scorer id -> (low edge, bin width): the recipe's range, a side it leaves open taken
+    from the values seen."""
     edges: dict[int, tuple[float, float]] = {}
     for scorer in scorers:
         recipe = recipe_from_scorer(scorer)
@@ -406,7 +456,19 @@ def dataset_histograms(session: Session, dataset: Dataset, bins: int = 24) -> li
         hi = recipe.high if recipe.high is not None else high
         if lo is not None and hi is not None:
             edges[scorer.id] = (lo, (hi - lo) / bins if hi > lo else 1.0)
-    counts = _all_bins(session, joined, edges, bins)
+    return edges
+
+
+def _histograms(
+    scorers: list[Scorer],
+    total: int,
+    states: dict[int, dict[str, int]],
+    ranges: dict[int, tuple[Any, Any, Any]],
+    edges: dict[int, tuple[float, float]],
+    counts: dict[tuple[int, int], int],
+    bins: int,
+    sampled: int | None,
+) -> list[dict[str, Any]]:
     return [
         {
             "scorer": s.name,
@@ -430,6 +492,7 @@ def dataset_histograms(session: Session, dataset: Dataset, bins: int = 24) -> li
             if s.id in edges
             else [],
             "values": None,
+            "sampled": sampled,
         }
         for s in scorers
     ]

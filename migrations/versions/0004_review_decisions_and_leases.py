@@ -25,6 +25,12 @@ def upgrade() -> None:
         ["dataset_id", "status", "id"],
         unique=False,
     )
+    op.create_index(
+        "ix_examples_dataset_id_status_source_category",
+        "examples",
+        ["dataset_id", "status", "source", "category"],
+        unique=False,
+    )
     op.create_table(
         "review_decisions",
         sa.Column("example_id", BigId, nullable=False),
@@ -116,4 +122,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_review_decisions_collection_id"), table_name="review_decisions")
     op.drop_index(op.f("ix_review_decisions_example_id"), table_name="review_decisions")
     op.drop_table("review_decisions")
+    op.drop_index("ix_examples_dataset_id_status_source_category", table_name="examples")
     op.drop_index("ix_examples_dataset_id_status_id", table_name="examples")

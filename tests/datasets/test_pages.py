@@ -447,6 +447,6 @@ def test_the_dashboard_histograms_equal_the_per_scorer_ones(
             rows.append({"content_hash": example.content_hash, "scorer_id": scorer.id,
                          "value": value, "state": state, "raw": None, "details": {}})  # fmt: skip
     upsert_scores(session, rows)
-    expected = [h | {"values": None} for h in score_histograms(session, pool, 24)]
+    expected = [h | {"values": None, "sampled": None} for h in score_histograms(session, pool, 24)]
     assert dataset_histograms(session, pool, 24) == expected
     assert [h["scorer"] for h in expected] == ["length", "lima"]
