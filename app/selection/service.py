@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.collections import service as collections
 from app.core.errors import Conflict, InvalidInput, NotFound
@@ -74,6 +74,9 @@ class Pool:
     dataset: Dataset
     ids: list[int]
     groups: dict[int, str]
+    # The filters that made the pool, so that scores are read with one join, not by id lists.
+    conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    scores: dict[str, dict[int, float]] = field(default_factory=dict)
 
 
 def _conditions(
@@ -94,28 +97,29 @@ def candidate_pool(session: Session, spec: SelectionSpec) -> Pool:
     """The examples of the spec's dataset that pass its filters."""
     dataset = get_dataset(session, spec.dataset)
     column = getattr(Example, spec.group_by)
-    rows = session.execute(
-        select(Example.id, column).where(*_conditions(session, dataset, spec)).order_by(Example.id)
-    ).all()
-    return Pool(dataset, [r[0] for r in rows], {r[0]: r[1] or "" for r in rows})
+    conditions = _conditions(session, dataset, spec)
+    rows = session.execute(select(Example.id, column).where(*conditions).order_by(Example.id)).all()
+    return Pool(dataset, [r[0] for r in rows], {r[0]: r[1] or "" for r in rows}, conditions)
 
 
-def _scores(session: Session, ref: str, ids: list[int]) -> dict[int, float]:
-    """The ok values of a scorer for these examples (by their content)."""
-    scorer = find_scorer(session, ref)
-    values: dict[int, float] = {}
-    for start in range(0, len(ids), 5_000):
+def _scores(session: Session, ref: str, pool: Pool) -> dict[int, float]:
+    """The ok values of a scorer for the pool's examples (by their content), read once."""
+    if ref not in pool.scores:
+        scorer = find_scorer(session, ref)
+        # An alias: the pool's score filters are subqueries on `scores` of their own.
+        score = aliased(Score)
         rows = session.execute(
-            select(Example.id, Score.value)
-            .join(Score, Score.content_hash == Example.content_hash)
+            select(Example.id, score.value)
+            .join(score, score.content_hash == Example.content_hash)
             .where(
-                Example.id.in_(ids[start : start + 5_000]),
-                Score.scorer_id == scorer.id,
-                Score.state == ScoreState.OK.value,
+                *pool.conditions,
+                score.scorer_id == scorer.id,
+                score.state == ScoreState.OK.value,
+                score.value.is_not(None),
             )
         )
-        values.update({example_id: value for example_id, value in rows if value is not None})
-    return values
+        pool.scores[ref] = {example_id: value for example_id, value in rows if value is not None}
+    return pool.scores[ref]
 
 
 def select_ids(session: Session, spec: SelectionSpec) -> list[int]:
@@ -132,29 +136,27 @@ def _pick(session: Session, spec: SelectionSpec, pool: Pool) -> list[int]:
         groups: dict[str, list[int]] = {}
         for example_id in pool.ids:
             groups.setdefault(pool.groups[example_id], []).append(example_id)
-        scores = _scores(session, spec.scorer, pool.ids) if spec.scorer else None
+        scores = _scores(session, spec.scorer, pool) if spec.scorer else None
         return quota_sample(
             groups, budget, tau=spec.tau, quotas=spec.quotas, scores=scores, seed=spec.seed
         )
     if spec.method == "threshold":
         if not spec.scorer:
             return pool.ids[:budget]
-        scores = _scores(session, spec.scorer, pool.ids)
+        scores = _scores(session, spec.scorer, pool)
         scored = [i for i in pool.ids if i in scores]
         return [scored[i] for i in score_order([scores[i] for i in scored])[:budget]]
-    return _deita(session, spec, pool.ids, budget)
+    return _deita(session, spec, pool, budget)
 
 
-def _deita(session: Session, spec: SelectionSpec, ids: list[int], budget: int) -> list[int]:
+def _deita(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> list[int]:
     from app.selection.embeddings import DEFAULT_MODEL, load_embeddings
 
-    scores = _scores(session, spec.scorer or "deita-evol", ids)
-    scored = [i for i in ids if i in scores]
+    scores = _scores(session, spec.scorer or "deita-evol", pool)
+    scored = [i for i in pool.ids if i in scores]
     model = spec.embedding_model or DEFAULT_MODEL
     hashes = dict(
-        session.execute(
-            select(Example.id, Example.content_hash).where(Example.id.in_(scored))
-        ).all()
+        session.execute(select(Example.id, Example.content_hash).where(*pool.conditions)).all()
     )
     vectors = load_embeddings(session, sorted(set(hashes.values())), model)
     missing = [i for i in scored if hashes[i] not in vectors]
@@ -187,7 +189,7 @@ def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> dict[str, 
     }
     ref = spec.scorer or next((scorer_of(f) for f in spec.filters), None)
     if ref:
-        scores = _scores(session, ref, pool.ids)
+        scores = _scores(session, ref, pool)
         result["scorer"] = ref
         result["scores_before"] = _distribution([scores[i] for i in pool.ids if i in scores], bins)
         result["scores_after"] = _distribution([scores[i] for i in chosen if i in scores], bins)
