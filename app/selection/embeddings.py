@@ -28,6 +28,7 @@ from app.jobs.service import create_job
 from app.models import Dataset, Embedding, Example, Job, User
 from app.scoring.local_lm import load_causal_lm
 from app.scoring.recipes import ExampleText
+from app.scoring.sampling import one_of
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EMBED_KIND = "embed"
@@ -306,7 +307,8 @@ def load_embeddings(
     for start in range(0, len(hashes), 5000):
         rows = session.execute(
             select(Embedding.content_hash, Embedding.vector).where(
-                Embedding.model == model, Embedding.content_hash.in_(hashes[start : start + 5000])
+                Embedding.model == model,
+                one_of(session, Embedding.content_hash, hashes[start : start + 5000]),
             )
         )
         found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
