@@ -713,18 +713,21 @@ def main() -> None:
     cli()
 
 
-from app.generation.commands import generate_cli  # noqa: E402
+def _add_domain_commands() -> None:
+    """The commands that live with their domains; they import the helpers above."""
+    from app.evaluation.commands import eval_cli
+    from app.generation.commands import generate_cli
+    from app.training.commands import train
 
-cli.add_typer(generate_cli, name="generate")
-
-from app.evaluation.commands import eval_cli  # noqa: E402
-
-cli.add_typer(eval_cli, name="eval")
-
-from app.training.commands import train  # noqa: E402
-
-cli.command("train")(train)
+    cli.add_typer(generate_cli, name="generate")
+    cli.add_typer(eval_cli, name="eval")
+    cli.command("train")(train)
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m app.cli`: run the module imported as `app.cli`, the one the domains import.
+    from app.cli import main as run
+
+    run()
+else:
+    _add_domain_commands()

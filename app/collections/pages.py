@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.collections import dashboard, service
 from app.collections.embedding_map import embedding_map
-from app.core.db import DB
+from app.core.db import DB, StreamDB
 from app.core.errors import InvalidInput, SiftError
 from app.core.web import PageLead, check_csrf, is_htmx, render
 from app.datasets import service as datasets
@@ -489,7 +489,7 @@ def compare(
 
 @router.get("/collections/{name}/snapshots/{snapshot_id}/export", response_model=None)
 def download(
-    name: str, snapshot_id: int, session: DB, user: PageLead, format: str = "jsonl"
+    name: str, snapshot_id: int, session: StreamDB, user: PageLead, format: str = "jsonl"
 ) -> Response:
     """Download a snapshot in an export format, as a file."""
     collection = service.get_collection(session, name)

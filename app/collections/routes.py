@@ -20,7 +20,7 @@ from app.collections.schemas import (
     SnapshotDiff,
     SnapshotOut,
 )
-from app.core.db import DB
+from app.core.db import DB, StreamDB
 from app.core.errors import InvalidInput
 from app.core.security import ApiAnnotator, ApiLead
 from app.datasets.exporter import (
@@ -157,7 +157,11 @@ def compare_snapshots(
 
 @router.get("/snapshots/{snapshot_id}/export")
 def export_snapshot(
-    snapshot_id: int, session: DB, _: ApiLead, format: str = "jsonl", with_scores: bool = False
+    snapshot_id: int,
+    session: StreamDB,
+    _: ApiLead,
+    format: str = "jsonl",
+    with_scores: bool = False,
 ) -> StreamingResponse:
     """Stream a snapshot in an export format."""
     if format not in EXPORT_FORMATS or format == "parquet":

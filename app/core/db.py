@@ -152,5 +152,11 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-# A route parameter: the request's session (one transaction per request).
-DB = Annotated[Session, Depends(get_session)]
+# A route parameter: the request's session (one transaction per request). Scope "function":
+# the transaction commits before the response is sent, so that a failed commit answers as an
+# error instead of after a success was sent, and the page a redirect leads to reads what the
+# request wrote.
+DB = Annotated[Session, Depends(get_session, scope="function")]
+# For a response streamed from the database (an export): its own session, open until the last
+# byte is sent. Only for reads.
+StreamDB = Annotated[Session, Depends(get_session, scope="request")]

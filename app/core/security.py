@@ -71,7 +71,7 @@ def user_for_token(session: Session, token: str) -> User | None:
     return row.user
 
 
-def api_user(request: Request, session: Session = Depends(get_session)) -> User:
+def api_user(request: Request, session: Session = Depends(get_session, scope="function")) -> User:
     """The user behind the request's bearer token; 401 without a valid one."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:

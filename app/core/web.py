@@ -49,7 +49,9 @@ async def check_csrf(request: Request) -> None:
         raise Forbidden("the form has expired or did not come from Sift: reload and try again")
 
 
-def optional_page_user(request: Request, session: Session = Depends(get_session)) -> User | None:
+def optional_page_user(
+    request: Request, session: Session = Depends(get_session, scope="function")
+) -> User | None:
     """The signed-in user of a browser session, or None."""
     user_id = request.session.get("user_id")
     if user_id is None:

@@ -17,7 +17,7 @@ from fastapi.responses import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.db import DB
+from app.core.db import DB, StreamDB
 from app.core.errors import InvalidInput, NotFound, SiftError
 from app.core.web import PageLead, PageUser, check_csrf, render
 from app.datasets import dashboard, service
@@ -477,7 +477,7 @@ def _members_shown(cluster: dedup.ClusterView) -> list[int]:
 
 
 @router.get("/datasets/{name}/export", response_model=None)
-def download(name: str, session: DB, user: PageLead, format: str = "jsonl") -> Response:
+def download(name: str, session: StreamDB, user: PageLead, format: str = "jsonl") -> Response:
     """Download the dataset in an export format, as a file (leads only)."""
     dataset = _dataset(session, name)
     source = ExportSource("dataset", dataset.id)

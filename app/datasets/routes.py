@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from app.core.db import DB
+from app.core.db import DB, StreamDB
 from app.core.errors import InvalidInput
 from app.core.security import ApiAnnotator, ApiLead
 from app.datasets import service
@@ -122,7 +122,7 @@ def list_examples(
 @router.get("/datasets/{name}/export")
 def export_dataset(
     name: str,
-    session: DB,
+    session: StreamDB,
     _: ApiLead,
     format: str = "jsonl",
     with_scores: bool = False,

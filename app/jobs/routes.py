@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 @router.get("", response_model=list[JobOut])
 def list_jobs(
     active: bool = False,
-    session: Session = Depends(get_session),
+    session: Session = Depends(get_session, scope="function"),
     _: User = Depends(require_api_role(Role.ANNOTATOR)),
 ) -> list[JobOut]:
     """The newest jobs first."""
@@ -27,7 +27,7 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(
     job_id: int,
-    session: Session = Depends(get_session),
+    session: Session = Depends(get_session, scope="function"),
     _: User = Depends(require_api_role(Role.ANNOTATOR)),
 ) -> JobOut:
     """One job with its progress and counts."""
@@ -39,7 +39,7 @@ def get_job(
 def cancel_job(
     job_id: int,
     _: User = Depends(require_api_role(Role.LEAD)),
-    session: Session = Depends(get_session),
+    session: Session = Depends(get_session, scope="function"),
 ) -> JobOut:
     """Cancel a job that has not finished."""
     service.signal_cancel(job_id)
@@ -51,7 +51,7 @@ def resume_job(
     job_id: int,
     body: ResumeIn | None = None,
     _: User = Depends(require_api_role(Role.LEAD)),
-    session: Session = Depends(get_session),
+    session: Session = Depends(get_session, scope="function"),
 ) -> JobOut:
     """Queue a paused or failed job again, optionally with a larger budget."""
     budget = body.budget_usd if body else None

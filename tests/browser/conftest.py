@@ -5,14 +5,14 @@ What the fixtures give (for any browser test, e.g. the annotator review flow):
 
 - `live_server`: the base URL of uvicorn serving `app.main:create_app` in a subprocess, on a free
   port, against a PostgreSQL database of its own (`<SIFT_TEST_COMMITTED_DATABASE>_browser`,
-  migrated and emptied once per test session). No Celery worker runs: pages that start a job only
+  migrated and emptied once for the browser tests). No Celery worker runs: pages that start a job only
   queue it; `run_jobs()` runs what is queued, in a process of its own, as a worker would.
 - `db`: `with db() as session:` a committed transaction on that database, to create rows through
   the services (datasets, examples, collections...) before a page shows them.
 - `users`: one user of each role (annotator, lead, admin), created through app/users/service.py;
   `users["lead"].name`, password `PASSWORD`.
 - `page_as(role)`: a new page in a fresh browser context already signed in as that role (the
-  session cookie of a sign-in through the login form, taken once per session); `page_as(None)` is
+  session cookie of a sign-in through the login form, taken once); `page_as(None)` is
   signed out. Every page records the console errors and uncaught exceptions it sees (a blocked
   inline script is one) in `errors_of(page)`.
 - `screenshot(page, name)`: docs/screenshots/<name>.png when SIFT_SCREENSHOTS=1 (or
@@ -48,6 +48,9 @@ from tests.conftest import JOBS_DATABASE, ROOT, alembic_config, reset_postgres
 from tests.factories import unique
 from tests.services import POSTGRES_URL, REQUIRED, need
 
+# The fixtures here live as long as this folder's tests ("package" scope), not the whole
+# session: while Playwright's sync API is open, an event loop runs in the main thread, and the
+# rest of the suite calls asyncio.run().
 CHROMIUM = os.environ.get("SIFT_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "correct horse battery"
@@ -76,7 +79,7 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the whole test session."""
     if not Path(CHROMIUM).exists():
@@ -113,7 +116,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of the live server (and of `run_jobs`): its database and data folder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIFT_")}
@@ -126,7 +129,7 @@ def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server_process(
     server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
@@ -150,7 +153,7 @@ def server_process(
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(server_process: tuple[str, subprocess.Popen[bytes], Path]) -> str:
     """The base URL of the live server, once it answers."""
     base, process, log = server_process
@@ -171,7 +174,7 @@ def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> Non
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def db_engine(server_env: dict[str, str]) -> Iterator[Engine]:
     """An engine on the live server's database."""
     engine = make_engine(server_env["SIFT_DATABASE_URL"])
@@ -179,7 +182,7 @@ def db_engine(server_env: dict[str, str]) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def db(db_engine: Engine) -> Callable[[], AbstractContextManager[Session]]:
     """`with db() as session:` one committed transaction on the live server's database."""
 
@@ -191,7 +194,7 @@ def db(db_engine: Engine) -> Callable[[], AbstractContextManager[Session]]:
     return unit
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def users(db: Callable[[], AbstractContextManager[Session]]) -> dict[str, User]:
     """One user of each role, created through the users service; password PASSWORD."""
     from app.users.service import create_user
@@ -200,7 +203,7 @@ def users(db: Callable[[], AbstractContextManager[Session]]) -> dict[str, User]:
         return {role: create_user(session, unique(role), role, PASSWORD) for role in ROLES}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def signed_in_states(
     server_process: Any, browser: Any, users: dict[str, User], live_server: str
 ) -> dict[str, Any]:
