@@ -199,11 +199,17 @@ def next_example(session: Session, queue: Queue, user: User) -> Example | None:
     held = session.scalar(own)
     if held is not None and take_lease(session, user, held):
         return session.get(Example, held)
-    candidates = _members(queue).where(_open_for(user, now)).limit(8)
-    if is_postgres(session):
-        # Concurrent annotators skip rows another transaction is handing out right now.
-        candidates = candidates.with_for_update(of=Example, skip_locked=True)
-    for example_id in session.scalars(candidates):
-        if take_lease(session, user, example_id):
-            return session.get(Example, example_id)
-    return None
+    after = 0
+    while True:
+        candidates = _members(queue).where(_open_for(user, now), Example.id > after).limit(8)
+        if is_postgres(session):
+            # Concurrent annotators skip rows another transaction is handing out right now.
+            candidates = candidates.with_for_update(of=Example, skip_locked=True)
+        found = list(session.scalars(candidates))
+        if not found:
+            return None
+        for example_id in found:
+            if take_lease(session, user, example_id):
+                return session.get(Example, example_id)
+        # All were leased by others since this statement's snapshot: read on past them.
+        after = found[-1]
