@@ -669,6 +669,32 @@ def report(results: list[tuple[Page, list[float]]], n: int) -> bool:
     return met
 
 
+def queue_reads_ms(url: str, repeat: int) -> float:
+    """The reference: p50 of the review queue page's own reads (the capped count and the next
+    examples), through the service in this process, without HTTP or a template."""
+    from sqlalchemy import select
+
+    from app.core.db import make_engine, session_factory
+    from app.models import User
+    from app.review import queue as queues
+
+    engine = make_engine(url)
+    samples = []
+    with session_factory(engine)() as session:
+        lead = session.scalar(select(User).where(User.name == "lead"))
+        assert lead is not None
+        for i in range(repeat + 5):
+            started = time.perf_counter()
+            queue = queues.open_queue(session, dataset=POOL)
+            queues.count_waiting(session, queue, lead)
+            queues.upcoming(session, queue, lead)
+            if i >= 5:
+                samples.append((time.perf_counter() - started) * 1000)
+            session.rollback()
+    engine.dispose()
+    return statistics.median(samples)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="examples in the pool")
@@ -699,6 +725,12 @@ def main() -> None:
     try:
         results = asyncio.run(latencies(base, args.url, args))
         met = report(results, args.n)
+        reads = queue_reads_ms(args.url, args.repeat)
+        page = next(s for p, s in results if p.label == "review queue page")
+        print(
+            f"\nReference: the queue page's own reads, without HTTP or a template: p50 {reads:.1f} "
+            f"ms; the page takes {statistics.median(page) / reads:.2f}x that"
+        )
         tally, elapsed, hot = asyncio.run(load(base, args.url, names, args.seconds))
     finally:
         server.terminate()
