@@ -69,6 +69,11 @@ def list_datasets(session: Session) -> list[tuple[Dataset, int]]:
     return [(dataset, count) for dataset, count in rows]
 
 
+def all_datasets(session: Session) -> list[Dataset]:
+    """Every dataset by name, without counting a possibly huge pool."""
+    return list(session.scalars(select(Dataset).order_by(Dataset.name)))
+
+
 def count_examples(session: Session, dataset: Dataset) -> int:
     """How many examples a dataset holds."""
     query = select(func.count()).select_from(Example).where(Example.dataset_id == dataset.id)

@@ -13,7 +13,7 @@ from app.collections.service import list_collections
 from app.core.db import DB
 from app.core.errors import InvalidInput, SiftError
 from app.core.web import PageUser, check_csrf, render
-from app.datasets.service import get_dataset, list_datasets
+from app.datasets.service import all_datasets, get_dataset
 from app.generation.service import provenance_for
 from app.models import Example, ExampleStatus, ReviewAction, User
 from app.review import context as seen
@@ -69,7 +69,7 @@ def review_home(request: Request, session: DB, user: PageUser) -> HTMLResponse:
         "user": user,
         "section": "review",
         "collections": list_collections(session),
-        "datasets": list_datasets(session),
+        "datasets": all_datasets(session),
     }
     return render(request, "review/home.html", context)
 
@@ -284,7 +284,7 @@ def _write_page(
     error: SiftError | None = None,
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    datasets = [d for d, _ in list_datasets(session)]
+    datasets = all_datasets(session)
     context = {
         "user": user,
         "section": "review",

@@ -555,7 +555,7 @@ def test_user_text_is_escaped(
     dashboard = pages[1].text
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt; {{7*7}}" in dashboard
     assert "&lt;img src=x onerror=" in dashboard
-    assert "{{7*7}}" in dashboard and " 49" not in dashboard
+    assert "&lt;/script&gt; 49" not in dashboard  # the template expression is never evaluated
     assert "&lt;script&gt;" in pages[3].text
     token = csrf_from(dashboard)
     preview = client.post(
