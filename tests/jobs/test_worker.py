@@ -64,9 +64,10 @@ def test_worker_runs_import_jobs(
 
     done = _wait_for(first)
     assert done.state == "succeeded", (done.error, (tmp_path / "worker.log").read_text()[-2000:])
-    assert done.counts["new"] == 300
     repeated = _wait_for(again)
-    assert repeated.state == "succeeded" and repeated.counts["new"] == 0
+    assert repeated.state == "succeeded"
+    # The broker does not promise order: whichever ran first imported all, the other nothing.
+    assert sorted([done.counts["new"], repeated.counts["new"]]) == [0, 300]
     failed = _wait_for(failing)
     assert failed.state == "failed" and "record 2" in (failed.error or "")
     with transaction() as session:
