@@ -37,7 +37,8 @@ MAX_ROUNDS = 10
 KEPT_PER_CALL = {ALPACA: 8, "self-instruct": 4}
 # A run that keeps too little stops after this many times the estimated calls.
 MAX_CALLS_FACTOR = 5
-ESTIMATE_SAMPLE = 200
+ESTIMATE_SAMPLE = 200  # evol: parents the cost per call is averaged over
+SEED_SAMPLE = 8  # self-instruct: seed tasks the prompts are sized on
 # Self-Instruct's 175 seed tasks, where the project keeps its public data.
 SEED_TASKS = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpaca" / "seed_tasks.jsonl"
 SEED_DATASET = "self-instruct-seeds"
@@ -201,25 +202,31 @@ def estimate(session: Session, spec: GenerationSpec) -> Estimate:
     source = get_dataset(session, spec.source)  # an unknown name is a 404 before all else
     spec.check()
     endpoint = get_endpoint(spec.endpoint)
-    rows = source_tasks(session, source.id, _last_id(session, source), None)
+    # The inputs are counted; only the few rows the prompts are sized on are read.
+    count, last = session.execute(
+        select(func.count(), func.max(Example.id)).where(Example.dataset_id == source.id)
+    ).one()
+    last = last or 0
     if spec.method == "self-instruct":
-        calls, per_call, note = _self_instruct_calls(spec, rows)
-        inputs = len(rows)
+        shown = source_tasks(session, source.id, last, SEED_SAMPLE)
+        calls, per_call, note = _self_instruct_calls(spec, endpoint, shown)
+        inputs = count
     else:
-        parents = rows[: spec.n] if spec.n else rows
-        calls, per_call, note = _evol_calls(spec, parents)
-        inputs = len(parents)
+        inputs = min(spec.n, count) if spec.n else count
+        sample = source_tasks(session, source.id, last, min(inputs, ESTIMATE_SAMPLE))
+        calls, per_call, note = _evol_calls(spec, endpoint, sample, inputs)
     cost = per_call * calls if endpoint.priced else None
     return Estimate(
         spec.method, calls, inputs, spec.round_count, cost, spec.endpoint, endpoint.model, note
     )
 
 
-def _self_instruct_calls(spec: GenerationSpec, rows: list[Any]) -> tuple[int, float, str]:
+def _self_instruct_calls(
+    spec: GenerationSpec, endpoint: LLMEndpoint, rows: list[Any]
+) -> tuple[int, float, str]:
     """(calls, the most one call costs on average, how the count was reached)."""
     n = spec.n or DEFAULT_N
-    endpoint = get_endpoint(spec.endpoint)
-    tasks = [prompts.Task(r[1], r[2], r[3]) for r in rows[:8]] or [prompts.Task("?")]
+    tasks = [prompts.Task(r[1], r[2], r[3]) for r in rows] or [prompts.Task("?")]
     kept = KEPT_PER_CALL[spec.variant]
     if spec.variant == ALPACA:
         calls = math.ceil(n / kept)
@@ -236,11 +243,13 @@ def _self_instruct_calls(spec: GenerationSpec, rows: list[Any]) -> tuple[int, fl
     return calls, total / calls, note
 
 
-def _evol_calls(spec: GenerationSpec, parents: list[Any]) -> tuple[int, float, str]:
+def _evol_calls(
+    spec: GenerationSpec, endpoint: LLMEndpoint, sample: list[Any], parents: int
+) -> tuple[int, float, str]:
+    """(calls, the most one call costs on average, how the count was reached), the cost from
+    the first parents (`sample`) of the `parents` that evolve."""
     if not parents:
         return 0, 0.0, "the dataset has no examples to evolve"
-    endpoint = get_endpoint(spec.endpoint)
-    sample = parents[:ESTIMATE_SAMPLE]
     asked: list[tuple[str, dict[str, Any]]] = []
     for _id, instruction, given, output in sample:
         prompt = f"{instruction}\n\n{given}" if given else instruction
@@ -257,8 +266,8 @@ def _evol_calls(spec: GenerationSpec, parents: list[Any]) -> tuple[int, float, s
             asked.append((rewrite, engine.EVOL_SAMPLING))
     per_parent = _cost(endpoint, asked) / len(sample)
     steps = 3 if spec.method == "evol-instruct" else 1
-    calls = len(parents) * spec.round_count * steps
-    note = f"{len(parents):,} examples x {spec.round_count} rounds x {steps} call(s)"
+    calls = parents * spec.round_count * steps
+    note = f"{parents:,} examples x {spec.round_count} rounds x {steps} call(s)"
     if steps == 3:
         note += " (an evolution eliminated early skips its answer and check)"
     return calls, per_parent / steps, note
