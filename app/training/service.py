@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.core.db import conflict_insert, is_postgres, transaction
+from app.core.db import is_postgres, side_transaction, upsert_where
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.jobs.runner import JobCancelled, Progress
 from app.jobs.service import cancel_job, create_job, enqueue, on_commit
@@ -305,7 +305,7 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
 
         def on_metric(row: dict[str, Any]) -> None:
             if live:  # others see it at once; on SQLite the final commit brings it
-                with transaction(session.get_bind().engine) as side:
+                with side_transaction(session) as side:
                     store_metrics(side, run.id, [row])
 
         try:
@@ -333,20 +333,11 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
 
 def store_metrics(session: Session, run_id: int, rows: list[dict[str, Any]]) -> None:
     """Upsert metrics rows on (run, step): storing them twice changes nothing."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
     values = [
         {"run_id": run_id, "step": int(r["step"])} | {f: r.get(f) for f in METRIC_FIELDS}
         for r in rows
     ]
-    statement = conflict_insert(TrainingMetric.__table__, dialect).values(values)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["run_id", "step"],
-            set_={f: getattr(statement.excluded, f) for f in METRIC_FIELDS},
-        )
-    )
+    upsert_where(session, TrainingMetric.__table__, values, ("run_id", "step"), where=None)
 
 
 # ---------------------------------------------------------------- artifacts
