@@ -288,9 +288,9 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
     from app.training.trainer import StopRequested
 
     folder = layout.run_dir(run.id)
-    final_spec = layout.final_dir(folder) / layout.SPEC_NAME
-    if final_spec.is_file():
-        summary = json.loads(final_spec.read_text())["summary"]
+    final = layout.final_dir(folder)
+    if (final / layout.SPEC_NAME).is_file():
+        summary = layout.read_spec(final)["summary"]
     else:
         write_inputs(session, run, folder)
         layout.heartbeat(folder)
@@ -316,7 +316,7 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
     progress(summary["steps"], summary["steps"], force=True)
     run.state = RunState.SUCCEEDED.value
     run.artifacts = {
-        "final": str(layout.final_dir(folder)),
+        "final": str(final),
         "kind": "adapter" if run.method == "lora" else "model",
         "files": layout.artifact_files(folder),
         "summary": summary,

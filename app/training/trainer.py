@@ -261,7 +261,7 @@ def save_final(trainer: Any, tokenizer: Any, run_dir: Path, spec: dict[str, Any]
     # The Trainer pickles its arguments beside the model; the artifact is safetensors only.
     (partial / "training_args.bin").unlink(missing_ok=True)
     tokenizer.save_pretrained(str(partial))
-    (partial / layout.SPEC_NAME).write_text(json.dumps(spec, indent=2, sort_keys=True))
+    layout.write_spec(partial, spec)
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
     layout.log(run_dir, f"final artifact in {final}")
