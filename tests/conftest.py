@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -77,9 +78,9 @@ def engine(
     engine.dispose()
 
 
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    """A session whose every write is rolled back after the test (commits become savepoints)."""
+@contextmanager
+def rolled_back_session(engine: Engine) -> Iterator[Session]:
+    """A session whose every write is rolled back at the end (commits become savepoints)."""
     connection = engine.connect()
     outer = connection.begin()
     db = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
@@ -90,6 +91,13 @@ def session(engine: Engine) -> Iterator[Session]:
         if outer.is_active:
             outer.rollback()
         connection.close()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose every write is rolled back after the test."""
+    with rolled_back_session(engine) as db:
+        yield db
 
 
 @pytest.fixture
@@ -120,16 +128,16 @@ def data_dir() -> Path:
 JOBS_DATABASE = os.environ.get("SIFT_TEST_COMMITTED_DATABASE", "sift_test_jobs")
 
 
-def jobs_postgres_url() -> str:
-    """A PostgreSQL database of its own, so committed rows never reach other tests."""
+def own_postgres_database(name: str) -> str:
+    """The URL of PostgreSQL database `name` on the test server, created when missing."""
     need("PostgreSQL", POSTGRES_URL, 5432)
     url = make_url(POSTGRES_URL)
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
     with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (JOBS_DATABASE,))
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         if exists.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{JOBS_DATABASE}"')
-    return url.set(database=JOBS_DATABASE).render_as_string(False)
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(False)
 
 
 def reset_caches() -> None:
@@ -147,7 +155,8 @@ def committed(
     PostgreSQL uses Redis (database 15, flushed)."""
     monkeypatch.setenv("SIFT_DATA_DIR", str(tmp_path / "data"))
     if request.param == "postgresql":
-        url = jobs_postgres_url()
+        # A database of its own, so committed rows never reach other tests.
+        url = own_postgres_database(JOBS_DATABASE)
         reset_postgres(url)
         command.upgrade(alembic_config(url), "head")
         need("Redis", REDIS_URL, 6379)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +9,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import DuplicateCluster, DuplicateMember, Embedding, Example, Score, Scorer
+from app.datasets.dashboard import cached
+from app.models import Dataset, DuplicateCluster, DuplicateMember, Embedding, Example, Score, Scorer
 from app.selection.embeddings import DEFAULT_MODEL
 
 # A live neighbour search keeps a dataset's vectors in memory: past this many it is a job's
@@ -76,44 +76,25 @@ def duplicates_of(session: Session, example: Example) -> list[tuple[str, list[Ex
     return found
 
 
-class _VectorCache:
-    """A dataset's unit vectors, kept while the dataset's embeddings stay the same."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[int, str], tuple[tuple[int, int], np.ndarray, np.ndarray]] = {}
-
-    def get(self, session: Session, dataset_id: int, model: str) -> tuple[np.ndarray, np.ndarray]:
-        """(example ids, matrix) for the dataset's examples embedded with `model`."""
-        joined = (
-            select(Example.id, Embedding.vector, Embedding.id.label("embedding_id"))
-            .join(Embedding, Embedding.content_hash == Example.content_hash)
-            .where(Example.dataset_id == dataset_id, Embedding.model == model)
-        )
-        stamp_row = session.execute(
-            select(func.count(), func.max(joined.subquery().c.embedding_id))
-        ).one()
-        stamp = (int(stamp_row[0]), int(stamp_row[1] or 0))
-        key = (dataset_id, model)
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry is not None and entry[0] == stamp:
-            return entry[1], entry[2]
-        if stamp[0] > NEIGHBOUR_SEARCH_LIMIT:
-            return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
-        rows = session.execute(joined.order_by(Example.id)).all()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        matrix = (
-            np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-            if rows
-            else np.empty((0, 0), dtype=np.float32)
-        )
-        with self._lock:
-            self._entries[key] = (stamp, ids, matrix)
-        return ids, matrix
-
-
-_vectors = _VectorCache()
+def _unit_vectors(session: Session, dataset: Dataset, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """(example ids, matrix) of the dataset's examples embedded with `model`, in id order;
+    empty when there are more than a live search should hold."""
+    joined = (
+        select(Example.id, Embedding.vector)
+        .join(Embedding, Embedding.content_hash == Example.content_hash)
+        .where(Example.dataset_id == dataset.id, Embedding.model == model)
+    )
+    capped = joined.limit(NEIGHBOUR_SEARCH_LIMIT + 1).subquery()
+    if (session.scalar(select(func.count()).select_from(capped)) or 0) > NEIGHBOUR_SEARCH_LIMIT:
+        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+    rows = session.execute(joined.order_by(Example.id)).all()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    matrix = (
+        np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        if rows
+        else np.empty((0, 0), dtype=np.float32)
+    )
+    return ids, matrix
 
 
 def neighbours_of(
@@ -121,7 +102,13 @@ def neighbours_of(
 ) -> tuple[list[tuple[Example, float]], str | None]:
     """The k most similar examples of the same dataset by embedding, with their cosine; and a
     note when there is nothing to search."""
-    ids, matrix = _vectors.get(session, example.dataset_id, model)
+    # Kept per process like the dashboards' aggregates: embeddings move only when a job runs.
+    ids, matrix = cached(
+        session,
+        example.dataset,
+        f"vectors:{model}",
+        lambda: _unit_vectors(session, example.dataset, model),
+    )
     if ids.size == 0:
         return [], f"no {model} embeddings to search (or more than {NEIGHBOUR_SEARCH_LIMIT:,})"
     position = np.searchsorted(ids, example.id)

@@ -13,7 +13,7 @@ from app.collections.service import list_collections
 from app.core.db import DB
 from app.core.errors import InvalidInput, SiftError
 from app.core.web import PageUser, check_csrf, render
-from app.datasets.service import all_datasets, get_dataset
+from app.datasets.service import all_datasets, get_dataset, get_example
 from app.generation.service import provenance_for
 from app.models import Example, ExampleStatus, ReviewAction, User
 from app.review import context as seen
@@ -151,7 +151,7 @@ def example_page(
     last_action: str = "",
 ) -> HTMLResponse:
     """One example with everything a reviewer needs beside it, and the decision buttons."""
-    example = service.find_example(session, example_id)
+    example = get_example(session, example_id)
     context = _example_context(session, user, example, queue)
     context["notice"] = (
         f"Example {last_id}: {last_action}."
@@ -164,7 +164,7 @@ def example_page(
 @router.get("/review/examples/{example_id}/neighbours")
 def neighbours(request: Request, example_id: int, session: DB, user: PageUser) -> HTMLResponse:
     """The nearest examples by embedding (loaded after the page, it can take a moment)."""
-    example = service.find_example(session, example_id)
+    example = get_example(session, example_id)
     found, note = seen.neighbours_of(session, example)
     return render(request, "review/_neighbours.html", {"neighbours": found, "note": note})
 
@@ -182,7 +182,7 @@ def decide(
     """Accept, reject or skip, then go on to the next example of the queue."""
     if action not in {"accept", "reject", "skip"}:
         raise InvalidInput(f"unknown action {action!r}", field="action")
-    example = service.find_example(session, example_id)
+    example = get_example(session, example_id)
     service.decide(
         session,
         user,
@@ -196,26 +196,30 @@ def decide(
     return _go_next(session, user, target, last_id=example_id, last_action=action)
 
 
+async def edited_turns(request: Request) -> dict[int, str]:
+    """The form's `turn_N` fields by turn index (a form names as many as the example has)."""
+    form = await request.form()
+    return {
+        int(key.removeprefix("turn_")): str(value).replace("\r\n", "\n")
+        for key, value in form.items()
+        if key.startswith("turn_") and key.removeprefix("turn_").isdigit()
+    }
+
+
 @router.post("/review/examples/{example_id}/edit", response_model=None)
-async def edit(
+def edit(
     request: Request,
     example_id: int,
     session: DB,
     user: PageUser,
     queue: QueueParam,
+    turns: Annotated[dict[int, str], Depends(edited_turns)],
+    version: Annotated[int, Form()],
+    action: Annotated[str, Form()] = "edit",
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
     """Save edited turns (or a new answer); a stale save shows both versions instead."""
-    form = await request.form()
-    turns = {
-        int(key.removeprefix("turn_")): str(value).replace("\r\n", "\n")
-        for key, value in form.items()
-        if key.startswith("turn_") and key.removeprefix("turn_").isdigit()
-    }
-    action = ReviewAction.WRITE if form.get("action") == "write" else ReviewAction.EDIT
-    try:
-        version = int(str(form.get("version", "")))
-    except ValueError:
-        raise InvalidInput("the form has no version: reload the page", field="version") from None
+    kind = ReviewAction.WRITE if action == "write" else ReviewAction.EDIT
     try:
         service.save_turns(
             session,
@@ -223,14 +227,14 @@ async def edit(
             example_id,
             turns,
             version=version,
-            action=action,
-            reason=str(form.get("reason", "")),
+            action=kind,
+            reason=reason,
             queue=queue,
         )
     except service.StaleVersion:
-        return _conflict(request, session, user, example_id, turns, action, queue)
+        return _conflict(request, session, user, example_id, turns, kind, queue)
     return RedirectResponse(
-        f"/review/examples/{example_id}{_query(queue, last_id=example_id, last_action=action.value)}",
+        f"/review/examples/{example_id}{_query(queue, last_id=example_id, last_action=kind.value)}",
         status_code=303,
     )
 
@@ -245,7 +249,7 @@ def _conflict(
     queue: queues.Queue | None,
 ) -> HTMLResponse:
     """Both versions side by side: what this person wrote, and what is saved now."""
-    current = service.find_example(session, example_id)
+    current = get_example(session, example_id)
     mine = [dict(m) for m in current.messages]
     for index, text in turns.items():
         if 0 <= index < len(mine):

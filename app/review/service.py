@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.collections.service import add_items
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.datasets.records import content_hash
-from app.datasets.service import get_example, update_example
+from app.datasets.service import update_example
 from app.models import (
     Dataset,
     Example,
@@ -264,8 +264,3 @@ def original_messages(session: Session, example: Example) -> list[dict[str, str]
         .limit(1)
     )
     return list(first["messages"]) if first else list(example.messages)
-
-
-def find_example(session: Session, example_id: int) -> Example:
-    """The example with this id; NotFound otherwise."""
-    return get_example(session, example_id)

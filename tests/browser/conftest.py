@@ -36,17 +36,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from alembic import command
-from sqlalchemy import Engine, make_url, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.core.db import make_engine, session_factory
 from app.models import Job, JobState, User
-from tests.conftest import JOBS_DATABASE, ROOT, alembic_config, reset_postgres
+from tests.conftest import (
+    JOBS_DATABASE,
+    ROOT,
+    alembic_config,
+    own_postgres_database,
+    reset_postgres,
+)
 from tests.factories import unique
-from tests.services import POSTGRES_URL, REQUIRED, need
+from tests.services import REQUIRED
 
 # The fixtures here live as long as this folder's tests ("package" scope), not the whole
 # session: while Playwright's sync API is open, an event loop runs in the main thread, and the
@@ -96,14 +101,7 @@ def browser() -> Iterator[Any]:
 
 def browser_database_url() -> str:
     """A migrated, empty PostgreSQL database for the live server."""
-    need("PostgreSQL", POSTGRES_URL, 5432)
-    url = make_url(POSTGRES_URL)
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
-        if found.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    target = url.set(database=DATABASE).render_as_string(False)
+    target = own_postgres_database(DATABASE)
     reset_postgres(target)
     command.upgrade(alembic_config(target), "head")
     return target

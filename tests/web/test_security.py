@@ -24,6 +24,7 @@ from app.core.security import api_user
 from app.models import Role
 from app.models.users import ROLE_RANK
 from app.users.service import create_token
+from tests.conftest import rolled_back_session
 from tests.factories import make_user
 from tests.web.surface import (
     PUBLIC,
@@ -44,15 +45,8 @@ ROLES = (Role.ANNOTATOR, Role.LEAD, Role.ADMIN)
 @pytest.fixture(scope="module")
 def shared(engine: Engine) -> Iterator[Session]:
     """One rolled-back session for the whole module: users sign in once per backend."""
-    connection = engine.connect()
-    outer = connection.begin()
-    db = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    try:
+    with rolled_back_session(engine) as db:
         yield db
-    finally:
-        db.close()
-        outer.rollback()
-        connection.close()
 
 
 @pytest.fixture(scope="module")
