@@ -40,12 +40,11 @@ def _existing_instructions(session: Session, into_id: int, job_id: int) -> list[
 
 
 def _into(session: Session, job: Job) -> Dataset:
-    if job.dataset_id is None or session.get(Dataset, job.dataset_id) is None:
+    dataset = session.get(Dataset, job.dataset_id) if job.dataset_id is not None else None
+    if dataset is None:
         raise NotFound(f"the dataset job {job.id} writes into no longer exists")
     if session.get(Dataset, job.params["source_id"]) is None:
         raise NotFound(f"the dataset job {job.id} reads ({job.params['source']}) no longer exists")
-    dataset = session.get(Dataset, job.dataset_id)
-    assert dataset is not None
     return dataset
 
 

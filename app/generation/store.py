@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.db import conflict_insert
@@ -77,7 +77,8 @@ def store_generated(
 ) -> dict[str, Any]:
     """Write the generated examples into the dataset and record each one's provenance."""
     drafts = [draft_of(item) for item in items]
-    before = _count_generated(session, into_id, [d.content_hash for d in drafts])
+    before = _count_present(session, into_id, list({d.content_hash for d in drafts}))
+    # `ids` holds every distinct hash, found after the insert: what is there now.
     ids = insert_examples(session, into_id, drafts, origin=Origin.GENERATED.value)
     origins = _origins(session, list(ids.values()))
     rows = []
@@ -107,8 +108,7 @@ def store_generated(
     )
     for start in range(0, len(rows), BATCH):
         session.execute(statement, rows[start : start + BATCH])
-    after = _count_generated(session, into_id, [d.content_hash for d in drafts])
-    return {"new": after - before}
+    return {"new": len(ids) - before}
 
 
 def _origins(session: Session, ids: list[int]) -> dict[int, str]:
@@ -121,15 +121,13 @@ def _origins(session: Session, ids: list[int]) -> dict[int, str]:
     return found
 
 
-def _count_generated(session: Session, into_id: int, hashes: list[str]) -> int:
-    total = 0
+def _count_present(session: Session, into_id: int, hashes: list[str]) -> int:
+    """How many of the (distinct) `hashes` the dataset holds."""
+    found = 0
     for start in range(0, len(hashes), BATCH):
-        total += len(
-            session.scalars(
-                select(Example.id).where(
-                    Example.dataset_id == into_id,
-                    Example.content_hash.in_(hashes[start : start + BATCH]),
-                )
-            ).all()
+        batch = hashes[start : start + BATCH]
+        query = select(func.count()).where(
+            Example.dataset_id == into_id, Example.content_hash.in_(batch)
         )
-    return total
+        found += session.scalar(query) or 0
+    return found
