@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.models import Job, Snapshot, TrainingRun
 from app.models.base import utcnow
 from app.training import layout, service
+from app.training.presets import build_params
 from tests.factories import make_token, make_user
 from tests.training.conftest import make_snapshot
 from tests.web.test_pages import csrf_from, sign_in
@@ -98,6 +99,21 @@ def test_cancel_resume_and_a_stalled_worker(
     assert got["state"] == "stalled" and got["metrics"] == []
     assert client.post(f"{url}/resume", headers=lead).json()["state"] == "queued"
     assert session.get(Job, run["job_id"]).state == "queued"  # type: ignore[union-attr]
+
+
+def test_a_long_runs_metrics_are_stored_at_once_and_twice_is_once(
+    session: Session, snapshot: Snapshot, base_model: Path
+) -> None:
+    # More steps than one statement's 65,535 parameters hold at six columns a row.
+    params = build_params("alpaca", template="alpaca")
+    run, _ = service.create_run(session, snapshot.id, str(base_model), params, send=False)
+    rows = [{"step": s, "loss": 1.0 / s, "learning_rate": 1e-5, "tokens_per_s": 9.0, "epoch": 1.0}
+            for s in range(1, 11_001)]  # fmt: skip
+    service.store_metrics(session, run.id, rows)
+    service.store_metrics(session, run.id, [{**rows[-1], "loss": 0.5}])
+    metrics = service.run_metrics(session, run)
+    assert [m["step"] for m in metrics] == list(range(1, 11_001))
+    assert metrics[0]["loss"] == 1.0 and metrics[-1]["loss"] == 0.5
 
 
 def test_artifacts_are_listed_and_downloaded_by_leads_only(
