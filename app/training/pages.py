@@ -19,7 +19,7 @@ from app.jobs.service import signal_cancel
 from app.models import Collection, Role, Snapshot, TrainingRun, User
 from app.training import layout, service
 from app.training.charts import curve
-from app.training.presets import PRESETS, TrainingParams, build_params
+from app.training.presets import PRESETS, TrainingParams, build_params, invalid_input
 from app.training.schemas import RunCreate
 
 # Every state-changing request to these pages must carry the session's CSRF token.
@@ -102,13 +102,10 @@ def launch(request: Request, session: DB, user: PageLead, fields: FormFields) ->
             user=user,
             idempotency_key=f"form:{nonce}" if nonce else None,
         )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        return _list_page(request, session, user, error=message, entered=fields, status=422)
-    except SiftError as exc:
+    except (ValidationError, SiftError) as exc:
+        error = invalid_input(exc) if isinstance(exc, ValidationError) else exc
         return _list_page(
-            request, session, user, error=exc.message, entered=fields, status=exc.status_code
+            request, session, user, error=error.message, entered=fields, status=error.status_code
         )
     return RedirectResponse(f"/training/{run.id}", status_code=303)
 

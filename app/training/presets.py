@@ -99,7 +99,12 @@ def build_params(preset: str | None = None, **overrides: Any) -> TrainingParams:
     try:
         return TrainingParams(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "params"
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidInput(f"{field}: {message}", field=field) from None
+        raise invalid_input(exc) from None
+
+
+def invalid_input(exc: ValidationError) -> InvalidInput:
+    """The first problem of a validation error, as an InvalidInput naming its field."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "params"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return InvalidInput(f"{field}: {message}", field=field)

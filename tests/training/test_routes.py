@@ -155,6 +155,13 @@ def test_pages_launch_once_per_form_and_show_a_run_live(
     form = {"csrf_token": csrf_from(page), "nonce": nonce, "snapshot_id": str(snapshot.id),
             "base_model": str(odd), "preset": "alpaca", "method": "lora", "template": "vicuna",
             "learning_rate": "3e-4", "max_steps": "5", "min_learning_rate": ""}  # fmt: skip
+    # A value the form cannot read, and one the preset's schema refuses: the form again, naming
+    # the field, and no run.
+    unreadable = client.post("/training", data={**form, "learning_rate": "fast"})
+    assert unreadable.status_code == 422 and "learning_rate: " in unreadable.text
+    refused = client.post("/training", data={**form, "batch_size": "0"})
+    assert refused.status_code == 422 and "batch_size: " in refused.text
+    assert session.query(TrainingRun).count() == 0
     first = client.post("/training", data=form, follow_redirects=False)
     assert first.status_code == 303, first.text
     second = client.post("/training", data=form, follow_redirects=False)  # a double click
