@@ -23,12 +23,11 @@ from app.collections.schemas import (
 from app.core.db import DB, StreamDB
 from app.core.errors import InvalidInput
 from app.core.security import ApiAnnotator, ApiLead
+from app.datasets.downloads import export_stream
 from app.datasets.exporter import (
     EXPORT_FORMATS,
     ExportOptions,
     ExportSource,
-    container_for,
-    iter_export_bytes,
 )
 from app.jobs.schemas import JobOut
 from app.models import Collection
@@ -167,18 +166,7 @@ def export_snapshot(
     if format not in EXPORT_FORMATS or format == "parquet":
         raise InvalidInput(f"format {format!r} cannot be streamed over HTTP", field="format")
     snapshot = service.get_snapshot(session, snapshot_id)
-    container = container_for(format, None)
-    body = iter_export_bytes(
-        session,
-        ExportSource("snapshot", snapshot.id),
-        ExportOptions(format, with_scores),
-        container,
-    )
-    extension = "jsonl" if container == "jsonl" else "json"
-    return StreamingResponse(
-        body,
-        media_type="application/x-ndjson" if container == "jsonl" else "application/json",
-        headers={
-            "content-disposition": f'attachment; filename="snapshot-{snapshot.id}.{extension}"'
-        },
+    source = ExportSource("snapshot", snapshot.id)
+    return export_stream(
+        session, source, ExportOptions(format, with_scores), f"snapshot-{snapshot.id}"
     )

@@ -42,7 +42,15 @@ def export_download(
     options = ExportOptions(fmt)
     if fmt == "parquet":
         return _parquet_file(session, source, options, stem)
-    container = container_for(fmt, None)
+    return export_stream(session, source, options, stem)
+
+
+def export_stream(
+    session: Session, source: ExportSource, options: ExportOptions, stem: str
+) -> StreamingResponse:
+    """The export of `source` streamed as it is read (a JSON list, or JSONL for jsonl), as a
+    download named `stem` plus its extension; not for parquet, which needs a file."""
+    container = container_for(options.format, None)
     extension = "jsonl" if container == "jsonl" else "json"
     return StreamingResponse(
         iter_export_bytes(session, source, options, container),

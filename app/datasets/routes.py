@@ -11,12 +11,11 @@ from app.core.db import DB, StreamDB
 from app.core.errors import InvalidInput
 from app.core.security import ApiAnnotator, ApiLead
 from app.datasets import service
+from app.datasets.downloads import export_stream
 from app.datasets.exporter import (
     EXPORT_FORMATS,
     ExportOptions,
     ExportSource,
-    container_for,
-    iter_export_bytes,
 )
 from app.datasets.importer import FORMATS
 from app.datasets.schemas import DatasetCreate, DatasetOut, ExampleOut, ExamplePage, ExamplePatch
@@ -131,16 +130,8 @@ def export_dataset(
     if format not in EXPORT_FORMATS or format == "parquet":
         raise InvalidInput(f"format {format!r} cannot be streamed over HTTP", field="format")
     dataset = service.get_dataset(session, name)
-    container = container_for(format, None)
-    body = iter_export_bytes(
-        session, ExportSource("dataset", dataset.id), ExportOptions(format, with_scores), container
-    )
-    extension = "jsonl" if container == "jsonl" else "json"
-    return StreamingResponse(
-        body,
-        media_type="application/x-ndjson" if container == "jsonl" else "application/json",
-        headers={"content-disposition": f'attachment; filename="export.{extension}"'},
-    )
+    source = ExportSource("dataset", dataset.id)
+    return export_stream(session, source, ExportOptions(format, with_scores), "export")
 
 
 @router.get("/examples/{example_id}", response_model=ExampleOut)
