@@ -81,9 +81,11 @@ def run_trl(folder: Path, base: Path, conversations: list, params: dict[str, Any
     from trl import SFTConfig, SFTTrainer
 
     from app.training.chat_templates import ALPACA
+    from app.training.presets import build_params
     from app.training.trainer import device_info
 
     info = device_info()
+    spec = build_params("custom", **params)  # the LoRA settings Sift's side trains with
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     tokenizer.chat_template = ALPACA
     model = AutoModelForCausalLM.from_pretrained(base, local_files_only=True)
@@ -95,8 +97,9 @@ def run_trl(folder: Path, base: Path, conversations: list, params: dict[str, Any
         bf16=info["bf16"], use_cpu=info["device"] == "cpu", logging_steps=1, save_strategy="no",
         report_to="none", disable_tqdm=True, seed=0, include_num_input_tokens_seen="non_padding",
     )  # fmt: skip
-    lora = LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, lora_dropout=0.05,
-                      target_modules="all-linear") if params["method"] == "lora" else None  # fmt: skip
+    lora = LoraConfig(task_type="CAUSAL_LM", r=spec.lora_r, lora_alpha=spec.lora_alpha,
+                      lora_dropout=spec.lora_dropout, target_modules=spec.lora_target_modules,
+                      ) if spec.method == "lora" else None  # fmt: skip
     dataset = datasets.Dataset.from_list([{"messages": c} for c in conversations])
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
                          processing_class=tokenizer, peft_config=lora)  # fmt: skip
@@ -148,7 +151,7 @@ def main() -> None:
         return
     import torch
 
-    argv = [a for a in sys.argv[1:]]
+    argv = sys.argv[1:]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (no GPU here)"
     model = args.model or "a random Llama, hidden 256, 4 layers (tiny: no GPU here)"
     print(f"device: {device}; model: {model}; {args.examples} real records, {args.steps} steps "
