@@ -47,9 +47,14 @@ def apply_template(tokenizer: Any, name: str, base_model: str) -> str:
         tokenizer.chat_template = NAMED[name]
         return name
     if not getattr(tokenizer, "chat_template", None):
-        raise InvalidInput(
-            f"template: the base model {base_model} has no chat template; "
-            "choose a named one (alpaca or vicuna)",
-            field="template",
-        )
+        raise missing_template(base_model)
     return "own"
+
+
+def missing_template(base_model: str) -> InvalidInput:
+    """The error for a base model without a chat template when the run names none."""
+    return InvalidInput(
+        f"template: the base model {base_model} has no chat template; "
+        "choose a named one (alpaca or vicuna)",
+        field="template",
+    )

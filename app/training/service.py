@@ -31,6 +31,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.training import layout
+from app.training.chat_templates import missing_template
 from app.training.presets import TrainingParams
 
 JOB_KIND = "train"
@@ -59,11 +60,7 @@ def check_base_model(base_model: str, template: str) -> str:
     if not (folder / "tokenizer_config.json").is_file():
         raise InvalidInput(f"base_model: {base_model} has no tokenizer", field="base_model")
     if template == "auto" and not _has_chat_template(folder):
-        raise InvalidInput(
-            f"template: the base model {base_model} has no chat template; "
-            "choose a named one (alpaca or vicuna)",
-            field="template",
-        )
+        raise missing_template(base_model)
     return str(folder.resolve())
 
 
