@@ -146,18 +146,20 @@ class _Grower:
         self.rng.shuffle(chosen)
         return prompts.self_instruct_prompt(chosen), len(chosen)
 
+    def novel(self, instruction: str) -> bool:
+        """Put `instruction` into the pool if nothing there scores above ROUGE-L 0.7 against it;
+        record the rejection otherwise."""
+        match = self.pool.admit(instruction)
+        if match is not None:
+            self.outcome.reject(instruction, f"near-duplicate: ROUGE-L {match.score:.4f}")
+        return match is None
+
     def admit(self, task: Task, prompt: str, details: dict[str, Any]) -> bool:
         """Keep `task` if its instruction is novel enough (and the target is not reached)."""
-        if self.done:
+        if self.done or not self.novel(task.instruction):
             return False
-        match = self.pool.closest(task.instruction)
-        if match is not None:
-            self.outcome.reject(task.instruction, f"near-duplicate: ROUGE-L {match.score:.4f}")
-            return False
-        self.pool.add(task.instruction)
-        method = "self-instruct"
-        item = Generated(task, method, 1, prompt, details={"variant": self.spec.variant, **details})
-        self.outcome.items.append(item)
+        details = {"variant": self.spec.variant, **details}
+        self.outcome.items.append(Generated(task, "self-instruct", 1, prompt, details=details))
         return True
 
 
@@ -224,14 +226,7 @@ async def _take_self_instruct(
         return False
     instructions, rejected = filters.parse_self_instruct(answer.text or "", answer.finish_reason)
     grower.outcome.rejected.extend(rejected)
-    novel = []
-    for instruction in instructions:
-        match = grower.pool.closest(instruction)
-        if match is not None:
-            grower.outcome.reject(instruction, f"near-duplicate: ROUGE-L {match.score:.4f}")
-            continue
-        grower.pool.add(instruction)
-        novel.append(instruction)
+    novel = [instruction for instruction in instructions if grower.novel(instruction)]
     demos = [grower.seeds[i % len(grower.seeds)] for i in range(INSTANCE_DEMOS)]
     asked = [prompts.instance_prompt(instruction, demos) for instruction in novel]
     instances, paused = await _ask_all(client, [_request(p, INSTANCE_SAMPLING) for p in asked])

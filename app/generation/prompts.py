@@ -24,7 +24,6 @@ Here are the requirements:
 
 List of 20 tasks:"""
 
-ALPACA_TASKS_PER_PROMPT = 20
 NO_INPUT = "<noinput>"
 
 
