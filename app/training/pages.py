@@ -60,7 +60,7 @@ def _list_page(
     entered: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    runs = [service.describe(session, r) for r in service.list_runs(session)]
+    runs = service.describe_runs(session, service.list_runs(session))
     presets = _preset_values()
     chosen = (entered or {}).get("preset", "alpaca")
     context = {

@@ -45,7 +45,8 @@ def create_run(
 @router.get("", response_model=list[RunOut])
 def list_runs(session: DB, _: ApiAnnotator) -> list[RunOut]:
     """The newest runs first, with their live state and step."""
-    return [RunOut.model_validate(service.describe(session, r)) for r in service.list_runs(session)]
+    views = service.describe_runs(session, service.list_runs(session))
+    return [RunOut.model_validate(view) for view in views]
 
 
 @router.get("/{run_id}", response_model=RunOut)

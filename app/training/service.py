@@ -152,6 +152,15 @@ def list_runs(session: Session, limit: int = 100) -> list[TrainingRun]:
     return list(session.scalars(query))
 
 
+def describe_runs(session: Session, runs: list[TrainingRun]) -> list[dict[str, Any]]:
+    """`describe` of each run, their jobs read in one query (not one per run)."""
+    ids = [run.job_id for run in runs if run.job_id is not None]
+    # Held until the end, the jobs stay in the session's identity map (which holds objects
+    # weakly): run_job's session.get finds them there without SQL.
+    _jobs = session.scalars(select(Job).where(Job.id.in_(ids))).all() if ids else []
+    return [describe(session, run) for run in runs]
+
+
 def run_job(session: Session, run: TrainingRun) -> Job | None:
     """The job that trains the run."""
     return session.get(Job, run.job_id) if run.job_id is not None else None
