@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,14 +24,17 @@ Wait = Annotated[bool, typer.Option("--wait", help="follow the job until it ends
 Budget = Annotated[float | None, typer.Option("--budget", help="stop at this many USD")]
 
 
-def _result_line(run_id: int) -> str:
+def _summary(run_id: int) -> dict[str, Any]:
     from app.evaluation import service
 
     with transaction() as session:
-        shown = service.summary(session, service.get_evaluation(session, run_id))
+        return service.summary(session, service.get_evaluation(session, run_id))
+
+
+def _result_line(shown: dict[str, Any]) -> str:
     score = shown["winning_score"]
     return (
-        f"evaluation {run_id}: {shown['model_a']} against {shown['model_b']} on "
+        f"evaluation {shown['id']}: {shown['model_a']} against {shown['model_b']} on "
         f"{shown['test_set']}: {shown['wins']} wins, {shown['ties']} ties, "
         f"{shown['losses']} losses, {shown['errors']} errors; winning score "
         + (f"{score:.3f}" if score is not None else "-")
@@ -86,17 +89,14 @@ def evaluate(
         started.append(run.id)
         return session.get_one(Job, run.job_id)
 
-    launch(start, lambda job: f"evaluate {a} against {b} on {test_set}", wait)
+    launch(start, f"evaluate {a} against {b} on {test_set}", wait)
     _print_result(started[0])
 
 
 def _print_result(run_id: int) -> None:
-    from app.evaluation import service
-
-    with transaction() as session:
-        state = service.summary(session, service.get_evaluation(session, run_id))["state"]
-    if state not in ("queued", "running"):
-        out.print(_result_line(run_id), highlight=False)
+    shown = _summary(run_id)
+    if shown["state"] not in ("queued", "running"):
+        out.print(_result_line(shown), highlight=False)
 
 
 @eval_cli.command("import-test-set")
@@ -157,8 +157,7 @@ def list_evaluations() -> None:
         "id", "A", "B", "test set", "judge", "state", "W", "T", "L", "E", "score", box=None
     )
     with transaction() as session:
-        for run in service.list_evaluations(session, limit=50):
-            s = service.summary(session, run)
+        for s in service.summaries(session, service.list_evaluations(session, limit=50)):
             score = s["winning_score"]
             table.add_row(
                 str(s["id"]),
@@ -177,7 +176,7 @@ def list_evaluations() -> None:
 def show(run_id: int) -> None:
     """An evaluation's result on one line."""
     with user_errors():
-        out.print(_result_line(run_id), highlight=False)
+        out.print(_result_line(_summary(run_id)), highlight=False)
 
 
 @eval_cli.command("retry")

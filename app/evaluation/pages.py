@@ -47,7 +47,7 @@ def _list_page(
     context = {
         "user": user,
         "section": "evaluations",
-        "evaluations": [service.summary(session, run) for run in runs],
+        "evaluations": service.summaries(session, runs),
         "comparisons": service.comparisons(session, runs),
         "test_sets": service.list_test_sets(session),
         "models": _model_choices(session),

@@ -60,10 +60,8 @@ def get_test_set(name: str, session: DB, _: ApiAnnotator) -> TestSetDetail:
 @router.get("/evaluations", response_model=list[EvaluationOut])
 def list_evaluations(session: DB, _: ApiAnnotator) -> list[EvaluationOut]:
     """The newest evaluations first, with their totals and winning scores."""
-    return [
-        EvaluationOut.model_validate(service.summary(session, run))
-        for run in service.list_evaluations(session)
-    ]
+    runs = service.list_evaluations(session)
+    return [EvaluationOut.model_validate(shown) for shown in service.summaries(session, runs)]
 
 
 @router.post("/evaluations", response_model=EvaluationOut, status_code=202)

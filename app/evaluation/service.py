@@ -343,7 +343,24 @@ def get_item(session: Session, run: EvalRun, item_id: int) -> EvalItem:
 def summary(session: Session, run: EvalRun) -> dict[str, Any]:
     """An evaluation as the API and pages show it: state, progress, totals, winning score."""
     job = session.get(Job, run.job_id) if run.job_id else None
-    prompts = session.get(EvalTestSet, run.test_set_id)
+    return _summary(run, job, session.get(EvalTestSet, run.test_set_id))
+
+
+def summaries(session: Session, runs: list[EvalRun]) -> list[dict[str, Any]]:
+    """`summary` of each run, their jobs and test sets read in one query each."""
+    job_ids = [run.job_id for run in runs if run.job_id]
+    jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+    set_ids = {run.test_set_id for run in runs}
+    sets = {
+        t.id: t for t in session.scalars(select(EvalTestSet).where(EvalTestSet.id.in_(set_ids)))
+    }
+    return [
+        _summary(run, jobs.get(run.job_id) if run.job_id else None, sets.get(run.test_set_id))
+        for run in runs
+    ]
+
+
+def _summary(run: EvalRun, job: Job | None, prompts: EvalTestSet | None) -> dict[str, Any]:
     return {
         "id": run.id,
         "model_a": run.model_a,
