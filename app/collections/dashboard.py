@@ -15,6 +15,7 @@ from sqlalchemy import Integer, Select, String, and_, cast, exists, func, or_, s
 from sqlalchemy.orm import Session
 
 from app.collections import service
+from app.core.db import is_postgres
 from app.core.errors import NotFound
 from app.models import (
     Collection,
@@ -164,7 +165,7 @@ def _binned(session: Session, values: Select[Any], span: _Range) -> dict[str, An
     width = (span.high - span.low) / span.bins if span.high > span.low else 1.0
     # Values are clamped into the range first, so the integer cast (which truncates) is a
     # floor on both backends and the top edge lands in the last bin.
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         clamped: Any = func.least(func.greatest(column, span.low), span.high)
     else:  # SQLite's min() and max() with two arguments are scalar functions
         clamped = func.min(func.max(column, span.low), span.high)
@@ -463,11 +464,6 @@ def collection_jobs(session: Session, collection: Collection, limit: int = 20) -
         .limit(limit)
     )
     return list(session.scalars(query))
-
-
-def all_dataset_names(session: Session) -> list[str]:
-    """Every dataset's name, without counting their examples (a pool may hold millions)."""
-    return list(session.scalars(select(Dataset.name).order_by(Dataset.name)))
 
 
 def dataset_names(session: Session, ids: set[int | None]) -> dict[int, str]:

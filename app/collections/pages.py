@@ -22,6 +22,7 @@ from app.core.db import DB, StreamDB
 from app.core.errors import InvalidInput, SiftError
 from app.core.web import PageLead, check_csrf, is_htmx, render
 from app.datasets import service as datasets
+from app.datasets.dashboard import any_active
 from app.datasets.downloads import export_download
 from app.datasets.exporter import (
     ExportSource,
@@ -29,13 +30,13 @@ from app.datasets.exporter import (
 from app.datasets.pages import dataset_url
 from app.models import Collection, User
 from app.scoring.service import list_scorers
+from app.selection import dedup
 from app.selection import service as selection
 from app.selection.service import METHODS, SelectionSpec
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 DOWNLOAD_FORMATS = ("alpaca", "sharegpt", "openai", "jsonl", "parquet")
-CLUSTER_METHODS = ("exact", "minhash", "embedding")
 ITEMS_PAGE = 25
 PICK_PAGE = 20
 GUIDELINES_LIMIT = 100_000
@@ -116,8 +117,8 @@ def spec_from_form(form: RecipeForm) -> SelectionSpec:
         raise InvalidInput("threshold: a cosine similarity in (-1, 1]", field="threshold")
     if spec.tau <= 0:
         raise InvalidInput("tau: must be above 0", field="tau")
-    if spec.one_per_cluster and spec.one_per_cluster not in CLUSTER_METHODS:
-        raise InvalidInput(f"one_per_cluster: one of {CLUSTER_METHODS}", field="one_per_cluster")
+    if spec.one_per_cluster and spec.one_per_cluster not in dedup.METHODS:
+        raise InvalidInput(f"one_per_cluster: one of {dedup.METHODS}", field="one_per_cluster")
     return spec
 
 
@@ -210,11 +211,11 @@ def _dashboard(
         "actions": dashboard.REVIEW_ACTIONS,
         "agreement": dashboard.agreement(session, collection),
         "review_url": "/review/queue?" + urlencode({"collection": collection.name}),
-        "dataset_names": dashboard.all_dataset_names(session),
+        "dataset_names": [d.name for d in datasets.all_datasets(session)],
         "pool_names": [d.name for d in pool],
         "scorers": sorted({s.name for s in list_scorers(session)}),
         "methods": METHODS,
-        "cluster_methods": CLUSTER_METHODS,
+        "cluster_methods": dedup.METHODS,
         "snapshots": service.list_snapshots(session, collection),
         "formats": DOWNLOAD_FORMATS,
         **_items_context(session, collection, base, items_after),
@@ -238,7 +239,7 @@ def _jobs_context(session: Session, collection: Collection, base: str) -> dict[s
         # and cancelling happens on the jobs page, whose table the buttons would swap in.
         "polling": False,
         "can_cancel": False,
-        "jobs_polling": any(j.state in ("queued", "running") for j in jobs),
+        "jobs_polling": any_active(jobs),
         "datasets": dashboard.dataset_names(session, {j.dataset_id for j in jobs}),
         "base": base,
     }
@@ -310,7 +311,7 @@ def pool_fragment(
     """Examples of a pool dataset not yet in the collection, searchable, by keyset."""
     collection = service.get_collection(session, name)
     pool = dashboard.pool_datasets(session, collection)
-    names = dashboard.all_dataset_names(session)
+    names = [d.name for d in datasets.all_datasets(session)]
     chosen = dataset or (pool[0].name if pool else (names[0] if names else ""))
     examples: list[Any] = []
     next_url = None

@@ -111,10 +111,6 @@ class FormError:
     values: dict[str, str] = field(default_factory=dict)
 
 
-def _dataset(session: Session, name: str) -> Dataset:
-    return service.get_dataset(session, name)
-
-
 def _examples_context(
     session: Session,
     dataset: Dataset,
@@ -212,7 +208,7 @@ def dataset_page(
 ) -> HTMLResponse:
     """A dataset's dashboard with its examples, filtered and paged by id; htmx gets only the
     table."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
     examples = _examples_context(session, dataset, source, status, q, score, after)
     return _dashboard(request, session, user, dataset, examples)
 
@@ -220,7 +216,7 @@ def dataset_page(
 @router.get("/datasets/{name}/stats")
 def stats_fragment(request: Request, name: str, session: DB, user: PageUser) -> HTMLResponse:
     """Size, review progress and counts per source and category (one pass over the pool)."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
     stats = dashboard.cached(
         session, dataset, "breakdown", lambda: dashboard.breakdown(session, dataset)
     )
@@ -231,7 +227,7 @@ def stats_fragment(request: Request, name: str, session: DB, user: PageUser) -> 
 @router.get("/datasets/{name}/scores")
 def scores_fragment(request: Request, name: str, session: DB, user: PageUser) -> HTMLResponse:
     """The histogram of every scorer that has scored the dataset."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
     histograms = dashboard.cached(
         session, dataset, "histograms", lambda: dataset_histograms(session, dataset)
     )
@@ -242,7 +238,7 @@ def scores_fragment(request: Request, name: str, session: DB, user: PageUser) ->
 @router.get("/datasets/{name}/jobs")
 def jobs_fragment(request: Request, name: str, session: DB, user: PageUser) -> HTMLResponse:
     """The dataset's recent jobs with their progress; polls itself while one can move."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
     context = {"dataset": dataset, "base_url": dataset_url(dataset.name)}
     return render(request, "datasets/_jobs.html", context | _jobs_context(session, dataset))
 
@@ -297,7 +293,7 @@ def start_scoring(
     budget_usd: Annotated[str, Form()] = "",
 ) -> Response:
     """Score every example of the dataset that has no score from the scorer yet."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
     values = {"scorer": scorer, "endpoint": endpoint, "model": model, "budget_usd": budget_usd}
 
     def start() -> Job:
@@ -325,7 +321,7 @@ def start_embedding(
     model: Annotated[str, Form()] = "",
 ) -> Response:
     """Embed every example that has no vector from the model yet (empty: the bundled one)."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
 
     def start() -> Job:
         return start_embed_job(session, dataset, model.strip() or None, user=user)
@@ -345,7 +341,7 @@ def start_dedup(
     prefer: Annotated[str, Form()] = "",
 ) -> Response:
     """Find the dataset's near-duplicate clusters by one method."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
     values = {"method": method, "threshold": threshold, "model": model, "prefer": prefer}
 
     def start() -> Job:
@@ -384,7 +380,7 @@ def create_recipe(
     endpoint: Annotated[str, Form()] = "",
 ) -> Response:
     """Define an LLM rating recipe (as POST /api/v1/scorers does); it joins the score form."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
     values = {
         "recipe_name": recipe_name,
         "prompt_template": prompt_template,
@@ -440,7 +436,7 @@ def duplicates_page(
     after: int | None = None,
 ) -> HTMLResponse:
     """The dataset's near-duplicate clusters, each with its members and representative."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
     if method and method not in dedup.METHODS:
         raise InvalidInput(f"method: one of {', '.join(dedup.METHODS)}", field="method")
     clusters = dedup.list_clusters(session, dataset, method or None, CLUSTERS_PER_PAGE, after)
@@ -479,7 +475,7 @@ def _members_shown(cluster: dedup.ClusterView) -> list[int]:
 @router.get("/datasets/{name}/export", response_model=None)
 def download(name: str, session: StreamDB, user: PageLead, format: str = "jsonl") -> Response:
     """Download the dataset in an export format, as a file (leads only)."""
-    dataset = _dataset(session, name)
+    dataset = service.get_dataset(session, name)
     source = ExportSource("dataset", dataset.id)
     return export_download(session, source, format, f"{dataset.name}-{format}")
 

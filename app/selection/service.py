@@ -23,7 +23,6 @@ from app.selection.deita import deita_select, score_order
 from app.selection.sampling import quota_sample, random_sample
 
 METHODS = ("threshold", "deita", "lima-quota", "random")
-GROUP_FIELDS = ("source", "category")
 
 
 @dataclass
@@ -54,8 +53,8 @@ class SelectionSpec:
             raise InvalidInput(f"budget: {self.method} needs a budget", field="budget")
         if self.budget is not None and self.budget < 0:
             raise InvalidInput("budget: must be 0 or more", field="budget")
-        if self.group_by not in GROUP_FIELDS:
-            raise InvalidInput(f"group_by: one of {GROUP_FIELDS}", field="group_by")
+        if self.group_by not in collections.GROUP_FIELDS:
+            raise InvalidInput(f"group_by: one of {collections.GROUP_FIELDS}", field="group_by")
 
     def canonical(self) -> dict[str, Any]:
         """The spec as stored with a saved recipe and a collection."""
