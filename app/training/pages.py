@@ -24,7 +24,6 @@ from app.training.schemas import RunCreate
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
-LIVE = frozenset({"queued", "running"})
 
 
 async def form_fields(request: Request) -> dict[str, str]:
@@ -67,7 +66,7 @@ def _list_page(
         "user": user,
         "section": "training",
         "runs": runs,
-        "polling": any(r["state"] in LIVE for r in runs),
+        "polling": any(r["state"] in service.ACTIVE for r in runs),
         "can_launch": user.has_role(Role.LEAD),
         "snapshots": _snapshots(session),
         "presets": presets,
@@ -124,7 +123,7 @@ def _run_page(
         "lr": curve([(m["step"], m["learning_rate"]) for m in metrics]),
         "tokens_per_s": speeds[-1] if speeds else None,
         "last": metrics[-1] if metrics else None,
-        "polling": view["state"] in LIVE,
+        "polling": view["state"] in service.ACTIVE,
         "is_lead": user.has_role(Role.LEAD),
         "artifacts": layout.artifact_files(layout.run_dir(run.id)),
         "notice": notice,
