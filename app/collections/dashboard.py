@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.collections import service
 from app.core.db import is_postgres
 from app.core.errors import NotFound
+from app.datasets.service import like_pattern
 from app.models import (
     Collection,
     CollectionItem,
@@ -419,8 +420,7 @@ def item_page(
 def _contains(text: str) -> Any:
     """A substring search on the prompt and answer columns. The conversation (JSON cast to
     text, slow on millions of rows) is read only for examples without those columns."""
-    literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{literal}%"
+    pattern = like_pattern(text)
     return or_(
         Example.instruction.ilike(pattern, escape="\\"),
         Example.output.ilike(pattern, escape="\\"),

@@ -89,10 +89,16 @@ class ExampleFilter:
     conditions: Sequence[ColumnElement[bool]] = ()
 
 
+def like_pattern(text: str) -> str:
+    """An ILIKE pattern (escape character a backslash) that finds `text` anywhere, taken
+    literally."""
+    literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{literal}%"
+
+
 def search_condition(text: str) -> ColumnElement[bool]:
     """Examples whose prompt, answer or any turn contains `text` (any case, taken literally)."""
-    literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{literal}%"
+    pattern = like_pattern(text)
     return or_(
         Example.instruction.ilike(pattern, escape="\\"),
         Example.output.ilike(pattern, escape="\\"),
