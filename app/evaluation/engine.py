@@ -53,6 +53,14 @@ def _unsettled(run: EvalRun) -> Any:
     )
 
 
+def run_of(session: Session, job: Job) -> EvalRun:
+    """The evaluation a job runs; NotFound once it is gone."""
+    run = session.get(EvalRun, job.params["run_id"])
+    if run is None:
+        raise NotFound(f"the evaluation of job {job.id} no longer exists")
+    return run
+
+
 def plan_chunks(session: Session, run: EvalRun, size: int) -> tuple[int, list[dict[str, Any]]]:
     """The test set's size and ranges of positions, `size` unsettled prompts each."""
     total = session.scalar(select(func.count()).where(EvalPrompt.test_set_id == run.test_set_id))
@@ -135,9 +143,7 @@ def evaluate_chunk(
     session: Session, job: Job, params: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
     """Evaluate one range of prompts; raises JobPaused (after writing) when the budget ends."""
-    run = session.get(EvalRun, job.params["run_id"])
-    if run is None:
-        raise NotFound(f"the evaluation of job {job.id} no longer exists")
+    run = run_of(session, job)
     prompts = list(
         session.scalars(
             _unsettled(run)

@@ -6,10 +6,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotFound
-from app.evaluation.engine import evaluate_chunk, plan_chunks
+from app.evaluation.engine import evaluate_chunk, plan_chunks, run_of
 from app.jobs.runner import Progress, chunked_job
-from app.models import EvalRun, Job
+from app.models import Job
 
 
 @chunked_job("evaluate", queue="io")
@@ -18,9 +17,7 @@ class Evaluate:
 
     def plan(self, session: Session, job: Job) -> tuple[int, list[dict[str, Any]]]:
         """Ranges of the prompts that have no settled verdict yet."""
-        run = session.get(EvalRun, job.params["run_id"])
-        if run is None:
-            raise NotFound(f"the evaluation of job {job.id} no longer exists")
+        run = run_of(session, job)
         run.state = "running"
         return plan_chunks(session, run, job.params["chunk_size"])
 
