@@ -203,9 +203,7 @@ def change_role(
 ) -> Response:
     """Give an account another role; the last active admin keeps theirs."""
     target = service.get_user_by_id(session, user_id)
-    return _change(
-        request, session, admin, target, lambda: service.set_role(session, target, role, admin)
-    )
+    return _change(request, session, admin, target, lambda: service.set_role(session, target, role))
 
 
 @router.post("/admin/users/{user_id}/active", response_model=None)

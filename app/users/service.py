@@ -145,7 +145,7 @@ def _keep_an_admin(session: Session, user: User) -> None:
         raise Conflict(f"{user.name} is the last active admin: make another admin first")
 
 
-def set_role(session: Session, user: User, role: str, actor: User) -> User:
+def set_role(session: Session, user: User, role: str) -> User:
     """Change a user's role; the last active admin keeps theirs."""
     if role not in {r.value for r in Role}:
         raise InvalidInput(f"role: unknown role {role!r}", field="role")
