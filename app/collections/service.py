@@ -133,9 +133,7 @@ def add_items(
         return 0
     present = set(item_ids(session, collection))
     wanted = list(dict.fromkeys(i for i in example_ids if i not in present))
-    found = dict(
-        session.execute(select(Example.id, Example.id).where(Example.id.in_(wanted))).all()
-    )
+    found = set(session.scalars(select(Example.id).where(Example.id.in_(wanted))))
     missing = [i for i in wanted if i not in found]
     if missing:
         raise NotFound(
