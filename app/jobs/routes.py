@@ -2,57 +2,38 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from sqlalchemy.orm import Session
+from fastapi import APIRouter
 
-from app.core.db import defer_write_lock, get_session
-from app.core.security import require_api_role
+from app.core.db import DB, defer_write_lock
+from app.core.security import ApiAnnotator, ApiLead
 from app.jobs import service
 from app.jobs.schemas import JobOut, ResumeIn
-from app.models import Role, User
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 
 @router.get("", response_model=list[JobOut])
-def list_jobs(
-    active: bool = False,
-    session: Session = Depends(get_session, scope="function"),
-    _: User = Depends(require_api_role(Role.ANNOTATOR)),
-) -> list[JobOut]:
+def list_jobs(session: DB, _: ApiAnnotator, active: bool = False) -> list[JobOut]:
     """The newest jobs first."""
     return [JobOut.model_validate(j) for j in service.list_jobs(session, active_only=active)]
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(
-    job_id: int,
-    session: Session = Depends(get_session, scope="function"),
-    _: User = Depends(require_api_role(Role.ANNOTATOR)),
-) -> JobOut:
+def get_job(job_id: int, session: DB, _: ApiAnnotator) -> JobOut:
     """One job with its progress and counts."""
     return JobOut.model_validate(service.get_job(session, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
 @defer_write_lock
-def cancel_job(
-    job_id: int,
-    _: User = Depends(require_api_role(Role.LEAD)),
-    session: Session = Depends(get_session, scope="function"),
-) -> JobOut:
+def cancel_job(job_id: int, _: ApiLead, session: DB) -> JobOut:
     """Cancel a job that has not finished."""
     service.signal_cancel(job_id)
     return JobOut.model_validate(service.cancel_job(session, job_id))
 
 
 @router.post("/{job_id}/resume", response_model=JobOut)
-def resume_job(
-    job_id: int,
-    body: ResumeIn | None = None,
-    _: User = Depends(require_api_role(Role.LEAD)),
-    session: Session = Depends(get_session, scope="function"),
-) -> JobOut:
+def resume_job(job_id: int, _: ApiLead, session: DB, body: ResumeIn | None = None) -> JobOut:
     """Queue a paused or failed job again, optionally with a larger budget."""
     budget = body.budget_usd if body else None
     return JobOut.model_validate(service.resume_job(session, job_id, budget_usd=budget))
