@@ -53,16 +53,6 @@ def job_budget(session: Session, job_id: int) -> float | None:
     return budget
 
 
-def release_reservations(session: Session, job_id: int) -> None:
-    """Forget a job's reservations (on resume: none of its calls is in flight any more)."""
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(reserved_usd=0.0)
-        .execution_options(synchronize_session=False)
-    )
-
-
 @dataclass(frozen=True)
 class _Settlement:
     job_id: int

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from app.core.config import LLMEndpoint, get_settings
 from app.core.db import transaction
 from app.core.errors import InvalidInput
-from app.models.jobs import Job
-from app.scoring.budget import call_cost, estimate_prompt_tokens, max_cost, release_reservations
+from app.jobs.service import resume_job
+from app.models.jobs import Job, JobState
+from app.scoring.budget import call_cost, estimate_prompt_tokens, max_cost
 from app.scoring.llm import BudgetExhausted, ChatRequest, ChatResult, get_endpoint, require_priced
 from tests.llm_server import DEFAULT_REPLY, LLMServer
 from tests.scoring.conftest import ask, client_for, complete_all, gather_in
@@ -165,12 +166,16 @@ def test_cached_answers_cost_nothing_and_need_no_budget(
     assert llm_server.stats()["total"] == 3
 
 
-def test_release_reservations_forgets_what_stopped_calls_held(committed: Engine) -> None:
+def test_resume_forgets_what_stopped_calls_held(committed: Engine) -> None:
     job_id = make_job(1.0)
     with transaction() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(reserved_usd=0.4))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(reserved_usd=0.4, state=JobState.PAUSED_BUDGET.value)
+        )
     with transaction() as session:
-        release_reservations(session, job_id)
+        resume_job(session, job_id, send=False)
     assert money(job_id) == (0.0, 0.0)
 
 
