@@ -12,7 +12,9 @@ from sqlalchemy import ColumnElement, Integer, and_, case, cast, exists, func, s
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core.db import is_postgres
 from app.core.errors import InvalidInput, NotFound
+from app.datasets.service import count_examples
 from app.jobs.service import create_job
 from app.models import Dataset, Example, Job, Score, Scorer, ScorerKind, ScoreState, User
 from app.scoring.llm import get_endpoint, require_priced
@@ -275,9 +277,8 @@ def histogram(session: Session, dataset: Dataset, ref: str, bins: int = 20) -> d
     if not 1 <= bins <= 200:
         raise InvalidInput("bins: must be between 1 and 200", field="bins")
     scorer = find_scorer(session, ref)
-    recipe = recipe_from_scorer(scorer)
     joined = (
-        select(Score.state, Score.value)
+        select(Score.scorer_id, Score.state, Score.value)
         .join(Example, Example.content_hash == Score.content_hash)
         .where(Example.dataset_id == dataset.id, Score.scorer_id == scorer.id)
         .subquery()
@@ -285,15 +286,16 @@ def histogram(session: Session, dataset: Dataset, ref: str, bins: int = 20) -> d
     states: dict[str, int] = dict(
         session.execute(select(joined.c.state, func.count()).group_by(joined.c.state)).all()
     )
-    total = session.scalar(select(func.count()).where(Example.dataset_id == dataset.id)) or 0
-    ok = select(joined.c.value).where(joined.c.state == ScoreState.OK.value)
+    total = count_examples(session, dataset)
     low, high, mean = session.execute(
         select(func.min(joined.c.value), func.max(joined.c.value), func.avg(joined.c.value)).where(
             joined.c.state == ScoreState.OK.value
         )
     ).one()
-    lo = recipe.low if recipe.low is not None else low
-    hi = recipe.high if recipe.high is not None else high
+    ranges = {scorer.id: (low, high, mean)}
+    edges = _edges([scorer], ranges, bins)
+    counts = _all_bins(session, joined, edges, bins)
+    [drawn] = _histograms([scorer], total, {scorer.id: states}, ranges, edges, counts, bins, None)
     values: dict[float, int] = dict(
         session.execute(
             select(joined.c.value, func.count())
@@ -303,45 +305,12 @@ def histogram(session: Session, dataset: Dataset, ref: str, bins: int = 20) -> d
             .limit(101)
         ).all()
     )
-    return {
-        "scorer": scorer.name,
-        "version": scorer.version,
-        "key": scorer.key,
-        "model": scorer.model,
-        "total": total,
-        "states": {state.value: states.get(state.value, 0) for state in ScoreState}
-        | {"unscored": total - sum(states.values())},
-        "min": low,
-        "max": high,
-        "mean": float(mean) if mean is not None else None,
-        "bins": _bins(session, ok, lo, hi, bins),
-        # Exact counts when the values are few (ratings on a 0.5 grid, Deita on 1-6).
-        "values": None
-        if len(values) > 100
-        else [{"value": v, "count": c} for v, c in values.items()],
-    }
-
-
-def _bins(
-    session: Session, values: Any, low: float | None, high: float | None, count: int
-) -> list[dict[str, Any]]:
-    if low is None or high is None:
-        return []
-    width = (high - low) / count if high > low else 1.0
-    column = values.subquery().c.value
-    offset = (column - low) / width
-    # floor() on PostgreSQL; SQLite may lack it, but its integer cast truncates, which is
-    # the same for the non-negative offsets here.
-    if session.get_bind().dialect.name == "postgresql":
-        offset = func.floor(offset)
-    step = cast(offset, Integer)
-    # The top edge belongs to the last bin (a 5 on a 0-5 scale).
-    index = case((step >= count, count - 1), else_=step)
-    rows = {int(i): n for i, n in session.execute(select(index, func.count()).group_by(index))}
-    return [
-        {"low": low + i * width, "high": low + (i + 1) * width, "count": rows.get(i, 0)}
-        for i in range(count)
-    ]
+    del drawn["sampled"]
+    # Exact counts when the values are few (ratings on a 0.5 grid, Deita on 1-6).
+    drawn["values"] = (
+        None if len(values) > 100 else [{"value": v, "count": c} for v, c in values.items()]
+    )
+    return drawn
 
 
 def scores_summary(session: Session, dataset: Dataset) -> list[dict[str, Any]]:
@@ -411,7 +380,7 @@ def dataset_histograms(
         if state == ScoreState.OK.value:
             ranges[scorer_id] = (low, high, mean)
     scorers = _scorers(session, list(ranges))
-    total = session.scalar(select(func.count()).where(Example.dataset_id == dataset.id)) or 0
+    total = count_examples(session, dataset)
     edges = _edges(scorers, ranges, bins)
     counts = _all_bins(session, joined, edges, bins)
     return _histograms(scorers, total, states, ranges, edges, counts, bins, None)
@@ -507,9 +476,12 @@ def _all_bins(
     low = case({i: lo for i, (lo, _) in edges.items()}, value=joined.c.scorer_id)
     width = case({i: w for i, (_, w) in edges.items()}, value=joined.c.scorer_id)
     offset = (joined.c.value - low) / width
-    if session.get_bind().dialect.name == "postgresql":
-        offset = func.floor(offset)  # SQLite's integer cast truncates: the same for offsets >= 0
+    # floor() on PostgreSQL; SQLite may lack it, but its integer cast truncates, which is
+    # the same for the non-negative offsets here.
+    if is_postgres(session):
+        offset = func.floor(offset)
     step = cast(offset, Integer)
+    # The top edge belongs to the last bin (a 5 on a 0-5 scale).
     index = case((step >= count, count - 1), else_=step)
     rows = session.execute(
         select(joined.c.scorer_id, index, func.count())
