@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from app.core.db import transaction
@@ -14,9 +14,10 @@ from app.datasets.service import create_dataset
 from app.jobs.chunks import execute_chunk, settle_job, sweep_stale_chunks
 from app.jobs.runner import JobPaused, Progress, chunked_job, execute_job
 from app.jobs.service import cancel_job, create_job, resume_job
-from app.models import ChunkState, Dataset, Example, Job, JobChunk, JobState
+from app.models import ChunkState, Dataset, Job, JobChunk, JobState
 from app.models.base import utcnow
 from tests.factories import make_example
+from tests.jobs.conftest import committed_job, example_count
 
 RUNS: list[int] = []
 
@@ -56,27 +57,14 @@ def _job(**params: Any) -> int:
         return job.id
 
 
-def _state(job_id: int) -> Job:
-    with transaction() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        session.expunge(job)
-        return job
-
-
-def _examples() -> int:
-    with transaction() as session:
-        return session.scalar(select(func.count()).select_from(Example)) or 0
-
-
 def test_inline_run_does_every_chunk_and_sums_counts(committed: Engine) -> None:
     job_id = _job(units=10, chunk=4)
     seen: list[int] = []
     assert execute_job(job_id, lambda done, *_: seen.append(done), inline=True) == "succeeded"
-    job = _state(job_id)
+    job = committed_job(job_id)
     assert (job.done, job.total) == (10, 10)
     assert job.counts == {"written": 10, "last": "unit 8"}
-    assert sorted(RUNS) == [0, 4, 8] and _examples() == 10
+    assert sorted(RUNS) == [0, 4, 8] and example_count() == 10
     assert seen[-1] == 10 and seen == sorted(seen)
 
 
@@ -87,8 +75,8 @@ def test_a_chunk_delivered_twice_runs_once(committed: Engine) -> None:
         chunk_ids = session.scalars(select(JobChunk.id).order_by(JobChunk.index)).all()
     for chunk_id in [*chunk_ids, *chunk_ids]:
         execute_chunk(chunk_id)
-    assert sorted(RUNS) == [0, 3] and _examples() == 6
-    assert _state(job_id).state == JobState.SUCCEEDED.value
+    assert sorted(RUNS) == [0, 3] and example_count() == 6
+    assert committed_job(job_id).state == JobState.SUCCEEDED.value
 
 
 def test_a_failing_chunk_fails_the_job_and_resume_runs_only_what_is_left(
@@ -96,8 +84,8 @@ def test_a_failing_chunk_fails_the_job_and_resume_runs_only_what_is_left(
 ) -> None:
     job_id = _job(units=9, chunk=3, fail_at=3)
     assert execute_job(job_id, inline=True) == JobState.FAILED.value
-    job = _state(job_id)
-    assert job.error == "unit 3 is bad" and _examples() == 3  # the failed chunk rolled back
+    job = committed_job(job_id)
+    assert job.error == "unit 3 is bad" and example_count() == 3  # the failed chunk rolled back
     with transaction() as session:
         job_row = session.get(Job, job_id)
         assert job_row is not None
@@ -105,14 +93,14 @@ def test_a_failing_chunk_fails_the_job_and_resume_runs_only_what_is_left(
         resume_job(session, job_id)
     RUNS.clear()
     assert execute_job(job_id, inline=True) == JobState.SUCCEEDED.value
-    assert sorted(RUNS) == [3, 6] and _examples() == 9
+    assert sorted(RUNS) == [3, 6] and example_count() == 9
 
 
 def test_a_paused_chunk_keeps_its_counts_and_resumes(committed: Engine) -> None:
     job_id = _job(units=6, chunk=3, pause_at=3, budget_left=0)
     assert execute_job(job_id, inline=True) == JobState.PAUSED_BUDGET.value
-    job = _state(job_id)
-    assert job.done == 3 and _examples() == 3
+    job = committed_job(job_id)
+    assert job.done == 3 and example_count() == 3
     with transaction() as session:
         chunk = session.scalar(select(JobChunk).where(JobChunk.index == 1))
         assert chunk is not None and chunk.state == ChunkState.QUEUED.value
@@ -121,8 +109,8 @@ def test_a_paused_chunk_keeps_its_counts_and_resumes(committed: Engine) -> None:
         job_row.params = {**job_row.params, "budget_left": 1}
         resume_job(session, job_id)
     assert execute_job(job_id, inline=True) == JobState.SUCCEEDED.value
-    assert _examples() == 6
-    assert _state(job_id).counts == {"written": 6, "paused": 1, "last": "unit 3"}
+    assert example_count() == 6
+    assert committed_job(job_id).counts == {"written": 6, "paused": 1, "last": "unit 3"}
 
 
 def test_cancelled_job_runs_no_more_chunks(committed: Engine) -> None:
@@ -132,7 +120,7 @@ def test_cancelled_job_runs_no_more_chunks(committed: Engine) -> None:
         cancel_job(session, job_id)
         chunk_ids = session.scalars(select(JobChunk.id)).all()
     assert all(execute_chunk(c) == "skipped" for c in chunk_ids)
-    assert RUNS == [] and _state(job_id).state == JobState.CANCELLED.value
+    assert RUNS == [] and committed_job(job_id).state == JobState.CANCELLED.value
 
 
 def test_sweeper_queues_again_a_chunk_whose_worker_died(committed: Engine) -> None:
@@ -153,4 +141,4 @@ def test_sweeper_queues_again_a_chunk_whose_worker_died(committed: Engine) -> No
         ids = session.scalars(select(JobChunk.id)).all()
     for chunk_id in ids:
         execute_chunk(chunk_id)
-    assert settle_job(job_id) == JobState.SUCCEEDED.value and _examples() == 6
+    assert settle_job(job_id) == JobState.SUCCEEDED.value and example_count() == 6

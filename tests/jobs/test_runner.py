@@ -23,9 +23,10 @@ from app.jobs.service import (
     signal_cancel,
     sweep_stale_jobs,
 )
-from app.models import Dataset, Example, Job, JobState
+from app.models import Dataset, Job, JobState
 from app.models.base import utcnow
 from tests.factories import alpaca_record, write_json
+from tests.jobs.conftest import committed_job, example_count
 
 load_handlers()
 
@@ -37,36 +38,23 @@ def _import_job(tmp_path: Path, records: list[dict[str, Any]], **options: Any) -
         return start_import_job(session, dataset, path, send=False, **options).id
 
 
-def _job(job_id: int) -> Job:
-    with transaction() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        session.expunge(job)
-        return job
-
-
-def _examples() -> int:
-    with transaction() as session:
-        return session.scalar(select(func.count()).select_from(Example)) or 0
-
-
 def test_import_job_succeeds_with_counts_and_progress(committed: Engine, tmp_path: Path) -> None:
     job_id = _import_job(tmp_path, [alpaca_record(i) for i in range(50)])
     seen: list[tuple[int, int | None]] = []
     assert execute_job(job_id, lambda done, total: seen.append((done, total))) == "succeeded"
-    job = _job(job_id)
+    job = committed_job(job_id)
     assert job.counts["new"] == 50 and job.counts["invalid"] == 0
     assert job.attempts == 1 and job.finished_at is not None
     assert job.total and job.done == job.total  # bytes of the file, set not incremented
     assert seen[-1][0] == seen[-1][1]
-    assert _examples() == 50
+    assert example_count() == 50
 
 
 def test_a_job_delivered_twice_runs_once(committed: Engine, tmp_path: Path) -> None:
     job_id = _import_job(tmp_path, [alpaca_record(i) for i in range(5)])
     assert execute_job(job_id) == "succeeded"
     assert execute_job(job_id) == "skipped"
-    assert _job(job_id).attempts == 1
+    assert committed_job(job_id).attempts == 1
 
 
 def test_a_crashed_job_rerun_writes_nothing_twice(committed: Engine, tmp_path: Path) -> None:
@@ -77,16 +65,16 @@ def test_a_crashed_job_rerun_writes_nothing_twice(committed: Engine, tmp_path: P
         assert job is not None
         job.state = JobState.RUNNING.value
     assert execute_job(job_id) == "succeeded"
-    assert _job(job_id).counts["new"] == 0
-    assert _examples() == 5
+    assert committed_job(job_id).counts["new"] == 0
+    assert example_count() == 5
 
 
 def test_invalid_file_fails_the_job_and_writes_nothing(committed: Engine, tmp_path: Path) -> None:
     job_id = _import_job(tmp_path, [alpaca_record(1), {"instruction": "no answer"}])
     assert execute_job(job_id) == "failed"
-    job = _job(job_id)
+    job = committed_job(job_id)
     assert "record 2" in (job.error or "") and "output" in (job.error or "")
-    assert _examples() == 0
+    assert example_count() == 0
 
 
 def test_cancel_while_running_rolls_back(committed: Engine) -> None:
@@ -114,7 +102,7 @@ def test_cancel_while_running_rolls_back(committed: Engine) -> None:
         job_id = create_job(session, "test-cancelled-midway", {}, queue="cpu", send=False).id
     assert execute_job(job_id) == "cancelled"
     cancelling.join(timeout=30)
-    assert _job(job_id).state == JobState.CANCELLED.value
+    assert committed_job(job_id).state == JobState.CANCELLED.value
     with transaction() as session:
         assert session.scalar(select(func.count()).select_from(Dataset)) == 0
 
@@ -124,7 +112,7 @@ def test_a_cancelled_queued_job_never_runs(committed: Engine, tmp_path: Path) ->
     with transaction() as session:
         cancel_job(session, job_id)
     assert execute_job(job_id) == "skipped"
-    assert _examples() == 0
+    assert example_count() == 0
 
 
 def test_sweeper_requeues_stale_jobs_and_gives_up_after_max_attempts(committed: Engine) -> None:
@@ -142,7 +130,7 @@ def test_sweeper_requeues_stale_jobs_and_gives_up_after_max_attempts(committed: 
         requeued = sweep_stale_jobs(session)
         session.info.pop("sift_after_commit", None)  # nothing to deliver in this test
     assert requeued == [ids[0]]
-    assert [_job(i).state for i in ids] == ["queued", "failed", "running"]
+    assert [committed_job(i).state for i in ids] == ["queued", "failed", "running"]
 
 
 def test_resume_only_paused_or_failed(committed: Engine, tmp_path: Path) -> None:
@@ -151,7 +139,7 @@ def test_resume_only_paused_or_failed(committed: Engine, tmp_path: Path) -> None
     with transaction() as session:
         resume_job(session, job_id)
         session.info.pop("sift_after_commit", None)
-    assert _job(job_id).state == "queued"
+    assert committed_job(job_id).state == "queued"
 
 
 @pytest.mark.parametrize("committed", ["postgresql"], indirect=True)
@@ -169,4 +157,4 @@ def test_jobs_are_enqueued_only_after_commit(committed: Engine) -> None:
         job_id = create_job(session, "import", {}, queue="cpu").id
         assert broker.llen("cpu") == 0  # not before the commit
     assert broker.llen("cpu") == 1
-    assert _job(job_id).state == "queued"
+    assert committed_job(job_id).state == "queued"
