@@ -194,7 +194,7 @@ def launch(
     """Create a job in one transaction with `start(session, send)` (sent to the workers unless
     it will run here), then run it here or follow it."""
     with user_errors(), transaction(writer=True) as session:
-        job = start(session, not _runs_here())
+        job = start(session, not runs_here())
         job_id, heading = job.id, title(job) if callable(title) else title
     run_job(job_id, heading, wait)
 
@@ -204,7 +204,7 @@ def run_job(job_id: int, title: str, wait: bool) -> None:
     from app.jobs.registry import load_handlers
     from app.jobs.runner import execute_job
 
-    if _runs_here():
+    if runs_here():
         load_handlers()
         with progress_bar() as bar:
             task = bar.add_task(title, total=None, counts="")
@@ -381,7 +381,9 @@ def import_(
             err.print(f"  skipped {line}", highlight=False, markup=False)
 
 
-def _runs_here() -> bool:
+def runs_here() -> bool:
+    """True when a job started now must run in this process: the embedded default, with no
+    `sift serve` (and its worker) running."""
     settings = get_settings()
     return settings.embedded and not embedded_server_running()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -12,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from app.core.db import get_session
-from app.core.errors import Forbidden, SiftError
+from app.core.errors import Conflict, Forbidden, SiftError
 from app.core.markdown import render_markdown
 from app.core.security import csrf_matches, new_csrf_token
 from app.models import Role, User
@@ -100,6 +101,27 @@ def render(
     return templates.TemplateResponse(request, name, values, status_code=status_code)
 
 
+def act(
+    request: Request,
+    action: Callable[[], Any],
+    refreshed: Callable[[str | None], Response],
+    done: str,
+) -> Response:
+    """Do `action` from a page's button: htmx gets `refreshed(notice)`, a form post a redirect
+    to `done`. An object that moved on meanwhile (finished, resumed: a Conflict) is a notice
+    beside the refreshed fragment, or an error page for a form post."""
+    notice = None
+    try:
+        action()
+    except Conflict as exc:
+        notice = exc.message
+    if is_htmx(request):
+        return refreshed(notice)
+    if notice is not None:
+        raise Conflict(notice)
+    return RedirectResponse(done, status_code=303)
+
+
 def error_page(request: Request, status: int, message: str) -> Response:
     """An error as a page; anonymous visitors are sent to sign in instead."""
     if status == 401:
@@ -121,12 +143,17 @@ def include_pages(app: FastAPI) -> None:
     from app.training.pages import router as training_pages
     from app.users.pages import router as users_pages
 
-    # First: the dataset pages' /datasets/{name:path} would take /datasets/NAME/generate.
-    app.include_router(generation_pages)
-    for router in (users_pages, datasets_pages, jobs_pages, review_pages, collections_pages):
+    for router in (
+        users_pages,
+        datasets_pages,
+        generation_pages,
+        jobs_pages,
+        review_pages,
+        collections_pages,
+        training_pages,
+        evaluation_pages,
+    ):
         app.include_router(router)
-    app.include_router(training_pages)
-    app.include_router(evaluation_pages)
 
 
 # Route parameters: the signed-in browser user, and one who is at least a lead.

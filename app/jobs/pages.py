@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from app.core.db import DB, defer_write_lock
-from app.core.errors import Conflict
-from app.core.web import PageLead, PageUser, check_csrf, is_htmx, render
+from app.core.web import PageLead, PageUser, act, check_csrf, render
 from app.jobs import service
-from app.models import Dataset, Job, JobState, Role, User
+from app.models import Dataset, JobState, Role, User
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
@@ -38,21 +35,6 @@ def _jobs_page(
     return render(request, "jobs/list.html", context, fragment="jobs/_table.html")
 
 
-def _act(request: Request, session: Session, user: User, action: Callable[[], Job]) -> Response:
-    """Do something to a job; htmx gets the refreshed table, a form post a redirect. A job
-    that moved on meanwhile (finished, resumed) is a notice on the table, not an error."""
-    notice = None
-    try:
-        action()
-    except Conflict as exc:
-        notice = exc.message
-    if is_htmx(request):
-        return _jobs_page(request, session, user, notice)
-    if notice is not None:
-        raise Conflict(notice)
-    return RedirectResponse("/jobs", status_code=303)
-
-
 @router.get("/jobs")
 def jobs_page(request: Request, session: DB, user: PageUser) -> HTMLResponse:
     """The newest jobs with their progress; htmx gets only the table."""
@@ -64,10 +46,20 @@ def jobs_page(request: Request, session: DB, user: PageUser) -> HTMLResponse:
 def cancel(request: Request, job_id: int, session: DB, user: PageLead) -> Response:
     """Cancel a job that has not finished; htmx gets the refreshed table."""
     service.signal_cancel(job_id)  # before any write: on SQLite a running job holds the lock
-    return _act(request, session, user, lambda: service.cancel_job(session, job_id))
+    return act(
+        request,
+        lambda: service.cancel_job(session, job_id),
+        lambda notice: _jobs_page(request, session, user, notice),
+        "/jobs",
+    )
 
 
 @router.post("/jobs/{job_id}/resume", response_model=None)
 def resume(request: Request, job_id: int, session: DB, user: PageLead) -> Response:
     """Queue a paused or failed job again; htmx gets the refreshed table."""
-    return _act(request, session, user, lambda: service.resume_job(session, job_id))
+    return act(
+        request,
+        lambda: service.resume_job(session, job_id),
+        lambda notice: _jobs_page(request, session, user, notice),
+        "/jobs",
+    )

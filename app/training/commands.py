@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli import _runs_here, fail, out, run_job, user_errors
+from app.cli import fail, out, run_job, runs_here, user_errors
 from app.core.db import transaction
 
 
@@ -49,7 +49,7 @@ def train(
         params = build_params(preset, **overrides)
     with user_errors(), transaction(writer=True) as session:
         run, created = service.create_run(
-            session, snapshot, str(base_model), params, send=not _runs_here()
+            session, snapshot, str(base_model), params, send=not runs_here()
         )
         run_id, job_id, state = run.id, run.job_id, service.run_state(session, run)
     assert job_id is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.db import DB, defer_write_lock
-from app.core.errors import Conflict, SiftError
-from app.core.web import PageLead, PageUser, check_csrf, is_htmx, render
+from app.core.errors import SiftError
+from app.core.web import PageLead, PageUser, act, check_csrf, render
 from app.jobs.service import signal_cancel
 from app.models import Collection, Role, Snapshot, TrainingRun, User
 from app.training import layout, service
@@ -137,21 +136,6 @@ def run_page(request: Request, run_id: int, session: DB, user: PageUser) -> HTML
     return _run_page(request, session, user, service.get_run(session, run_id))
 
 
-def _act(
-    request: Request, session: Session, user: User, run: TrainingRun, action: Callable[[], Any]
-) -> Response:
-    notice = None
-    try:
-        action()
-    except Conflict as exc:
-        notice = exc.message
-    if is_htmx(request):
-        return _run_page(request, session, user, run, notice)
-    if notice is not None:
-        raise Conflict(notice)
-    return RedirectResponse(f"/training/{run.id}", status_code=303)
-
-
 @router.post("/training/{run_id}/cancel", response_model=None)
 @defer_write_lock
 def cancel(request: Request, run_id: int, session: DB, user: PageLead) -> Response:
@@ -159,14 +143,24 @@ def cancel(request: Request, run_id: int, session: DB, user: PageLead) -> Respon
     run = service.get_run(session, run_id)
     if run.job_id is not None:
         signal_cancel(run.job_id)  # before any write: on SQLite a running job holds the lock
-    return _act(request, session, user, run, lambda: service.cancel_run(session, run))
+    return act(
+        request,
+        lambda: service.cancel_run(session, run),
+        lambda notice: _run_page(request, session, user, run, notice),
+        f"/training/{run.id}",
+    )
 
 
 @router.post("/training/{run_id}/resume", response_model=None)
 def resume(request: Request, run_id: int, session: DB, user: PageLead) -> Response:
     """Queue the run again from its last checkpoint."""
     run = service.get_run(session, run_id)
-    return _act(request, session, user, run, lambda: service.resume_run(session, run))
+    return act(
+        request,
+        lambda: service.resume_run(session, run),
+        lambda notice: _run_page(request, session, user, run, notice),
+        f"/training/{run.id}",
+    )
 
 
 @router.get("/training/{run_id}/artifacts/{path:path}", response_class=FileResponse)
