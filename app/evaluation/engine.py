@@ -35,7 +35,7 @@ from app.jobs.runner import JobPaused, Progress
 from app.models import EvalItem, EvalPrompt, EvalRun, ItemState, Job, TrainingRun
 from app.models.base import utcnow
 from app.scoring.engine import run_async
-from app.scoring.llm import BudgetExhausted, ChatResult, LLMClient, get_endpoint
+from app.scoring.llm import ChatResult, LLMClient, get_endpoint, run_all_paid
 
 T = TypeVar("T")
 SETTLED = (ItemState.OK.value, ItemState.PARSE_ERROR.value)
@@ -217,7 +217,6 @@ async def _evaluate(
     A prompt whose calls could not be paid for gets no item; the others are kept."""
     judge_prompt = run.params["judge_prompt"]
     outcomes: list[Outcome | None] = [None] * len(prompts)
-    paused = False
     async with AsyncExitStack() as stack:
         clients: dict[str, LLMClient] = {}
 
@@ -251,20 +250,7 @@ async def _evaluate(
                 )
             outcomes[i] = Outcome(prompt, got, calls)
 
-        tasks = [asyncio.create_task(evaluate(i)) for i in range(len(prompts))]
-        finished = 0
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                try:
-                    await next_done
-                except BudgetExhausted:
-                    paused = True
-                finished += 1
-                progress(finished)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        paused = await run_all_paid([evaluate(i) for i in range(len(prompts))], progress)
     counts: dict[str, Any] = {}
     for made_client in clients.values():
         for key, value in made_client.stats.as_dict().items():

@@ -21,7 +21,7 @@ from app.core.errors import NotFound
 from app.jobs.chunks import key_ranges
 from app.jobs.runner import JobPaused, Progress
 from app.models import Example, Job, Score, Scorer, ScorerKind, ScoreState
-from app.scoring.llm import BudgetExhausted, ChatResult, LLMClient, get_endpoint
+from app.scoring.llm import ChatResult, LLMClient, get_endpoint, run_all_paid
 from app.scoring.local_lm import LocalLogitScorer
 from app.scoring.recipes import (
     ExampleText,
@@ -220,7 +220,6 @@ async def _rate(
     An example whose call could not be paid for gets no score; the others are kept."""
     name = job.params["endpoint"]
     results: list[tuple[ScoreResult, list[ChatResult]] | None] = [None] * len(examples)
-    paused = False
     async with LLMClient(name, get_endpoint(name), session, job_id=job.id) as client:
         requests = [build_requests(recipe, example.text) for example in examples]
         await client.prefetch([r for per_example in requests for r in per_example])
@@ -230,19 +229,6 @@ async def _rate(
             results[i] = (interpret(recipe, examples[i].text, calls), calls)
             return i
 
-        tasks = [asyncio.create_task(ask(i)) for i in range(len(examples))]
-        finished = 0
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                try:
-                    await next_done
-                except BudgetExhausted:
-                    paused = True
-                finished += 1
-                progress(finished)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        paused = await run_all_paid([ask(i) for i in range(len(examples))], progress)
         counts = client.stats.as_dict()
     return results, counts, paused

@@ -15,7 +15,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -115,6 +115,29 @@ class BudgetExhausted(SiftError):
     """The job's budget cannot cover the next call; nothing was sent."""
 
     status_code = 409
+
+
+async def run_all_paid(
+    work: Sequence[Coroutine[Any, Any, Any]], progress: Callable[[int], Any]
+) -> bool:
+    """Run every piece of work at once, reporting how many have ended; True when some could
+    not be paid for (the others are kept). Any other error is raised once every piece has
+    been cancelled and has ended, so that no call is left running on its own."""
+    tasks = [asyncio.create_task(piece) for piece in work]
+    paused, finished = False, 0
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            try:
+                await next_done
+            except BudgetExhausted:
+                paused = True
+            finished += 1
+            progress(finished)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return paused
 
 
 def _env_prefix(name: str) -> str:
