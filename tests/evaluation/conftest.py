@@ -14,6 +14,7 @@ from app.evaluation.service import import_test_set_records, start_evaluation
 from app.jobs.registry import load_handlers
 from app.jobs.runner import execute_job
 from app.models import EvalItem, EvalRun, Job
+from tests.endpoints import configure_endpoint
 from tests.llm_server import LLMServer
 
 load_handlers()
@@ -34,17 +35,16 @@ def llm(_shared_server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     beta answer "<name> answer to <the prompt's first word>"."""
     _shared_server.reset()
     for name, model in ENDPOINTS.items():
-        values = {
-            "BASE_URL": _shared_server.base_url,
-            "MODEL": model,
-            "PRICE_IN": "0.01",
-            "PRICE_OUT": "0.02",
-            "TIMEOUT_S": "2",
-            "MAX_ATTEMPTS": "2",
-        }
-        for key, value in values.items():
-            monkeypatch.setenv(f"SIFT_LLM__{name.upper()}__{key}", value)
-    get_settings.cache_clear()
+        configure_endpoint(
+            monkeypatch,
+            name,
+            base_url=_shared_server.base_url,
+            model=model,
+            price_in=0.01,
+            price_out=0.02,
+            timeout_s=2,
+            max_attempts=2,
+        )
     for name in ("alpha", "beta"):
         _shared_server.script(r"^(\S+)", f"{name} answer to \\1", model=ENDPOINTS[name])
     yield _shared_server

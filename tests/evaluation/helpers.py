@@ -7,18 +7,18 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.evaluation.engine import refresh_totals, upsert_items
 from app.evaluation.service import import_test_set_records, start_evaluation
 from app.models import EvalRun
+from tests.endpoints import configure_endpoint
 
 
 def configure_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
     """Endpoints alpha, beta and judge in the settings (nothing is sent to them here)."""
     for name in ("alpha", "beta", "judge"):
-        monkeypatch.setenv(f"SIFT_LLM__{name.upper()}__BASE_URL", "http://127.0.0.1:9/v1")
-        monkeypatch.setenv(f"SIFT_LLM__{name.upper()}__MODEL", f"{name}-model")
-    get_settings.cache_clear()
+        configure_endpoint(
+            monkeypatch, name, base_url="http://127.0.0.1:9/v1", model=f"{name}-model"
+        )
 
 
 def judged_run(session: Session, name: str, items: list[dict[str, Any]]) -> EvalRun:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.core.config import get_settings
+from tests.endpoints import configure_endpoint
 from tests.llm_server import LLMServer
 
 PRICE_IN = 0.01
@@ -15,17 +16,17 @@ PRICE_OUT = 0.02
 
 def point_default_at(llm: LLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make `default` the test server: priced, quick to give up."""
-    for name, value in {
-        "BASE_URL": llm.base_url,
-        "MODEL": "test-model",
-        "PRICE_IN": str(PRICE_IN),
-        "PRICE_OUT": str(PRICE_OUT),
-        "TIMEOUT_S": "5",
-        "MAX_ATTEMPTS": "2",
-        "CONCURRENCY": "4",
-    }.items():
-        monkeypatch.setenv(f"SIFT_LLM__DEFAULT__{name}", value)
-    get_settings.cache_clear()
+    configure_endpoint(
+        monkeypatch,
+        "default",
+        base_url=llm.base_url,
+        model="test-model",
+        price_in=PRICE_IN,
+        price_out=PRICE_OUT,
+        timeout_s=5,
+        max_attempts=2,
+        concurrency=4,
+    )
 
 
 @pytest.fixture

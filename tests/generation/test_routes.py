@@ -20,6 +20,7 @@ from app.generation.service import (
     variants_of,
 )
 from app.models import Job, Provenance
+from tests.endpoints import configure_endpoint
 from tests.factories import make_dataset, make_example, make_token, make_user
 from tests.generation.conftest import PRICE_OUT
 from tests.web.test_pages import sign_in
@@ -28,16 +29,15 @@ from tests.web.test_pages import sign_in
 @pytest.fixture(autouse=True)
 def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A priced `default` endpoint (nothing is sent in these tests) and an unpriced `free`."""
-    for key, value in {
-        "DEFAULT__BASE_URL": "http://127.0.0.1:9/v1",
-        "DEFAULT__MODEL": "test-model",
-        "DEFAULT__PRICE_IN": "0.01",
-        "DEFAULT__PRICE_OUT": str(PRICE_OUT),
-        "FREE__BASE_URL": "http://127.0.0.1:9/v1",
-        "FREE__MODEL": "free-model",
-    }.items():
-        monkeypatch.setenv(f"SIFT_LLM__{key}", value)
-    get_settings.cache_clear()
+    configure_endpoint(
+        monkeypatch,
+        "default",
+        base_url="http://127.0.0.1:9/v1",
+        model="test-model",
+        price_in=0.01,
+        price_out=PRICE_OUT,
+    )
+    configure_endpoint(monkeypatch, "free", base_url="http://127.0.0.1:9/v1", model="free-model")
     yield
     get_settings.cache_clear()
 

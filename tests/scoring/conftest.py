@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.core.config import LLMEndpoint, get_settings
 from app.core.db import transaction
 from app.scoring.llm import CallStats, ChatRequest, ChatResult, LLMClient, get_endpoint
+from tests.endpoints import configure_endpoint
 from tests.llm_server import LLMServer
 
 PRICE_IN = 0.001
@@ -32,13 +33,6 @@ def llm_server(_shared_llm_server: LLMServer) -> LLMServer:
     """
     _shared_llm_server.reset()
     return _shared_llm_server
-
-
-def configure_endpoint(monkeypatch: pytest.MonkeyPatch, name: str, **values: object) -> None:
-    """Set SIFT_LLM__<NAME>__<KEY> for each value and forget the cached settings."""
-    for key, value in values.items():
-        monkeypatch.setenv(f"SIFT_LLM__{name.upper()}__{key.upper()}", str(value))
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ from app.models.scoring import LLMCall, LLMCallState
 from app.scoring import llm
 from app.scoring.cache import StoredCall, store_calls
 from app.scoring.llm import ChatRequest, ChatResult, get_endpoint, request_hash, request_payload
+from tests.endpoints import configure_endpoint
 from tests.llm_server import DEFAULT_REPLY, LLMServer
-from tests.scoring.conftest import ask, client_for, complete_all, complete_one, configure_endpoint
+from tests.scoring.conftest import ask, client_for, complete_all, complete_one
 
 POSTGRES_ONLY = pytest.mark.parametrize("committed", ["postgresql"], indirect=True)
 
