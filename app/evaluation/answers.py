@@ -7,8 +7,6 @@ the same test set reuses every answer. Endpoint calls also go through the LLM re
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db import conflict_insert
 from app.core.errors import InvalidInput, NotFound
+from app.core.hashing import json_sha256
 from app.models import EvalAnswer, TrainingRun
 from app.scoring.llm import ChatRequest, LLMClient, get_endpoint, normalise_base_url
 from app.training import layout
@@ -121,8 +120,7 @@ class Answer:
 def answer_key(identity: str, turns: Sequence[str], settings: GenerationSettings) -> str:
     """sha256 of the model's identity, the prompt's turns and the generation settings."""
     payload = {"model": identity, "turns": list(turns), "settings": settings.as_dict()}
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json_sha256(payload)
 
 
 def stored_answers(session: Session, keys: Sequence[str]) -> dict[str, Answer]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
-import hashlib
-import json
 import random
 import threading
 import time
@@ -28,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import LLMEndpoint, get_settings
 from app.core.errors import InvalidInput, SiftError
+from app.core.hashing import json_sha256
 from app.models.base import utcnow
 from app.scoring.budget import JobBudget, call_cost, job_budget, max_cost
 from app.scoring.cache import (
@@ -189,13 +188,9 @@ def request_payload(endpoint: LLMEndpoint, request: ChatRequest) -> dict[str, An
     }
 
 
-def _canonical(payload: Mapping[str, Any]) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def request_hash(endpoint: LLMEndpoint, request: ChatRequest) -> str:
     """The cache key of a request: sha256 of its canonical JSON payload."""
-    return hashlib.sha256(_canonical(request_payload(endpoint, request))).hexdigest()
+    return json_sha256(request_payload(endpoint, request))
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -8,8 +8,6 @@ parse rule is a new scorer whose scores never mix with the old ones.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import string
@@ -18,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.core.errors import InvalidInput
+from app.core.hashing import json_sha256
 from app.models.scoring import Scorer, ScorerKind, ScoreState
 from app.scoring import deita, lima
 from app.scoring.llm import ChatRequest, ChatResult
@@ -181,8 +180,7 @@ class Recipe:
             "model": model,
             "provider": provider,
         }
-        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return json_sha256(identity)
 
     def scorer_fields(self, model: str | None, provider: str | None) -> dict[str, Any]:
         """The columns of the Scorer row that stores this recipe."""
