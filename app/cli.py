@@ -193,7 +193,7 @@ def launch(
 ) -> None:
     """Create a job in one transaction with `start(session, send)` (sent to the workers unless
     it will run here), then run it here or follow it."""
-    with user_errors(), transaction(writer=True) as session:
+    with user_errors(), transaction() as session:
         job = start(session, not runs_here())
         job_id, heading = job.id, title(job) if callable(title) else title
     run_job(job_id, heading, wait)
@@ -277,7 +277,7 @@ def jobs_cancel(job_id: int) -> None:
     from app.jobs.service import cancel_job, signal_cancel
 
     signal_cancel(job_id)
-    with user_errors(), transaction(writer=True) as session:
+    with user_errors(), transaction() as session:
         cancel_job(session, job_id)
     out.print(f"job {job_id} cancelled")
 
@@ -634,7 +634,7 @@ def snapshot(
     """Freeze a collection as an immutable snapshot (the same content gives the same one)."""
     from app.collections.service import create_snapshot, get_collection
 
-    with user_errors(), transaction(writer=True) as session:
+    with user_errors(), transaction() as session:
         frozen, created = create_snapshot(session, get_collection(session, collection), note=note)
         line = f"snapshot {frozen.id} of {collection}: {frozen.example_count:,} examples, digest {frozen.digest[:16]}"
     out.print(line if created else f"{line} (unchanged: the existing snapshot)")

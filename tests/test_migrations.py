@@ -1,10 +1,7 @@
-"""The models and the migrations agree, and the migrations go up and down on both backends."""
+"""The models and the migrations agree, and the migrations go down and up again."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -12,17 +9,14 @@ from sqlalchemy import inspect
 
 from app.core.db import make_engine
 from app.models import Base
-from tests.conftest import BACKENDS, alembic_config, database_url
+from tests.conftest import alembic_config, migrated_database
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_models_match_migrations_and_round_trip(backend: str, tmp_path: Path) -> None:
-    url = database_url(backend, tmp_path)
+def test_models_match_migrations_and_round_trip() -> None:
+    url = migrated_database("sift_test_migrations")
     engine = make_engine(url)
     with engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "render_as_batch": backend == "sqlite"}
-        )
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
     config = alembic_config(url)
     command.downgrade(config, "base")

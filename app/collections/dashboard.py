@@ -15,7 +15,6 @@ from sqlalchemy import Integer, Select, String, and_, cast, exists, func, or_, s
 from sqlalchemy.orm import Session
 
 from app.collections import service
-from app.core.db import is_postgres
 from app.core.errors import NotFound
 from app.datasets.service import like_pattern
 from app.models import (
@@ -165,11 +164,8 @@ def _binned(session: Session, values: Select[Any], span: _Range) -> dict[str, An
     column = values.subquery().c.value
     width = (span.high - span.low) / span.bins if span.high > span.low else 1.0
     # Values are clamped into the range first, so the integer cast (which truncates) is a
-    # floor on both backends and the top edge lands in the last bin.
-    if is_postgres(session):
-        clamped: Any = func.least(func.greatest(column, span.low), span.high)
-    else:  # SQLite's min() and max() with two arguments are scalar functions
-        clamped = func.min(func.max(column, span.low), span.high)
+    # floor and the top edge lands in the last bin.
+    clamped: Any = func.least(func.greatest(column, span.low), span.high)
     step = cast((clamped - span.low) / width, Integer)
     rows = session.execute(select(step, func.count(), func.sum(column)).group_by(step)).all()
     counts = Counter[int]()

@@ -159,7 +159,7 @@ def add_items(
         for example_id in wanted
     ]
     if rows:
-        statement = conflict_insert(CollectionItem, session.get_bind().dialect.name)
+        statement = conflict_insert(CollectionItem)
         statement = statement.on_conflict_do_nothing(index_elements=["collection_id", "example_id"])
         session.execute(statement, rows)
     return len(rows)

@@ -1,4 +1,5 @@
-"""Settings from the environment (prefix SIFT_), with an embedded default that needs no servers."""
+"""Settings from the environment (prefix SIFT_), with an embedded default that needs no servers
+(PostgreSQL run by Sift itself, a file-system broker)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,14 @@ class Settings(BaseSettings):
     session_https_only: bool = False
     import_max_record_chars: int = 2_000_000
     import_batch_size: int = 5_000
-    job_stale_after_s: int = 600
-    job_sweep_interval_s: float = 60.0
+    # Connections per process; the web server's request threads are sized to match.
+    db_pool_size: int = 20
+    db_pool_overflow: int = 10
+    # A worker's heartbeat thread touches its job or chunk this often; the sweeper takes one
+    # silent for job_stale_after_s as dead, and sends again a message unclaimed that long.
+    job_heartbeat_s: float = 10.0
+    job_stale_after_s: int = 120
+    job_sweep_interval_s: float = 30.0
     job_max_attempts: int = 3
     task_time_limit_s: int = 3_000
     llm: dict[str, LLMEndpoint] = Field(default_factory=dict)
@@ -67,13 +74,12 @@ class Settings(BaseSettings):
 
     @property
     def sqlalchemy_url(self) -> str:
-        """The database URL, defaulting to a SQLite file under data_dir."""
-        if self.database_url:
-            url = self.database_url
-            if url.startswith("postgresql://") or url.startswith("postgres://"):
-                url = "postgresql+psycopg://" + url.split("://", 1)[1]
-            return url
-        return f"sqlite:///{(self.data_dir / 'sift.db').resolve()}"
+        """SIFT_DATABASE_URL for SQLAlchemy and psycopg 3 (empty: the embedded server, see
+        `app.core.db.database_url`)."""
+        url = self.database_url
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
 
     @property
     def broker_url(self) -> str:

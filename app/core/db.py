@@ -1,60 +1,57 @@
-"""Engines, sessions and the one-transaction-per-unit-of-work helper."""
+"""Engines, sessions and the one-transaction-per-unit-of-work helpers (PostgreSQL only)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event, make_url, text
-from sqlalchemy.dialects import postgresql, sqlite
+from fastapi import Depends
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import get_settings
 
-F = TypeVar("F")
+T = TypeVar("T")
+
+# Lock waits that end a statement instead of stalling it: lock not available (lock_timeout),
+# deadlock detected, serialization failure. The transaction is safe to run again as a whole.
+TRANSIENT_SQLSTATES = frozenset({"55P03", "40P01", "40001"})
+# Every statement waits at most this long for a row or table lock; a unit of work that hits it
+# is retried (jobs) or answered 503 with Retry-After (requests), never left hanging.
+LOCK_TIMEOUT_MS = 5_000
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    # pysqlite's own transaction handling breaks SAVEPOINT; take it over so that
-    # nested transactions (and rolled-back test transactions) behave as on PostgreSQL.
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
+def database_url() -> str:
+    """The configured database, or the embedded PostgreSQL server of the data folder."""
+    settings = get_settings()
+    if settings.database_url:
+        return settings.sqlalchemy_url
+    from app.core.embedded_db import embedded_url
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock at once: a writer that read first would otherwise
-        # fail outright if another connection committed in between (WAL snapshot rule).
-        mode = connection.get_execution_options().get("sqlite_begin", "")
-        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+    return embedded_url(settings.data_dir.resolve())
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for a URL, with SQLite set up for WAL, foreign keys and savepoints."""
-    if url.startswith("sqlite"):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
-        _configure_sqlite(engine)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    """An engine for a PostgreSQL URL whose every connection has a lock timeout."""
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    settings = get_settings()
+    kwargs.setdefault("pool_size", settings.db_pool_size)
+    kwargs.setdefault("max_overflow", settings.db_pool_overflow)
+    kwargs.setdefault("pool_timeout", 10)
+    options = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c application_name=sift"
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": options}, **kwargs)
 
 
 @lru_cache
 def get_engine() -> Engine:
     """The process-wide engine for the configured database."""
-    return make_engine(get_settings().sqlalchemy_url)
+    return make_engine(database_url())
 
 
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
@@ -62,21 +59,10 @@ def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
     return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
 
 
-@lru_cache
-def _writer(engine: Engine) -> Engine:
-    return engine.execution_options(sqlite_begin="IMMEDIATE")
-
-
 @contextmanager
-def transaction(engine: Engine | None = None, *, writer: bool = False) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error.
-
-    `writer=True` marks a unit of work that will write: on SQLite its first statement takes
-    the write lock, so that it waits for another writer instead of failing when it upgrades
-    from reading to writing.
-    """
-    engine = engine or get_engine()
-    with session_factory(_writer(engine) if writer else engine)() as session:
+def transaction(engine: Engine | None = None) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    with session_factory(engine)() as session:
         try:
             yield session
             session.commit()
@@ -85,41 +71,56 @@ def transaction(engine: Engine | None = None, *, writer: bool = False) -> Iterat
             raise
 
 
+def is_transient(exc: BaseException) -> bool:
+    """True for a lock timeout, a deadlock or a serialization failure (safe to run again)."""
+    return (
+        isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+    )
+
+
+def retrying(work: Callable[[Session], T], *, tries: int = 5, engine: Engine | None = None) -> T:
+    """Run `work` in a transaction of its own, again (after a short pause) when it met a lock
+    timeout or a deadlock; the last failure is raised."""
+    for attempt in range(1, tries + 1):
+        try:
+            with transaction(engine) as session:
+                return work(session)
+        except DBAPIError as exc:
+            if attempt == tries or not is_transient(exc):
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def release(session: Session) -> None:
+    """End the session's transaction before slow work (a model, an endpoint): it has only
+    read so far, and no snapshot or lock should outlive the read. Loaded objects stay."""
+    session.commit()
+
+
 def driver_connection(session: Session) -> Any:
-    """The DBAPI connection under the session's transaction (psycopg or sqlite3)."""
+    """The psycopg connection under the session's transaction."""
     connection = session.connection().connection.driver_connection
     assert connection is not None
     return connection
-
-
-def is_postgres(session: Session) -> bool:
-    """True when the session talks to PostgreSQL."""
-    return session.get_bind().dialect.name == "postgresql"
 
 
 @contextmanager
 def side_transaction(session: Session) -> Iterator[Session]:
     """Writes that others must see before `session` commits (a response cache, a budget).
 
-    On PostgreSQL this is a short transaction of its own, committed on exit, with
-    `synchronous_commit` off: what it writes is a record that can be rebuilt, so a crash
-    that loses the last few milliseconds of it costs nothing but a repeat. SQLite has one
-    writer at a time and `session` holds it, so there it is a savepoint of `session`: nobody
-    else could write or wait in between anyway. Safe to use from any thread on PostgreSQL;
-    on SQLite only from the thread that owns `session`.
+    A short transaction of its own, committed on exit, with `synchronous_commit` off: what it
+    writes is a record that can be rebuilt, so a crash that loses the last few milliseconds of
+    it costs nothing but a repeat. Safe to use from any thread.
     """
-    if not is_postgres(session):
-        with session.begin_nested():
-            yield session
-        return
     with transaction(session.get_bind().engine) as side:
         side.execute(text("SET LOCAL synchronous_commit = off"))
         yield side
 
 
-def conflict_insert(table: Any, dialect: str) -> Any:
-    """An INSERT that takes ON CONFLICT clauses, for PostgreSQL or SQLite (`dialect`)."""
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+def conflict_insert(table: Any) -> Any:
+    """An INSERT that takes ON CONFLICT clauses."""
+    return insert(table)
 
 
 def upsert_where(
@@ -129,7 +130,7 @@ def upsert_where(
     holds (a failed score or verdict is tried again, a good one is kept)."""
     if not rows:
         return
-    statement = conflict_insert(table, session.get_bind().dialect.name)
+    statement = insert(table)
     replace = {column: statement.excluded[column] for column in rows[0] if column not in keys}
     session.execute(
         statement.on_conflict_do_update(index_elements=list(keys), set_=replace, where=where),
@@ -137,18 +138,9 @@ def upsert_where(
     )
 
 
-def defer_write_lock(endpoint: F) -> F:
-    """Mark a route whose writes must not take SQLite's write lock before its body runs
-    (cancel: it must reach the running job that holds the lock first)."""
-    endpoint.defer_write_lock = True  # type: ignore[attr-defined]
-    return endpoint
-
-
-def get_session(request: Request) -> Iterator[Session]:
+def get_session() -> Iterator[Session]:
     """FastAPI dependency: one transaction per request, committed when the route returns."""
-    deferred = getattr(request.scope.get("endpoint"), "defer_write_lock", False)
-    writes = request.method not in ("GET", "HEAD", "OPTIONS")
-    with transaction(writer=writes and not deferred) as session:
+    with transaction() as session:
         yield session
 
 

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import func, literal, select, tuple_, union_all
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.core.db import is_postgres
 from app.core.errors import InvalidInput
 from app.models import (
     Dataset,
@@ -65,32 +64,20 @@ class Breakdown:
 
 
 def _grouped(session: Session, dataset: Dataset) -> list[tuple[str, str | None, int]]:
-    """(column, value, count) for status, source and category: one scan on PostgreSQL
-    (GROUPING SETS), one GROUP BY per column elsewhere."""
-    where = Example.dataset_id == dataset.id
-    if is_postgres(session):
-        sets = func.grouping_sets(
-            tuple_(Example.status), tuple_(Example.source), tuple_(Example.category)
+    """(column, value, count) for status, source and category, in one scan (GROUPING SETS)."""
+    sets = func.grouping_sets(
+        tuple_(Example.status), tuple_(Example.source), tuple_(Example.category)
+    )
+    rows = session.execute(
+        select(
+            func.grouping(Example.status, Example.source, Example.category),
+            func.coalesce(Example.status, Example.source, Example.category),
+            func.count(),
         )
-        rows = session.execute(
-            select(
-                func.grouping(Example.status, Example.source, Example.category),
-                func.coalesce(Example.status, Example.source, Example.category),
-                func.count(),
-            )
-            .where(where)
-            .group_by(sets)
-        )
-        return [(_GROUPED_BY[int(g)], value, n) for g, value, n in rows]
-    parts: list[Any] = [
-        select(literal(name), column, func.count()).where(where).group_by(column)
-        for name, column in (
-            ("status", Example.status),
-            ("source", Example.source),
-            ("category", Example.category),
-        )
-    ]
-    return [(name, value, n) for name, value, n in session.execute(union_all(*parts))]
+        .where(Example.dataset_id == dataset.id)
+        .group_by(sets)
+    )
+    return [(_GROUPED_BY[int(g)], value, n) for g, value, n in rows]
 
 
 def breakdown(

@@ -230,48 +230,7 @@ class _PostgresStagedSink(_Sink):
         self.cursor.execute("TRUNCATE import_stage")
 
 
-class _SqliteSink(_Sink):
-    BATCH = 5_000
-
-    def __init__(self, session: Session, dataset_id: int, origin: str) -> None:
-        super().__init__(session, dataset_id, origin)
-        self.cursor = driver_connection(session).cursor()
-        # Batches go straight into `examples`; a savepoint lets an abort take them back.
-        self.cursor.execute("SAVEPOINT sift_import")
-        self.fixed = (dataset_id, origin, ExampleStatus.CANDIDATE.value, 1)
-        self.batch: list[tuple[Any, ...]] = []
-        self.new = 0
-        self.statement = (
-            f"INSERT INTO examples ({', '.join(EXAMPLE_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(EXAMPLE_COLUMNS))}) "
-            "ON CONFLICT (dataset_id, content_hash) DO NOTHING"
-        )
-
-    def add(self, seq: int, draft: ExampleDraft) -> None:
-        self.batch.append((*_row(draft), *self.fixed))
-        if len(self.batch) >= self.BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.batch:
-            self.cursor.executemany(self.statement, self.batch)
-            self.new += self.cursor.rowcount
-            self.batch = []
-
-    def finish(self) -> int:
-        self._flush()
-        self.cursor.execute("RELEASE SAVEPOINT sift_import")
-        return self.new
-
-    def abort(self) -> None:
-        self.batch = []
-        self.cursor.execute("ROLLBACK TO SAVEPOINT sift_import")
-        self.cursor.execute("RELEASE SAVEPOINT sift_import")
-
-
 def _open_sink(session: Session, dataset_id: int, origin: str, *, direct: bool) -> _Sink:
-    if session.get_bind().dialect.name != "postgresql":
-        return _SqliteSink(session, dataset_id, origin)
     if direct:
         return _PostgresDirectSink(session, dataset_id, origin)
     return _PostgresStagedSink(session, dataset_id, origin)

@@ -154,7 +154,7 @@ def store_answers(
         if answer.turns is not None and not answer.cached and answer.key
     ]
     if rows:
-        statement = conflict_insert(EvalAnswer, session.get_bind().dialect.name)
+        statement = conflict_insert(EvalAnswer)
         session.execute(statement.on_conflict_do_nothing(index_elements=["key"]), rows)
 
 

@@ -120,7 +120,7 @@ def import_test_set(
         fail("--name is required")
     if (path is None) == (dataset is None and snapshot is None):
         fail("give a file, or --dataset or --snapshot")
-    with user_errors(), transaction(writer=True) as session:
+    with user_errors(), transaction() as session:
         if path is not None:
             test_set, created = service.import_test_set_file(
                 session, path.resolve(), name, format, prompt_field

@@ -35,7 +35,7 @@ def _start(spec: GenerationSpec, wait: bool, estimate_only: bool, seeds: Path | 
     """Show the estimate, then start the job (unless only the estimate was asked for)."""
     from app.generation.service import estimate, seed_dataset, start_generation
 
-    with user_errors(), transaction(writer=True) as session:
+    with user_errors(), transaction() as session:
         if not spec.source:
             spec.source = seed_dataset(session, seeds).name
         planned = estimate(session, spec)

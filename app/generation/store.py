@@ -14,12 +14,8 @@ from app.datasets.records import ExampleDraft, parse_alpaca
 from app.generation.engine import Generated
 from app.models import Example, ExampleStatus, Job, Origin, Provenance
 
-# SQLite takes at most 32,766 bound parameters in one statement.
+# Rows per statement: well below psycopg's 65,535 bound parameters.
 BATCH = 2_000
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
 
 
 def insert_examples(
@@ -46,7 +42,7 @@ def insert_examples(
         }
         for d in drafts
     ]
-    statement = conflict_insert(Example, _dialect(session)).on_conflict_do_nothing(
+    statement = conflict_insert(Example).on_conflict_do_nothing(
         index_elements=["dataset_id", "content_hash"]
     )
     ids: dict[str, int] = {}
@@ -103,9 +99,7 @@ def store_generated(
                 "details": item.details,
             }
         )
-    statement = conflict_insert(Provenance, _dialect(session)).on_conflict_do_nothing(
-        index_elements=["example_id"]
-    )
+    statement = conflict_insert(Provenance).on_conflict_do_nothing(index_elements=["example_id"])
     for start in range(0, len(rows), BATCH):
         session.execute(statement, rows[start : start + BATCH])
     return {"new": len(ids) - before}

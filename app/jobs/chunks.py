@@ -58,7 +58,7 @@ def start_chunked_job(
 ) -> str:
     """Plan the job's chunks (once), queue those not done, and settle it if nothing is left."""
     try:
-        with transaction(writer=True) as session:
+        with transaction() as session:
             pending = _plan(session, job_id, kind, send=not inline)
     except SiftError as exc:
         finish_job(job_id, JobState.FAILED, exc.message)
@@ -152,7 +152,7 @@ def execute_chunk(chunk_id: int, listener: Listener | None = None) -> str:
     assert kind.chunked is not None
     log.info("chunk.start", job_id=job.id, chunk=chunk.index, attempt=chunk.attempts)
     try:
-        with transaction(writer=True) as session:
+        with transaction() as session:
             durable = session.get_bind().dialect.name != "sqlite"
             progress = ChunkProgress(chunk.id, job.id, base, durable=durable, listener=listener)
             live_job = session.get(Job, job.id)

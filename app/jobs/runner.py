@@ -184,7 +184,7 @@ def pause_job(job_id: int) -> None:
 def finish_job(job_id: int, state: JobState, error: str | None = None) -> None:
     """Record a job's end, unless it has already ended (a cancel wins)."""
     cancel_marker(job_id).unlink(missing_ok=True)
-    with transaction(writer=True) as session:
+    with transaction() as session:
         job = session.get(Job, job_id)
         if job is not None and not job.is_terminal:
             job.state = state.value
@@ -213,7 +213,7 @@ def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool =
         return start_chunked_job(job_id, kind, listener=listener, inline=inline)
     assert kind.handler is not None
     try:
-        with transaction(writer=True) as session:
+        with transaction() as session:
             durable = session.get_bind().dialect.name != "sqlite"
             progress = Progress(job_id, durable=durable, listener=listener)
             job = session.get(Job, job_id)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.collections.service import get_collection
 from app.core.config import get_settings
-from app.core.db import conflict_insert, is_postgres
+from app.core.db import conflict_insert
 from app.core.errors import InvalidInput
 from app.datasets.service import get_dataset, search_condition
 from app.models import (
@@ -154,7 +154,7 @@ def lease_expiry(now: datetime) -> datetime:
 def take_lease(session: Session, user: User, example_id: int) -> bool:
     """Hold an example for this user; False when someone else holds an unexpired lease."""
     now = utcnow()
-    statement = conflict_insert(ReviewLease, session.get_bind().dialect.name).values(
+    statement = conflict_insert(ReviewLease).values(
         example_id=example_id, user_id=user.id, expires_at=lease_expiry(now)
     )
     excluded = statement.excluded
@@ -202,9 +202,10 @@ def next_example(session: Session, queue: Queue, user: User) -> Example | None:
     after = 0
     while True:
         candidates = _members(queue).where(_open_for(user, now), Example.id > after).limit(8)
-        if is_postgres(session):
-            # Concurrent annotators skip rows another transaction is handing out right now.
-            candidates = candidates.with_for_update(of=Example, skip_locked=True)
+        # Concurrent annotators skip rows another transaction is handing out right now. NO KEY
+        # UPDATE: a job inserting rows that reference an example (its key-share lock) neither
+        # blocks nor hides it.
+        candidates = candidates.with_for_update(of=Example, skip_locked=True, key_share=True)
         found = list(session.scalars(candidates))
         if not found:
             return None

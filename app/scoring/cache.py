@@ -233,24 +233,20 @@ _TABLE: Any = LLMCall.__table__
 
 
 @lru_cache
-def _claim_statement(dialect: str) -> Any:
-    insert = conflict_insert(_TABLE, dialect)
+def _claim_statement() -> Any:
+    insert = conflict_insert(_TABLE)
     return insert.on_conflict_do_nothing(index_elements=["request_hash"]).returning(
         _TABLE.c.request_hash
     )
 
 
 @lru_cache
-def _store_statement(dialect: str) -> Any:
-    insert = conflict_insert(_TABLE, dialect)
+def _store_statement() -> Any:
+    insert = conflict_insert(_TABLE)
     return insert.on_conflict_do_update(
         index_elements=["request_hash"],
         set_={name: getattr(insert.excluded, name) for name in _STORED_COLUMNS},
     )
-
-
-def _dialect(side: Session) -> str:
-    return side.get_bind().dialect.name
 
 
 def _answer(row: Any) -> CachedAnswer:
@@ -295,7 +291,7 @@ def claim_calls(side: Session, claims: list[ClaimRequest]) -> list[ClaimOutcome]
     now = utcnow()
     # One statement, compiled once: executemany with RETURNING is sent as a multi-row insert.
     rows = [_pending_row(claim, now) for claim in ordered]
-    inserted = set(side.execute(_claim_statement(_dialect(side)), rows).scalars())
+    inserted = set(side.execute(_claim_statement(), rows).scalars())
     outcomes: dict[str, ClaimOutcome] = {
         c.request_hash: ClaimOutcome(c.lease_until) for c in ordered if c.request_hash in inserted
     }
@@ -362,7 +358,7 @@ def store_calls(side: Session, calls: list[StoredCall]) -> list[None]:
     unique = {call.request_hash: call for call in calls}
     now = utcnow()
     rows = [_done_row(unique[key], now) for key in sorted(unique)]
-    side.execute(_store_statement(_dialect(side)), rows)
+    side.execute(_store_statement(), rows)
     return [None] * len(calls)
 
 

@@ -25,10 +25,8 @@ MAX_DRAWS = 20  # ids looked up per example wanted, at most: a very sparse pool 
 
 
 def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of thousands
-    (parsing and planning a 5,000-item IN list took more than the lookups themselves)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return column.in_(values)
+    """`column IN values` as `= ANY(array)`, one parameter instead of thousands (parsing and
+    planning a 5,000-item IN list took more than the lookups themselves)."""
     return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
 

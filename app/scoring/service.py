@@ -12,7 +12,6 @@ from sqlalchemy import ColumnElement, Integer, and_, case, cast, exists, func, s
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.db import is_postgres
 from app.core.errors import InvalidInput, NotFound
 from app.datasets.service import count_examples
 from app.jobs.service import create_job
@@ -476,11 +475,7 @@ def _all_bins(
     low = case({i: lo for i, (lo, _) in edges.items()}, value=joined.c.scorer_id)
     width = case({i: w for i, (_, w) in edges.items()}, value=joined.c.scorer_id)
     offset = (joined.c.value - low) / width
-    # floor() on PostgreSQL; SQLite may lack it, but its integer cast truncates, which is
-    # the same for the non-negative offsets here.
-    if is_postgres(session):
-        offset = func.floor(offset)
-    step = cast(offset, Integer)
+    step = cast(func.floor(offset), Integer)
     # The top edge belongs to the last bin (a 5 on a 0-5 scale).
     index = case((step >= count, count - 1), else_=step)
     rows = session.execute(

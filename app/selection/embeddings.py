@@ -290,9 +290,7 @@ def store_embeddings(
         for h, v in zip(hashes, vectors, strict=True)
     ]
     session.execute(
-        conflict_insert(Embedding, session.get_bind().dialect.name).on_conflict_do_nothing(
-            index_elements=["content_hash", "model"]
-        ),
+        conflict_insert(Embedding).on_conflict_do_nothing(index_elements=["content_hash", "model"]),
         rows,
     )
 

@@ -47,7 +47,7 @@ def train(
     }  # fmt: skip
     with user_errors():
         params = build_params(preset, **overrides)
-    with user_errors(), transaction(writer=True) as session:
+    with user_errors(), transaction() as session:
         run, created = service.create_run(
             session, snapshot, str(base_model), params, send=not runs_here()
         )

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.core.db import is_postgres, side_transaction, upsert_where
+from app.core.db import side_transaction, upsert_where
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.jobs.runner import JobCancelled, Progress
 from app.jobs.service import cancel_job, create_job, enqueue, on_commit
@@ -300,7 +300,6 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
     else:
         write_inputs(session, run, folder)
         layout.heartbeat(folder)
-        live = is_postgres(session)
         params = TrainingParams(**run.params)
 
         def on_step(step: int, total: int) -> None:
@@ -310,9 +309,8 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
                 raise StopRequested() from None
 
         def on_metric(row: dict[str, Any]) -> None:
-            if live:  # others see it at once; on SQLite the final commit brings it
-                with side_transaction(session) as side:
-                    store_metrics(side, run.id, [row])
+            with side_transaction(session) as side:  # others see it at once
+                store_metrics(side, run.id, [row])
 
         try:
             summary = run_training(folder, params.processes, on_step, on_metric)

@@ -37,19 +37,12 @@ from typing import Any
 
 import httpx
 import pytest
-from alembic import command
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.core.db import make_engine, session_factory
 from app.models import Job, JobState, User
-from tests.conftest import (
-    JOBS_DATABASE,
-    ROOT,
-    alembic_config,
-    own_postgres_database,
-    reset_postgres,
-)
+from tests.conftest import JOBS_DATABASE, ROOT, migrated_database
 from tests.factories import unique
 from tests.services import REQUIRED
 
@@ -101,10 +94,7 @@ def browser() -> Iterator[Any]:
 
 def browser_database_url() -> str:
     """A migrated, empty PostgreSQL database for the live server."""
-    target = own_postgres_database(DATABASE)
-    reset_postgres(target)
-    command.upgrade(alembic_config(target), "head")
-    return target
+    return migrated_database(DATABASE)
 
 
 def free_port() -> int:

@@ -42,7 +42,7 @@ def test_database_and_broker_urls(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("SIFT_DATA_DIR", str(tmp_path))
     embedded = Settings()
     assert embedded.embedded and embedded.broker_url == "filesystem://"
-    assert embedded.sqlalchemy_url == f"sqlite:///{tmp_path.resolve() / 'sift.db'}"
+    assert embedded.sqlalchemy_url == ""  # the embedded PostgreSQL server (app.core.embedded_db)
     monkeypatch.setenv("SIFT_DATABASE_URL", "postgresql://sift@db:5432/sift")
     monkeypatch.setenv("SIFT_REDIS_URL", "redis://redis:6379/0")
     served = Settings()

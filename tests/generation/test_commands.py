@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from app.cli import cli
 from app.core.db import transaction
 from app.datasets.service import create_dataset, get_dataset
 from app.models import Example
-from tests.conftest import database_url, reset_caches
 from tests.factories import make_example
 from tests.generation.conftest import point_default_at
 from tests.llm_server import LLMServer
 
 
-@pytest.fixture
-def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The embedded default: a migrated SQLite file, no broker server, no `sift serve`."""
-    monkeypatch.setenv("SIFT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SIFT_DATABASE_URL", database_url("sqlite", tmp_path))
-    monkeypatch.delenv("SIFT_REDIS_URL", raising=False)
-    reset_caches()
-    yield
-    monkeypatch.undo()
-    reset_caches()
-
-
 def test_evol_quality_from_the_command_line(
-    embedded: None, monkeypatch: pytest.MonkeyPatch
+    embedded: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = CliRunner()
     with LLMServer() as llm:

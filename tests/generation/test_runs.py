@@ -111,7 +111,7 @@ Plants capture light"""
 
 
 def _run(spec: GenerationSpec) -> Job:
-    with transaction(writer=True) as session:
+    with transaction() as session:
         job_id = start_generation(session, spec, send=False).id
     execute_job(job_id, inline=True)
     return _job(job_id)
@@ -143,7 +143,7 @@ def _generated(dataset: str) -> list[tuple[Example, Provenance | None]]:
 def test_alpaca_run_admits_exactly_the_right_instructions(
     committed: Engine, llm: LLMServer, data_dir: Path
 ) -> None:
-    with transaction(writer=True) as session:
+    with transaction() as session:
         seeds = seed_dataset(session, data_dir / "alpaca" / "seed_tasks.jsonl")
         rows = source_tasks(session, seeds.id, 10**12, None)
     assert len(rows) == 175
@@ -232,7 +232,7 @@ KEPT = (
 def test_evol_instruct_keeps_survivors_and_eliminates_by_wizardlm_rules(
     committed: Engine, llm: LLMServer
 ) -> None:
-    with transaction(writer=True) as session:
+    with transaction() as session:
         source = create_dataset(session, "prompts")
         ids = {}
         for i, text in enumerate([KEPT[0], *EVOLUTIONS]):
@@ -279,7 +279,7 @@ def _rewrites(llm: LLMServer) -> None:
 def test_evol_quality_pauses_on_its_budget_and_resumes_without_sending_twice(
     committed: Engine, llm: LLMServer
 ) -> None:
-    with transaction(writer=True) as session:
+    with transaction() as session:
         source = create_dataset(session, "answers")
         roots = [
             make_example(session, source, i, {"instruction": text, "output": answer}).id
@@ -298,7 +298,7 @@ def test_evol_quality_pauses_on_its_budget_and_resumes_without_sending_twice(
     assert paused.state == JobState.PAUSED_BUDGET.value, paused.error
     kept = len(_generated("better"))
     assert 0 < kept < 6
-    with transaction(writer=True) as session:
+    with transaction() as session:
         resume_job(session, paused.id, budget_usd=5.0, send=False)
     execute_job(paused.id, inline=True)
 
@@ -328,7 +328,7 @@ def test_evol_quality_pauses_on_its_budget_and_resumes_without_sending_twice(
 
 
 def test_failed_calls_generate_nothing(committed: Engine, llm: LLMServer) -> None:
-    with transaction(writer=True) as session:
+    with transaction() as session:
         source = create_dataset(session, "broken")
         make_example(session, source, 1, {"instruction": "Name a river. [[status:500:times=99]]"})
     job = _run(GenerationSpec("evol-quality", "broken", "nothing", rounds=1))

@@ -88,7 +88,7 @@ def test_cancel_while_running_rolls_back(committed: Engine) -> None:
 
         def cancel() -> None:
             signal_cancel(job.id)
-            with transaction(writer=True) as other:  # on SQLite: waits for the job's lock
+            with transaction() as other:  # on SQLite: waits for the job's lock
                 cancel_job(other, job.id)
 
         cancelling = threading.Thread(target=cancel)
@@ -142,7 +142,6 @@ def test_resume_only_paused_or_failed(committed: Engine, tmp_path: Path) -> None
     assert committed_job(job_id).state == "queued"
 
 
-@pytest.mark.parametrize("committed", ["postgresql"], indirect=True)
 def test_jobs_are_enqueued_only_after_commit(committed: Engine) -> None:
     import redis
 

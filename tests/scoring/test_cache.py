@@ -22,8 +22,6 @@ from tests.endpoints import configure_endpoint
 from tests.llm_server import DEFAULT_REPLY, LLMServer
 from tests.scoring.conftest import ask, client_for, complete_all, complete_one
 
-POSTGRES_ONLY = pytest.mark.parametrize("committed", ["postgresql"], indirect=True)
-
 
 def calls() -> list[LLMCall]:
     """Every row of the cache, as committed."""
@@ -143,7 +141,6 @@ def test_two_clients_asking_at_once_send_once(
     assert sorted(r.cached for r in results) == [False, True]
 
 
-@POSTGRES_ONLY
 def test_two_workers_asking_at_once_send_once(
     committed: Engine, llm_endpoint: LLMEndpoint, llm_server: LLMServer
 ) -> None:
@@ -242,7 +239,6 @@ def test_a_claim_is_kept_alive_through_a_long_retry_after(
     assert llm_server.count(prompt) == 2  # the 429 and its retry, nothing more
 
 
-@POSTGRES_ONLY
 def test_the_cache_outlives_a_task_that_rolls_back(
     committed: Engine, llm_endpoint: LLMEndpoint, llm_server: LLMServer
 ) -> None:

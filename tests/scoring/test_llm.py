@@ -31,8 +31,6 @@ from tests.scoring.conftest import (
 )
 
 DB = pytest.mark.usefixtures("committed")
-# HTTP behaviour does not depend on the database: one backend is enough for it.
-HTTP = pytest.mark.parametrize("committed", ["sqlite"], indirect=True)
 
 
 @DB
@@ -62,7 +60,6 @@ def test_an_answer_comes_with_its_tokens_and_cost(
 
 
 @DB
-@HTTP
 @pytest.mark.parametrize(
     ("directive", "wait_s"), [("retry_after=1", 1.0), ("retry_after_ms=400", 0.4)]
 )
@@ -78,7 +75,6 @@ def test_a_429_is_retried_no_earlier_than_retry_after(
 
 
 @DB
-@HTTP
 def test_server_errors_are_retried_until_an_answer(
     llm_endpoint: LLMEndpoint, llm_server: LLMServer
 ) -> None:
@@ -89,7 +85,6 @@ def test_server_errors_are_retried_until_an_answer(
 
 
 @DB
-@HTTP
 def test_a_server_that_keeps_failing_is_given_up_after_max_attempts(
     llm_endpoint: LLMEndpoint, llm_server: LLMServer
 ) -> None:
@@ -102,7 +97,6 @@ def test_a_server_that_keeps_failing_is_given_up_after_max_attempts(
 
 
 @DB
-@HTTP
 def test_a_server_that_never_answers_times_out(
     llm_endpoint: LLMEndpoint, llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,7 +110,6 @@ def test_a_server_that_never_answers_times_out(
 
 
 @DB
-@HTTP
 def test_a_retry_after_beyond_the_limit_fails_at_once(
     llm_endpoint: LLMEndpoint, llm_server: LLMServer
 ) -> None:
@@ -129,7 +122,6 @@ def test_a_retry_after_beyond_the_limit_fails_at_once(
 
 
 @DB
-@HTTP
 def test_a_client_error_is_not_retried(llm_endpoint: LLMEndpoint, llm_server: LLMServer) -> None:
     prompt = "[[status:400:times=9]] Rate this."
     result, _ = complete_one(llm_endpoint, ask(prompt))
@@ -138,7 +130,6 @@ def test_a_client_error_is_not_retried(llm_endpoint: LLMEndpoint, llm_server: LL
 
 
 @DB
-@HTTP
 def test_a_server_that_is_down_fails_after_max_attempts(
     llm_endpoint: LLMEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,7 +144,6 @@ def test_a_server_that_is_down_fails_after_max_attempts(
 
 
 @DB
-@HTTP
 @pytest.mark.parametrize(
     ("prompt", "text", "finish"),
     [
@@ -176,7 +166,6 @@ def test_odd_answers_come_back_as_text(
 
 
 @DB
-@HTTP
 def test_max_tokens_truncates_the_answer(llm_endpoint: LLMEndpoint) -> None:
     result, _ = complete_one(llm_endpoint, ask("Rate this.", max_tokens=2))
     assert result.text == DEFAULT_REPLY[:8]
@@ -184,7 +173,6 @@ def test_max_tokens_truncates_the_answer(llm_endpoint: LLMEndpoint) -> None:
 
 
 @DB
-@HTTP
 def test_top_logprobs_of_the_first_position(llm_endpoint: LLMEndpoint) -> None:
     default, _ = complete_one(llm_endpoint, ask("Score this.", max_tokens=1, top_logprobs=6))
     assert default.text == "5"
@@ -205,7 +193,6 @@ def test_top_logprobs_of_the_first_position(llm_endpoint: LLMEndpoint) -> None:
 
 
 @DB
-@HTTP
 def test_rpm_spaces_the_sends(
     llm_endpoint: LLMEndpoint, llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -81,7 +81,6 @@ def _wait(condition: object, timeout_s: float, what: str) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.redis
-@pytest.mark.parametrize("committed", ["postgresql"], indirect=True)
 def test_a_killed_worker_leaves_nothing_scored_twice(
     committed: Engine, server: LLMServer, tmp_path: Path
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
@@ -16,11 +15,9 @@ from tests.training.conftest import make_snapshot
 
 
 def test_sift_train_runs_once_and_reports(
-    committed: Engine, records: list[dict[str, Any]], base_model: Path, tmp_path: Path
+    embedded: Engine, records: list[dict[str, Any]], base_model: Path, tmp_path: Path
 ) -> None:
-    if committed.dialect.name != "sqlite":
-        pytest.skip("the embedded default runs the job in the command's own process")
-    with transaction(writer=True) as session:
+    with transaction() as session:
         snapshot_id = make_snapshot(session, records, tmp_path).id
     args = ["train", "--snapshot", str(snapshot_id), "--base-model", str(base_model),
             "--template", "alpaca", "--max-steps", "2", "--set", "micro_batch_size=4",

@@ -27,7 +27,7 @@ assert callable(run_training)  # importing the module registers the "train" job 
 
 
 def _launch(records: list[dict[str, Any]], base: Path, folder: Path, params: TrainingParams) -> int:
-    with transaction(writer=True) as session:
+    with transaction() as session:
         snapshot = make_snapshot(session, records, folder)
         run, created = service.create_run(session, snapshot.id, str(base), params, send=False)
         assert created
