@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from app.core.db import DB, defer_write_lock
+from app.core.db import DB
 from app.core.web import PageLead, PageUser, act, check_csrf, render
 from app.jobs import service
 from app.models import Dataset, JobState, Role, User
@@ -42,7 +42,6 @@ def jobs_page(request: Request, session: DB, user: PageUser) -> HTMLResponse:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=None)
-@defer_write_lock
 def cancel(request: Request, job_id: int, session: DB, user: PageLead) -> Response:
     """Cancel a job that has not finished; htmx gets the refreshed table."""
     service.signal_cancel(job_id)  # before any write: on SQLite a running job holds the lock

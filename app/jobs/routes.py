@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.core.db import DB, defer_write_lock
+from app.core.db import DB
 from app.core.security import ApiAnnotator, ApiLead
 from app.jobs import service
 from app.jobs.schemas import JobOut, ResumeIn
@@ -25,7 +25,6 @@ def get_job(job_id: int, session: DB, _: ApiAnnotator) -> JobOut:
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
-@defer_write_lock
 def cancel_job(job_id: int, _: ApiLead, session: DB) -> JobOut:
     """Cancel a job that has not finished."""
     service.signal_cancel(job_id)

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.core.db import conflict_insert, is_postgres, side_transaction
+from app.core.db import conflict_insert, side_transaction
 from app.models.base import utcnow
 from app.models.scoring import LLMCall, LLMCallState
 
@@ -58,8 +58,7 @@ class SideWriter:
 
     def __init__(self, session: Session, *, threaded: bool = False) -> None:
         self.session = session
-        # A side transaction is a savepoint of `session` on SQLite: only its own thread may run it.
-        self.threaded = threaded and is_postgres(session)
+        self.threaded = threaded
 
     async def run(self, works: Sequence[Callable[[Session], T]]) -> list[T]:
         """Run the works in order in one side transaction; their results, in order."""

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.db import DB, defer_write_lock
+from app.core.db import DB
 from app.core.errors import SiftError
 from app.core.web import PageLead, PageUser, act, check_csrf, render
 from app.jobs.service import signal_cancel
@@ -137,7 +137,6 @@ def run_page(request: Request, run_id: int, session: DB, user: PageUser) -> HTML
 
 
 @router.post("/training/{run_id}/cancel", response_model=None)
-@defer_write_lock
 def cancel(request: Request, run_id: int, session: DB, user: PageLead) -> Response:
     """Stop the run after a checkpoint."""
     run = service.get_run(session, run_id)

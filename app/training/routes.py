@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Header, Response
 from fastapi.responses import FileResponse
 
-from app.core.db import DB, defer_write_lock
+from app.core.db import DB
 from app.core.security import ApiAnnotator, ApiLead
 from app.jobs.service import signal_cancel
 from app.training import layout, service
@@ -57,7 +57,6 @@ def get_run(run_id: int, session: DB, _: ApiAnnotator) -> RunOut:
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
-@defer_write_lock
 def cancel_run(run_id: int, session: DB, _: ApiLead) -> RunOut:
     """Stop a queued or running run; it checkpoints first, so it can resume."""
     run = service.get_run(session, run_id)
