@@ -46,11 +46,19 @@ class Job(IdMixin, CreatedMixin, Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # as on Job
+    progress_mark: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Spend limit in USD for jobs that call priced LLM endpoints. A call reserves its largest
     # possible cost before it is sent and settles to the real cost when it returns.
     budget_usd: Mapped[float | None] = mapped_column(Float)
     spent_usd: Mapped[float] = mapped_column(Float, default=0.0)
     reserved_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    # When its message was last handed to the broker: a job still queued long after is sent
+    # again (a message lost with a broker restart or a killed worker).
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The furthest `done` any attempt reached: an attempt cut off past it made progress, so
+    # its worker's death does not count against the job's attempts.
+    progress_mark: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_terminal(self) -> bool:
@@ -81,3 +89,5 @@ class JobChunk(IdMixin, Base):
     error: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # as on Job
+    progress_mark: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
