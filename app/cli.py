@@ -274,9 +274,8 @@ def jobs(
 @jobs_cli.command("cancel")
 def jobs_cancel(job_id: int) -> None:
     """Cancel a job that has not finished."""
-    from app.jobs.service import cancel_job, signal_cancel
+    from app.jobs.service import cancel_job
 
-    signal_cancel(job_id)
     with user_errors(), transaction() as session:
         cancel_job(session, job_id)
     out.print(f"job {job_id} cancelled")
@@ -288,7 +287,8 @@ def jobs_resume(
     budget: Annotated[float | None, typer.Option("--budget", help="a new budget in USD")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
 ) -> None:
-    """Go on with a paused or failed job, skipping what it has already done."""
+    """Start again a job that is not running (paused, failed, cancelled, or queued with its
+    message lost), skipping what it has already done."""
     from app.jobs.service import resume_job
 
     launch(
@@ -420,7 +420,8 @@ def export(
 
 
 def worker_command(queues: str, beat: bool, concurrency: int, pool: str | None = None) -> list[str]:
-    """The argv of a Celery worker for `queues`."""
+    """The argv of a Celery worker for `queues`, named uniquely on this host (two workers
+    called `celery@HOST` would take each other's control replies and restart records)."""
     argv = [
         sys.executable,
         "-m",
@@ -432,6 +433,8 @@ def worker_command(queues: str, beat: bool, concurrency: int, pool: str | None =
         queues,
         "-c",
         str(concurrency),
+        "-n",
+        f"sift-{queues.replace(',', '-')}-{os.getpid()}@%h",
         "--loglevel",
         "INFO",
     ]
@@ -667,15 +670,22 @@ def serve(
     """Run the studio; with the embedded default it starts its own worker."""
     import uvicorn
 
+    from app.core.db import database_url
+
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.embedded:
+    with user_errors():
+        url = database_url()  # starts the embedded PostgreSQL server when none is configured
+    if settings.embedded or not settings.database_url:
         upgrade_database()
     child = None
     if embedded_worker and settings.embedded:
-        # SQLite has one writer: one task at a time keeps the embedded default simple and safe.
+        # The worker joins this process's database server instead of starting its own, and runs
+        # a few tasks at once so that a second job runs beside a long one.
         child = subprocess.Popen(
-            worker_command("io,cpu,gpu", True, 1, pool="solo"), preexec_fn=_die_with_parent
+            worker_command("io,cpu,gpu", True, EMBEDDED_CONCURRENCY),
+            env=os.environ | {"SIFT_DATABASE_URL": url},
+            preexec_fn=_die_with_parent,
         )
         pid_file().write_text(str(os.getpid()))
     # uvicorn re-raises SIGTERM after its graceful shutdown; make that an ordinary exit so the
@@ -692,6 +702,10 @@ def serve(
             except subprocess.TimeoutExpired:
                 child.kill()
             pid_file().unlink(missing_ok=True)
+
+
+# Tasks the embedded worker runs at once (`sift serve` with no Redis).
+EMBEDDED_CONCURRENCY = 3
 
 
 def _die_with_parent() -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from app.core.config import get_settings
-from app.core.db import make_engine
+from app.core.db import database_url, make_engine
 from app.models import Base
 
 target_metadata = Base.metadata
@@ -28,7 +27,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    url = context.config.get_main_option("sqlalchemy.url") or get_settings().sqlalchemy_url
+    url = context.config.get_main_option("sqlalchemy.url") or database_url()
     engine = make_engine(url)
     with engine.connect() as conn:
         _run(conn)

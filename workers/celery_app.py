@@ -31,6 +31,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         task_time_limit=settings.task_time_limit_s,
+        # The sweeper must not pile up behind long tasks: it expires if not run in time.
         task_soft_time_limit=settings.task_time_limit_s - 60,
         task_default_queue="cpu",
         worker_hijack_root_logger=False,
@@ -38,6 +39,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "sweep-stale-jobs": {
                 "task": "sift.sweep_stale_jobs",
                 "schedule": settings.job_sweep_interval_s,
+                "options": {"expires": settings.job_sweep_interval_s},
             },
         },
     )

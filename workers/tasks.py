@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import structlog
+
 from app.core.db import transaction
-from app.jobs.chunks import execute_chunk, sweep_stale_chunks
+from app.jobs.chunks import execute_chunk
 from app.jobs.registry import load_handlers
 from app.jobs.runner import execute_job
-from app.jobs.service import sweep_stale_jobs
+from app.jobs.sweeper import sweep
 from workers.celery_app import celery_app
 
 load_handlers()
+log = structlog.get_logger(__name__)
 
 
 @celery_app.task(name="sift.run_job")
 def run_job(job_id: int) -> str:
-    """Run one job; safe to deliver twice (a finished job is skipped)."""
+    """Run one job; safe to deliver twice (only a queued job is claimed)."""
     return execute_job(job_id)
 
 
@@ -25,7 +28,9 @@ def run_chunk(chunk_id: int) -> str:
 
 
 @celery_app.task(name="sift.sweep_stale_jobs")
-def sweep() -> list[int]:
-    """Re-queue jobs and chunks whose worker died."""
+def sweep_jobs() -> None:
+    """Recover jobs and chunks that dead workers or lost messages left behind."""
     with transaction() as session:
-        return sweep_stale_jobs(session) + sweep_stale_chunks(session)
+        report = sweep(session)
+    if report:
+        log.info("jobs.swept", **vars(report))

@@ -191,7 +191,7 @@ def update_example(
     """Apply an edit if `expected_version` is current; write a Revision; 409 when stale."""
     if expected_version is None:
         raise PreconditionRequired("send If-Match: <version> to edit an example")
-    example = session.get(Example, example_id, with_for_update=True)
+    example = session.get(Example, example_id, with_for_update={"key_share": True})
     if example is None:
         raise NotFound(f"no example {example_id}")
     if example.version != expected_version:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import upsert_where
+from app.core.db import release, upsert_where
 from app.core.errors import NotFound
 from app.evaluation import judge
 from app.evaluation.answers import (
@@ -157,6 +157,7 @@ def evaluate_chunk(
     for side in SIDES:
         if refs[side].kind != ENDPOINT:
             _generate_locally(session, refs[side], prompts, settings, answers[side])
+    release(session)  # the judge's calls are slow: hold no transaction meanwhile
     outcomes, counts, paused = run_async(
         _evaluate(session, job, run, refs, prompts, answers, settings, progress)
     )
@@ -197,6 +198,7 @@ def _generate_locally(
         return
     run = session.get(TrainingRun, ref.run_id)
     assert run is not None
+    release(session)  # generating takes minutes: hold no transaction meanwhile
     made = generator_for(run).answer([p.turns for p in missing], settings)
     for prompt, answer in zip(missing, made, strict=True):
         answer.key = answers[prompt.prompt_id].key
@@ -290,7 +292,7 @@ def _state_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def refresh_totals(session: Session, run_id: int) -> None:
     """Recount the run's verdicts from its items, holding the run's row: a chunk that commits
     meanwhile is waited for, and counted once it has."""
-    session.execute(select(EvalRun.id).where(EvalRun.id == run_id).with_for_update())
+    session.execute(select(EvalRun.id).where(EvalRun.id == run_id).with_for_update(key_share=True))
     counts = dict(
         session.execute(
             select(EvalItem.verdict, func.count())

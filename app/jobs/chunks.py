@@ -2,24 +2,29 @@
 
 The job row stays `running` while its chunks run, on any number of workers. Each chunk
 commits its writes together with its own `done` state, so a chunk that dies rolls back
-whole and is simply run again; the last chunk to finish settles the job. Progress is
+whole and is simply run again; whichever chunk finishes last settles the job. Progress is
 recomputed from the chunk rows, never incremented.
+
+Nothing here holds a lock across work: a chunk's heartbeats and progress go to its own row
+(from its own worker only), claiming and settling are single short transactions, and settling
+a job serialises on an advisory lock instead of the job's row, so a chunk whose unit of work
+references the job (a score's job_id) never makes another connection wait.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.core.db import transaction
+from app.core.db import retrying, transaction
 from app.core.errors import SiftError
+from app.jobs.heartbeat import beating, touch
 from app.jobs.runner import (
     JOB_KINDS,
     ChunkedWork,
@@ -29,13 +34,17 @@ from app.jobs.runner import (
     Listener,
     Progress,
     finish_job,
+    job_state,
     pause_job,
 )
-from app.jobs.service import cancel_marker, on_commit
+from app.jobs.service import on_commit
 from app.models import ChunkState, Job, JobChunk, JobState
 from app.models.base import utcnow
 
 log = structlog.get_logger(__name__)
+_CHUNKS: Table = JobChunk.__table__  # type: ignore[assignment]
+# The advisory lock class under which a job's settling is serialised (the job id is the key).
+_SETTLE_LOCK = 51_001
 
 
 def key_ranges(keys: Sequence[str], size: int) -> list[dict[str, Any]]:
@@ -58,8 +67,7 @@ def start_chunked_job(
 ) -> str:
     """Plan the job's chunks (once), queue those not done, and settle it if nothing is left."""
     try:
-        with transaction() as session:
-            pending = _plan(session, job_id, kind, send=not inline)
+        pending = retrying(lambda session: _plan(session, job_id, kind, send=not inline))
     except SiftError as exc:
         finish_job(job_id, JobState.FAILED, exc.message)
         return JobState.FAILED.value
@@ -82,19 +90,22 @@ def _plan(session: Session, job_id: int, kind: JobKind, *, send: bool) -> list[i
         chunks = [JobChunk(job_id=job_id, index=i, params=p) for i, p in enumerate(plans)]
         session.add_all(chunks)
         session.flush()
-    # A re-run (resume, or a sweep after a dead worker) queues again what did not finish.
-    pending = [c for c in chunks if c.state != ChunkState.DONE.value]
+    # A re-run (resume) queues again what did not finish; a chunk still running is left to
+    # its worker (or to the sweeper, if that worker died).
+    pending = [c for c in chunks if c.state in (ChunkState.QUEUED.value, ChunkState.FAILED.value)]
+    now = utcnow()
     for chunk in pending:
         chunk.state = ChunkState.QUEUED.value
         chunk.error = None
+        chunk.sent_at = now
         if send:
             on_commit(session, partial(enqueue_chunk, chunk.id, job.queue))
-    job.heartbeat_at = utcnow()
+    job.heartbeat_at = now
     return [c.id for c in pending]
 
 
 class ChunkProgress(Progress):
-    """Progress of one chunk: heartbeats go to the chunk and to its job."""
+    """Progress of one chunk: it goes to the chunk's own row."""
 
     def __init__(self, chunk_id: int, job_id: int, base: int, **kwargs: Any) -> None:
         super().__init__(job_id, **kwargs)
@@ -106,61 +117,65 @@ class ChunkProgress(Progress):
         if self.listener:
             self.listener(self.base + self.done, None)
 
-    def store(self, session: Session) -> None:
-        """Write the chunk's progress and heartbeat, and keep its job's heartbeat fresh."""
-        now = utcnow()
-        session.execute(
-            update(JobChunk)
-            .where(JobChunk.id == self.chunk_id)
-            .values(done=self.done, heartbeat_at=now)
+    def store(self) -> None:
+        """Write the chunk's progress and heartbeat."""
+        touch(_CHUNKS, self.chunk_id, done=self.done)
+
+
+def _claim_chunk(chunk_id: int) -> JobChunk | None:
+    """Mark a queued chunk of a running job running, in one statement; None when it is done,
+    taken, or its job is not running. A chunk cut off too often fails instead."""
+    max_attempts = get_settings().job_max_attempts
+
+    def claim(session: Session) -> JobChunk | None:
+        running_job = (
+            select(Job.id)
+            .where(Job.id == JobChunk.job_id, Job.state == JobState.RUNNING.value)
+            .exists()
         )
-        session.execute(update(Job).where(Job.id == self.job_id).values(heartbeat_at=now))
-
-
-def _claim_chunk(chunk_id: int) -> tuple[JobChunk, Job] | None:
-    """Mark a queued chunk running; None when it is done, taken, or its job is not running."""
-    with transaction() as session:
-        chunk = session.get(JobChunk, chunk_id, with_for_update=True)
-        if chunk is None or chunk.state != ChunkState.QUEUED.value:
-            return None
-        job = session.get(Job, chunk.job_id)
-        if job is None or job.state != JobState.RUNNING.value:
-            return None
-        if chunk.attempts >= get_settings().job_max_attempts:
+        chunk = session.scalar(
+            update(JobChunk)
+            .where(JobChunk.id == chunk_id, JobChunk.state == ChunkState.QUEUED.value, running_job)
+            .values(
+                state=ChunkState.RUNNING.value,
+                attempts=JobChunk.attempts + 1,
+                heartbeat_at=utcnow(),
+                done=0,
+            )
+            .returning(JobChunk)
+        )
+        if chunk is not None and chunk.attempts > max_attempts:
             chunk.state = ChunkState.FAILED.value
-            chunk.error = f"chunk {chunk.index} was cut off {chunk.attempts} times"
+            chunk.error = f"chunk {chunk.index} was cut off {chunk.attempts - 1} times"
             return None
-        chunk.state = ChunkState.RUNNING.value
-        chunk.attempts += 1
-        chunk.heartbeat_at = utcnow()
-        session.flush()
-        session.expunge(chunk)
-        session.expunge(job)
-        return chunk, job
+        return chunk
+
+    return retrying(claim)
 
 
 def execute_chunk(chunk_id: int, listener: Listener | None = None) -> str:
     """Run one chunk in one transaction, then settle its job; safe to deliver twice."""
-    claimed = _claim_chunk(chunk_id)
-    if claimed is None:
+    chunk = _claim_chunk(chunk_id)
+    if chunk is None:
         _settle_owner(chunk_id)
         return "skipped"
-    chunk, job = claimed
+    with transaction() as session:
+        job = session.get(Job, chunk.job_id)
+        assert job is not None
     kind = JOB_KINDS[job.kind]
+    assert kind.chunked is not None
     # Only a listener in this process needs to know how far the whole job is.
     base = _chunks_done(job) if listener else 0
-    assert kind.chunked is not None
     log.info("chunk.start", job_id=job.id, chunk=chunk.index, attempt=chunk.attempts)
     try:
-        with transaction() as session:
-            durable = session.get_bind().dialect.name != "sqlite"
-            progress = ChunkProgress(chunk.id, job.id, base, durable=durable, listener=listener)
+        with beating(_CHUNKS, chunk.id), transaction() as session:
+            progress = ChunkProgress(chunk.id, job.id, base, listener=listener)
             live_job = session.get(Job, job.id)
             assert live_job is not None
             paused = _run_chunk(session, live_job, chunk, kind.chunked, progress)
     except JobCancelled:
         _release_chunk(chunk.id)
-        return JobState.CANCELLED.value
+        return job_state(job.id) or JobState.CANCELLED.value
     except Exception as exc:
         message = exc.message if isinstance(exc, SiftError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, SiftError):
@@ -186,8 +201,8 @@ def _run_chunk(
         paused = False
     except JobPaused as stop:
         counts, paused = stop.counts, True
-    session.refresh(job)
-    if job.state == JobState.CANCELLED.value:
+    # A plain read: a cancel that landed after the last check still wins.
+    if session.scalar(select(Job.state).where(Job.id == job.id)) == JobState.CANCELLED.value:
         raise JobCancelled()
     # Counts add up over runs: a chunk paused once reports both of its runs.
     total = dict(chunk.counts)
@@ -199,22 +214,30 @@ def _run_chunk(
         values.update(
             state=ChunkState.DONE.value, done=chunk.params.get("size", 0), finished_at=utcnow()
         )
-    session.execute(update(JobChunk).where(JobChunk.id == chunk.id).values(**values))
+    # Only while this worker still owns it (the sweeper may have taken it back meanwhile).
+    written = session.execute(
+        update(JobChunk)
+        .where(JobChunk.id == chunk.id, JobChunk.state == ChunkState.RUNNING.value)
+        .values(**values)
+    )
+    if getattr(written, "rowcount", 0) != 1:
+        raise JobCancelled()
     return paused
 
 
 def _release_chunk(chunk_id: int, error: str | None = None) -> None:
     """Put a chunk back in the queue's state (or mark it failed) after its work rolled back."""
-    with transaction() as session:
-        session.execute(
+    retrying(
+        lambda session: session.execute(
             update(JobChunk)
-            .where(JobChunk.id == chunk_id)
+            .where(JobChunk.id == chunk_id, JobChunk.state == ChunkState.RUNNING.value)
             .values(
                 state=ChunkState.FAILED.value if error else ChunkState.QUEUED.value,
                 error=error,
                 done=0,
             )
         )
+    )
 
 
 def _settle_owner(chunk_id: int) -> None:
@@ -249,53 +272,44 @@ def add_counts(total: dict[str, Any], counts: dict[str, Any]) -> None:
 
 def settle_job(job_id: int, listener: Listener | None = None) -> str:
     """Recompute a chunked job's progress and counts from its chunks; end it when they have."""
-    with transaction() as session:
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is None:
-            return "skipped"
-        # Plain columns, read once: this runs after every chunk of a job.
-        chunks = session.execute(
-            select(JobChunk.state, JobChunk.params, JobChunk.done, JobChunk.counts, JobChunk.error)
-            .where(JobChunk.job_id == job_id)
-            .order_by(JobChunk.index)
-        ).all()
-        counts: dict[str, Any] = {}
-        for chunk in chunks:
-            add_counts(counts, chunk.counts)
-        job.counts = counts
-        job.done = _job_done(job.total, chunks)
-        if listener:
-            listener(job.done, job.total, counts)
-        if job.state != JobState.RUNNING.value:
-            return job.state
+    settled = retrying(lambda session: _settle(session, job_id))
+    if settled is None:
+        return "skipped"
+    state, done, total, counts = settled
+    if listener:
+        listener(done, total, counts)
+    return state
+
+
+def _settle(session: Session, job_id: int) -> tuple[str, int, int | None, dict[str, Any]] | None:
+    # Settles of one job run one at a time (each after its chunk committed), so the last one
+    # sees every chunk; the lock is released with this short transaction.
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:kind, :job)"), {"kind": _SETTLE_LOCK, "job": job_id}
+    )
+    job = session.execute(select(Job.state, Job.total).where(Job.id == job_id)).one_or_none()
+    if job is None:
+        return None
+    chunks = session.execute(
+        select(JobChunk.state, JobChunk.params, JobChunk.done, JobChunk.counts, JobChunk.error)
+        .where(JobChunk.job_id == job_id)
+        .order_by(JobChunk.index)
+    ).all()
+    counts: dict[str, Any] = {}
+    for chunk in chunks:
+        add_counts(counts, chunk.counts)
+    done = _job_done(job.total, chunks)
+    values: dict[str, Any] = {"counts": counts, "done": done}
+    state = job.state
+    if state == JobState.RUNNING.value:
         failed = [c for c in chunks if c.state == ChunkState.FAILED.value]
         if failed:
-            job.state = JobState.FAILED.value
-            job.error = failed[0].error
-        elif all(c.state == ChunkState.DONE.value for c in chunks):
-            job.state = JobState.SUCCEEDED.value
-        else:
-            return job.state
-        job.finished_at = utcnow()
-        cancel_marker(job_id).unlink(missing_ok=True)
-        log.info("job.done", job_id=job_id, state=job.state, counts=counts)
-        return job.state
-
-
-def sweep_stale_chunks(session: Session) -> list[int]:
-    """Queue again the chunks of running jobs whose worker stopped sending heartbeats."""
-    cutoff = utcnow() - timedelta(seconds=get_settings().job_stale_after_s)
-    stale = session.execute(
-        select(JobChunk, Job.queue)
-        .join(Job, Job.id == JobChunk.job_id)
-        .where(
-            Job.state == JobState.RUNNING.value,
-            JobChunk.state == ChunkState.RUNNING.value,
-            JobChunk.heartbeat_at < cutoff,
-        )
-    ).all()
-    for chunk, queue in stale:
-        chunk.state = ChunkState.QUEUED.value
-        chunk.done = 0
-        on_commit(session, partial(enqueue_chunk, chunk.id, queue))
-    return [chunk.id for chunk, _ in stale]
+            state = JobState.FAILED.value
+            values.update(state=state, error=failed[0].error, finished_at=utcnow())
+        elif chunks and all(c.state == ChunkState.DONE.value for c in chunks):
+            state = JobState.SUCCEEDED.value
+            values.update(state=state, finished_at=utcnow())
+    session.execute(update(Job).where(Job.id == job_id, Job.state == job.state).values(**values))
+    if state != job.state:
+        log.info("job.done", job_id=job_id, state=state, counts=counts)
+    return state, done, job.total, counts

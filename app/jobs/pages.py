@@ -44,7 +44,6 @@ def jobs_page(request: Request, session: DB, user: PageUser) -> HTMLResponse:
 @router.post("/jobs/{job_id}/cancel", response_model=None)
 def cancel(request: Request, job_id: int, session: DB, user: PageLead) -> Response:
     """Cancel a job that has not finished; htmx gets the refreshed table."""
-    service.signal_cancel(job_id)  # before any write: on SQLite a running job holds the lock
     return act(
         request,
         lambda: service.cancel_job(session, job_id),

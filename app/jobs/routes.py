@@ -27,7 +27,6 @@ def get_job(job_id: int, session: DB, _: ApiAnnotator) -> JobOut:
 @router.post("/{job_id}/cancel", response_model=JobOut)
 def cancel_job(job_id: int, _: ApiLead, session: DB) -> JobOut:
     """Cancel a job that has not finished."""
-    service.signal_cancel(job_id)
     return JobOut.model_validate(service.cancel_job(session, job_id))
 
 

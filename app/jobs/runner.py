@@ -4,6 +4,10 @@ Domain packages register a handler per job kind with `@job_handler`. A handler d
 writing in the session it is given, which is committed together with the job's success; its
 writes are upserts on natural keys, so a job run twice writes nothing twice. Work too large
 for one task registers with `@chunked_job` instead and runs as chunks (see `app.jobs.chunks`).
+
+Only the worker running a job writes its row while it runs, and only in short transactions of
+their own (claim, progress, outcome): the handler's unit of work never locks the job's row
+until its final write, so a cancel, a heartbeat or the sweeper never waits on it for long.
 """
 
 from __future__ import annotations
@@ -14,18 +18,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
-from app.core.db import transaction
+from app.core.db import retrying, transaction
 from app.core.errors import SiftError
-from app.jobs.service import cancel_marker
+from app.jobs.heartbeat import beating, touch
 from app.models import Job, JobState
 from app.models.base import utcnow
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Session, Job, "Progress"], dict[str, Any]]
+_JOBS: Table = Job.__table__  # type: ignore[assignment]
 
 
 class Listener(Protocol):
@@ -99,19 +104,18 @@ PAUSED_NOTE = "the budget is spent; resume with a larger budget to go on"
 
 
 class Progress:
-    """Reports progress and heartbeats from a running job, and notices cancellation.
+    """Reports progress from a running job, and notices cancellation.
 
-    On PostgreSQL each report is its own short transaction, so the browser sees it while the
-    job's work is still uncommitted. SQLite has one writer at a time and the job holds it, so
-    there progress stays in memory and reaches the row with the job's final commit, and a
-    cancel arrives as a marker file (see `cancel_marker`).
+    Each report is its own short transaction (see `app.jobs.heartbeat.touch`), so the browser
+    sees it while the job's work is still uncommitted. `durable=False` keeps it in memory (a
+    job run inside a test's rolled-back transaction, which no other connection can see).
     """
 
     def __init__(
         self,
         job_id: int,
         *,
-        durable: bool,
+        durable: bool = True,
         listener: Listener | None = None,
         interval_s: float = 0.5,
     ) -> None:
@@ -128,17 +132,11 @@ class Progress:
         self.done, self.total = done, total if total is not None else self.total
         self.notify()
         now = time.monotonic()
-        if not force and now - self._last < self.interval_s:
+        if not self.durable or (not force and now - self._last < self.interval_s):
             return
         self._last = now
-        if cancel_marker(self.job_id).exists():
-            raise JobCancelled()
-        if not self.durable:
-            return
-        with transaction() as session:
-            self.store(session)
-            state = session.scalar(select(Job.state).where(Job.id == self.job_id))
-        if state == JobState.CANCELLED.value:
+        self.store()
+        if job_state(self.job_id) == JobState.CANCELLED.value:
             raise JobCancelled()
 
     def notify(self) -> None:
@@ -146,50 +144,60 @@ class Progress:
         if self.listener:
             self.listener(self.done, self.total)
 
-    def store(self, session: Session) -> None:
+    def store(self) -> None:
         """Write the progress and a heartbeat to the job's row."""
-        session.execute(
-            update(Job)
-            .where(Job.id == self.job_id)
-            .values(done=self.done, total=self.total, heartbeat_at=utcnow())
-        )
+        touch(_JOBS, self.job_id, done=self.done, total=self.total)
+
+
+def job_state(job_id: int) -> str | None:
+    """The job's state as committed now (a plain read: it never waits on a lock)."""
+    with transaction() as session:
+        return session.scalar(select(Job.state).where(Job.id == job_id))
 
 
 def _claim(job_id: int) -> Job | None:
-    with transaction() as session:
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is None or job.is_terminal:
-            return None
-        if job.state == JobState.PAUSED_BUDGET.value:
-            return None
-        job.state = JobState.RUNNING.value
-        job.attempts += 1
-        job.started_at = job.started_at or utcnow()
-        job.heartbeat_at = utcnow()
-        job.error = None
-        session.flush()
-        session.expunge(job)
+    """Mark a queued job running, in one statement; None when it is not queued (a second
+    delivery of its message, or a job cancelled, paused or finished meanwhile)."""
+
+    def claim(session: Session) -> Job | None:
+        now = utcnow()
+        job = session.scalar(
+            update(Job)
+            .where(Job.id == job_id, Job.state == JobState.QUEUED.value)
+            .values(
+                state=JobState.RUNNING.value,
+                attempts=Job.attempts + 1,
+                started_at=func.coalesce(Job.started_at, now),
+                heartbeat_at=now,
+                error=None,
+            )
+            .returning(Job)
+        )
         return job
+
+    return retrying(claim)
 
 
 def pause_job(job_id: int) -> None:
     """Leave a running job waiting as paused_budget until someone resumes it."""
-    with transaction() as session:
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is not None and job.state == JobState.RUNNING.value:
-            job.state = JobState.PAUSED_BUDGET.value
-            job.error = PAUSED_NOTE
+    retrying(
+        lambda session: session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == JobState.RUNNING.value)
+            .values(state=JobState.PAUSED_BUDGET.value, error=PAUSED_NOTE)
+        )
+    )
 
 
 def finish_job(job_id: int, state: JobState, error: str | None = None) -> None:
     """Record a job's end, unless it has already ended (a cancel wins)."""
-    cancel_marker(job_id).unlink(missing_ok=True)
-    with transaction() as session:
-        job = session.get(Job, job_id)
-        if job is not None and not job.is_terminal:
-            job.state = state.value
-            job.error = error
-            job.finished_at = utcnow()
+    retrying(
+        lambda session: session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
+            .values(state=state.value, error=error, finished_at=utcnow())
+        )
+    )
 
 
 def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool = False) -> str:
@@ -213,16 +221,16 @@ def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool =
         return start_chunked_job(job_id, kind, listener=listener, inline=inline)
     assert kind.handler is not None
     try:
-        with transaction() as session:
-            durable = session.get_bind().dialect.name != "sqlite"
-            progress = Progress(job_id, durable=durable, listener=listener)
+        with beating(_JOBS, job_id), transaction() as session:
+            progress = Progress(job_id, listener=listener)
             job = session.get(Job, job_id)
             assert job is not None
             state = _run_handler(session, job, kind.handler, progress)
     except JobCancelled:
-        log.info("job.cancelled", job_id=job_id)
-        finish_job(job_id, JobState.CANCELLED)
-        return JobState.CANCELLED.value
+        # Cancelled (or taken back by the sweeper) while it ran: its work rolled back, and
+        # the row already says what happened.
+        log.info("job.stopped", job_id=job_id)
+        return job_state(job_id) or JobState.CANCELLED.value
     except SiftError as exc:
         log.info("job.failed", job_id=job_id, error=exc.message)
         finish_job(job_id, JobState.FAILED, exc.message)
@@ -231,7 +239,6 @@ def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool =
         log.exception("job.crashed", job_id=job_id)
         finish_job(job_id, JobState.FAILED, f"{type(exc).__name__}: {exc}")
         return JobState.FAILED.value
-    cancel_marker(job_id).unlink(missing_ok=True)
     log.info("job.end", job_id=job_id, state=state)
     return state
 
@@ -242,16 +249,23 @@ def _run_handler(session: Session, job: Job, handler: Handler, progress: Progres
         state = JobState.SUCCEEDED
     except JobPaused as paused:
         counts, state = paused.counts, JobState.PAUSED_BUDGET
-    # Re-read the state: a cancel that landed after the last check still wins.
-    session.refresh(job)
-    if job.state == JobState.CANCELLED.value:
+    stopped = state == JobState.PAUSED_BUDGET
+    values: dict[str, Any] = {
+        "state": state.value,
+        "counts": counts,
+        "done": progress.done,
+        "total": progress.total if progress.total is not None else progress.done,
+        "error": PAUSED_NOTE if stopped else None,
+        "finished_at": None if stopped else utcnow(),
+    }
+    # Only a job still running takes its outcome: a cancel that landed after the last check
+    # wins, and the work rolls back with this transaction.
+    written = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.state == JobState.RUNNING.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(written, "rowcount", 0) != 1:
         raise JobCancelled()
-    job.state = state.value
-    job.counts = counts
-    job.done = progress.done
-    job.total = progress.total if progress.total is not None else progress.done
-    if state == JobState.PAUSED_BUDGET:
-        job.error = PAUSED_NOTE
-    else:
-        job.finished_at = utcnow()
     return state.value

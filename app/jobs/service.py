@@ -1,19 +1,16 @@
-"""Creating, listing, cancelling and sweeping jobs. Jobs are enqueued only after commit."""
+"""Creating, listing, cancelling and resuming jobs. Jobs are enqueued only after commit."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.core.errors import Conflict, InvalidInput, NotFound
-from app.models import Job, JobState, User
+from app.models import ChunkState, Job, JobChunk, JobState, User
 from app.models.base import utcnow
 
 QUEUES = ("io", "cpu", "gpu")
@@ -79,8 +76,7 @@ def create_job(
     session.add(job)
     session.flush()
     if send:
-        job_id = job.id
-        on_commit(session, lambda: enqueue(job_id, queue))
+        send_job(session, job)
     return job
 
 
@@ -100,32 +96,10 @@ def list_jobs(session: Session, limit: int = 50, active_only: bool = False) -> l
     return list(session.scalars(query))
 
 
-def cancel_marker(job_id: int) -> Path:
-    """A file that tells a running job to stop, for SQLite where the job holds the only
-    write lock until it ends (the web and the embedded worker share the data directory)."""
-    return get_settings().data_dir / "cancel" / str(job_id)
-
-
-def signal_cancel(job_id: int) -> None:
-    """Tell a running job to stop, before touching the database (see `cancel_marker`)."""
-    marker = cancel_marker(job_id)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-
-
 def cancel_job(session: Session, job_id: int) -> Job:
-    """Cancel a queued, running or paused job; a running task stops at its next check.
-
-    Routes call `signal_cancel` first: on SQLite a running job holds the write lock until it
-    sees the marker. The marker is removed again when the job is not running.
-    """
-    try:
-        job = get_job(session, job_id)
-    except NotFound:
-        cancel_marker(job_id).unlink(missing_ok=True)
-        raise
-    if job.state != JobState.RUNNING.value:
-        cancel_marker(job_id).unlink(missing_ok=True)
+    """Cancel a job that has not ended; a running task stops at its next progress report, and
+    its uncommitted work rolls back. Nothing that a job holds makes this wait."""
+    job = get_job(session, job_id)
     if job.state == JobState.CANCELLED.value:
         return job  # cancelling twice is not an error
     if job.is_terminal:
@@ -138,11 +112,11 @@ def cancel_job(session: Session, job_id: int) -> Job:
 def resume_job(
     session: Session, job_id: int, *, budget_usd: float | None = None, send: bool = True
 ) -> Job:
-    """Queue a paused or failed job again, optionally with a new budget; its task skips what
-    is already written."""
+    """Queue any job that is not running again, optionally with a new budget; its task skips
+    what is already written (a queued job's message is sent again)."""
     job = get_job(session, job_id)
-    if job.state not in (JobState.PAUSED_BUDGET.value, JobState.FAILED.value):
-        raise Conflict(f"job {job_id} is {job.state}; only paused or failed jobs resume")
+    if job.state == JobState.RUNNING.value:
+        raise Conflict(f"job {job_id} is running; cancel it first to start it again")
     if budget_usd is not None:
         if job.budget_usd is None:
             raise Conflict(f"job {job_id} has no budget to raise")
@@ -158,27 +132,17 @@ def resume_job(
     job.error = None
     job.attempts = 0
     job.finished_at = None
+    session.execute(
+        update(JobChunk)
+        .where(JobChunk.job_id == job_id, JobChunk.state != ChunkState.DONE.value)
+        .values(attempts=0)
+    )
     if send:
-        on_commit(session, partial(enqueue, job_id, job.queue))
+        send_job(session, job)
     return job
 
 
-def sweep_stale_jobs(session: Session) -> list[int]:
-    """Re-queue running jobs whose worker stopped sending heartbeats; fail them past max tries."""
-    settings = get_settings()
-    cutoff = utcnow() - timedelta(seconds=settings.job_stale_after_s)
-    stale = session.scalars(
-        select(Job).where(Job.state == JobState.RUNNING.value, Job.heartbeat_at < cutoff)
-    ).all()
-    requeued = []
-    for job in stale:
-        if job.attempts >= settings.job_max_attempts:
-            job.state = JobState.FAILED.value
-            job.error = f"the worker stopped responding {job.attempts} times"
-            job.finished_at = utcnow()
-            continue
-        job.state = JobState.QUEUED.value
-        job_id, queue = job.id, job.queue
-        on_commit(session, partial(enqueue, job_id, queue))
-        requeued.append(job_id)
-    return requeued
+def send_job(session: Session, job: Job) -> None:
+    """Hand the job to its workers once this transaction commits, and note when."""
+    job.sent_at = utcnow()
+    on_commit(session, partial(enqueue, job.id, job.queue))

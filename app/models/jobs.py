@@ -46,8 +46,6 @@ class Job(IdMixin, CreatedMixin, Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # as on Job
-    progress_mark: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Spend limit in USD for jobs that call priced LLM endpoints. A call reserves its largest
     # possible cost before it is sent and settles to the real cost when it returns.
     budget_usd: Mapped[float | None] = mapped_column(Float)

@@ -39,7 +39,7 @@ class StaleVersion(Conflict):
 
 def _locked(session: Session, example_id: int, user: User, version: int) -> Example:
     """The example, row-locked, checked to be this user's to decide on and unchanged."""
-    example = session.get(Example, example_id, with_for_update=True)
+    example = session.get(Example, example_id, with_for_update={"key_share": True})
     if example is None:
         raise NotFound(f"no example {example_id}")
     lease = holder(session, example_id)
@@ -219,7 +219,7 @@ def undo_last(session: Session, user: User) -> int | None:
     decision = last_decision(session, user)
     if decision is None:
         raise NotFound("there is nothing to undo")
-    example = session.get(Example, decision.example_id, with_for_update=True)
+    example = session.get(Example, decision.example_id, with_for_update={"key_share": True})
     assert example is not None  # decisions are deleted with their example
     later = session.scalar(
         select(ReviewDecision.id).where(

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import upsert_where
+from app.core.db import release, upsert_where
 from app.core.errors import NotFound
 from app.jobs.chunks import key_ranges
 from app.jobs.runner import JobPaused, Progress
@@ -97,6 +97,8 @@ def score_chunk(
     counts: dict[str, Any] = {}
     paused = False
     results: list[tuple[ScoreResult, list[ChatResult]] | None]
+    if not recipe.is_derived:
+        release(session)  # models and endpoints are slow: hold no transaction meanwhile
     if recipe.is_derived:
         results = _derive(session, recipe, job.params["inputs"], examples)
     elif recipe.is_local:

@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from app.core.config import LLMEndpoint, get_settings
+from app.core.db import side_transaction
 from app.core.errors import InvalidInput, SiftError
 from app.core.hashing import json_sha256
 from app.models.base import utcnow
@@ -425,7 +426,10 @@ class LLMClient:
         if self._budget_read:
             return
         assert self.job_id is not None
-        if job_budget(self.session, self.job_id) is not None:
+        # Its own short read: the task's session holds no transaction while calls run.
+        with side_transaction(self.session) as side:
+            budget = job_budget(side, self.job_id)
+        if budget is not None:
             require_priced(self.name, self.endpoint)
             self._budget = JobBudget(self._batcher, self.job_id)
         self._budget_read = True

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from app.core.db import DB
 from app.core.errors import SiftError
 from app.core.web import PageLead, PageUser, act, check_csrf, render
-from app.jobs.service import signal_cancel
 from app.models import Collection, Role, Snapshot, TrainingRun, User
 from app.training import layout, service
 from app.training.charts import curve
@@ -140,8 +139,6 @@ def run_page(request: Request, run_id: int, session: DB, user: PageUser) -> HTML
 def cancel(request: Request, run_id: int, session: DB, user: PageLead) -> Response:
     """Stop the run after a checkpoint."""
     run = service.get_run(session, run_id)
-    if run.job_id is not None:
-        signal_cancel(run.job_id)  # before any write: on SQLite a running job holds the lock
     return act(
         request,
         lambda: service.cancel_run(session, run),

@@ -10,7 +10,6 @@ from fastapi.responses import FileResponse
 
 from app.core.db import DB
 from app.core.security import ApiAnnotator, ApiLead
-from app.jobs.service import signal_cancel
 from app.training import layout, service
 from app.training.presets import build_params
 from app.training.schemas import ArtifactFile, RunCreate, RunOut
@@ -60,8 +59,6 @@ def get_run(run_id: int, session: DB, _: ApiAnnotator) -> RunOut:
 def cancel_run(run_id: int, session: DB, _: ApiLead) -> RunOut:
     """Stop a queued or running run; it checkpoints first, so it can resume."""
     run = service.get_run(session, run_id)
-    if run.job_id is not None:
-        signal_cancel(run.job_id)  # before any write: on SQLite a running job holds the lock
     return RunOut.model_validate(service.describe(session, service.cancel_run(session, run)))
 
 

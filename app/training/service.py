@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.core.db import side_transaction, upsert_where
+from app.core.db import release, side_transaction, upsert_where
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.jobs.runner import JobCancelled, Progress
 from app.jobs.service import cancel_job, create_job, enqueue, on_commit
@@ -196,7 +196,7 @@ def _silent(run: TrainingRun, job: Job) -> bool:
 
 def run_metrics(session: Session, run: TrainingRun) -> list[dict[str, Any]]:
     """The run's metrics by step: the stored rows, and while it trains the lines its worker
-    has written to the run folder so far (on SQLite the rows arrive with the job's commit)."""
+    has written to the run folder so far."""
     rows: dict[int, dict[str, Any]] = {}
     for metric in session.scalars(
         select(TrainingMetric).where(TrainingMetric.run_id == run.id).order_by(TrainingMetric.step)
@@ -219,11 +219,10 @@ def run_logs(run: TrainingRun) -> str:
 
 
 def cancel_run(session: Session, run: TrainingRun) -> TrainingRun:
-    """Stop a queued or running run (it checkpoints first); cancelling twice is no error.
-    Routes call `signal_cancel(run.job_id)` before, as for any job."""
+    """Stop a queued or running run (it checkpoints first); cancelling twice is no error."""
     state = run_state(session, run)
     if state == RunState.CANCELLED.value:
-        # Its job may have been cancelled on its own (a marker, the jobs page): say so here too.
+        # Its job may have been cancelled on its own (the jobs page): say so here too.
         run.state = RunState.CANCELLED.value
         run.finished_at = run.finished_at or utcnow()
         return run
@@ -299,6 +298,7 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
         summary = layout.read_spec(final)["summary"]
     else:
         write_inputs(session, run, folder)
+        release(session)  # training takes minutes: hold no transaction meanwhile
         layout.heartbeat(folder)
         params = TrainingParams(**run.params)
 
