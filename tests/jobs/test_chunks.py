@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from app.core.db import transaction
 from app.core.errors import InvalidInput
 from app.datasets.service import create_dataset
-from app.jobs.chunks import execute_chunk, settle_job, sweep_stale_chunks
+from app.jobs.chunks import execute_chunk, settle_job
 from app.jobs.runner import JobPaused, Progress, chunked_job, execute_job
 from app.jobs.service import cancel_job, create_job, resume_job
+from app.jobs.sweeper import sweep
 from app.models import ChunkState, Dataset, Job, JobChunk, JobState
 from app.models.base import utcnow
 from tests.factories import make_example
@@ -136,7 +137,7 @@ def test_sweeper_queues_again_a_chunk_whose_worker_died(committed: Engine) -> No
         )
     assert execute_chunk(first) == "skipped"  # a duplicate delivery leaves a running chunk alone
     with transaction() as session:
-        assert sweep_stale_chunks(session) == [first]
+        assert sweep(session).requeued_chunks == [first]
     with transaction() as session:
         ids = session.scalars(select(JobChunk.id)).all()
     for chunk_id in ids:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from app.core.db import transaction
+from app.core.errors import Conflict
 from app.datasets.service import create_dataset, start_import_job
 from app.jobs.registry import load_handlers
 from app.jobs.runner import Progress, execute_job, job_handler
@@ -20,9 +21,8 @@ from app.jobs.service import (
     cancel_job,
     create_job,
     resume_job,
-    signal_cancel,
-    sweep_stale_jobs,
 )
+from app.jobs.sweeper import sweep
 from app.models import Dataset, Job, JobState
 from app.models.base import utcnow
 from tests.factories import alpaca_record, write_json
@@ -60,10 +60,10 @@ def test_a_job_delivered_twice_runs_once(committed: Engine, tmp_path: Path) -> N
 def test_a_crashed_job_rerun_writes_nothing_twice(committed: Engine, tmp_path: Path) -> None:
     job_id = _import_job(tmp_path, [alpaca_record(i) for i in range(5)])
     assert execute_job(job_id) == "succeeded"
-    with transaction() as session:  # as if the worker died before recording success
-        job = session.get(Job, job_id)
+    with transaction() as session:  # as the sweeper leaves a job whose worker died
+        job = session.get(Job, job_id)  # before recording success
         assert job is not None
-        job.state = JobState.RUNNING.value
+        job.state = JobState.QUEUED.value
     assert execute_job(job_id) == "succeeded"
     assert committed_job(job_id).counts["new"] == 0
     assert example_count() == 5
@@ -87,8 +87,7 @@ def test_cancel_while_running_rolls_back(committed: Engine) -> None:
         session.flush()
 
         def cancel() -> None:
-            signal_cancel(job.id)
-            with transaction() as other:  # on SQLite: waits for the job's lock
+            with transaction() as other:  # never waits on the running job
                 cancel_job(other, job.id)
 
         cancelling = threading.Thread(target=cancel)
@@ -127,19 +126,26 @@ def test_sweeper_requeues_stale_jobs_and_gives_up_after_max_attempts(committed: 
         fresh.heartbeat_at = utcnow()
         session.flush()
         ids = (stale.id, dead.id, fresh.id)
-        requeued = sweep_stale_jobs(session)
+        report = sweep(session)
         session.info.pop("sift_after_commit", None)  # nothing to deliver in this test
-    assert requeued == [ids[0]]
+    assert report.requeued_jobs == [ids[0]] and report.failed_jobs == [ids[1]]
     assert [committed_job(i).state for i in ids] == ["queued", "failed", "running"]
 
 
-def test_resume_only_paused_or_failed(committed: Engine, tmp_path: Path) -> None:
+def test_resume_takes_any_job_that_is_not_running(committed: Engine, tmp_path: Path) -> None:
     job_id = _import_job(tmp_path, [alpaca_record(1), {"instruction": "x"}])
     execute_job(job_id)
+    assert committed_job(job_id).state == "failed"
     with transaction() as session:
         resume_job(session, job_id)
         session.info.pop("sift_after_commit", None)
     assert committed_job(job_id).state == "queued"
+    with transaction() as session:
+        resume_job(session, job_id)  # a queued job: its message is sent again
+        session.info.pop("sift_after_commit", None)
+        session.get_one(Job, job_id).state = JobState.RUNNING.value
+    with pytest.raises(Conflict, match="is running"), transaction() as session:
+        resume_job(session, job_id)
 
 
 def test_jobs_are_enqueued_only_after_commit(committed: Engine) -> None:

@@ -4,6 +4,8 @@ loss falls, artifacts reload and generate, cancel checkpoints and resume goes on
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from transformers import AutoModelForCausalLM
 from app.core.db import transaction
 from app.datasets.records import join_prompt, parse_alpaca
 from app.jobs.runner import execute_job
-from app.jobs.service import signal_cancel
+from app.jobs.service import cancel_job
 from app.models import Job, TrainingMetric, TrainingRun
 from app.training import layout, service
 from app.training.data import encode
@@ -145,16 +147,19 @@ def test_cancel_checkpoints_and_resume_goes_on_from_there(
     run_id = _launch(records, base_model, tmp_path, quick_params(max_steps=12, save_steps=4))
     job_id = _job_id(run_id)
     folder = layout.run_dir(run_id)
-    # The cancel is signalled before the job starts, so the run sees it at its first step
-    # (a running job checks at every step, as often as every half second).
-    signal_cancel(job_id)
+    # The cancel lands as soon as the job runs; the run sees it at its next step (a running
+    # job checks at every step, as often as every half second).
+    canceller = threading.Thread(target=_cancel_once_running, args=(job_id,))
+    canceller.start()
     assert execute_job(job_id) == "cancelled"
-    with transaction() as session:  # the job was stopped by the marker: the run says so too
+    canceller.join()
+    with transaction() as session:  # the job was cancelled on its own: the run says so too
         run = service.cancel_run(session, service.get_run(session, run_id))
         assert run.state == "cancelled"
-    assert layout.checkpoints(folder) == [1]  # a checkpoint where the cancel found it
+    checkpoints = layout.checkpoints(folder)
+    assert len(checkpoints) == 1 and checkpoints[0] < 12  # one where the cancel found it
     assert not layout.final_dir(folder).exists()
-    stopped_at = 1
+    stopped_at = checkpoints[0]
     with transaction() as session:
         again = service.get_run(session, run_id)
         assert service.run_state(session, again) == "cancelled"
@@ -169,3 +174,13 @@ def test_cancel_checkpoints_and_resume_goes_on_from_there(
             select(TrainingMetric.step).where(TrainingMetric.run_id == run_id).order_by("step")
         ))  # fmt: skip
     assert steps == list(range(1, 13))  # every step once, none twice
+
+
+def _cancel_once_running(job_id: int) -> None:
+    for _ in range(600):
+        with transaction() as session:
+            job = session.get_one(Job, job_id)
+            if job.state == "running":
+                cancel_job(session, job_id)
+                return
+        time.sleep(0.05)
