@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, cast, exists, func, or_, select
+from sqlalchemy import Integer, Select, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.collections import service
 from app.core.errors import NotFound
-from app.datasets.service import like_pattern
+from app.datasets.service import search_condition
 from app.models import (
     Collection,
     CollectionItem,
@@ -413,20 +413,6 @@ def item_page(
     return items[:limit], next_after
 
 
-def _contains(text: str) -> Any:
-    """A substring search on the prompt and answer columns. The conversation (JSON cast to
-    text, slow on millions of rows) is read only for examples without those columns."""
-    pattern = like_pattern(text)
-    return or_(
-        Example.instruction.ilike(pattern, escape="\\"),
-        Example.output.ilike(pattern, escape="\\"),
-        and_(
-            Example.instruction.is_(None),
-            cast(Example.messages, String).ilike(pattern, escape="\\"),
-        ),
-    )
-
-
 def pick_list(
     session: Session,
     collection: Collection,
@@ -443,7 +429,7 @@ def pick_list(
     if source:
         query = query.where(Example.source == source)
     if q:
-        query = query.where(_contains(q))
+        query = query.where(search_condition(q))
     if after is not None:
         query = query.where(Example.id > after)
     rows = list(session.scalars(query.order_by(Example.id).limit(limit + 1)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import ColumnElement, String, cast, func, or_, select
+from sqlalchemy import ColumnElement, String, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
@@ -18,6 +18,7 @@ from app.core.errors import Conflict, InvalidInput, NotFound, PreconditionRequir
 from app.datasets.records import RecordError, _parse_messages, content_hash, join_prompt
 from app.jobs.service import create_job
 from app.models import Dataset, Example, ExampleStatus, Job, Revision, User
+from app.models.scoring import EXAMPLE_TEXT
 
 # No "/" so that a name is always one URL path segment.
 NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f/]{1,200}$")
@@ -96,14 +97,33 @@ def like_pattern(text: str) -> str:
     return f"%{literal}%"
 
 
+_WORD = re.compile(r"\w")
+
+
+def text_query(text: str) -> str | None:
+    """A tsquery (for to_tsquery('simple', ...)) that finds every word of `text`, the last one
+    as a prefix (it may be half typed); None when `text` has no word at all.
+
+    Each run of non-space characters is quoted, so that PostgreSQL's own parser splits it as it
+    split the indexed text ("3.5", "e-mail", "don't" match what they match there)."""
+    chunks = [c for c in text.split() if _WORD.search(c)]
+    if not chunks:
+        return None
+    quoted = ["'" + c.replace("\\", "\\\\").replace("'", "''") + "'" for c in chunks]
+    quoted[-1] += ":*"
+    return " & ".join(quoted)
+
+
 def search_condition(text: str) -> ColumnElement[bool]:
-    """Examples whose prompt, answer or any turn contains `text` (any case, taken literally)."""
-    pattern = like_pattern(text)
-    return or_(
-        Example.instruction.ilike(pattern, escape="\\"),
-        Example.output.ilike(pattern, escape="\\"),
-        cast(Example.messages, String).ilike(pattern, escape="\\"),
-    )
+    """Examples whose messages contain every word of `text` (any case; the last word may be the
+    start of one), through the full-text index. Text without any word (only punctuation) is
+    looked for literally, by a scan."""
+    query = text_query(text)
+    if query is None:
+        pattern = like_pattern(text)
+        return cast(Example.messages, String).ilike(pattern, escape="\\")
+    tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), query)
+    return EXAMPLE_TEXT.op("@@")(tsquery)
 
 
 def list_examples(

@@ -5,19 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+from pgvector.sqlalchemy import VECTOR
 from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json, StrEnum
+from app.models.datasets import Example
 
 
 class ScorerKind(StrEnum):
@@ -99,13 +106,59 @@ class LLMCall(IdMixin, CreatedMixin, Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
 
 
+class UnitVector(TypeDecorator[np.ndarray]):
+    """A pgvector `vector` of any dimension, given and read back as a float32 numpy array.
+
+    Raw float32 bytes (the column's type before migration 0009) are taken too. Whole matrices
+    are read with `vector_send` instead (binary, no text parsing): see
+    `app.selection.embeddings.load_embeddings`."""
+
+    impl = VECTOR
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        """float32 bytes or an array-like, as pgvector's own bind processor expects it."""
+        if value is None:
+            return None
+        if isinstance(value, bytes | bytearray | memoryview):
+            return np.frombuffer(value, dtype=np.float32)
+        return np.asarray(value, dtype=np.float32)
+
+    def process_result_value(self, value: Any, dialect: Any) -> np.ndarray | None:
+        """The stored vector as a float32 array."""
+        return None if value is None else np.asarray(value, dtype=np.float32)
+
+
 class Embedding(IdMixin, CreatedMixin, Base):
-    """One vector per (content, model), float32 bytes, L2-normalised."""
+    """One vector per (content, model), L2-normalised, a pgvector `vector` (float32, any
+    dimension). Each model's nearest-neighbour index is a partial HNSW index over the column
+    cast to `halfvec(dim)`, made by `app.selection.embeddings.ensure_vector_index`."""
 
     __tablename__ = "embeddings"
-    __table_args__ = (UniqueConstraint("content_hash", "model"),)
+    __table_args__ = (
+        UniqueConstraint("content_hash", "model"),
+        # The bundled model's index (migration 0009); other models' are made at run time.
+        Index(
+            "ix_embeddings_hnsw_61365361820e9b92",
+            text("(vector::halfvec(384)) halfvec_cosine_ops"),
+            postgresql_using="hnsw",
+            postgresql_where=text("model = 'all-MiniLM-L6-v2' AND dim = 384"),
+        ),
+    )
 
     content_hash: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(300))
     dim: Mapped[int] = mapped_column(Integer)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[np.ndarray] = mapped_column(UnitVector)
+
+
+# The example text that full-text filters match: every message's content as a 'simple' tsvector
+# (no stemming, no stop words; messages hold instruction, input and output too). Its GIN index
+# (migration 0009) is declared here, beside the other search index, so that models and
+# migrations agree; a query must use this very expression for the planner to use the index.
+EXAMPLE_TEXT = func.jsonb_to_tsvector(
+    literal_column("'simple'::regconfig"),
+    func.jsonb_path_query_array(Example.messages, literal_column("'$[*].content'::jsonpath")),
+    literal_column("'[\"string\"]'::jsonb"),
+)
+Index("ix_examples_search", EXAMPLE_TEXT, postgresql_using="gin", _table=Example.__table__)

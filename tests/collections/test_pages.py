@@ -350,7 +350,8 @@ def test_adding_and_removing_by_hand(client: TestClient, session: Session, lead:
         session, dataset, 99, instruction=None, input=None, output=None,
         messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "50%_off"}],
     )  # fmt: skip
-    for text, hits in (("50%_off", 1), ("0%_o", 1), ("50%xoff", 0), ("number", 4)):
+    # Words: "%" and "_" separate them, and the last one may be half typed.
+    for text, hits in (("50%_off", 1), ("50 of", 1), ("50%xoff", 0), ("numb", 4)):
         shown = client.get(f"{base}/pool", params={"dataset": dataset.name, "q": text}).text
         assert shown.count(f'action="{base}/items/add"') == hits, text
     session.delete(chat)

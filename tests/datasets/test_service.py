@@ -96,7 +96,7 @@ def test_list_examples_filters(session: Session) -> None:
 def test_list_examples_search_treats_wildcards_as_text(session: Session) -> None:
     dataset = make_dataset(session)
     plain = make_example(session, dataset, 3)
-    literal = make_example(session, dataset, output="Use snake_case, 100% of the time.")
+    literal = make_example(session, dataset, record={"output": "Use snake_case, 100% of the time."})
 
     def ids(q: str) -> list[int]:
         found, _ = service.list_examples(session, dataset, ExampleFilter(q=q), limit=50)
@@ -104,10 +104,51 @@ def test_list_examples_search_treats_wildcards_as_text(session: Session) -> None
 
     assert ids("snake_case") == [literal.id]
     assert ids("100%") == [literal.id]
-    # "_" and "%" typed in the search box are characters, not LIKE wildcards.
-    assert ids("number_3") == []
+    # Words, not LIKE patterns: "_" and "%" separate words ("number_3" is "number 3"), and a
+    # search with no word at all is looked for as it was typed.
+    assert ids("number_3") == [plain.id]
+    assert ids("number_4") == []
     assert ids("%") == [literal.id]
     assert plain.id not in ids("r%3")
+
+
+def test_search_finds_words_in_any_order_and_the_last_as_a_prefix(session: Session) -> None:
+    dataset = make_dataset(session)
+    rows = [
+        make_example(session, dataset, record={"instruction": text, "output": "ok"})
+        for text in (
+            "Explain photosynthesis to a child.",
+            "Convert 3.5 miles to kilometres.",
+            "Write an e-mail to my landlord.",
+            "Ein naïve Café in Zürich.",
+        )
+    ]
+
+    def ids(q: str) -> list[int]:
+        found, _ = service.list_examples(session, dataset, ExampleFilter(q=q), limit=50)
+        return [row.id for row in found]
+
+    assert ids("photo") == [rows[0].id]
+    assert ids("child explain") == [rows[0].id]
+    assert ids("EXPLAIN photosynth") == [rows[0].id]
+    assert ids("explain planet") == []
+    assert ids("3.5 miles") == [rows[1].id]
+    assert ids("e-mail landl") == [rows[2].id]
+    assert ids("café zür") == [rows[3].id]
+    assert ids("ok") == [r.id for r in rows]
+
+
+def test_search_uses_the_full_text_index(session: Session) -> None:
+    dataset = make_dataset(session)
+    make_example(session, dataset, 1)
+    query = select(Example.id).where(service.search_condition("number 1"))
+    sql = query.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})
+    # A handful of rows: the planner would rather scan; say that it cannot.
+    connection = session.connection()
+    connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    connection.exec_driver_sql("SET LOCAL enable_indexscan = off")
+    plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}"))
+    assert "ix_examples_search" in plan, plan
 
 
 def test_list_examples_clamps_the_limit(session: Session) -> None:
