@@ -173,10 +173,25 @@ def follow_job(job_id: int, title: str) -> str:
             time.sleep(0.5)
 
 
+# The counts that say what a job did come first; the rest (calls, tokens, cost) after them in
+# name order. PostgreSQL's JSONB keeps no key order, so the order is chosen here.
+HEADLINE_COUNTS = (
+    "generated", "new", "added", "embedded", "scored", "wins", "ties", "losses", "clusters",
+    "duplicates", "invalid", "parse_errors", "unreadable", "failed_prompts", "failed",
+)  # fmt: skip
+
+
+def _count_order(key: str) -> tuple[int, str]:
+    return (
+        (HEADLINE_COUNTS.index(key), "") if key in HEADLINE_COUNTS else (len(HEADLINE_COUNTS), key)
+    )
+
+
 def format_counts(counts: dict[str, Any]) -> str:
     """A job's counts on one line: "new 1,000, sent 12, cost $0.0123"."""
     parts = []
-    for key, value in counts.items():
+    for key in sorted(counts, key=_count_order):
+        value = counts[key]
         if key == "cost":
             parts.append(f"cost ${value:,.4f}")
         elif isinstance(value, int):

@@ -40,7 +40,14 @@ def postgres_url(database: str = "test") -> str:
 @lru_cache
 def _server_folder() -> Path:
     # One server per test run (pytest's own process); its workers' subprocesses connect to it.
-    return Path(tempfile.mkdtemp(prefix="sift-test-pg-")) / "pg"
+    return embedded_data_dir() / "pg"
+
+
+def embedded_data_dir() -> Path:
+    """A new, empty data folder for an embedded server, outside pytest's temporary folders:
+    the server runs as another system user when the tests run as root, and pytest may take
+    back the others' access to its own folders (another pytest run on the machine does)."""
+    return Path(tempfile.mkdtemp(prefix="sift-test-"))
 
 
 def reachable(url: str, default_port: int) -> bool:

