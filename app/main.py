@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+import anyio.to_thread
+import psycopg
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import exc as sa
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.collections.routes import router as collections_api
 from app.core.config import get_settings
-from app.core.errors import SiftError
+from app.core.db import is_transient
+from app.core.errors import SiftError, Unavailable
 from app.core.logging import configure_logging
 from app.datasets.routes import router as datasets_api
 from app.evaluation.routes import router as evaluation_api
@@ -38,6 +44,7 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "same-origin",
 }
+log = logging.getLogger(__name__)
 
 
 def _error_response(request: Request, status: int, message: str, detail: dict) -> Response:
@@ -48,28 +55,94 @@ def _error_response(request: Request, status: int, message: str, detail: dict) -
     return JSONResponse({"error": message, **detail}, status_code=status)
 
 
+def database_trouble(exc: Exception) -> Unavailable | None:
+    """The 503 for a database error that asking again later cures (a lock timeout, a deadlock,
+    no free connection, the server down or restarting); None for anything else (a bug)."""
+    if is_transient(exc) or isinstance(exc, sa.TimeoutError):
+        return Unavailable("the database is busy: try again in a moment", retry_after=1)
+    lost = isinstance(exc, sa.DBAPIError) and exc.connection_invalidated
+    if lost or isinstance(exc, sa.OperationalError | sa.InterfaceError | psycopg.OperationalError):
+        return Unavailable("the database is not answering: try again in a moment", retry_after=5)
+    return None
+
+
+# How long a request waits for a free database slot before it answers 503 (the pool's own
+# checkout timeout in app/core/db.py).
+GATE_WAIT_S = 10.0
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Size the request thread pool and the request gate to the database pool (see below)."""
+    settings = get_settings()
+    connections = settings.db_pool_size + settings.db_pool_overflow
+    # Sync routes and dependencies run on anyio's default thread limiter (40 threads by
+    # default), each holding a database connection while it works; with more threads than
+    # pooled connections the extra threads could only wait in the pool. So: as many threads as
+    # connections.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = connections
+    # That alone is not enough: FastAPI runs a request's dependencies and route in several
+    # thread hops, and the request keeps its connection between them. With more requests in
+    # flight than connections, every thread can end up waiting for a connection held by a
+    # request that waits for a thread, until the pool times out (seen at 4 connections and 50
+    # clients: 20 answers in 30 s, all 503). So no more requests in flight than connections:
+    # the others wait here, on the event loop, holding nothing.
+    app.state.database_gate = anyio.Semaphore(connections)
+    yield
+
+
+async def database_gate(request: Request) -> AsyncIterator[None]:
+    """Admit the request once a database connection is sure to be free for it; 503 with
+    Retry-After when none frees up within GATE_WAIT_S."""
+    gate: anyio.Semaphore | None = getattr(request.app.state, "database_gate", None)
+    if gate is None:  # the app runs without its lifespan (a bare TestClient)
+        yield
+        return
+    with anyio.move_on_after(GATE_WAIT_S) as waiting:
+        await gate.acquire()
+    if waiting.cancelled_caught:
+        raise Unavailable("Sift is busy: try again in a moment", retry_after=1)
+    try:
+        yield
+    finally:
+        gate.release()
+
+
 def create_app() -> FastAPI:
     """Build the application; settings are read (and checked) here."""
     settings = get_settings()
     configure_logging()
-    app = FastAPI(title="Sift", version="0.1.0", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Sift",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        # Scope "request": a streamed export keeps its slot (and its connection) to the end.
+        dependencies=[Depends(database_gate, scope="request")],
+    )
 
     @app.exception_handler(SiftError)
     async def sift_error(request: Request, exc: SiftError) -> Response:
-        return _error_response(request, exc.status_code, exc.message, exc.detail)
+        response = _error_response(request, exc.status_code, exc.message, exc.detail)
+        if isinstance(exc, Unavailable):
+            response.headers["retry-after"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(sa.SQLAlchemyError)
+    @app.exception_handler(psycopg.Error)
+    async def database_error(request: Request, exc: Exception) -> Response:
+        # A database outage or a lock wait cut short is a 503 the client may retry, never a
+        # 500 or a dropped connection.
+        trouble = database_trouble(exc)
+        if trouble is None:
+            raise exc
+        log.warning("%s %s answered 503: %s", request.method, request.url.path, exc)
+        return await sift_error(request, trouble)
 
     @app.exception_handler(StaleDataError)
     async def stale(request: Request, exc: StaleDataError) -> Response:
         return _error_response(request, 409, "the example was changed by someone else", {})
-
-    @app.exception_handler(OperationalError)
-    async def busy(request: Request, exc: OperationalError) -> Response:
-        # SQLite in the embedded default: a writer lost the lock to a job; asking again works.
-        if "database is locked" not in str(exc.orig):
-            raise exc
-        response = _error_response(request, 503, "the database is busy: try again", {})
-        response.headers["retry-after"] = "1"
-        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

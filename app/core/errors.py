@@ -38,3 +38,13 @@ class Unauthorized(SiftError):
 
 class PreconditionRequired(SiftError):
     status_code = 428
+
+
+class Unavailable(SiftError):
+    """A moment's trouble (the database down or busy): the same request works later."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int = 1, **detail: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **detail)
+        self.retry_after = retry_after

@@ -65,7 +65,9 @@ def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path, timeou
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server stopped (exit {process.returncode}):\n{log.read_text()}")
+            raise RuntimeError(
+                f"the server stopped (exit {process.returncode}):\n{log.read_text()}"
+            )
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return
