@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.collections import service
 from app.core.errors import NotFound
-from app.datasets.service import search_condition
+from app.datasets.service import by_ids, search_condition
 from app.models import (
     Collection,
     CollectionItem,
@@ -34,6 +34,7 @@ from app.models import (
 )
 from app.scoring.recipes import recipe_from_scorer
 from app.scoring.sampling import POOL_SAMPLE, id_intervals, sample_pool, scores_of
+from app.selection.embeddings import similar_to
 
 GROUP_LIMIT = 40  # quota bars shown per field; the rest are summed up
 REVIEWED = (ExampleStatus.ACCEPTED.value, ExampleStatus.REJECTED.value)
@@ -424,17 +425,38 @@ def pick_list(
     limit: int = 20,
 ) -> tuple[list[Example], int | None]:
     """One page (keyset on the id) of the dataset's examples that are not in the collection,
-    optionally with `q` in their text and from one source."""
-    query = select(Example).where(Example.dataset_id == dataset.id, ~_in_collection(collection))
-    if source:
-        query = query.where(Example.source == source)
-    if q:
-        query = query.where(search_condition(q))
+    optionally with the words of `q` in their text and from one source."""
+    query = _pickable(collection, dataset, q, source)
     if after is not None:
         query = query.where(Example.id > after)
     rows = list(session.scalars(query.order_by(Example.id).limit(limit + 1)))
     next_after = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_after
+
+
+def _pickable(collection: Collection, dataset: Dataset, q: str, source: str) -> Select[Any]:
+    query = select(Example).where(Example.dataset_id == dataset.id, ~_in_collection(collection))
+    if source:
+        query = query.where(Example.source == source)
+    if q:
+        query = query.where(search_condition(q))
+    return query
+
+
+def pick_similar(
+    session: Session,
+    collection: Collection,
+    dataset: Dataset,
+    text: str,
+    *,
+    q: str = "",
+    source: str = "",
+    limit: int = 20,
+) -> list[tuple[Example, float]]:
+    """The `limit` examples of the pick list nearest to the sentence `text` by embedding, with
+    their cosine, best first; InvalidInput when the model has no vectors."""
+    ids = _pickable(collection, dataset, q, source).with_only_columns(Example.id)
+    return by_ids(session, similar_to(session, ids, text, None, limit))
 
 
 def collection_jobs(session: Session, collection: Collection, limit: int = 20) -> list[Job]:

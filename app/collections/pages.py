@@ -307,15 +307,30 @@ def pool_fragment(
     q: str = "",
     source: str = "",
     after: int | None = None,
+    similar_to: str = "",
 ) -> HTMLResponse:
-    """Examples of a pool dataset not yet in the collection, searchable, by keyset."""
+    """Examples of a pool dataset not yet in the collection, searchable by words (keyset pages)
+    or by meaning (the nearest, one page)."""
     collection = service.get_collection(session, name)
     pool = dashboard.pool_datasets(session, collection)
     names = [d.name for d in datasets.all_datasets(session)]
     chosen = dataset or (pool[0].name if pool else (names[0] if names else ""))
     examples: list[Any] = []
-    next_url = None
-    if chosen:
+    similarity: dict[int, float] = {}
+    next_url = notice = None
+    if chosen and similar_to.strip():
+        found = datasets.get_dataset(session, chosen)
+        try:
+            ranked = dashboard.pick_similar(
+                session, collection, found, similar_to.strip(), q=q.strip(),
+                source=source.strip(), limit=PICK_PAGE,
+            )  # fmt: skip
+        except SiftError as exc:  # no embeddings yet: say so in the pick list
+            notice = exc.message
+        else:
+            examples = [e for e, _ in ranked]
+            similarity = {e.id: cosine for e, cosine in ranked}
+    elif chosen:
         found = datasets.get_dataset(session, chosen)
         examples, next_after = dashboard.pick_list(
             session,
@@ -335,6 +350,9 @@ def pool_fragment(
         "chosen": chosen,
         "q": q,
         "source": source,
+        "similar_to": similar_to,
+        "similarity": similarity,
+        "notice": notice,
         "examples": examples,
         "next_url": next_url,
         "after": after,

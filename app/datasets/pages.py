@@ -119,24 +119,51 @@ def _examples_context(
     q: str,
     score: str,
     after: int | None,
+    similar_to: str = "",
 ) -> dict[str, Any]:
-    """One filtered page of the examples table, with its paging links."""
+    """One filtered page of the examples table, with its paging links; with `similar_to`, the
+    nearest examples by meaning instead (one page, each with its cosine)."""
     notice = None
     try:
         conditions = [score_condition(session, part) for part in score.split(",") if part.strip()]
     except SiftError as exc:  # a typo in the filter box: say so, show everything
         notice, conditions = exc.message, []
     filters = service.ExampleFilter(
-        source=source or None, status=status or None, q=q or None, conditions=conditions
+        source=source or None,
+        status=status or None,
+        q=q or None,
+        conditions=conditions,
+        similar_to=similar_to.strip() or None,
     )
-    examples, next_after = service.list_examples(session, dataset, filters, after, PAGE_SIZE)
+    similarity: dict[int, float] = {}
+    examples: list[Example] = []
+    next_after = None
+    if filters.similar_to:
+        try:
+            ranked = service.similar_examples(session, dataset, filters, PAGE_SIZE)
+        except SiftError as exc:  # no embeddings yet: say so where the person is looking
+            notice = exc.message
+        else:
+            examples = [e for e, _ in ranked]
+            similarity = {e.id: cosine for e, cosine in ranked}
+            if not ranked:
+                notice = "No embedded example matches: embed the dataset, or loosen the filters."
+    else:
+        examples, next_after = service.list_examples(session, dataset, filters, after, PAGE_SIZE)
     base = dataset_url(dataset.name)
-    fields = (("source", source), ("status", status), ("q", q), ("score", score))
+    fields = (
+        ("source", source),
+        ("status", status),
+        ("q", q),
+        ("score", score),
+        ("similar_to", similar_to),
+    )
     query = {k: v for k, v in fields if v}
     return {
         "notice": notice,
         "score": score,
         "examples": examples,
+        "similarity": similarity,
         "filters": filters,
         "statuses": [s.value for s in ExampleStatus],
         "base_url": base,
@@ -205,11 +232,12 @@ def dataset_page(
     q: str = "",
     score: str = "",
     after: int | None = None,
+    similar_to: str = "",
 ) -> HTMLResponse:
-    """A dataset's dashboard with its examples, filtered and paged by id; htmx gets only the
-    table."""
+    """A dataset's dashboard with its examples, filtered and paged by id (or the nearest by
+    meaning to `similar_to`); htmx gets only the table."""
     dataset = service.get_dataset(session, name)
-    examples = _examples_context(session, dataset, source, status, q, score, after)
+    examples = _examples_context(session, dataset, source, status, q, score, after, similar_to)
     return _dashboard(request, session, user, dataset, examples)
 
 

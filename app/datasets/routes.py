@@ -106,14 +106,31 @@ def list_examples(
         str | None,
         Query(description="exact|minhash|embedding: near-duplicate representatives only"),
     ] = None,
+    similar_to: Annotated[
+        str | None,
+        Query(description="a sentence: the `limit` nearest examples by embedding, best first"),
+    ] = None,
+    model: Annotated[
+        str | None,
+        Query(description="the embedding model for similar_to (default: all-MiniLM-L6-v2)"),
+    ] = None,
 ) -> ExamplePage:
     """A page of examples by id; follow `next_after` for the next page. `score` filters
-    (repeatable, all must hold): `SCORER OP NUMBER` or `SCORER:STATE`."""
+    (repeatable, all must hold): `SCORER OP NUMBER` or `SCORER:STATE`. `q` finds every word
+    (the last may be a prefix). `similar_to` orders by meaning instead: one page, no
+    `next_after`."""
     dataset = service.get_dataset(session, name)
     conditions = [score_condition(session, expression) for expression in score or []]
     if one_per_cluster:
         conditions.append(representative_only(session, dataset.id, one_per_cluster))
-    filters = service.ExampleFilter(source=source, status=status, q=q, conditions=conditions)
+    filters = service.ExampleFilter(
+        source=source,
+        status=status,
+        q=q,
+        conditions=conditions,
+        similar_to=similar_to,
+        model=model,
+    )
     rows, next_after = service.list_examples(session, dataset, filters, after, limit)
     return ExamplePage(items=[example_out(e) for e in rows], next_after=next_after)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import ColumnElement, String, cast, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, String, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
@@ -19,6 +19,7 @@ from app.datasets.records import RecordError, _parse_messages, content_hash, joi
 from app.jobs.service import create_job
 from app.models import Dataset, Example, ExampleStatus, Job, Revision, User
 from app.models.scoring import EXAMPLE_TEXT
+from app.selection.embeddings import similar_to
 
 # No "/" so that a name is always one URL path segment.
 NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f/]{1,200}$")
@@ -88,6 +89,10 @@ class ExampleFilter:
     q: str | None = None
     # Further WHERE clauses on Example, built by other domains (score filters).
     conditions: Sequence[ColumnElement[bool]] = ()
+    # A sentence: the nearest examples by embedding (`model`, the bundled MiniLM by default),
+    # best first, instead of id order.
+    similar_to: str | None = None
+    model: str | None = None
 
 
 def like_pattern(text: str) -> str:
@@ -126,15 +131,8 @@ def search_condition(text: str) -> ColumnElement[bool]:
     return EXAMPLE_TEXT.op("@@")(tsquery)
 
 
-def list_examples(
-    session: Session,
-    dataset: Dataset,
-    filters: ExampleFilter,
-    after: int | None = None,
-    limit: int = 50,
-) -> tuple[list[Example], int | None]:
-    """One page of a dataset's examples by id, and the id to continue after (keyset)."""
-    limit = max(1, min(limit, 500))
+def _filtered(dataset: Dataset, filters: ExampleFilter) -> Select[Example]:
+    """The dataset's examples with every filter but the ordering applied."""
     query = select(Example).where(Example.dataset_id == dataset.id)
     if filters.source:
         query = query.where(Example.source == filters.source)
@@ -144,12 +142,46 @@ def list_examples(
         query = query.where(Example.status == filters.status)
     if filters.q:
         query = query.where(search_condition(filters.q))
-    query = query.where(*filters.conditions)
+    return query.where(*filters.conditions)
+
+
+def list_examples(
+    session: Session,
+    dataset: Dataset,
+    filters: ExampleFilter,
+    after: int | None = None,
+    limit: int = 50,
+) -> tuple[list[Example], int | None]:
+    """One page of a dataset's examples by id, and the id to continue after (keyset); with
+    `similar_to`, the `limit` nearest by meaning, best first, and no next page."""
+    limit = max(1, min(limit, 500))
+    if filters.similar_to is not None:
+        return [e for e, _ in similar_examples(session, dataset, filters, limit)], None
+    query = _filtered(dataset, filters)
     if after is not None:
         query = query.where(Example.id > after)
     rows = list(session.scalars(query.order_by(Example.id).limit(limit + 1)))
     next_after = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_after
+
+
+def similar_examples(
+    session: Session, dataset: Dataset, filters: ExampleFilter, limit: int = 50
+) -> list[tuple[Example, float]]:
+    """The filtered examples nearest to `filters.similar_to` by embedding, with their cosine,
+    best first, from the model's HNSW index."""
+    ids = _filtered(dataset, filters).with_only_columns(Example.id)
+    ranked = similar_to(session, ids, filters.similar_to or "", filters.model, limit)
+    return by_ids(session, ranked)
+
+
+def by_ids(session: Session, ranked: Sequence[tuple[int, float]]) -> list[tuple[Example, float]]:
+    """The examples of (id, score) pairs, in the pairs' order."""
+    found = {
+        e.id: e
+        for e in session.scalars(select(Example).where(Example.id.in_([i for i, _ in ranked])))
+    }
+    return [(found[i], score) for i, score in ranked if i in found]
 
 
 def get_example(session: Session, example_id: int) -> Example:

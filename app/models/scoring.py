@@ -161,4 +161,9 @@ EXAMPLE_TEXT = func.jsonb_to_tsvector(
     func.jsonb_path_query_array(Example.messages, literal_column("'$[*].content'::jsonpath")),
     literal_column("'[\"string\"]'::jsonb"),
 )
-Index("ix_examples_search", EXAMPLE_TEXT, postgresql_using="gin", _table=Example.__table__)
+Index(
+    "ix_examples_search",
+    EXAMPLE_TEXT,
+    postgresql_using="gin",
+    _table=Example.__table__,  # type: ignore[arg-type]  # a Table, typed as its base class
+)

@@ -37,6 +37,7 @@ def current_queue(request: Request, session: DB) -> queues.Queue | None:
         status=params.get("status", ExampleStatus.CANDIDATE.value),
         q=params.get("q", ""),
         score=params.get("score", ""),
+        similar_to=params.get("similar_to", ""),
     )
 
 

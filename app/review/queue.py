@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, select
+from sqlalchemy import BigInteger, Select, and_, any_, bindparam, delete, exists, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.collections.service import get_collection
@@ -27,9 +28,12 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.scoring.service import score_condition
+from app.selection.embeddings import similar_to as nearest_to
 
 # Counting a huge queue exactly is slow and tells a person nothing more than "lots".
 COUNT_CAP = 10_000
+# A queue by meaning holds the examples nearest to the sentence typed, this many, best first.
+SIMILAR_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,12 @@ class Queue:
     status: str = ExampleStatus.CANDIDATE.value
     q: str = ""
     score: str = ""
+    similar_to: str = ""
     conditions: tuple[Any, ...] = field(default=(), compare=False)
+    # With `similar_to`: the members' ids, nearest first (empty when nothing can be searched,
+    # and then `notice` says why).
+    ranked: tuple[int, ...] | None = field(default=None, compare=False)
+    notice: str = field(default="", compare=False)
 
     @property
     def name(self) -> str:
@@ -59,7 +68,12 @@ class Queue:
             if self.collection
             else {"dataset": self.dataset.name}  # type: ignore[union-attr]
         )
-        narrowed = {"source": self.source, "q": self.q, "score": self.score}
+        narrowed = {
+            "source": self.source,
+            "q": self.q,
+            "score": self.score,
+            "similar_to": self.similar_to,
+        }
         if self.status != ExampleStatus.CANDIDATE.value:
             narrowed["status"] = self.status
         return where | {k: v for k, v in narrowed.items() if v}
@@ -74,23 +88,38 @@ def open_queue(
     status: str = ExampleStatus.CANDIDATE.value,
     q: str = "",
     score: str = "",
+    similar_to: str = "",
 ) -> Queue:
-    """The queue named by a collection or a dataset, with its filters checked."""
+    """The queue named by a collection or a dataset, with its filters checked; with
+    `similar_to`, ranked by meaning."""
     if bool(collection) == bool(dataset):
         raise InvalidInput("name a collection or a dataset to review", field="collection")
     statuses = {s.value for s in ExampleStatus} | {"any"}
     if status not in statuses:
         raise InvalidInput(f"unknown status {status!r}", field="status")
     conditions = tuple(score_condition(session, part) for part in score.split(",") if part.strip())
-    return Queue(
+    queue = Queue(
         collection=get_collection(session, collection) if collection else None,
         dataset=get_dataset(session, dataset) if dataset else None,
         source=source.strip(),
         status=status,
         q=q.strip(),
         score=score.strip(),
+        similar_to=similar_to.strip(),
         conditions=conditions,
     )
+    return _ranked(session, queue) if queue.similar_to else queue
+
+
+def _ranked(session: Session, queue: Queue) -> Queue:
+    """The queue with its members ranked by meaning, from the HNSW index; an empty queue with
+    a notice when the examples have no embeddings to search."""
+    try:
+        found = nearest_to(session, _members(queue), queue.similar_to, None, SIMILAR_LIMIT)
+    except InvalidInput as exc:
+        return replace(queue, ranked=(), notice=exc.message)
+    notice = "" if found else "No embedded example of this queue to rank by meaning."
+    return replace(queue, ranked=tuple(i for i, _ in found), notice=notice)
 
 
 def _members(queue: Queue) -> Select[Any]:
@@ -109,7 +138,13 @@ def _members(queue: Queue) -> Select[Any]:
         query = query.where(Example.source == queue.source)
     if queue.q:
         query = query.where(search_condition(queue.q))
-    return query.where(*queue.conditions).order_by(Example.id)
+    query = query.where(*queue.conditions)
+    if queue.ranked is not None:
+        ranked = bindparam(None, list(queue.ranked), type_=ARRAY(BigInteger()))
+        return query.where(Example.id == any_(ranked)).order_by(
+            func.array_position(ranked, Example.id)
+        )
+    return query.order_by(Example.id)
 
 
 def _open_for(user: User, now: datetime) -> Any:
@@ -130,8 +165,9 @@ def _open_for(user: User, now: datetime) -> Any:
 
 def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> list[Example]:
     """The next examples this user would be given, in order."""
-    ids = _members(queue).where(_open_for(user, utcnow())).limit(limit)
-    return list(session.scalars(select(Example).where(Example.id.in_(ids)).order_by(Example.id)))
+    ids = list(session.scalars(_members(queue).where(_open_for(user, utcnow())).limit(limit)))
+    found = {e.id: e for e in session.scalars(select(Example).where(Example.id.in_(ids)))}
+    return [found[i] for i in ids]
 
 
 def count_waiting(session: Session, queue: Queue, user: User) -> tuple[int, bool]:
@@ -199,9 +235,15 @@ def next_example(session: Session, queue: Queue, user: User) -> Example | None:
     held = session.scalar(own)
     if held is not None and take_lease(session, user, held):
         return session.get(Example, held)
-    after = 0
+    after, tried = 0, list[int]()
     while True:
-        candidates = _members(queue).where(_open_for(user, now), Example.id > after).limit(8)
+        candidates = _members(queue).where(_open_for(user, now))
+        # Read on past the ones tried: by id, or (a queue by meaning) by leaving them out.
+        if queue.ranked is None:
+            candidates = candidates.where(Example.id > after)
+        elif tried:
+            candidates = candidates.where(Example.id.not_in(tried))
+        candidates = candidates.limit(8)
         # Concurrent annotators skip rows another transaction is handing out right now. NO KEY
         # UPDATE: a job inserting rows that reference an example (its key-share lock) neither
         # blocks nor hides it.
@@ -214,3 +256,4 @@ def next_example(session: Session, queue: Queue, user: User) -> Example | None:
                 return session.get(Example, example_id)
         # All were leased by others since this statement's snapshot: read on past them.
         after = found[-1]
+        tried += found

@@ -25,6 +25,7 @@ from pgvector.sqlalchemy import HALFVEC, VECTOR
 from sqlalchemy import ColumnElement, Float, and_, bindparam, exists, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from app.core.db import conflict_insert
 from app.core.errors import InvalidInput
@@ -379,7 +380,7 @@ def ensure_vector_index(session: Session, model: str, dim: int) -> bool:
     name = vector_index_name(model)
     if session.scalar(select(func.to_regclass(name))) is not None:
         return True
-    literal = bindparam("model", model, literal_execute=True)
+    literal: BindParameter[str] = bindparam("model", model, literal_execute=True)
     statement = text(
         f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw "
         f"((vector::halfvec({int(dim)})) halfvec_cosine_ops) "
@@ -457,11 +458,13 @@ def of_model(model: str, dim: int) -> ColumnElement[bool]:
 def _ranked(
     session: Session, query: Any, model: str, dim: int, vector: Any, k: int
 ) -> list[tuple[int, float]]:
-    """(example id, cosine) of the k rows of `query` (a select of Example.id, joined to nothing
-    yet) whose `model` vectors are nearest to `vector`, best first."""
+    """(example id, cosine) of the k rows of `query` (a select of Example.id, not joined to
+    embeddings yet; its own order is dropped) whose `model` vectors are nearest to `vector`,
+    best first."""
     search_in_index(session)
     ranked = (
-        query.add_columns(cosine_similarity(vector))
+        query.order_by(None)
+        .add_columns(cosine_similarity(vector))
         .join(Embedding, Embedding.content_hash == Example.content_hash)
         .where(of_model(model, dim))
         .order_by(cosine_distance(model, dim, vector))
@@ -492,3 +495,29 @@ def nearest_examples(
     )
     found = _ranked(session, query, model, row[0], row[1], k)
     return found or "no other embedded example"
+
+
+def query_embedding(text: str, model: str) -> np.ndarray:
+    """A typed sentence as a unit vector of `model` (loaded once per process)."""
+    return cast(np.ndarray, load_embedder(model).encode([text])[0])
+
+
+def similar_to(
+    session: Session, query: Any, text: str, model: str | None = None, k: int = 50
+) -> list[tuple[int, float]]:
+    """(id, cosine) of the k rows of `query` (a select of Example.id with its filters) nearest
+    to the typed `text` by `model` (the bundled MiniLM by default), best first.
+
+    Only a model that has vectors stored is loaded: a request cannot make the server load
+    an arbitrary folder. InvalidInput, with a sentence to show, when there is none."""
+    name = model or DEFAULT_MODEL
+    if not text.strip():
+        raise InvalidInput("similar_to: type a sentence to search by meaning", field="similar_to")
+    dim = stored_dim(session, name)
+    if dim is None:
+        raise InvalidInput(
+            f"no examples have {name} embeddings yet: start an embedding job on the dataset "
+            "page (or `sift embed`) to search by meaning",
+            field="model" if model else "similar_to",
+        )
+    return _ranked(session, query, name, dim, query_embedding(text, name), k)
