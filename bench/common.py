@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,25 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT.parent / "shared" / "data" / "alpagasus" / "random_9k.json"
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/sift_bench"
+# The embedded server the benchmarks start when no URL is given: Sift's own default engine
+# (PostgreSQL 18 with pgvector), kept between runs so that a built pool can be reused.
+BENCH_DATA_DIR = Path(tempfile.gettempdir()) / "sift-bench"
+
+
+def bench_url(database: str, variable: str = "SIFT_BENCH_POSTGRES_URL") -> str:
+    """The URL of `database`: on the server named by $variable, or on the embedded server of
+    the bench data folder (started here; it stops when the benchmark ends)."""
+    from sqlalchemy import make_url
+
+    from app.core.embedded_db import ensure_database, start_server, to_sqlalchemy
+
+    configured = os.environ.get(variable)
+    if configured:
+        return make_url(configured).set(database=database).render_as_string(False)
+    BENCH_DATA_DIR.mkdir(parents=True, exist_ok=True)
+    server = start_server(BENCH_DATA_DIR / "pg")
+    ensure_database(server, database)
+    return to_sqlalchemy(server, database)
 
 
 def plain_url(url: str) -> str:
@@ -25,14 +45,13 @@ def prepare_postgres(url: str) -> None:
     import psycopg
     from sqlalchemy import make_url
 
+    from app.core.embedded_db import ensure_database
+
     database = make_url(url).database
     if database in (None, "test", "postgres"):
         raise SystemExit(f"refusing to benchmark in the database {database!r}: use a dedicated one")
     admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(plain_url(admin), autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
-        if not found:
-            conn.execute(f'CREATE DATABASE "{database}"')
+    ensure_database(plain_url(admin), database)
     with psycopg.connect(plain_url(url), autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
         conn.execute("CREATE SCHEMA public")

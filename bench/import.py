@@ -1,4 +1,4 @@
-"""Benchmark: importing Alpaca-format JSON into PostgreSQL (and SQLite) with Sift.
+"""Benchmark: importing Alpaca-format JSON into PostgreSQL with Sift.
 
 Targets (DESIGN.md, "Performance targets"): >= 20,000 examples/s into PostgreSQL, within 2x of
 a raw `COPY` of the same rows measured in the same run, and memory flat in the file's size.
@@ -11,8 +11,8 @@ The examples are the real records of ../shared/data/alpagasus/random_9k.json (re
 repeated with a " (variant i)" suffix on the instruction so that every one is new. Sift's
 imports run in a fresh child process each, so that the peak RSS reported is the import's own.
 PostgreSQL work happens in the database `sift_bench` (created when missing, its schema dropped
-and migrated on every run); the `test` database is never touched. Set SIFT_BENCH_POSTGRES_URL
-(or --url) to use another server. The exit status is 1 when a target is missed.
+and migrated on every run) of Sift's embedded server (started here, data under the system's
+temporary folder); set SIFT_BENCH_POSTGRES_URL (or --url) to use another server. The exit status is 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 import argparse
 import cProfile
 import json
-import os
 import pstats
 import subprocess
 import tempfile
@@ -38,10 +37,9 @@ import orjson
 
 from bench.common import (
     DATA,
-    DEFAULT_URL,
     ROOT,
+    bench_url,
     build_records,
-    migrate,
     peak_rss,
     plain_url,
     prepare_postgres,
@@ -182,8 +180,7 @@ def rate(n: int, seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000, help="examples to import")
-    parser.add_argument("--url", default=os.environ.get("SIFT_BENCH_POSTGRES_URL", DEFAULT_URL))
-    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite import")
+    parser.add_argument("--url", help="a PostgreSQL URL (default: the embedded server)")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of COPY and of Sift")
     parser.add_argument("--profile", action="store_true", help="cProfile a Sift PG import")
     parser.add_argument(
@@ -199,6 +196,7 @@ def main() -> None:
     if not DATA.is_file():
         raise SystemExit(f"the data file is missing: {DATA}")
 
+    args.url = args.url or bench_url("sift_bench")
     n, quarter, repeat = args.n, max(args.n // 4, 1), max(args.repeat, 1)
     print(f"Sift import benchmark: {n:,} Alpaca examples built from {DATA.name}")
     prepare_postgres(args.url)
@@ -227,13 +225,6 @@ def main() -> None:
         clean_slate(args.url)
         small_run = run_child(args.url, small, "bench-quarter")
 
-        sqlite = None
-        if not args.no_sqlite:
-            sqlite_url = f"sqlite:///{folder / 'bench.db'}"
-            migrate(sqlite_url)
-            sqlite = run_child(sqlite_url, full, "bench-full", reimport=True)
-            assert sqlite["first"]["new"] == n, sqlite
-
         if args.profile:
             clean_slate(args.url)
             profile_path = folder / "import.prof"
@@ -253,9 +244,6 @@ def main() -> None:
     print(f"  Sift -> PostgreSQL        {rate(n, sift_seconds)}"
           f"  runs: {sift_list} s")  # fmt: skip
     print(f"  Sift re-import (all dup)  {rate(n, pg_runs[0]['again']['seconds'])}")
-    if sqlite:
-        print(f"  Sift -> SQLite            {rate(n, sqlite['first']['seconds'])}")
-        print(f"  Sift SQLite re-import     {rate(n, sqlite['again']['seconds'])}")
     print()
     ok_rate = n / sift_seconds >= TARGET_RATE
     ok_ratio = ratio <= TARGET_RATIO

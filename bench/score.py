@@ -34,7 +34,7 @@ import time
 
 import httpx
 
-from bench.common import DATA, DEFAULT_URL, ROOT, build_records, prepare_postgres, write_json
+from bench.common import DATA, ROOT, bench_url, build_records, prepare_postgres, write_json
 
 TARGET_RATIO = 0.8
 
@@ -142,13 +142,14 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the server's latency")
     parser.add_argument("--concurrency", type=int, default=16, help="calls in flight")
     parser.add_argument("--chunk", type=int, default=2048, help="examples per chunk task")
-    parser.add_argument("--url", default=os.environ.get("SIFT_BENCH_POSTGRES_URL", DEFAULT_URL))
+    parser.add_argument("--url", help="a PostgreSQL URL (default: the embedded server)")
     args = parser.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"the data file is missing: {DATA}")
 
     print(f"Sift LLM rating benchmark: {args.n:,} examples, server latency {args.latency_ms:g} ms,"
           f" concurrency {args.concurrency}, chunks of {args.chunk}")  # fmt: skip
+    args.url = args.url or bench_url("sift_bench")
     prepare_postgres(args.url)
     server, base_url = start_server(args.latency_ms)
     stats_url = base_url.removesuffix("/v1") + "/_stats"
