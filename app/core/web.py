@@ -123,13 +123,21 @@ def act(
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
-    """An error as a page; anonymous visitors are sent to sign in instead."""
+    """An error as a page, or as a message fragment for htmx (static/errors.js shows it near
+    what was clicked); anonymous visitors are sent to sign in instead."""
     if status == 401:
         target = f"/login?next={quote(request.url.path)}"
         if is_htmx(request):  # a polling fragment must not swap the login page into itself
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
-    return render(request, "error.html", {"status": status, "message": message}, status_code=status)
+    context = {"status": status, "message": message}
+    if is_htmx(request):
+        # htmx swaps no 4xx/5xx answer: errors.js reads the message out of this fragment.
+        # No swap here either, should htmx ever be configured to swap errors.
+        response = render(request, "components/error_message.html", context, status_code=status)
+        response.headers["HX-Reswap"] = "none"
+        return response
+    return render(request, "error.html", context, status_code=status)
 
 
 def include_pages(app: FastAPI) -> None:
