@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import create_engine
 
 from app.core.db import database_url, make_engine
 from app.models import Base
@@ -28,7 +29,9 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     url = context.config.get_main_option("sqlalchemy.url") or database_url()
-    engine = make_engine(url)
+    # A SQLite URL only builds a file of the SQLite-era schema (revisions up to 0007), which
+    # `sift db import-sqlite` reads; make_engine takes PostgreSQL only.
+    engine = create_engine(url) if url.startswith("sqlite") else make_engine(url)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()
