@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 from sqlalchemy import ColumnElement, delete, exists, insert, select
 from sqlalchemy.orm import Session
 
@@ -35,9 +36,12 @@ from app.scoring.recipes import ExampleText
 from app.selection.embeddings import (
     DEFAULT_MODEL,
     embedding_text,
+    indexed,
     load_embeddings,
     missing_embeddings,
     resolve_model,
+    search_in_index,
+    stored_dim,
 )
 
 DEDUP_KIND = "dedup"
@@ -48,6 +52,11 @@ MINHASH_THRESHOLD = 0.8
 SHINGLE_WORDS = 5
 NUM_PERM = 128
 EMBEDDING_THRESHOLD = 0.95
+# Embedding dedup asks the HNSW index for each example's nearest this many (more when they all
+# pass: a big cluster, up to MAX_NEIGHBOURS), for PAIR_BATCH examples per statement.
+NEIGHBOURS = 16
+MAX_NEIGHBOURS = 1024
+PAIR_BATCH = 500
 BLOCK_CELLS = 8_000_000  # similarity cells per block product: 32 MB of float32
 _SPACE = re.compile(r"\s+")
 
@@ -283,6 +292,90 @@ def _preferred_values(session: Session, scorer_id: int, hashes: Iterable[str]) -
     return values
 
 
+def _embedding_clusters(
+    session: Session, dataset_id: int, pool: _Pool, params: dict[str, Any]
+) -> list[list[int]]:
+    """Clusters (indices into the pool) by cosine: candidate pairs from the model's HNSW index,
+    so nothing holds the pool's vectors; a model too wide for an index is compared in memory."""
+    model, threshold = params["model"], params.get("threshold", EMBEDDING_THRESHOLD)
+    missing = missing_embeddings(session, dataset_id, model)
+    if missing:
+        raise InvalidInput(
+            f"{missing} examples have no {model} embedding; run `sift embed` first", field="model"
+        )
+    dim = stored_dim(session, model)
+    if dim is None or not pool.ids:  # nothing embedded means an empty dataset (none missing)
+        return []
+    if not indexed(dim):
+        found = load_embeddings(session, pool.hashes, model)
+        return embedding_clusters(np.stack([found[h] for h in pool.hashes]), threshold)
+    position = {example_id: i for i, example_id in enumerate(pool.ids)}
+    joined = UnionFind(len(pool.ids))
+    for a, b in similar_pairs(session, dataset_id, model, dim, threshold):
+        joined.union(position[a], position[b])
+    return joined.groups()
+
+
+def similar_pairs(
+    session: Session, dataset_id: int, model: str, dim: int, threshold: float
+) -> Iterator[tuple[int, int]]:
+    """(example id, example id) of the dataset's pairs with cosine above `threshold`: each
+    example's NEIGHBOURS nearest from the HNSW index, more for one whose nearest all pass (a
+    big cluster); the cosine compared is the exact one, not the index's half precision."""
+    search_in_index(session)
+    pairs, one = _near_sql(model, dim)
+    after = 0
+    while True:
+        rows = session.execute(
+            pairs, {"dataset": dataset_id, "after": after, "batch": PAIR_BATCH,
+                    "k": NEIGHBOURS, "threshold": threshold},
+        ).all()  # fmt: skip
+        if not rows:
+            return
+        hits: dict[int, int] = {}
+        for source, other in rows:
+            hits[source] = hits.get(source, 0) + (other is not None)
+            if other is not None:
+                yield source, other
+        after = rows[-1][0]
+        for source in (s for s, n in hits.items() if n >= NEIGHBOURS):
+            k = NEIGHBOURS * 4
+            while True:  # a cluster bigger than the search: widen it until it is not full
+                found = session.scalars(
+                    one, {"dataset": dataset_id, "source": source, "k": k, "threshold": threshold}
+                ).all()
+                if len(found) < k or k >= MAX_NEIGHBOURS:
+                    yield from ((source, other) for other in found)
+                    break
+                k *= 4
+
+
+def _near_sql(model: str, dim: int) -> tuple[sa.TextClause, sa.TextClause]:
+    """The two searches of `similar_pairs`: a batch of examples by id, each with its nearest
+    above the threshold (none: one row with a null); one example's nearest. The model and the
+    dimension are inline: the partial index's predicate and the halfvec cast need constants."""
+    nearest = f"""
+        SELECT y.id, 1 - (f.vector <=> s.vector) AS similarity
+        FROM embeddings f JOIN examples y ON y.content_hash = f.content_hash
+        WHERE f.model = :model AND f.dim = {int(dim)} AND y.dataset_id = :dataset
+          AND y.id <> s.id
+        ORDER BY f.vector::halfvec({int(dim)}) <=> s.vector::halfvec({int(dim)})
+        LIMIT :k"""
+    sources = f"""
+        SELECT x.id, e.vector FROM examples x
+        JOIN embeddings e ON e.content_hash = x.content_hash
+        WHERE x.dataset_id = :dataset AND e.model = :model AND e.dim = {int(dim)}"""
+    pairs = f"""
+        SELECT s.id, n.id FROM ({sources} AND x.id > :after ORDER BY x.id LIMIT :batch) s
+        LEFT JOIN LATERAL ({nearest}) n ON n.similarity > :threshold
+        ORDER BY s.id"""
+    one = f"""
+        SELECT n.id FROM ({sources} AND x.id = :source) s
+        CROSS JOIN LATERAL ({nearest}) n WHERE n.similarity > :threshold"""
+    name: sa.BindParameter[str] = sa.bindparam("model", model, literal_execute=True)
+    return sa.text(pairs).bindparams(name), sa.text(one).bindparams(name)
+
+
 def representative(members: Sequence[int], values: dict[int, float]) -> int:
     """The member with the highest preferred value, else (and among ties) the lowest id."""
     return min(members, key=lambda i: (-values.get(i, float("-inf")), i))
@@ -294,19 +387,12 @@ def run_dedup(session: Session, job: Job) -> dict[str, Any]:
     params = job.params
     method = params["method"]
     pool = _pool(session, job.dataset_id, with_text=method != DuplicateMethod.EMBEDDING)
-    vectors = None
     if method == DuplicateMethod.EMBEDDING:
-        found = load_embeddings(session, pool.hashes, params["model"])
-        if len(found) < len(set(pool.hashes)):
-            raise InvalidInput(
-                f"{len(set(pool.hashes)) - len(found)} examples have no {params['model']} "
-                "embedding; run `sift embed` first",
-                field="model",
-            )
-        vectors = np.stack([found[h] for h in pool.hashes]) if pool.hashes else None
-    clusters = (
-        find_clusters(method, pool.texts, vectors, params.get("threshold")) if pool.ids else []
-    )
+        clusters = _embedding_clusters(session, job.dataset_id, pool, params)
+    elif pool.ids:
+        clusters = find_clusters(method, pool.texts, None, params.get("threshold"))
+    else:
+        clusters = []
     values: dict[int, float] = {}
     if params.get("prefer"):
         by_hash = _preferred_values(

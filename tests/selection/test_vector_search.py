@@ -15,6 +15,13 @@ from sqlalchemy.orm import Session
 from app.collections.service import create_collection
 from app.models import Dataset, Embedding, Example
 from app.review.context import neighbours_of
+from app.selection.dedup import (
+    EMBEDDING_THRESHOLD,
+    embedding_clusters,
+    list_clusters,
+    run_dedup,
+    start_dedup_job,
+)
 from app.selection.embeddings import (
     DEFAULT_MODEL,
     EF_SEARCH,
@@ -234,3 +241,34 @@ def test_similar_to_in_the_pick_list(client: TestClient, session: Session, real:
     ).text
     assert "Cosine" in shown
     assert shown.split('name="example_id" value="')[1].startswith(f'{song.id}"')
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+
+def test_embedding_dedup_from_the_index_equals_exact_clusters(session: Session, real: Any) -> None:
+    records, vectors = real
+    rng = np.random.default_rng(3)
+    dataset, examples = embedded_pool(session, real)
+    # Close copies of ten records, and a cluster of 40 around one (more than one search holds).
+    extra: list[tuple[dict[str, Any], np.ndarray]] = []
+    for n, i in enumerate([*range(0, 50, 5), *[7] * 40]):
+        noisy = vectors[i] + rng.normal(scale=0.004, size=vectors.shape[1])
+        record = records[i] | {"instruction": f"{records[i]['instruction']} (copy {n})"}
+        extra.append((record, (noisy / np.linalg.norm(noisy)).astype(np.float32)))
+    copies = [make_example(session, dataset, record=r) for r, _ in extra]
+    store_embeddings(
+        session, [e.content_hash for e in copies], DEFAULT_MODEL, np.stack([v for _, v in extra])
+    )
+    force_index(session)
+    job = start_dedup_job(session, dataset, "embedding", send=False)
+    counts = run_dedup(session, job)
+    found = sorted(c.member_ids for c in list_clusters(session, dataset, "embedding", 10_000))
+    everything = [*examples, *copies]
+    matrix = np.concatenate([vectors, np.stack([v for _, v in extra])])
+    exact = sorted(
+        sorted(everything[i].id for i in cluster)
+        for cluster in embedding_clusters(matrix, EMBEDDING_THRESHOLD)
+    )
+    assert found == exact and counts["clusters"] == len(exact)
+    assert max(len(c) for c in found) >= 41
