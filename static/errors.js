@@ -75,12 +75,16 @@
   function show(detail, text) {
     const place = placeOf(detail);
     const key = keyOf(place);
-    messagesFor(key).forEach(function (old) { old.remove(); });
+    const verb = verbOf(detail);
+    // One message per place and kind: a poll's failure never hides what a click was told.
+    messagesFor(key).forEach(function (old) {
+      if (verb !== "get" || old.dataset.verb === "get") old.remove();
+    });
     const box = document.createElement("div");
     box.className = "alert alert-error htmx-error";
     box.setAttribute("role", "alert");
     box.dataset.for = key;
-    box.dataset.verb = verbOf(detail);
+    box.dataset.verb = verb;
     const message = document.createElement("span");
     message.textContent = text;
     const close = document.createElement("button");
@@ -96,7 +100,7 @@
       flash.prepend(box);
     }
     // A click's answer is looked for where the click was; a poll's failure is not worth a jump.
-    if (box.dataset.verb !== "get") box.scrollIntoView({ block: "nearest" });
+    if (verb !== "get") box.scrollIntoView({ block: "nearest" });
   }
 
   document.addEventListener("htmx:responseError", function (event) {
