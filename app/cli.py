@@ -101,6 +101,35 @@ def db_upgrade() -> None:
     out.print("database is up to date")
 
 
+@db_cli.command("import-sqlite")
+def db_import_sqlite(
+    path: Annotated[Path, typer.Argument(help="the previous release's file, e.g. .sift/sift.db")],
+) -> None:
+    """Copy a SQLite release's database into the new, empty PostgreSQL database (once)."""
+    from app.core.sqlite_import import check_sqlite_file, import_sqlite
+
+    with user_errors():
+        check_sqlite_file(path)  # a wrong file is refused before any server starts
+    upgrade_database()
+    with progress_bar() as bar:
+        task = bar.add_task("copy", total=None, counts="")
+        try:
+            result = import_sqlite(
+                path,
+                progress=lambda p: bar.update(
+                    task, description=f"copy {p.table}", completed=p.done, total=p.total
+                ),
+            )
+        except SiftError as exc:
+            bar.stop()
+            fail(exc.message)
+    table = Table("table", "rows", box=None)
+    for count in result.tables:
+        table.add_row(count.table, f"{count.rows:,}")
+    out.print(table)
+    out.print(result.line())
+
+
 @user_cli.command("add")
 def user_add(
     name: str,
