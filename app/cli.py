@@ -106,25 +106,26 @@ def db_import_sqlite(
     path: Annotated[Path, typer.Argument(help="the previous release's file, e.g. .sift/sift.db")],
 ) -> None:
     """Copy a SQLite release's database into the new, empty PostgreSQL database (once)."""
-    from app.core.sqlite_import import check_sqlite_file, import_sqlite
+    from app.core.sqlite_import import ImportProgress, check_sqlite_file, import_sqlite
 
     with user_errors():
         check_sqlite_file(path)  # a wrong file is refused before any server starts
     upgrade_database()
-    with progress_bar() as bar:
-        task = bar.add_task("copy", total=None, counts="")
-        try:
-            result = import_sqlite(
-                path,
-                progress=lambda p: bar.update(
-                    task, description=f"copy {p.table}", completed=p.done, total=p.total
-                ),
-            )
-        except SiftError as exc:
-            bar.stop()
-            fail(exc.message)
+    bar = progress_bar()
+    task = bar.add_task("copy", total=None, counts="")
+
+    def show(step: ImportProgress) -> None:
+        bar.start()  # once the checks passed: a refusal prints its line alone
+        bar.update(task, description=step.step, completed=step.done, total=step.total)
+
+    try:
+        result = import_sqlite(path, progress=show)
+    except SiftError as exc:
+        bar.stop()
+        fail(exc.message)
+    bar.stop()
     table = Table("table", "rows", box=None)
-    for count in result.tables:
+    for count in sorted(result.tables, key=lambda c: c.table):
         table.add_row(count.table, f"{count.rows:,}")
     out.print(table)
     out.print(result.line())
