@@ -10,6 +10,8 @@ Afterwards every id sequence continues after the largest id copied.
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +37,10 @@ BATCH = 5_000
 # PostgreSQL's codes for a lock wait that ran out (another Sift process holds the tables).
 LOCK_NOT_AVAILABLE = "55P03"
 VECTOR_TYPES = frozenset({"vector", "halfvec"})
+JSON_TYPES = frozenset({"json", "jsonb"})
+TEXT_TYPES = frozenset({"text", "varchar", "bpchar"})
+# Only JSON text holding one of these is parsed and written again; the rest goes as it is.
+JSON_SUSPECTS = ("NaN", "Infinity", "\\u0000")
 # For building the dropped indexes again (HNSW is slow when its graph outgrows this).
 INDEX_BUILD_MEMORY = "512MB"
 
@@ -54,6 +60,7 @@ class ImportResult:
     source: Path
     tables: tuple[TableCount, ...]
     seconds: float
+    repaired: int = 0  # values changed to fit PostgreSQL (see Repairs)
 
     @property
     def rows(self) -> int:
@@ -62,9 +69,15 @@ class ImportResult:
 
     def line(self) -> str:
         """The one-line summary a command ends with."""
+        repaired = (
+            f" ({self.repaired:,} values without NUL characters or NaN, which PostgreSQL "
+            f"cannot hold)"
+            if self.repaired
+            else ""
+        )
         return (
             f"imported {self.rows:,} rows in {len(self.tables)} tables from {self.source} "
-            f"in {self.seconds:.1f} s"
+            f"in {self.seconds:.1f} s{repaired}"
         )
 
 
@@ -96,13 +109,24 @@ def import_sqlite(
     path: Path, engine: Engine | None = None, progress: ProgressCallback | None = None
 ) -> ImportResult:
     """Copy every table of a Sift SQLite file into the migrated, empty PostgreSQL database."""
-    started = time.perf_counter()
-    with open_sqlite(path) as source:
+    started, repairs = time.perf_counter(), Repairs()
+    with open_sqlite(path) as source, _as_user_errors(path):
         tables = copy_order(source_tables(source))
         with (engine or get_engine()).begin() as connection:
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            counts = _copy_all(source, cursor, tables, progress or (lambda _p: None))
-    return ImportResult(path, tuple(counts), time.perf_counter() - started)
+            counts = _copy_all(source, cursor, tables, repairs, progress or (lambda _p: None))
+    return ImportResult(path, tuple(counts), time.perf_counter() - started, repairs.count)
+
+
+@contextmanager
+def _as_user_errors(path: Path) -> Iterator[None]:
+    """A database error (the transaction is rolled back) as one line, not a traceback."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise InvalidInput(f"nothing was imported: {_reason(exc)}") from exc
+    except sqlite3.Error as exc:
+        raise InvalidInput(f"nothing was imported: {path} could not be read: {exc}") from exc
 
 
 def check_sqlite_file(path: Path) -> None:
@@ -178,6 +202,7 @@ def _copy_all(
     source: sqlite3.Connection,
     cursor: psycopg.Cursor[Any],
     tables: list[SourceTable],
+    repairs: Repairs,
     progress: ProgressCallback,
 ) -> list[TableCount]:
     target = _target_types(cursor)
@@ -191,7 +216,8 @@ def _copy_all(
         cursor, names, lambda step: progress(ImportProgress(step, done, total))
     ):
         for table in tables:
-            copied = _copy_table(source, cursor, table, target[table.name], done, total, progress)
+            converters = [repairs.converter(target[table.name][c]) for c in table.columns]
+            copied = _copy_table(source, cursor, table, converters, done, total, progress)
             counts.append(TableCount(table.name, copied))
             done += copied
     _reset_sequences(cursor, names)
@@ -292,13 +318,12 @@ def _copy_table(
     source: sqlite3.Connection,
     cursor: psycopg.Cursor[Any],
     table: SourceTable,
-    target: dict[str, str],
+    converters: list[Converter | None],
     done: int,
     total: int,
     progress: ProgressCallback,
 ) -> int:
     """Stream one table into PostgreSQL with COPY, a batch of rows at a time."""
-    converters = [_converter(target[column]) for column in table.columns]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, table.columns))
     )
@@ -329,12 +354,55 @@ def _converted(batch: list[Any], converters: list[Converter | None]) -> Iterator
         ]
 
 
-def _converter(type_name: str) -> Converter | None:
-    """How a SQLite value becomes the text COPY gives a column of this type; None: as it is.
+class Repairs:
+    """Values PostgreSQL cannot hold as SQLite held them, changed as little as possible and
+    counted: NUL characters in text (dropped), NaN and Infinity in JSON (null)."""
 
-    JSON text, integers, floats, 0/1 booleans ('1' is true to PostgreSQL), UTC datetime
-    strings and bytes for bytea all read as they are; float32 bytes need the vector form."""
-    return _vector_text if type_name in VECTOR_TYPES else None
+    def __init__(self) -> None:
+        self.count = 0
+
+    def converter(self, type_name: str) -> Converter | None:
+        """How a SQLite value becomes what COPY gives a column of this type; None: as it is.
+
+        Integers, floats, 0/1 booleans ('1' is true to PostgreSQL), UTC datetime strings and
+        bytes for bytea read as they are; float32 bytes need the vector form."""
+        if type_name in VECTOR_TYPES:
+            return _vector_text
+        if type_name in JSON_TYPES:
+            return self.json
+        if type_name in TEXT_TYPES:
+            return self.text
+        return None
+
+    def text(self, value: Any) -> Any:
+        """The text without NUL characters (PostgreSQL text cannot hold them)."""
+        if isinstance(value, str) and "\x00" in value:
+            self.count += 1
+            return value.replace("\x00", "")
+        return value
+
+    def json(self, value: Any) -> Any:
+        """JSON text that jsonb accepts: no NaN, Infinity or \\u0000 (Python's json wrote them)."""
+        if not isinstance(value, str) or not any(s in value for s in JSON_SUSPECTS):
+            return value
+        parsed = json.loads(value)
+        cleaned = _clean_json(parsed)
+        if cleaned == parsed:  # "NaN" inside a string, say: nothing to change
+            return value
+        self.count += 1
+        return json.dumps(cleaned, ensure_ascii=False)
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_clean_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key.replace("\x00", ""): _clean_json(item) for key, item in value.items()}
+    return value
 
 
 def _vector_text(value: bytes) -> str:

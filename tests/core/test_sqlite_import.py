@@ -683,3 +683,32 @@ def test_files_that_are_not_a_sift_database_are_refused(tmp_path: Path, postgres
         assert message in result.output, result.output
         assert "Traceback" not in result.output
     assert row_counts(postgres, ["users"]) == {"users": 0}
+
+
+def test_values_postgresql_cannot_hold_are_repaired_and_counted(
+    tmp_path: Path, postgres: Engine
+) -> None:
+    path = tmp_path / "sift.db"
+    old = build_sqlite(path)
+    with old.begin() as conn:
+        fill(conn, alpaca_records(6))
+        # What Python's json and a careless import could leave in the old file.
+        conn.execute(
+            text("UPDATE examples SET output = :output, meta = :meta WHERE id = 1"),
+            {
+                "output": "a\x00b",
+                "meta": '{"loss": NaN, "name": "BaNaNa", "n\\u0000ul": [Infinity, 1]}',
+            },
+        )
+        conn.execute(text("""UPDATE examples SET meta = '{"fruit": "BaNaNa"}' WHERE id = 2"""))
+    old.dispose()
+
+    result = sift("db", "import-sqlite", path)
+    assert result.exit_code == 0, result.output
+    assert "2 values without NUL characters or NaN" in result.output
+    with postgres.connect() as conn:
+        rows = conn.execute(text("SELECT id, output, meta FROM examples WHERE id < 3 ORDER BY id"))
+        first, second = rows.all()
+    assert first.output == "ab"
+    assert first.meta == {"loss": None, "name": "BaNaNa", "nul": [None, 1]}
+    assert second.meta == {"fruit": "BaNaNa"}
