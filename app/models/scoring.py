@@ -17,9 +17,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    literal_column,
     text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -153,14 +153,11 @@ class Embedding(IdMixin, CreatedMixin, Base):
 
 
 # The example text that full-text filters match: every message's content as a 'simple' tsvector
-# (no stemming, no stop words; messages hold instruction, input and output too). Its GIN index
-# (migration 0009) is declared here, beside the other search index, so that models and
+# (no stemming, no stop words; messages hold instruction, input and output too), through the
+# function sift_example_text of migration 0009 (whose declared cost keeps the planner on the
+# index). Its GIN index is declared here, beside the other search index, so that models and
 # migrations agree; a query must use this very expression for the planner to use the index.
-EXAMPLE_TEXT = func.jsonb_to_tsvector(
-    literal_column("'simple'::regconfig"),
-    func.jsonb_path_query_array(Example.messages, literal_column("'$[*].content'::jsonpath")),
-    literal_column("'[\"string\"]'::jsonb"),
-)
+EXAMPLE_TEXT = func.sift_example_text(Example.messages, type_=TSVECTOR)
 Index(
     "ix_examples_search",
     EXAMPLE_TEXT,

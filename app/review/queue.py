@@ -32,6 +32,8 @@ from app.selection.embeddings import similar_to as nearest_to
 
 # Counting a huge queue exactly is slow and tells a person nothing more than "lots".
 COUNT_CAP = 10_000
+# With words to find, counting means reading each example's text: "1,000+" says enough.
+SEARCHED_COUNT_CAP = 1_000
 # A queue by meaning holds the examples nearest to the sentence typed, this many, best first.
 SIMILAR_LIMIT = 200
 
@@ -171,10 +173,12 @@ def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> lis
 
 
 def count_waiting(session: Session, queue: Queue, user: User) -> tuple[int, bool]:
-    """How many examples wait for this user, counted up to COUNT_CAP; and whether capped."""
-    ids = _members(queue).where(_open_for(user, utcnow())).limit(COUNT_CAP + 1).subquery()
+    """How many examples wait for this user, counted up to COUNT_CAP (SEARCHED_COUNT_CAP with
+    a text filter); and whether capped."""
+    cap = SEARCHED_COUNT_CAP if queue.q else COUNT_CAP
+    ids = _members(queue).where(_open_for(user, utcnow())).limit(cap + 1).subquery()
     count = session.scalar(select(func.count()).select_from(ids)) or 0
-    return min(count, COUNT_CAP), count > COUNT_CAP
+    return min(count, cap), count > cap
 
 
 def aware(moment: datetime) -> datetime:

@@ -45,7 +45,7 @@ BATCH_SIZE = 32
 INDEXED_MAX_DIM = 4000
 # Candidates each HNSW search keeps (pgvector's default is 40): recall@10 >= 0.95 on a million
 # vectors in bench/ui.py, at a few milliseconds a search.
-EF_SEARCH = 100
+EF_SEARCH = 400
 log = logging.getLogger(__name__)
 # Deita builds its embedding input with FastChat's vicuna_v1.1 template.
 VICUNA_SYSTEM = (
@@ -499,7 +499,17 @@ def nearest_examples(
 
 def query_embedding(text: str, model: str) -> np.ndarray:
     """A typed sentence as a unit vector of `model` (loaded once per process)."""
-    return cast(np.ndarray, load_embedder(model).encode([text])[0])
+    embedder = load_embedder(model)
+    import torch
+
+    # One sentence: a single thread is as fast, and a web request must not spin every core
+    # (under load, torch's threads waiting on each other took 0.8 s instead of 20 ms).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return cast(np.ndarray, embedder.encode([text])[0])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def similar_to(
