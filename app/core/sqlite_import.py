@@ -27,15 +27,13 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 
-from app.core.db import get_engine
+from app.core.db import LOCK_TIMEOUT_MS, get_engine
 from app.core.errors import Conflict, InvalidInput, Unavailable
 
 # The last schema revision of the SQLite releases; later migrations are PostgreSQL-only.
 SQLITE_REVISION = "0007"
 SQLITE_HEADER = b"SQLite format 3\x00"
 BATCH = 5_000
-# PostgreSQL's codes for a lock wait that ran out (another Sift process holds the tables).
-LOCK_NOT_AVAILABLE = "55P03"
 VECTOR_TYPES = frozenset({"vector", "halfvec"})
 JSON_TYPES = frozenset({"json", "jsonb"})
 TEXT_TYPES = frozenset({"text", "varchar", "bpchar"})
@@ -123,6 +121,11 @@ def _as_user_errors(path: Path) -> Iterator[None]:
     """A database error (the transaction is rolled back) as one line, not a traceback."""
     try:
         yield
+    except psycopg.errors.LockNotAvailable as exc:  # past the lock timeout
+        raise Unavailable(
+            "nothing was imported: the database is in use: stop `sift serve` and the workers, "
+            "then run this again"
+        ) from exc
     except psycopg.Error as exc:
         raise InvalidInput(f"nothing was imported: {_reason(exc)}") from exc
     except sqlite3.Error as exc:
@@ -278,7 +281,9 @@ def _check_target(
     if "alembic_version" not in target:
         raise InvalidInput("the database has no Sift schema: run `sift db upgrade` first")
     for table in tables:
-        missing = [c for c in table.columns if c not in target.get(table.name, {})]
+        if table.name not in target:
+            raise InvalidInput(f"the database has no table {table.name}: run `sift db upgrade`")
+        missing = [c for c in table.columns if c not in target[table.name]]
         if missing:
             raise InvalidInput(
                 f"the database has no place for {table.name}.{', '.join(missing)}: "
@@ -297,16 +302,13 @@ def _check_target(
 
 def _lock(cursor: psycopg.Cursor[Any], names: list[str]) -> None:
     # Nobody writes these tables until the copy commits: a second import waits, then finds
-    # the data and stops. Readers are not blocked.
-    statement = sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
-        sql.SQL(", ").join(sql.Identifier(name) for name in names)
+    # the data and stops. A wait past the lock timeout means Sift is running: refused.
+    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
+    cursor.execute(
+        sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+            sql.SQL(", ").join(sql.Identifier(name) for name in names)
+        )
     )
-    try:
-        cursor.execute(statement)
-    except psycopg.errors.LockNotAvailable as exc:
-        raise Unavailable(
-            "the database is in use: stop `sift serve` and the workers, then run this again"
-        ) from exc
 
 
 def _holds_rows(cursor: psycopg.Cursor[Any], name: str) -> bool:
