@@ -106,6 +106,8 @@ def db_import_sqlite(
     path: Annotated[Path, typer.Argument(help="the previous release's file, e.g. .sift/sift.db")],
 ) -> None:
     """Copy a SQLite release's database into the new, empty PostgreSQL database (once)."""
+    from rich.table import Column
+
     from app.core.sqlite_import import ImportProgress, check_sqlite_file, import_sqlite
 
     with user_errors():
@@ -123,8 +125,9 @@ def db_import_sqlite(
     except SiftError as exc:
         bar.stop()
         fail(exc.message)
+    bar.update(task, description="imported")
     bar.stop()
-    table = Table("table", "rows", box=None)
+    table = Table("table", Column("rows", justify="right"), box=None)
     for count in sorted(result.tables, key=lambda c: c.table):
         table.add_row(count.table, f"{count.rows:,}")
     out.print(table)
