@@ -293,11 +293,6 @@ def embed_chunk(
     return {"embedded": written, "skipped": skipped}
 
 
-def vector_literal(vector: np.ndarray) -> str:
-    """pgvector's text form of a float32 vector, exact (each float's shortest round-trip repr)."""
-    return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).tolist())) + "]"
-
-
 def store_embeddings(
     session: Session, hashes: Sequence[str], model: str, vectors: np.ndarray
 ) -> None:

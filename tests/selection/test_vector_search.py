@@ -272,3 +272,30 @@ def test_embedding_dedup_from_the_index_equals_exact_clusters(session: Session, 
     )
     assert found == exact and counts["clusters"] == len(exact)
     assert max(len(c) for c in found) >= 41
+
+
+def test_each_model_gets_its_own_index(session: Session) -> None:
+    from app.selection.embeddings import ensure_vector_index, stored_dim
+
+    rng = np.random.default_rng(5)
+    dataset = make_dataset(session)
+    examples = [make_example(session, dataset, i) for i in range(30)]
+    assert ensure_vector_index(session, "/models/tiny", 16)
+    assert ensure_vector_index(session, "/models/tiny", 16)  # already there
+    assert not ensure_vector_index(session, "/models/wide", 4096)  # past halfvec's limit
+    for model, dim in (("/models/tiny", 16), ("/models/wide", 4096)):
+        vectors = rng.normal(size=(len(examples), dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        store_embeddings(session, [e.content_hash for e in examples], model, vectors)
+        assert stored_dim(session, model) == dim
+        force_index(session)
+        near = nearest_examples(session, examples[0], 3, model)
+        assert not isinstance(near, str)
+        exact = [examples[j].id for j in exact_top(vectors, 0, 3)]
+        assert [i for i, _ in near] == exact
+    names = session.connection().exec_driver_sql(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings'"
+    )
+    found = {row[0] for row in names}
+    assert vector_index_name("/models/tiny") in found
+    assert vector_index_name("/models/wide") not in found
