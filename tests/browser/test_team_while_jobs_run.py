@@ -26,7 +26,6 @@ import httpx
 import pytest
 
 from tests.browser.conftest import PASSWORD, ROOT, free_port
-from tests.llm_server import LLMServer
 from tests.services import embedded_data_dir
 
 EXAMPLES = 10_000
@@ -51,12 +50,17 @@ class Studio:
 
     def jobs(self) -> dict[int, str]:
         """Every job's state, from the API."""
+        return {job["id"]: job["state"] for job in self.job_rows()}
+
+    def job_rows(self) -> list[dict[str, Any]]:
+        """Every job as the API shows it."""
         token = self.env["TEST_TOKEN"]
         answer = httpx.get(
             f"{self.base}/api/v1/jobs", headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
         assert answer.status_code == 200, answer.text
-        return {job["id"]: job["state"] for job in answer.json()}
+        rows: list[dict[str, Any]] = answer.json()
+        return rows
 
 
 def _pool_file(folder: Path, data_dir: Path) -> Path:
@@ -73,15 +77,23 @@ def studio(data_dir: Path, tmp_path: Path) -> Iterator[Studio]:
     """`sift serve` on a fresh embedded data folder, with two LLM endpoints on a local server:
     `default` (fast enough to finish) and `slow` (for the job that will be cancelled)."""
     folder = embedded_data_dir()
-    with LLMServer(latency_s=0.03) as llm:
+    # The endpoint runs in a process of its own: in this one it would compete with the
+    # browser driver for the interpreter.
+    llm = subprocess.Popen(
+        [sys.executable, "-m", "tests.llm_server", "--port", "0", "--latency-ms", "30"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert llm.stdout is not None
+    base_url = llm.stdout.readline().strip()
+    try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIFT_")}
         env |= {
             "SIFT_DATA_DIR": str(folder),
             "SIFT_SECRET_KEY": "team-test-secret",
-            "SIFT_LLM__DEFAULT__BASE_URL": llm.base_url,
+            "SIFT_LLM__DEFAULT__BASE_URL": base_url,
             "SIFT_LLM__DEFAULT__MODEL": "rater",
             "SIFT_LLM__DEFAULT__CONCURRENCY": "16",
-            "SIFT_LLM__SLOW__BASE_URL": llm.base_url,
+            "SIFT_LLM__SLOW__BASE_URL": base_url,
             "SIFT_LLM__SLOW__MODEL": "slow-rater",
             "SIFT_LLM__SLOW__CONCURRENCY": "1",
             "SIFT_LLM__SLOW__TIMEOUT_S": "30",
@@ -105,7 +117,10 @@ def studio(data_dir: Path, tmp_path: Path) -> Iterator[Studio]:
         finally:
             os.killpg(serve.pid, signal.SIGTERM)
             serve.wait(timeout=60)
-            shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        llm.terminate()
+        llm.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wait_up(base: str, serve: subprocess.Popen[bytes], log: Path) -> None:
@@ -146,9 +161,9 @@ def _wait_for(studio: Studio, condition: Any, timeout_s: float, what: str) -> No
         if condition(studio.jobs()):
             return
         time.sleep(0.5)
-    raise AssertionError(
-        f"timed out waiting for {what}: {studio.jobs()}\n{studio.log.read_text()[-4000:]}"
-    )
+    progress = [(j["id"], j["state"], j["done"], j["total"]) for j in studio.job_rows()]
+    log = "\n".join(line for line in studio.log.read_text().splitlines() if " /api/" not in line)
+    raise AssertionError(f"timed out waiting for {what}: {progress}\n{log[-6000:]}")
 
 
 @pytest.mark.slow
@@ -196,7 +211,7 @@ def test_a_team_works_while_jobs_run(studio: Studio, browser: Any) -> None:
     _wait_for(
         studio,
         lambda jobs: jobs[embed_id] == jobs[score_id] == "succeeded",
-        600,
+        900,
         "the embedding and scoring jobs",
     )
     assert studio.jobs()[slow_id] == "cancelled"
