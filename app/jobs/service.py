@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.models import ChunkState, Job, JobChunk, JobState, User
@@ -18,20 +18,33 @@ _AFTER_COMMIT = "sift_after_commit"
 
 
 def on_commit(session: Session, callback: Callable[[], None]) -> None:
-    """Run `callback` once the session's transaction has committed (never on rollback)."""
-    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+    """Run `callback` once the session's transaction has committed: never if it rolls back,
+    nor if the savepoint it was registered in rolls back."""
+    registered_in = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_AFTER_COMMIT, []).append((registered_in, callback))
 
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
-    for callback in session.info.pop(_AFTER_COMMIT, []):
+    for _, callback in session.info.pop(_AFTER_COMMIT, []):
         callback()
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
-    if previous_transaction.parent is None or not session.in_transaction():
-        session.info.pop(_AFTER_COMMIT, None)
+def _drop_after_rollback(session: Session, rolled_back: SessionTransaction) -> None:
+    pending = session.info.get(_AFTER_COMMIT)
+    if pending:
+        session.info[_AFTER_COMMIT] = [
+            (where, callback) for where, callback in pending if not _within(where, rolled_back)
+        ]
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 def enqueue(job_id: int, queue: str) -> None:

@@ -163,3 +163,19 @@ def test_jobs_are_enqueued_only_after_commit(committed: Engine) -> None:
         assert broker.llen("cpu") == 0  # not before the commit
     assert broker.llen("cpu") == 1
     assert committed_job(job_id).state == "queued"
+
+
+def test_a_job_created_in_a_savepoint_that_rolls_back_is_never_sent(committed: Engine) -> None:
+    import redis
+
+    from tests.services import REDIS_URL
+
+    broker = redis.Redis.from_url(REDIS_URL)
+    with transaction() as session:
+        with pytest.raises(RuntimeError), session.begin_nested():
+            create_job(session, "import", {}, queue="cpu")
+            raise RuntimeError("this part of the request failed")
+        with session.begin_nested():
+            kept = create_job(session, "import", {}, queue="cpu").id
+    assert broker.llen("cpu") == 1  # only the job whose savepoint was kept
+    assert committed_job(kept).state == "queued"
