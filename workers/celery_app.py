@@ -14,7 +14,14 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
     if settings.embedded:
         folder = settings.broker_dir
         folder.mkdir(parents=True, exist_ok=True)
-        return {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+        # The exchange tables too: by default kombu writes them under the working directory.
+        control = folder / "control"
+        control.mkdir(exist_ok=True)
+        return {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "control_folder": str(control),
+        }
     # Longer than any task may run, so a slow task is never handed out twice.
     return {"visibility_timeout": settings.task_time_limit_s + 600}
 
