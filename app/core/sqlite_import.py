@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg import sql
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
 
 from app.core.db import LOCK_TIMEOUT_MS, get_engine
 from app.core.errors import Conflict, InvalidInput, Unavailable
@@ -113,6 +114,7 @@ def import_sqlite(
         with (engine or get_engine()).begin() as connection:
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
             counts = _copy_all(source, cursor, tables, repairs, progress or (lambda _p: None))
+            _index_every_model(connection)
     return ImportResult(path, tuple(counts), time.perf_counter() - started, repairs.count)
 
 
@@ -256,6 +258,17 @@ def _secondary_indexes_dropped(
     for name, definition in indexes:
         step(f"index {name}")
         cursor.execute(definition)
+
+
+def _index_every_model(connection: Connection) -> None:
+    """An HNSW index for each model's vectors, as the embed job makes it for a new model
+    (migration 0009 made the bundled model's only): neighbours come from the index."""
+    from app.selection.embeddings import ensure_vector_index
+
+    with Session(bind=connection) as session:
+        models = session.execute(text("SELECT DISTINCT model, dim FROM embeddings")).all()
+        for model, dim in models:
+            ensure_vector_index(session, model, dim)
 
 
 def _target_types(cursor: psycopg.Cursor[Any]) -> dict[str, dict[str, str]]:

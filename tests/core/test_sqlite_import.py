@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 from alembic import command
-from sqlalchemy import Connection, Engine, MetaData, create_engine, select, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, func, select, text
 from typer.testing import CliRunner, Result
 
 from app.cli import cli
 from app.core.db import get_engine, transaction
 from app.models import User
+from app.selection.embeddings import vector_index_name
 from tests.conftest import DATA, alembic_config, migrated_database, reset_caches
 from tests.factories import alpaca_record
 
@@ -619,6 +620,10 @@ def test_import_copies_every_table_once(tmp_path: Path, postgres: Engine) -> Non
             columns = source.tables[name].columns.keys()
             copied = [{c: row[c] for c in columns} for row in table_rows(after, target, name)]
             assert copied == rows, name
+        # Every model's vectors have their HNSW index, the bundled model's and the others.
+        for model in ("all-MiniLM-L6-v2", "tiny"):
+            index = after.scalar(select(func.to_regclass(vector_index_name(model))))
+            assert index is not None, model
     old.dispose()
 
 
