@@ -13,7 +13,7 @@ from app.core.errors import InvalidInput
 from app.datasets.service import create_dataset
 from app.jobs.chunks import execute_chunk, settle_job
 from app.jobs.runner import JobPaused, Progress, chunked_job, execute_job
-from app.jobs.service import cancel_job, create_job, resume_job
+from app.jobs.service import cancel_job, create_job, list_jobs, resume_job
 from app.jobs.sweeper import sweep
 from app.models import ChunkState, Dataset, Job, JobChunk, JobState
 from app.models.base import utcnow
@@ -143,3 +143,16 @@ def test_sweeper_queues_again_a_chunk_whose_worker_died(committed: Engine) -> No
     for chunk_id in ids:
         execute_chunk(chunk_id)
     assert settle_job(job_id) == JobState.SUCCEEDED.value and example_count() == 6
+
+
+def test_the_job_list_shows_how_far_running_chunks_are(committed: Engine) -> None:
+    job_id = _job(units=6, chunk=3)
+    execute_job(job_id)  # planned: two chunks queued, nothing done
+    with transaction() as session:
+        first = session.scalars(select(JobChunk).order_by(JobChunk.index)).first()
+        assert first is not None
+        first.state, first.done = ChunkState.RUNNING.value, 2  # as its heartbeat left it
+    with transaction() as session:
+        (job,) = [j for j in list_jobs(session) if j.id == job_id]
+        assert (job.done, job.total) == (2, 6)
+    assert committed_job(job_id).done == 0  # shown, never written
