@@ -96,7 +96,9 @@ def test_list_examples_filters(session: Session) -> None:
 def test_list_examples_search_treats_wildcards_as_text(session: Session) -> None:
     dataset = make_dataset(session)
     plain = make_example(session, dataset, 3)
-    literal = make_example(session, dataset, record={"output": "Use snake_case, 100% of the time."})
+    literal = make_example(
+        session, dataset, 100, record={"output": "Use snake_case, 100% of the time."}
+    )
 
     def ids(q: str) -> list[int]:
         found, _ = service.list_examples(session, dataset, ExampleFilter(q=q), limit=50)
