@@ -66,9 +66,6 @@ def database_trouble(exc: Exception) -> Unavailable | None:
     return None
 
 
-# How long a request waits for a free database slot before it answers 503 (the pool's own
-# checkout timeout in app/core/db.py).
-GATE_WAIT_S = 10.0
 UNGATED = frozenset({"/healthz"})
 
 
@@ -94,12 +91,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def database_gate(request: Request) -> AsyncIterator[None]:
     """Admit the request once a database connection is sure to be free for it; 503 with
-    Retry-After when none frees up within GATE_WAIT_S."""
+    Retry-After when none frees up within the pool's own checkout timeout."""
     gate: anyio.Semaphore | None = getattr(request.app.state, "database_gate", None)
     if gate is None or request.url.path in UNGATED:  # a bare TestClient runs no lifespan
         yield
         return
-    with anyio.move_on_after(GATE_WAIT_S) as waiting:
+    with anyio.move_on_after(get_settings().db_pool_timeout_s) as waiting:
         await gate.acquire()
     if waiting.cancelled_caught:
         raise Unavailable("Sift is busy: try again in a moment", retry_after=1)

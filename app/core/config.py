@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # Connections per process; the web server's request threads are sized to match.
     db_pool_size: int = 20
     db_pool_overflow: int = 10
+    # How long a request or task waits for a pooled connection, and a new connection for the
+    # server, before it gives up (a request answers 503 with Retry-After).
+    db_pool_timeout_s: float = 10.0
+    db_connect_timeout_s: int = 5
     # A worker's heartbeat thread touches its job or chunk this often; the sweeper takes one
     # silent for job_stale_after_s as dead, and sends again a message unclaimed that long.
     job_heartbeat_s: float = 10.0

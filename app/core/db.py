@@ -43,9 +43,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     settings = get_settings()
     kwargs.setdefault("pool_size", settings.db_pool_size)
     kwargs.setdefault("max_overflow", settings.db_pool_overflow)
-    kwargs.setdefault("pool_timeout", 10)
-    options = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c application_name=sift"
-    return create_engine(url, pool_pre_ping=True, connect_args={"options": options}, **kwargs)
+    kwargs.setdefault("pool_timeout", settings.db_pool_timeout_s)
+    connect_args = {
+        "options": f"-c lock_timeout={LOCK_TIMEOUT_MS} -c application_name=sift",
+        # An unreachable host fails in seconds (503) instead of hanging the request.
+        "connect_timeout": settings.db_connect_timeout_s,
+    }
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 @lru_cache

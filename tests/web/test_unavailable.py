@@ -13,7 +13,6 @@ from sqlalchemy import Engine, text
 from sqlalchemy import exc as sa
 from sqlalchemy.orm import Session
 
-import app.main
 from app.core.config import get_settings
 from app.core.db import get_session, make_engine
 from app.main import database_trouble
@@ -119,7 +118,7 @@ def test_requests_past_the_pool_wait_and_then_answer_503(
     client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, headers = make_token(session)
-    monkeypatch.setattr(app.main, "GATE_WAIT_S", 0.1)
+    monkeypatch.setattr(get_settings(), "db_pool_timeout_s", 0.1)
     client.app.state.database_gate = anyio.Semaphore(0)  # type: ignore[attr-defined]
     response = client.get("/api/v1/datasets", headers=headers)
     assert response.status_code == 503
