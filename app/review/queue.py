@@ -176,7 +176,10 @@ def count_waiting(session: Session, queue: Queue, user: User) -> tuple[int, bool
     """How many examples wait for this user, counted up to COUNT_CAP (SEARCHED_COUNT_CAP with
     a text filter); and whether capped."""
     cap = SEARCHED_COUNT_CAP if queue.q else COUNT_CAP
-    ids = _members(queue).where(_open_for(user, utcnow())).limit(cap + 1).subquery()
+    # In no order: the index of a text filter hands matches over unsorted, and sorting them
+    # first meant reading all of them (5 s for three common words on a million).
+    members = _members(queue).order_by(None)
+    ids = members.where(_open_for(user, utcnow())).limit(cap + 1).subquery()
     count = session.scalar(select(func.count()).select_from(ids)) or 0
     return min(count, cap), count > cap
 
