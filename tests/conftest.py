@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.core.db import get_engine, get_session, make_engine
 from app.models import Base
-from tests.services import REDIS_URL, need, postgres_url
+from tests.services import REDIS_URL, need, postgres_url, stop_own_server
 from workers.celery_app import get_celery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +59,8 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+    get_engine.cache_clear()
+    stop_own_server()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ default, in a temporary folder removed at the end. So `make test` needs no serve
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 from functools import lru_cache
@@ -41,6 +42,17 @@ def postgres_url(database: str = "test") -> str:
 def _server_folder() -> Path:
     # One server per test run (pytest's own process); its workers' subprocesses connect to it.
     return embedded_data_dir() / "pg"
+
+
+def stop_own_server() -> None:
+    """Stop the server the suite started (if it did) and remove its folder."""
+    if _server_folder.cache_info().currsize == 0:
+        return
+    from app.core.embedded_db import leave_server
+
+    folder = _server_folder().parent
+    leave_server(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def embedded_data_dir() -> Path:

@@ -26,16 +26,13 @@ SIFT_TEST_CHROMIUM); Playwright never downloads browsers of its own.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -45,6 +42,7 @@ from app.models import Job, JobState, User
 from tests.conftest import JOBS_DATABASE, ROOT, migrated_database
 from tests.factories import unique
 from tests.services import REQUIRED
+from tests.web.live import free_port, wait_until_up
 
 # The fixtures here live as long as this folder's tests ("package" scope), not the whole
 # session: while Playwright's sync API is open, an event loop runs in the main thread, and the
@@ -97,13 +95,6 @@ def browser_database_url() -> str:
     return migrated_database(DATABASE)
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="package")
 def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of the live server (and of `run_jobs`): its database and data folder."""
@@ -145,21 +136,8 @@ def server_process(
 def live_server(server_process: tuple[str, subprocess.Popen[bytes], Path]) -> str:
     """The base URL of the live server, once it answers."""
     base, process, log = server_process
-    wait_until_up(base, process, log)
+    wait_until_up(base, process, log, timeout_s=120)
     return base
-
-
-def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Return once /healthz answers; fail with the server's log if it died first."""
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"the server stopped (exit {process.returncode}):\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="package")

@@ -25,8 +25,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.browser.conftest import PASSWORD, ROOT, free_port
+from tests.browser.conftest import PASSWORD, ROOT
 from tests.services import embedded_data_dir
+from tests.web.live import free_port, wait_until_up
 
 EXAMPLES = 10_000
 
@@ -104,7 +105,7 @@ def studio(data_dir: Path, tmp_path: Path) -> Iterator[Studio]:
             )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_up(base, serve, log)
+            wait_until_up(base, serve, log, timeout_s=120)
             studio = Studio(base, env, log)
             for name, role in (("lead", "lead"), ("ann", "annotator")):
                 studio.sift("user", "add", name, "--role", role, "--password-stdin", stdin=PASSWORD)
@@ -118,20 +119,6 @@ def studio(data_dir: Path, tmp_path: Path) -> Iterator[Studio]:
         llm.terminate()
         llm.wait(timeout=10)
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _wait_up(base: str, serve: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if serve.poll() is not None:
-            pytest.fail(f"sift serve stopped (exit {serve.returncode}):\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"sift serve did not answer in time:\n{log.read_text()}")
 
 
 def _signed_in(browser: Any, base: str, name: str, server_errors: list[str]) -> Any:
