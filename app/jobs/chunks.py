@@ -71,6 +71,11 @@ def start_chunked_job(
     except SiftError as exc:
         finish_job(job_id, JobState.FAILED, exc.message)
         return JobState.FAILED.value
+    except Exception as exc:
+        # A job whose plan crashed must not stay running until the sweeper notices.
+        log.exception("job.plan_crashed", job_id=job_id)
+        finish_job(job_id, JobState.FAILED, f"{type(exc).__name__}: {exc}")
+        return JobState.FAILED.value
     if inline:
         for chunk_id in pending:
             state = execute_chunk(chunk_id, listener)
