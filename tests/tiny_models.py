@@ -43,7 +43,13 @@ def word_tokenizer(corpus: Iterable[str], *, bos_prefix: bool = False) -> PreTra
 
 
 def save_random_llama(
-    folder: Path, tokenizer: PreTrainedTokenizerFast, *, hidden: int, seed: int = 0, **config: Any
+    folder: Path,
+    tokenizer: PreTrainedTokenizerFast,
+    *,
+    hidden: int,
+    seed: int = 0,
+    positions: int = 256,
+    **config: Any,
 ) -> Path:
     """Save a random Llama (2 layers, 4 heads) sized to `tokenizer`, and the tokenizer."""
     tokenizer.save_pretrained(folder)
@@ -54,7 +60,7 @@ def save_random_llama(
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=4,
-        max_position_embeddings=256,
+        max_position_embeddings=positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

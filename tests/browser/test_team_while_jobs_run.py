@@ -27,6 +27,7 @@ import pytest
 
 from tests.browser.conftest import PASSWORD, ROOT
 from tests.services import embedded_data_dir
+from tests.tiny_models import save_random_llama, word_tokenizer
 from tests.web.live import free_port, wait_until_up
 
 EXAMPLES = 10_000
@@ -151,10 +152,18 @@ def _wait_for(studio: Studio, condition: Any, timeout_s: float, what: str) -> No
 
 
 @pytest.mark.slow
-def test_a_team_works_while_jobs_run(studio: Studio, browser: Any) -> None:
+def _tiny_embedder(folder: Path) -> Path:
+    """A random two-layer Llama on a word tokenizer of the pool: the real embedding job and
+    its storage in seconds, where MiniLM would take minutes of this machine's two cores."""
+    records = json.loads((folder / "pool.json").read_text())
+    corpus = (f"{r['instruction']} {r.get('input', '')} {r['output']}" for r in records)
+    return save_random_llama(folder / "embedder", word_tokenizer(corpus), hidden=32, positions=2048)
+
+
+def test_a_team_works_while_jobs_run(studio: Studio, browser: Any, tmp_path: Path) -> None:
     # As in the report that started this: LIMA's heuristics and the embedding at once.
     studio.sift("score", "--dataset", "pool", "--scorer", "lima")
-    studio.sift("embed", "--dataset", "pool")
+    studio.sift("embed", "--dataset", "pool", "--model", str(_tiny_embedder(tmp_path)))
     studio.sift("score", "--dataset", "pool", "--scorer", "alpagasus", "--endpoint", "slow")
     score_id, embed_id, slow_id = sorted(studio.jobs())
     _wait_for(studio, lambda jobs: "running" in (jobs[embed_id], jobs[score_id]), 60, "a start")
