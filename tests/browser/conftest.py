@@ -42,7 +42,7 @@ from app.models import Job, JobState, User
 from tests.conftest import JOBS_DATABASE, ROOT, migrated_database
 from tests.factories import unique
 from tests.services import REQUIRED
-from tests.web.live import free_port, wait_until_up
+from tests.web.live import uvicorn_process, wait_until_up
 
 # The fixtures here live as long as this folder's tests ("package" scope), not the whole
 # session: while Playwright's sync API is open, an event loop runs in the main thread, and the
@@ -113,23 +113,9 @@ def server_process(
     server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """uvicorn serving the app in a subprocess, starting (it takes seconds to import the app)."""
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "uvicorn.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=server_env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{port}", process, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with uvicorn_process(server_env, log) as (base, process):
+        yield base, process, log
 
 
 @pytest.fixture(scope="package")

@@ -37,9 +37,11 @@ def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str
 
 
 @contextmanager
-def live_server(env: dict[str, str], log: Path, *, timeout_s: float = 60) -> Iterator[str]:
-    """The base URL of uvicorn serving the app with `env`, once /healthz answers; stopped at
-    the end. Fails with the server's log when it dies first."""
+def uvicorn_process(
+    env: dict[str, str], log: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """uvicorn serving the app with `env` in a subprocess, still starting (importing the app
+    takes seconds): its base URL and process, stopped at the end."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -47,10 +49,8 @@ def live_server(env: dict[str, str], log: Path, *, timeout_s: float = 60) -> Ite
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(base, process, log, timeout_s)
-        yield base
+        yield f"http://127.0.0.1:{port}", process
     finally:
         process.terminate()
         try:
@@ -58,6 +58,15 @@ def live_server(env: dict[str, str], log: Path, *, timeout_s: float = 60) -> Ite
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def live_server(env: dict[str, str], log: Path, *, timeout_s: float = 60) -> Iterator[str]:
+    """The base URL of uvicorn serving the app with `env`, once /healthz answers; stopped at
+    the end. Fails with the server's log when it dies first."""
+    with uvicorn_process(env, log) as (base, process):
+        wait_until_up(base, process, log, timeout_s)
+        yield base
 
 
 def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
