@@ -28,7 +28,6 @@ WORKDIR /app
 # dependencies from the cache as far as pip allows.
 COPY pyproject.toml ./
 COPY app ./app
-COPY workers ./workers
 RUN pip install . && rm -rf build *.egg-info
 
 # Sift finds its templates, static files and migrations next to the `app` package, so the

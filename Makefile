@@ -21,8 +21,8 @@ test: install  ## install what is missing and run the whole suite
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check app workers tests bench
-	$(BIN)/ruff format --check app workers tests bench
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
 
 bench: install  ## every benchmark; each prints its ratios and exits 1 on a missed target

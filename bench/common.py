@@ -24,7 +24,7 @@ def bench_url(database: str, variable: str = "SIFT_BENCH_POSTGRES_URL") -> str:
     the bench data folder (started here; it stops when the benchmark ends)."""
     from sqlalchemy import make_url
 
-    from app.core.embedded_db import ensure_database, start_server, to_sqlalchemy
+    from app.platform.embedded_db import ensure_database, start_server, to_sqlalchemy
 
     configured = os.environ.get(variable)
     if configured:
@@ -45,7 +45,7 @@ def prepare_postgres(url: str) -> None:
     import psycopg
     from sqlalchemy import make_url
 
-    from app.core.embedded_db import ensure_database
+    from app.platform.embedded_db import ensure_database
 
     database = make_url(url).database
     if database in (None, "test", "postgres"):

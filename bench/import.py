@@ -123,9 +123,9 @@ def raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
 
 def child(url: str, path: Path, name: str, reimport: bool, profile: Path | None) -> None:
     """Import the file into a new dataset, time it (and a re-import); print one JSON line."""
-    from app.core.db import make_engine, session_factory
     from app.datasets.importer import import_file
     from app.models import Dataset
+    from app.platform.db import make_engine, session_factory
 
     engine = make_engine(url)
     factory = session_factory(engine)

@@ -67,9 +67,9 @@ def configure(url: str, base_url: str, concurrency: int, chunk: int, data_dir: s
 
 def load(n: int, folder: Path) -> None:
     """Import N examples into the dataset `bench`."""
-    from app.core.db import transaction
     from app.datasets.importer import import_file
     from app.datasets.service import create_dataset
+    from app.platform.db import transaction
 
     path = folder / "records.json"
     write_json(build_records(n), path)
@@ -79,16 +79,18 @@ def load(n: int, folder: Path) -> None:
 
 def score_once() -> tuple[float, dict[str, object]]:
     """Run one AlpaGasus scoring job over the dataset; its seconds and counts."""
-    from app.core.db import transaction
-    from app.datasets.service import get_dataset
     from app.jobs.registry import load_handlers
-    from app.jobs.runner import execute_job
-    from app.jobs.service import get_job
+
+    from app.datasets.service import get_dataset
+    from app.platform.db import transaction
+    from app.platform.jobs.dispatch import get_job, run_jobs_here
+    from app.platform.jobs.runner import execute_job
     from app.scoring.service import start_score_job
 
     load_handlers()
     with transaction() as session:
-        job_id = start_score_job(session, get_dataset(session, "bench"), "alpagasus", send=False).id
+        run_jobs_here(session)
+        job_id = start_score_job(session, get_dataset(session, "bench"), "alpagasus").id
     started = time.perf_counter()
     state = execute_job(job_id, inline=True)
     seconds = time.perf_counter() - started

@@ -195,10 +195,10 @@ def stored_scorers(url: str) -> dict[str, int]:
     # An endpoint that is never called: the alpagasus scorer is bound to its model name.
     os.environ.setdefault("SIFT_LLM__DEFAULT__BASE_URL", "http://127.0.0.1:9/v1")
     os.environ.setdefault("SIFT_LLM__DEFAULT__MODEL", "bench-judge")
-    from app.core.config import get_settings
+    from app.platform.config import get_settings
 
     get_settings.cache_clear()  # read before the endpoint was set (starting the database)
-    from app.core.db import make_engine, session_factory
+    from app.platform.db import make_engine, session_factory
     from app.scoring.service import choose_scorer, get_or_create_scorer
 
     engine = make_engine(url)
@@ -345,7 +345,7 @@ def reset_reviews(url: str) -> None:
 
 def make_users(url: str, annotators: int) -> list[str]:
     """A lead, three reviewers and the annotators; the annotators' names."""
-    from app.core.db import transaction
+    from app.platform.db import transaction
     from app.users.service import create_user
 
     names = [f"annotator-{i}" for i in range(annotators)]
@@ -393,7 +393,7 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     redis = os.environ.get("SIFT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
     env = {**os.environ, "SIFT_DATABASE_URL": url, "SIFT_REDIS_URL": redis}
     command = [
-        sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
+        sys.executable, "-m", "uvicorn", "app.entrypoints.web:create_app", "--factory", "--port", str(port),
         "--workers", "2", "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "300",
     ]  # fmt: skip
     server = subprocess.Popen(command, cwd=ROOT, env=env)
@@ -627,8 +627,8 @@ async def editor(
 
 
 def api_headers(url: str, name: str) -> dict[str, str]:
-    from app.core.db import transaction
     from app.models import User
+    from app.platform.db import transaction
     from app.users.service import create_token
 
     with transaction() as session:
@@ -736,8 +736,8 @@ def queue_reads_ms(url: str, repeat: int) -> float:
     examples), through the service in this process, without HTTP or a template."""
     from sqlalchemy import select
 
-    from app.core.db import make_engine, session_factory
     from app.models import User
+    from app.platform.db import make_engine, session_factory
     from app.review import queue as queues
 
     engine = make_engine(url)
@@ -784,8 +784,8 @@ def neighbour_search(url: str, queries: int) -> tuple[list[float], float, float]
     """Server-side times (ms) of the example page's 10 nearest neighbours (the HNSW index) for
     random examples, their recall@10 against exact neighbours computed here with numpy over
     every vector, and how long the exact search took per query (ms)."""
-    from app.core.db import make_engine, session_factory
     from app.models import Example
+    from app.platform.db import make_engine, session_factory
     from app.review.context import neighbours_of
 
     engine = make_engine(url)
@@ -842,9 +842,9 @@ def text_searches(url: str, repeat: int) -> dict[str, list[float]]:
 
     from app.collections import dashboard
     from app.collections.service import get_collection
-    from app.core.db import make_engine, session_factory
     from app.datasets.service import ExampleFilter, get_dataset, list_examples
     from app.models import User
+    from app.platform.db import make_engine, session_factory
     from app.review import queue as queues
 
     engine = make_engine(url)

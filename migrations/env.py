@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from app.core.db import database_url, make_engine
+from app.platform.db import database_url, make_engine
 from app.models import Base
 
 target_metadata = Base.metadata

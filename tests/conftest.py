@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.core.db import get_engine, get_session, make_engine
 from app.models import Base
+from app.platform.config import get_settings
+from app.platform.db import get_engine, get_session, make_engine
+from app.platform.jobs.broker import get_celery
 from tests.services import REDIS_URL, need, postgres_url, stop_own_server
-from workers.celery_app import get_celery
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -96,7 +96,7 @@ def session(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def client(session: Session) -> Iterator[TestClient]:
     """The app over HTTP, sharing the test's session (and so its rolled-back transaction)."""
-    from app.main import create_app
+    from app.entrypoints.web import create_app
 
     app = create_app()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.config import get_settings
+from app.platform.config import get_settings
 
 
 def configure_endpoint(monkeypatch: pytest.MonkeyPatch, name: str, **values: object) -> None:

@@ -25,7 +25,7 @@ REQUIRED = os.environ.get("SIFT_TEST_REQUIRE_SERVICES") == "1"
 @lru_cache
 def postgres_url(database: str = "test") -> str:
     """The SQLAlchemy URL of `database` on the test server (created when missing)."""
-    from app.core.embedded_db import ensure_database, start_server, to_sqlalchemy
+    from app.platform.embedded_db import ensure_database, start_server, to_sqlalchemy
 
     configured = os.environ.get("SIFT_TEST_POSTGRES_URL")
     if configured:
@@ -48,7 +48,7 @@ def stop_own_server() -> None:
     """Stop the server the suite started (if it did) and remove its folder."""
     if _server_folder.cache_info().currsize == 0:
         return
-    from app.core.embedded_db import leave_server
+    from app.platform.embedded_db import leave_server
 
     folder = _server_folder().parent
     leave_server(folder)

@@ -12,11 +12,11 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from app.cli import cli
-from app.core.config import get_settings
-from app.core.db import get_engine, transaction
-from app.core.embedded_db import leave_server
-from app.core.security import user_for_token
+from app.entrypoints.cli import cli
+from app.platform.config import get_settings
+from app.platform.db import get_engine, transaction
+from app.platform.embedded_db import leave_server
+from app.platform.security import user_for_token
 from tests.factories import alpaca_record, write_json, write_jsonl
 from tests.services import embedded_data_dir
 
@@ -25,7 +25,7 @@ Sift = Callable[..., Result]
 
 def reset_caches() -> None:
     """Forget settings, engine and Celery app built from another environment."""
-    from workers.celery_app import get_celery
+    from app.platform.jobs.broker import get_celery
 
     if get_engine.cache_info().currsize:
         get_engine().dispose()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.core.config import DEV_SECRET
+from app.platform.config import DEV_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -6,7 +6,7 @@ import numpy as np
 from alembic import command
 from sqlalchemy import text
 
-from app.core.db import make_engine
+from app.platform.db import make_engine
 from tests.conftest import alembic_config, migrated_database
 
 

@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from app.core.db import make_engine
 from app.models import Base
+from app.platform.db import make_engine
 from tests.conftest import alembic_config, migrated_database
 
 

@@ -15,7 +15,6 @@ from sqlalchemy import Integer, Select, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.collections import service
-from app.core.errors import NotFound
 from app.datasets.service import by_ids, search_condition
 from app.models import (
     Collection,
@@ -32,6 +31,7 @@ from app.models import (
     Snapshot,
     User,
 )
+from app.platform.errors import NotFound
 from app.scoring.recipes import recipe_from_scorer
 from app.scoring.sampling import POOL_SAMPLE, id_intervals, sample_pool, scores_of
 from app.selection.embeddings import similar_to

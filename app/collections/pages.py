@@ -18,9 +18,6 @@ from sqlalchemy.orm import Session
 
 from app.collections import dashboard, service
 from app.collections.embedding_map import embedding_map
-from app.core.db import DB, StreamDB
-from app.core.errors import InvalidInput, SiftError
-from app.core.web import PageLead, check_csrf, is_htmx, render
 from app.datasets import service as datasets
 from app.datasets.dashboard import any_active
 from app.datasets.downloads import export_download
@@ -29,6 +26,9 @@ from app.datasets.exporter import (
 )
 from app.datasets.pages import dataset_url
 from app.models import Collection, User
+from app.platform.db import DB, StreamDB
+from app.platform.errors import InvalidInput, SiftError
+from app.platform.web import PageLead, check_csrf, is_htmx, render
 from app.scoring.service import list_scorers
 from app.selection import dedup
 from app.selection import service as selection

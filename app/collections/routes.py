@@ -20,9 +20,6 @@ from app.collections.schemas import (
     SnapshotDiff,
     SnapshotOut,
 )
-from app.core.db import DB, StreamDB
-from app.core.errors import InvalidInput
-from app.core.security import ApiAnnotator, ApiLead
 from app.datasets.downloads import export_stream
 from app.datasets.exporter import (
     EXPORT_FORMATS,
@@ -31,6 +28,9 @@ from app.datasets.exporter import (
 )
 from app.jobs.schemas import JobOut
 from app.models import Collection
+from app.platform.db import DB, StreamDB
+from app.platform.errors import InvalidInput
+from app.platform.security import ApiAnnotator, ApiLead
 from app.selection import service as selection
 from app.selection.service import SelectionSpec
 

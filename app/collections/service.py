@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.core.db import conflict_insert
-from app.core.errors import Conflict, InvalidInput, NotFound
 from app.datasets.records import CONTENT_FIELDS
 from app.datasets.service import NAME_PATTERN
 from app.models import Collection, CollectionItem, Example, Snapshot, SnapshotItem, User
+from app.platform.db import conflict_insert
+from app.platform.errors import Conflict, InvalidInput, NotFound
 
 GROUP_FIELDS = ("source", "category")
 

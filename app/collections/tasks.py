@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotFound
-from app.jobs.runner import Progress, job_handler
 from app.models import Collection, Job, User
+from app.platform.errors import NotFound
+from app.platform.jobs.progress import Progress
+from app.platform.jobs.registry import job_handler
 from app.selection.service import SelectionSpec, select_into
 
 

@@ -14,8 +14,6 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.core.errors import InvalidInput
 from app.models import (
     Dataset,
     Example,
@@ -27,6 +25,8 @@ from app.models import (
     Score,
     Scorer,
 )
+from app.platform.config import get_settings
+from app.platform.errors import InvalidInput
 from app.scoring.recipes import BUILTIN_RECIPES
 from app.scoring.sampling import sample_if_large
 

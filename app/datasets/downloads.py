@@ -10,8 +10,6 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from app.core.config import get_settings
-from app.core.errors import InvalidInput
 from app.datasets.exporter import (
     EXPORT_FORMATS,
     ExportOptions,
@@ -20,6 +18,8 @@ from app.datasets.exporter import (
     export_to_file,
     iter_export_bytes,
 )
+from app.platform.config import get_settings
+from app.platform.errors import InvalidInput
 
 
 def attachment(filename: str) -> str:

@@ -15,7 +15,6 @@ import orjson
 from sqlalchemy import Select, func, null, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInput, NotFound
 from app.datasets.records import CONTENT_FIELDS, WRITERS, ExampleView
 from app.datasets.service import count_examples, get_dataset
 from app.models import (
@@ -29,6 +28,7 @@ from app.models import (
     Snapshot,
     SnapshotItem,
 )
+from app.platform.errors import InvalidInput, NotFound
 
 EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet")
 CHUNK = 2_000

@@ -22,11 +22,11 @@ import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.db import driver_connection
-from app.core.errors import InvalidInput
 from app.datasets.readers import FileError, RecordStream, SourceRecord, detect_container
 from app.datasets.records import CONTENT_FIELDS, PARSERS, ExampleDraft, RecordError, detect_format
 from app.models import Dataset, Example, ExampleStatus, Origin
+from app.platform.db import driver_connection
+from app.platform.errors import InvalidInput
 
 FORMATS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "lima", "csv", "parquet", "jsonl")
 MAX_REPORTED_ERRORS = 100

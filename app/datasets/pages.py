@@ -17,9 +17,6 @@ from fastapi.responses import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.db import DB, StreamDB
-from app.core.errors import InvalidInput, NotFound, SiftError
-from app.core.web import PageLead, PageUser, check_csrf, render
 from app.datasets import dashboard, service
 from app.datasets.downloads import export_download
 from app.datasets.exporter import (
@@ -28,6 +25,9 @@ from app.datasets.exporter import (
 )
 from app.datasets.importer import FORMATS
 from app.models import Dataset, Example, ExampleStatus, Job, Role, User
+from app.platform.db import DB, StreamDB
+from app.platform.errors import InvalidInput, NotFound, SiftError
+from app.platform.web import PageLead, PageUser, check_csrf, render
 from app.scoring.service import (
     create_custom_scorer,
     dataset_histograms,

@@ -7,9 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from app.core.db import DB, StreamDB
-from app.core.errors import InvalidInput
-from app.core.security import ApiAnnotator, ApiLead
 from app.datasets import service
 from app.datasets.downloads import export_stream
 from app.datasets.exporter import (
@@ -21,6 +18,9 @@ from app.datasets.importer import FORMATS
 from app.datasets.schemas import DatasetCreate, DatasetOut, ExampleOut, ExamplePage, ExamplePatch
 from app.jobs.schemas import JobOut
 from app.models import Example
+from app.platform.db import DB, StreamDB
+from app.platform.errors import InvalidInput
+from app.platform.security import ApiAnnotator, ApiLead
 from app.scoring.service import score_condition
 from app.selection.dedup import representative_only
 

@@ -22,12 +22,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.core.errors import Conflict, InvalidInput, NotFound, PreconditionRequired
 from app.datasets.records import RecordError, _parse_messages, content_hash, join_prompt
-from app.jobs.service import create_job
 from app.models import Dataset, Example, ExampleStatus, Job, Revision, User
 from app.models.scoring import EXAMPLE_TEXT
+from app.platform.config import get_settings
+from app.platform.errors import Conflict, InvalidInput, NotFound, PreconditionRequired
+from app.platform.jobs.dispatch import create_job
 from app.selection.embeddings import similar_to
 
 # No "/" so that a name is always one URL path segment.
@@ -338,7 +338,6 @@ def start_import_job(
     source: str | None = None,
     mapping: dict[str, str] | None = None,
     user: User | None = None,
-    send: bool = True,
 ) -> Job:
     """A background import of a file already on disk (an upload, or a path on the server)."""
     params = {
@@ -348,6 +347,4 @@ def start_import_job(
         "source": source,
         "mapping": mapping or {},
     }
-    return create_job(
-        session, "import", params, queue="cpu", user=user, dataset_id=dataset.id, send=send
-    )
+    return create_job(session, "import", params, queue="cpu", user=user, dataset_id=dataset.id)

@@ -7,11 +7,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.core.errors import NotFound
 from app.datasets.importer import import_file
-from app.jobs.runner import Progress, job_handler
 from app.models import Dataset, Job
+from app.platform.config import get_settings
+from app.platform.errors import NotFound
+from app.platform.jobs.progress import Progress
+from app.platform.jobs.registry import job_handler
 
 
 @job_handler("import", queue="cpu")

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.db import conflict_insert
-from app.core.errors import InvalidInput, NotFound
-from app.core.hashing import json_sha256
 from app.models import EvalAnswer, TrainingRun
-from app.scoring.llm import ChatRequest, LLMClient, get_endpoint, normalise_base_url
+from app.platform.db import conflict_insert
+from app.platform.errors import InvalidInput, NotFound
+from app.platform.hashing import json_sha256
+from app.platform.llm.client import ChatRequest, LLMClient, get_endpoint, normalise_base_url
 from app.training import layout
 
 RUN, ENDPOINT = "run", "endpoint"

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli import fail, launch, out, user_errors
-from app.core.db import transaction
+from app.platform.cli.console import fail, out, user_errors
+from app.platform.cli.jobs import launch
+from app.platform.db import transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 eval_cli: typer.Typer = typer.Typer(
     help="Pairwise evaluations: model A against model B on a test set, judged in both orders."
 )
+commands = typer.Typer()
+commands.add_typer(eval_cli, name="eval")
 
 Wait = Annotated[bool, typer.Option("--wait", help="follow the job until it ends")]
 Budget = Annotated[float | None, typer.Option("--budget", help="stop at this many USD")]
@@ -72,7 +75,7 @@ def evaluate(
         settings = GenerationSettings(max_tokens, temperature, top_p, seed)
     started: list[int] = []
 
-    def start(session: Session, send: bool) -> Job:
+    def start(session: Session) -> Job:
         from app.models import Job
 
         run = start_evaluation(
@@ -84,7 +87,6 @@ def evaluate(
             judge_prompt=judge_prompt,
             generation=settings,
             budget_usd=budget,
-            send=send,
         )
         started.append(run.id)
         return session.get_one(Job, run.job_id)
@@ -185,7 +187,7 @@ def retry(run_id: int, budget: Budget = None, wait: Wait = False) -> None:
     from app.evaluation.service import retry_evaluation
 
     launch(
-        lambda session, send: retry_evaluation(session, run_id, budget_usd=budget, send=send),
+        lambda session: retry_evaluation(session, run_id, budget_usd=budget),
         f"evaluation {run_id} (retry)",
         wait,
     )

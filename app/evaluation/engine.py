@@ -17,8 +17,6 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import release, upsert_where
-from app.core.errors import NotFound
 from app.evaluation import judge
 from app.evaluation.answers import (
     ENDPOINT,
@@ -31,11 +29,13 @@ from app.evaluation.answers import (
     store_answers,
     stored_answers,
 )
-from app.jobs.runner import JobPaused, Progress
 from app.models import EvalItem, EvalPrompt, EvalRun, ItemState, Job, TrainingRun
 from app.models.base import utcnow
+from app.platform.db import release, upsert_where
+from app.platform.errors import NotFound
+from app.platform.jobs.progress import JobPaused, Progress
+from app.platform.llm.client import ChatResult, LLMClient, get_endpoint, run_all_paid
 from app.scoring.engine import run_async
-from app.scoring.llm import ChatResult, LLMClient, get_endpoint, run_all_paid
 
 T = TypeVar("T")
 SETTLED = (ItemState.OK.value, ItemState.PARSE_ERROR.value)

@@ -12,9 +12,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from app.core.errors import InvalidInput
 from app.evaluation.answers import Answer, GenerationSettings, run_final_dir
 from app.models import TrainingRun
+from app.platform.errors import InvalidInput
 from app.training.service import load_trained_model
 
 BATCH_SIZE = 8

@@ -10,14 +10,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.core.db import DB
-from app.core.errors import SiftError
-from app.core.web import PageLead, PageUser, check_csrf, render
 from app.evaluation import service
 from app.evaluation.answers import GenerationSettings
 from app.evaluation.judge import JUDGE_PROMPTS
 from app.models import ItemState, JobState, Role, TrainingRun, User
+from app.platform.config import get_settings
+from app.platform.db import DB
+from app.platform.errors import SiftError
+from app.platform.web import PageLead, PageUser, check_csrf, render
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)

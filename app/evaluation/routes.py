@@ -6,8 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from app.core.db import DB
-from app.core.security import ApiAnnotator, ApiLead
 from app.evaluation import service
 from app.evaluation.answers import GenerationSettings
 from app.evaluation.schemas import (
@@ -20,6 +18,8 @@ from app.evaluation.schemas import (
     TestSetDetail,
     TestSetOut,
 )
+from app.platform.db import DB
+from app.platform.security import ApiAnnotator, ApiLead
 
 router = APIRouter(prefix="/api/v1", tags=["evaluation"])
 

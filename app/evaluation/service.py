@@ -11,14 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.collections.service import get_snapshot
-from app.core.errors import Conflict, InvalidInput, NotFound
 from app.datasets.service import get_dataset
 from app.evaluation import judge
 from app.evaluation.answers import ENDPOINT, RUN, GenerationSettings, ModelRef, check_model
 from app.evaluation.testsets import PromptDraft, parse_records, prompts_digest, read_file
-from app.jobs.service import create_job
 from app.models import EvalItem, EvalPrompt, EvalRun, EvalTestSet, Example, Job, SnapshotItem, User
-from app.scoring.llm import get_endpoint, require_priced
+from app.platform.errors import Conflict, InvalidInput, NotFound
+from app.platform.jobs.dispatch import create_job
+from app.platform.llm.client import get_endpoint, require_priced
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 CHUNK_SIZE = 32
@@ -210,7 +210,6 @@ def start_evaluation(
     chunk_size: int = CHUNK_SIZE,
     user: User | None = None,
     idempotency_key: str | None = None,
-    send: bool = True,
 ) -> EvalRun:
     """Queue an evaluation of model A against model B on a test set, judged in both orders."""
     refs = [ModelRef.parse(model_a), ModelRef.parse(model_b)]
@@ -253,7 +252,6 @@ def start_evaluation(
         budget_usd=budget_usd,
         user=user,
         idempotency_key=idempotency_key,
-        send=send,
     )
     return run
 
@@ -266,7 +264,6 @@ def _queue_job(
     budget_usd: float | None,
     user: User | None,
     idempotency_key: str | None = None,
-    send: bool,
 ) -> Job:
     refs = [ModelRef.parse(run.model_a), ModelRef.parse(run.model_b)]
     # A model of a training run generates locally: that is work for the GPU workers.
@@ -280,7 +277,6 @@ def _queue_job(
         user=user,
         total=prompts.prompt_count if prompts else None,
         idempotency_key=idempotency_key,
-        send=send,
     )
     job.budget_usd = budget_usd
     run.job_id = job.id
@@ -293,7 +289,6 @@ def retry_evaluation(
     *,
     budget_usd: float | None = None,
     user: User | None = None,
-    send: bool = True,
 ) -> Job:
     """Queue a new job for an ended evaluation: it asks again only what failed (answers or
     judge calls); what was read, verdict or unreadable, stays."""
@@ -304,9 +299,7 @@ def retry_evaluation(
     if budget_usd is not None and budget_usd <= 0:
         raise InvalidInput("budget: must be more than 0 USD", field="budget_usd")
     chunk_size = current.params.get("chunk_size", CHUNK_SIZE) if current else CHUNK_SIZE
-    return _queue_job(
-        session, run, chunk_size=chunk_size, budget_usd=budget_usd, user=user, send=send
-    )
+    return _queue_job(session, run, chunk_size=chunk_size, budget_usd=budget_usd, user=user)
 
 
 def get_evaluation(session: Session, run_id: int) -> EvalRun:

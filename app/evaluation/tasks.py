@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.evaluation.engine import evaluate_chunk, plan_chunks, run_of
-from app.jobs.runner import Progress, chunked_job
 from app.models import Job
+from app.platform.jobs.progress import Progress
+from app.platform.jobs.registry import chunked_job
 
 
 @chunked_job("evaluate", queue="io")

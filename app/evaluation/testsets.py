@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import InvalidInput
 from app.datasets.readers import FileError, RecordStream, detect_container
+from app.platform.errors import InvalidInput
 
 FORMATS = ("auto", "vicuna", "wizardlm", "self-instruct", "mt-bench", "prompts")
 # A generic record's prompt: the first of these fields that it has.

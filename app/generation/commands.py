@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli import launch, out, user_errors
-from app.core.db import transaction
+from app.platform.cli.console import out, user_errors
+from app.platform.cli.jobs import launch
+from app.platform.db import transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 generate_cli: typer.Typer = typer.Typer(
     help="Grow new examples (Self-Instruct) or evolve existing ones."
 )
+commands = typer.Typer()
+commands.add_typer(generate_cli, name="generate")
 
 Into = Annotated[str, typer.Option("--into", help="the dataset to fill (created if missing)")]
 Rounds = Annotated[int | None, typer.Option("--rounds", help="evolution rounds")]
@@ -52,8 +55,8 @@ def _start(spec: GenerationSpec, wait: bool, estimate_only: bool, seeds: Path | 
     if estimate_only:
         return
 
-    def start(session: Session, send: bool) -> Job:
-        return start_generation(session, spec, send=send)
+    def start(session: Session) -> Job:
+        return start_generation(session, spec)
 
     launch(start, f"{spec.method} into {spec.into}", wait)
 

@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.errors import SiftError
 from app.generation import filters, prompts
 from app.generation.prompts import Task
 from app.generation.rouge import NoveltyIndex
-from app.scoring.llm import BudgetExhausted, ChatRequest, ChatResult, LLMClient
+from app.platform.errors import SiftError
+from app.platform.llm.client import BudgetExhausted, ChatRequest, ChatResult, LLMClient
 
 ALPACA = "alpaca"
 SELF_INSTRUCT = "self-instruct"

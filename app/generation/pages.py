@@ -9,16 +9,16 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.core.db import DB
-from app.core.errors import InvalidInput, NotFound, SiftError
-from app.core.web import PageLead, PageUser, check_csrf, render
 from app.datasets.pages import dataset_url
 from app.datasets.service import get_dataset, get_example
 from app.generation import prompts, service
 from app.generation.engine import VARIANTS
 from app.generation.service import GenerationSpec
 from app.models import User
+from app.platform.config import get_settings
+from app.platform.db import DB
+from app.platform.errors import InvalidInput, NotFound, SiftError
+from app.platform.web import PageLead, PageUser, check_csrf, render
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from app.core.db import DB
-from app.core.errors import NotFound
-from app.core.security import ApiAnnotator, ApiLead
 from app.datasets.service import get_example
 from app.generation import service
 from app.generation.schemas import EstimateOut, GenerateIn, ProvenanceOut, VariantOut
 from app.jobs.schemas import JobOut
+from app.platform.db import DB
+from app.platform.errors import NotFound
+from app.platform.security import ApiAnnotator, ApiLead
 
 router = APIRouter(prefix="/api/v1", tags=["generation"])
 

@@ -12,16 +12,16 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotFound
 from app.generation import engine
 from app.generation.engine import Outcome, Parent, SelfInstructSpec
 from app.generation.prompts import Task
 from app.generation.service import DEFAULT_N, source_tasks
 from app.generation.store import store_generated
-from app.jobs.runner import JobPaused, Progress
 from app.models import Dataset, Example, Job, Provenance
+from app.platform.errors import NotFound
+from app.platform.jobs.progress import JobPaused, Progress
+from app.platform.llm.client import LLMClient, get_endpoint
 from app.scoring.engine import run_async
-from app.scoring.llm import LLMClient, get_endpoint
 
 
 def _existing_instructions(session: Session, into_id: int, job_id: int) -> list[str]:

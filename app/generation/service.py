@@ -13,17 +13,17 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from app.core.config import LLMEndpoint
-from app.core.errors import InvalidInput
 from app.datasets.records import parse_alpaca
 from app.datasets.service import get_dataset, get_or_create_dataset
 from app.generation import engine, prompts
 from app.generation.engine import ALPACA, VARIANTS
 from app.generation.store import insert_examples
-from app.jobs.service import create_job
 from app.models import Dataset, Example, GenerationMethod, Job, Provenance, User
-from app.scoring.budget import max_cost
-from app.scoring.llm import ChatRequest, get_endpoint, require_priced
+from app.platform.config import LLMEndpoint
+from app.platform.errors import InvalidInput
+from app.platform.jobs.dispatch import create_job
+from app.platform.llm.budget import max_cost
+from app.platform.llm.client import ChatRequest, get_endpoint, require_priced
 
 GENERATE_KIND = "generate"
 DEFAULT_ENDPOINT = "default"
@@ -279,7 +279,6 @@ def start_generation(
     *,
     user: User | None = None,
     idempotency_key: str | None = None,
-    send: bool = True,
 ) -> Job:
     """Queue a generation job; the `into` dataset is created if missing."""
     source = get_dataset(session, spec.source)
@@ -316,7 +315,6 @@ def start_generation(
         dataset_id=into.id,
         total=total,
         idempotency_key=idempotency_key,
-        send=send,
     )
     job.budget_usd = spec.budget_usd
     return job

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import conflict_insert
 from app.datasets.records import ExampleDraft, parse_alpaca
 from app.generation.engine import Generated
 from app.models import Example, ExampleStatus, Job, Origin, Provenance
+from app.platform.db import conflict_insert
 
 # Rows per statement: well below psycopg's 65,535 bound parameters.
 BATCH = 2_000

@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from app.generation.runs import run_generation
 from app.generation.service import GENERATE_KIND
-from app.jobs.runner import Progress, job_handler
 from app.models import Job
+from app.platform.jobs.progress import Progress
+from app.platform.jobs.registry import job_handler
 
 
 @job_handler(GENERATE_KIND, queue="io")

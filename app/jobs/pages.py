@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from app.core.db import DB
-from app.core.web import PageLead, PageUser, act, check_csrf, render
 from app.jobs import service
 from app.models import Dataset, JobState, Role, User
+from app.platform.db import DB
+from app.platform.web import PageLead, PageUser, act, check_csrf, render
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.core.db import DB
-from app.core.security import ApiAnnotator, ApiLead
 from app.jobs import service
 from app.jobs.schemas import JobOut, ResumeIn
+from app.platform.db import DB
+from app.platform.security import ApiAnnotator, ApiLead
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 

@@ -10,12 +10,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from app.collections.service import list_collections
-from app.core.db import DB
-from app.core.errors import InvalidInput, SiftError
-from app.core.web import PageUser, check_csrf, render
 from app.datasets.service import all_datasets, get_dataset, get_example
 from app.generation.service import provenance_for
 from app.models import Example, ExampleStatus, ReviewAction, User
+from app.platform.db import DB
+from app.platform.errors import InvalidInput, SiftError
+from app.platform.web import PageUser, check_csrf, render
 from app.review import context as seen
 from app.review import queue as queues
 from app.review import service

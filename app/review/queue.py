@@ -11,9 +11,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.collections.service import get_collection
-from app.core.config import get_settings
-from app.core.db import conflict_insert
-from app.core.errors import InvalidInput
 from app.datasets.service import get_dataset, search_condition
 from app.models import (
     Collection,
@@ -27,6 +24,9 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.platform.config import get_settings
+from app.platform.db import conflict_insert
+from app.platform.errors import InvalidInput
 from app.scoring.service import score_condition
 from app.selection.embeddings import similar_to as nearest_to
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from app.core.db import DB
-from app.core.security import ApiAnnotator
 from app.datasets.routes import example_out
 from app.models import ReviewAction
+from app.platform.db import DB
+from app.platform.security import ApiAnnotator
 from app.review import queue as queues
 from app.review import service
 from app.review.schemas import DecisionIn, DecisionOut, NextOut, QueueIn, UndoOut

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.collections.service import add_items
-from app.core.errors import Conflict, InvalidInput, NotFound
 from app.datasets.records import content_hash
 from app.datasets.service import update_example
 from app.models import (
@@ -23,6 +22,7 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.review.queue import Queue, holder, release, take_lease
 
 # What a decision makes of the example's status; edits and skips leave it as it was.

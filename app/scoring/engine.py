@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import release, upsert_where
-from app.core.errors import NotFound
-from app.jobs.chunks import key_ranges
-from app.jobs.runner import JobPaused, Progress
 from app.models import Example, Job, Score, Scorer, ScorerKind, ScoreState
-from app.scoring.llm import ChatResult, LLMClient, get_endpoint, run_all_paid
+from app.platform.db import release, upsert_where
+from app.platform.errors import NotFound
+from app.platform.jobs.chunked import key_ranges
+from app.platform.jobs.progress import JobPaused, Progress
+from app.platform.llm.client import ChatResult, LLMClient, get_endpoint, run_all_paid
 from app.scoring.local_lm import LocalLogitScorer
 from app.scoring.recipes import (
     ExampleText,

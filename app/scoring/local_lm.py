@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 from app.scoring.deita import SCORE_TOKENS
 
 

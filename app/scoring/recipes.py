@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from app.core.errors import InvalidInput
-from app.core.hashing import json_sha256
 from app.models.scoring import Scorer, ScorerKind, ScoreState
+from app.platform.errors import InvalidInput
+from app.platform.hashing import json_sha256
+from app.platform.llm.client import ChatRequest, ChatResult
 from app.scoring import deita, lima
-from app.scoring.llm import ChatRequest, ChatResult
 from app.scoring.parsing import parse_rating, validate_rule
 from app.scoring.stats import text_stats
 

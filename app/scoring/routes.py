@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from app.core.db import DB
-from app.core.security import ApiAnnotator, ApiLead
 from app.datasets.service import get_dataset
 from app.jobs.schemas import JobOut
+from app.platform.db import DB
+from app.platform.security import ApiAnnotator, ApiLead
 from app.scoring import service
 from app.scoring.recipes import BUILTIN_RECIPES
 from app.scoring.schemas import Histogram, RecipeCreate, ScorerOut, ScoreStart, ScoreSummary

@@ -12,11 +12,11 @@ from sqlalchemy import ColumnElement, Integer, and_, case, cast, exists, func, s
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInput, NotFound
 from app.datasets.service import count_examples
-from app.jobs.service import create_job
 from app.models import Dataset, Example, Job, Score, Scorer, ScorerKind, ScoreState, User
-from app.scoring.llm import get_endpoint, require_priced
+from app.platform.errors import InvalidInput, NotFound
+from app.platform.jobs.dispatch import create_job
+from app.platform.llm.client import get_endpoint, require_priced
 from app.scoring.recipes import (
     BUILTIN_RECIPES,
     Recipe,
@@ -187,7 +187,6 @@ def start_score_job(
     budget_usd: float | None = None,
     user: User | None = None,
     idempotency_key: str | None = None,
-    send: bool = True,
 ) -> Job:
     """Queue a job that scores every example of the dataset that has no score yet."""
     choice = choose_scorer(session, scorer_name, endpoint=endpoint, model_path=model_path)
@@ -216,7 +215,6 @@ def start_score_job(
         user=user,
         dataset_id=dataset.id,
         idempotency_key=idempotency_key,
-        send=send,
     )
     job.budget_usd = budget_usd
     return job

@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.jobs.runner import Progress, chunked_job
 from app.models import Job
+from app.platform.config import get_settings
+from app.platform.jobs.progress import Progress
+from app.platform.jobs.registry import chunked_job
 from app.scoring.engine import plan_chunks, score_chunk
 
 

@@ -19,8 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy import ColumnElement, delete, exists, insert, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInput
-from app.jobs.service import create_job
 from app.models import (
     Dataset,
     DuplicateCluster,
@@ -32,6 +30,8 @@ from app.models import (
     ScoreState,
     User,
 )
+from app.platform.errors import InvalidInput
+from app.platform.jobs.dispatch import create_job
 from app.scoring.recipes import ExampleText
 from app.selection.embeddings import (
     DEFAULT_MODEL,
@@ -209,7 +209,6 @@ def start_dedup_job(
     prefer: str | None = None,
     user: User | None = None,
     idempotency_key: str | None = None,
-    send: bool = True,
 ) -> Job:
     """Queue a job that replaces the dataset's near-duplicate clusters of `method`."""
     _check(method, threshold)
@@ -248,7 +247,6 @@ def start_dedup_job(
         user=user,
         dataset_id=dataset.id,
         idempotency_key=idempotency_key,
-        send=send,
     )
 
 

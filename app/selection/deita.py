@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 
 # Far wider than the float32 error of a dot product of unit vectors (about 1e-6 at 4,096 dims,
 # 2.4e-4 in the very worst case), so a pair outside the band falls on the same side of the

@@ -27,12 +27,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
-from app.core.db import conflict_insert
-from app.core.errors import InvalidInput
-from app.jobs.chunks import key_ranges
-from app.jobs.runner import Progress
-from app.jobs.service import create_job
 from app.models import Dataset, Embedding, Example, Job, User
+from app.platform.db import conflict_insert
+from app.platform.errors import InvalidInput
+from app.platform.jobs.chunked import key_ranges
+from app.platform.jobs.dispatch import create_job
+from app.platform.jobs.progress import Progress
 from app.scoring.local_lm import load_causal_lm
 from app.scoring.recipes import ExampleText
 from app.scoring.sampling import one_of
@@ -227,7 +227,6 @@ def start_embed_job(
     *,
     user: User | None = None,
     idempotency_key: str | None = None,
-    send: bool = True,
 ) -> Job:
     """Queue a job that embeds every example of the dataset with no vector from `model` yet."""
     name, _, _ = resolve_model(model)
@@ -239,7 +238,6 @@ def start_embed_job(
         user=user,
         dataset_id=dataset.id,
         idempotency_key=idempotency_key,
-        send=send,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 
 
 def quota_counts(sizes: Mapping[str, int], budget: int, tau: float = 3.0) -> dict[str, int]:

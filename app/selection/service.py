@@ -14,10 +14,10 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, aliased
 
 from app.collections import service as collections
-from app.core.errors import Conflict, InvalidInput, NotFound
 from app.datasets.service import get_dataset
-from app.jobs.service import create_job
 from app.models import Collection, Dataset, Example, Job, Score, ScoreState, Selection, User
+from app.platform.errors import Conflict, InvalidInput, NotFound
+from app.platform.jobs.dispatch import create_job
 from app.scoring.service import find_scorer, score_condition, scorer_of
 from app.selection.deita import deita_select, score_order
 from app.selection.sampling import quota_sample, random_sample
@@ -274,7 +274,6 @@ def start_select_job(
     name: str | None = None,
     user: User | None = None,
     idempotency_key: str | None = None,
-    send: bool = True,
 ) -> Job:
     """Queue a job that runs the spec into the collection."""
     spec.check()
@@ -288,5 +287,4 @@ def start_select_job(
         user=user,
         dataset_id=dataset.id,
         idempotency_key=idempotency_key,
-        send=send,
     )

@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.jobs.runner import Progress, chunked_job, job_handler
 from app.models import Job
+from app.platform.jobs.progress import Progress
+from app.platform.jobs.registry import chunked_job, job_handler
 from app.selection.dedup import DEDUP_KIND, run_dedup
 from app.selection.embeddings import EMBED_KIND, embed_chunk, plan_embed_chunks
 

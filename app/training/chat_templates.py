@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 
 ALPACA_SYSTEM = (
     "Below is an instruction that describes a task. "

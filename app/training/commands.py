@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli import fail, out, run_job, runs_here, user_errors
-from app.core.db import transaction
+from app.platform.cli.console import fail, out, user_errors
+from app.platform.cli.jobs import job_transaction, run_job
+
+commands = typer.Typer()
 
 
 def _overrides(values: list[str]) -> dict[str, Any]:
@@ -22,6 +24,7 @@ def _overrides(values: list[str]) -> dict[str, Any]:
     return pairs
 
 
+@commands.command("train")
 def train(
     snapshot: Annotated[int, typer.Option("--snapshot", help="the snapshot id to train on")],
     base_model: Annotated[Path, typer.Option("--base-model", help="a local model folder")],
@@ -47,10 +50,8 @@ def train(
     }  # fmt: skip
     with user_errors():
         params = build_params(preset, **overrides)
-    with user_errors(), transaction() as session:
-        run, created = service.create_run(
-            session, snapshot, str(base_model), params, send=not runs_here()
-        )
+    with job_transaction() as session:
+        run, created = service.create_run(session, snapshot, str(base_model), params)
         run_id, job_id, state = run.id, run.job_id, service.run_state(session, run)
     assert job_id is not None
     if not created:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 
 IGNORE = -100  # the label that takes a token out of the loss
 

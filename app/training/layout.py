@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.core.config import get_settings
+from app.platform.config import get_settings
 
 SPEC_NAME = "sift_run.json"
 LOG_TAIL_CHARS = 20_000

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.db import DB
-from app.core.errors import SiftError
-from app.core.web import PageLead, PageUser, act, check_csrf, render
 from app.models import Collection, Role, Snapshot, TrainingRun, User
+from app.platform.db import DB
+from app.platform.errors import SiftError
+from app.platform.web import PageLead, PageUser, act, check_csrf, render
 from app.training import layout, service
 from app.training.charts import curve
 from app.training.presets import PRESETS, TrainingParams, build_params, invalid_input

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 
 Method = Literal["lora", "full"]
 Template = Literal["auto", "alpaca", "vicuna"]

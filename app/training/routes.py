@@ -8,8 +8,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Header, Response
 from fastapi.responses import FileResponse
 
-from app.core.db import DB
-from app.core.security import ApiAnnotator, ApiLead
+from app.platform.db import DB
+from app.platform.security import ApiAnnotator, ApiLead
 from app.training import layout, service
 from app.training.presets import build_params
 from app.training.schemas import ArtifactFile, RunCreate, RunOut

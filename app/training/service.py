@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.core.db import release, side_transaction, upsert_where
-from app.core.errors import Conflict, InvalidInput, NotFound
-from app.jobs.runner import JobCancelled, Progress
-from app.jobs.service import cancel_job, create_job, enqueue, on_commit
+from app.jobs.service import cancel_job
 from app.models import (
     Job,
     JobState,
@@ -30,6 +25,11 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.platform.config import get_settings
+from app.platform.db import release, side_transaction, upsert_where
+from app.platform.errors import Conflict, InvalidInput, NotFound
+from app.platform.jobs.dispatch import create_job, send_job
+from app.platform.jobs.progress import JobCancelled, Progress
 from app.training import layout
 from app.training.chat_templates import missing_template
 from app.training.presets import TrainingParams
@@ -79,7 +79,6 @@ def create_run(
     *,
     user: User | None = None,
     idempotency_key: str | None = None,
-    send: bool = True,
 ) -> tuple[TrainingRun, bool]:
     """A queued run and its job, in this transaction; (run, created). The same idempotency
     key (given or derived) gives the existing run back, also when two launches race."""
@@ -92,7 +91,7 @@ def create_run(
         return existing, False
     try:
         with session.begin_nested():
-            run = _insert_run(session, snapshot_id, base_model, params, user, key, send)
+            run = _insert_run(session, snapshot_id, base_model, params, user, key)
     except IntegrityError:
         # Another launch with this key committed first: its run is the one.
         existing = _by_key(session, key)
@@ -113,7 +112,6 @@ def _insert_run(
     params: TrainingParams,
     user: User | None,
     key: str,
-    send: bool,
 ) -> TrainingRun:
     run = TrainingRun(
         snapshot_id=snapshot_id,
@@ -129,7 +127,7 @@ def _insert_run(
     session.add(run)
     session.flush()
     run.output_dir = str(layout.run_dir(run.id))
-    job = create_job(session, JOB_KIND, {"run_id": run.id}, queue="gpu", user=user, send=send)
+    job = create_job(session, JOB_KIND, {"run_id": run.id}, queue="gpu", user=user)
     run.job_id = job.id
     session.flush()
     return run
@@ -235,7 +233,7 @@ def cancel_run(session: Session, run: TrainingRun) -> TrainingRun:
     return run
 
 
-def resume_run(session: Session, run: TrainingRun, *, send: bool = True) -> TrainingRun:
+def resume_run(session: Session, run: TrainingRun) -> TrainingRun:
     """Queue a failed, cancelled or stalled run again; it goes on from its last checkpoint."""
     state = run_state(session, run)
     if state not in (RunState.FAILED.value, RunState.CANCELLED.value, RunState.STALLED.value):
@@ -252,8 +250,7 @@ def resume_run(session: Session, run: TrainingRun, *, send: bool = True) -> Trai
     job.finished_at = None
     run.state = RunState.QUEUED.value
     run.finished_at = None
-    if send:
-        on_commit(session, partial(enqueue, job.id, job.queue))
+    send_job(session, job)
     return run
 
 

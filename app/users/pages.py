@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.core.db import DB
-from app.core.errors import SiftError
-from app.core.security import new_csrf_token
-from app.core.web import check_csrf, optional_page_user, render, require_page_role
 from app.models import Role, User
+from app.platform.db import DB
+from app.platform.errors import SiftError
+from app.platform.security import new_csrf_token
+from app.platform.web import check_csrf, optional_page_user, render, require_page_role
 from app.users import service
 from app.users.service import authenticate, login_throttle
 

@@ -10,10 +10,10 @@ from collections import deque
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict, InvalidInput, NotFound
-from app.core.security import hash_password, hash_token, new_token, verify_password
 from app.models import ApiToken, Role, User
 from app.models.base import utcnow
+from app.platform.errors import Conflict, InvalidInput, NotFound
+from app.platform.security import hash_password, hash_token, new_token, verify_password
 
 
 def get_user(session: Session, name: str) -> User:

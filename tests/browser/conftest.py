@@ -3,7 +3,7 @@ browser context per role.
 
 What the fixtures give (for any browser test, e.g. the annotator review flow):
 
-- `live_server`: the base URL of uvicorn serving `app.main:create_app` in a subprocess, on a free
+- `live_server`: the base URL of uvicorn serving `app.entrypoints.web:create_app` in a subprocess, on a free
   port, against a PostgreSQL database of its own (`<SIFT_TEST_COMMITTED_DATABASE>_browser`,
   migrated and emptied once for the browser tests). No Celery worker runs: pages that start a job only
   queue it; `run_jobs()` runs what is queued, in a process of its own, as a worker would.
@@ -37,8 +37,8 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine, session_factory
 from app.models import Job, JobState, User
+from app.platform.db import make_engine, session_factory
 from tests.conftest import JOBS_DATABASE, ROOT, migrated_database
 from tests.factories import unique
 from tests.services import REQUIRED
@@ -256,7 +256,7 @@ def run_jobs(
             script = (
                 "import sys\n"
                 "from app.jobs.registry import load_handlers\n"
-                "from app.jobs.runner import execute_job\n"
+                "from app.platform.jobs.runner import execute_job\n"
                 "load_handlers()\n"
                 "for job_id in map(int, sys.argv[1:]):\n"
                 "    execute_job(job_id, inline=True)\n"

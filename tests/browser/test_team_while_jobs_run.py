@@ -44,7 +44,7 @@ class Studio:
     def sift(self, *args: str, stdin: str | None = None) -> str:
         """Run a `sift` command against this studio's data folder; its stdout."""
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", *args],
+            [sys.executable, "-m", "app.entrypoints.cli", *args],
             cwd=ROOT, env=self.env, input=stdin, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
@@ -101,7 +101,7 @@ def studio(data_dir: Path, tmp_path: Path) -> Iterator[Studio]:
         log = tmp_path / "serve.log"
         with log.open("wb") as out:
             serve = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+                [sys.executable, "-m", "app.entrypoints.cli", "serve", "--port", str(port)],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         base = f"http://127.0.0.1:{port}"

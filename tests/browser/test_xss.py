@@ -22,11 +22,11 @@ from app.collections.service import add_items, create_collection, create_snapsho
 from app.datasets.service import create_dataset
 from app.evaluation.service import store_test_set
 from app.evaluation.testsets import PromptDraft
-from app.jobs.service import create_job
 from app.models import User
 from app.models.evaluation import EvalItem, EvalRun
 from app.models.review import ReviewAction
 from app.models.training import TrainingRun
+from app.platform.jobs.dispatch import create_job, run_jobs_here
 from app.review.service import decide
 from app.users.service import create_user
 from tests.browser.conftest import errors_of, screenshot
@@ -110,9 +110,10 @@ def seeded(
             session, annotator, examples[0].id, ReviewAction.REJECT, version=1, reason=hostile(34)
         )
         person = create_user(session, hostile(35)[:100].replace("/", ""), "annotator", "pw")
+        run_jobs_here(session)
         job = create_job(
             session, "import", {"path": hostile(36), "format": hostile(37)}, queue="cpu",
-            user=lead, dataset_id=dataset.id, send=False,
+            user=lead, dataset_id=dataset.id,
         )  # fmt: skip
         job.error = hostile(38)
         run = TrainingRun(
@@ -184,7 +185,7 @@ def hostile_query(endpoint: Endpoint) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def page_urls(seeded: ParamValues) -> list[str]:
     """Every GET page of the app, filled with the seeded records, plain and with hostile queries."""
-    from app.main import create_app
+    from app.entrypoints.web import create_app
 
     urls, unknown = [], []
     for endpoint in endpoints(create_app()):

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from app.collections import service
 from app.collections.tasks import run_select
-from app.jobs.runner import Progress
 from app.models import (
     Collection,
     CollectionItem,
@@ -30,6 +29,7 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.platform.jobs.progress import Progress
 from app.scoring.engine import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
 from app.selection.embeddings import store_embeddings

@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.collections import service
-from app.core.errors import Conflict, InvalidInput, NotFound
 from app.models import Example, SnapshotItem
+from app.platform.errors import Conflict, InvalidInput, NotFound
 from tests.factories import make_dataset, make_example, unique
 
 

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInput
 from app.datasets.exporter import ExportOptions, ExportSource, container_for, export_to_file
 from app.datasets.importer import import_file
 from app.models import (
@@ -26,6 +25,7 @@ from app.models import (
     Snapshot,
     SnapshotItem,
 )
+from app.platform.errors import InvalidInput
 from tests.factories import (
     alpaca_record,
     make_dataset,

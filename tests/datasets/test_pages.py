@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.models import Dataset, Job, JobState, Scorer, User
+from app.platform.config import get_settings
+from app.platform.jobs.dispatch import run_jobs_here
 from app.selection.dedup import run_dedup, start_dedup_job
 from tests.factories import alpaca_record, make_dataset, make_example, make_user
 from tests.web.test_pages import HOSTILE, sign_in
@@ -365,7 +366,8 @@ def test_the_duplicates_view_shows_clusters_with_their_representative(
     first = make_example(session, dataset, 1, record=base)
     copy = make_example(session, dataset, 2, record=base | {"instruction": HOSTILE.upper()})
     alone = make_example(session, dataset, 3)
-    job = start_dedup_job(session, dataset, "exact", send=False)
+    run_jobs_here(session)
+    job = start_dedup_job(session, dataset, "exact")
     assert run_dedup(session, job)["clusters"] == 1
     sign_in(client, make_user(session, "annotator"))
     page = client.get(f"/datasets/{dataset.name}/duplicates")

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict, InvalidInput, NotFound, PreconditionRequired
 from app.datasets import service
 from app.datasets.records import content_hash
 from app.datasets.service import ExampleFilter
 from app.models import Dataset, Example, Job, Revision
+from app.platform.errors import Conflict, InvalidInput, NotFound, PreconditionRequired
+from app.platform.jobs.dispatch import run_jobs_here
 from tests.factories import make_dataset, make_example, make_user, unique
 
 # ---------------------------------------------------------------- datasets
@@ -260,6 +261,7 @@ def test_a_no_op_edit_writes_no_revision(session: Session) -> None:
 
 def test_start_import_job_is_queued_with_its_parameters(session: Session, tmp_path: Path) -> None:
     dataset = make_dataset(session)
+    run_jobs_here(session)
     job = service.start_import_job(
         session,
         dataset,
@@ -268,7 +270,6 @@ def test_start_import_job_is_queued_with_its_parameters(session: Session, tmp_pa
         skip_invalid=True,
         source="s",
         mapping={"output": "answer"},
-        send=False,
     )
     stored = session.get(Job, job.id)
     assert (stored.kind, stored.queue, stored.state, stored.dataset_id) == (

@@ -6,14 +6,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from app.jobs.registry import load_handlers
 from sqlalchemy import Engine, select
 
-from app.core.config import get_settings
-from app.core.db import transaction
 from app.evaluation.service import import_test_set_records, start_evaluation
-from app.jobs.registry import load_handlers
-from app.jobs.runner import execute_job
 from app.models import EvalItem, EvalRun, Job
+from app.platform.config import get_settings
+from app.platform.db import transaction
+from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.jobs.runner import execute_job
 from tests.endpoints import configure_endpoint
 from tests.llm_server import LLMServer
 
@@ -64,7 +65,8 @@ def make_test_set(name: str, prompts: list[Any]) -> None:
 def run_evaluation(test_set: str, a: str = "alpha", b: str = "beta", **options: Any) -> int:
     """Start an evaluation and run its job here, to its end; the evaluation's id."""
     with transaction() as session:
-        run = start_evaluation(session, a, b, test_set, "judge", send=False, **options)
+        run_jobs_here(session)
+        run = start_evaluation(session, a, b, test_set, "judge", **options)
         run_id, job_id = run.id, run.job_id
     assert job_id is not None
     execute_job(job_id, inline=True)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.evaluation.engine import refresh_totals, upsert_items
 from app.evaluation.service import import_test_set_records, start_evaluation
 from app.models import EvalRun
+from app.platform.jobs.dispatch import run_jobs_here
 from tests.endpoints import configure_endpoint
 
 
@@ -26,7 +27,8 @@ def judged_run(session: Session, name: str, items: list[dict[str, Any]]) -> Eval
     (each: prompt, verdict_ab, verdict_ba, verdict, state, and optionally more columns)."""
     records = [{"question_id": f"p{i}", "turns": [item["prompt"]]} for i, item in enumerate(items)]
     import_test_set_records(session, name, records)
-    run = start_evaluation(session, "alpha", "beta", name, "judge", send=False)
+    run_jobs_here(session)
+    run = start_evaluation(session, "alpha", "beta", name, "judge")
     rows = []
     for i, item in enumerate(items):
         row = {

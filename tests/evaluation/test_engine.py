@@ -7,12 +7,14 @@ import itertools
 
 from sqlalchemy import Engine, func, select
 
-from app.core.db import transaction
 from app.evaluation.engine import evaluate_chunk
 from app.evaluation.service import retry_evaluation
-from app.jobs.runner import Progress, execute_job
 from app.jobs.service import resume_job
 from app.models import EvalAnswer, EvalItem, Job, JobChunk, JobState, LLMCall
+from app.platform.db import transaction
+from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.jobs.progress import Progress
+from app.platform.jobs.runner import execute_job
 from tests.evaluation.conftest import load_run, make_test_set, run_evaluation
 from tests.evaluation.test_judge import FASTCHAT
 from tests.llm_server import LLMServer
@@ -102,7 +104,8 @@ def test_an_evaluation_run_twice_writes_nothing_twice(db: Engine, llm: LLMServer
         counts = evaluate_chunk(session, job, chunk.params, Progress(job.id, durable=False))
     assert counts["wins"] == counts["sent"] == 0
     with transaction() as session:  # and the whole evaluation again
-        job_id = retry_evaluation(session, run_id, send=False).id
+        run_jobs_here(session)
+        job_id = retry_evaluation(session, run_id).id
     execute_job(job_id, inline=True)
 
     with transaction() as session:
@@ -124,7 +127,8 @@ def test_a_failed_call_is_tried_again_by_the_next_run(db: Engine, llm: LLMServer
     assert job.state == JobState.SUCCEEDED.value
 
     with transaction() as session:
-        job_id = retry_evaluation(session, run_id, send=False).id
+        run_jobs_here(session)
+        job_id = retry_evaluation(session, run_id).id
     execute_job(job_id, inline=True)
 
     run, job, items = load_run(run_id)
@@ -145,7 +149,8 @@ def test_a_spent_budget_pauses_and_resumes(db: Engine, llm: LLMServer) -> None:
     assert llm.stats()["total"] == 0  # nothing is sent that the budget cannot cover
 
     with transaction() as session:
-        resume_job(session, job.id, budget_usd=1.0, send=False)
+        run_jobs_here(session)
+        resume_job(session, job.id, budget_usd=1.0)
     execute_job(job.id, inline=True)
     _, job, items = load_run(run_id)
     assert job.state == JobState.SUCCEEDED.value

@@ -14,11 +14,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from app.core.db import transaction
-from app.core.errors import InvalidInput
 from app.evaluation.answers import GenerationSettings, ModelRef, check_model, run_final_dir
 from app.evaluation.local_model import LocalGenerator, generator_for, load_run_model
 from app.models import Collection, EvalAnswer, Snapshot, TrainingRun
+from app.platform.db import transaction
+from app.platform.errors import InvalidInput
 from tests.evaluation.conftest import load_run, make_test_set, run_evaluation
 from tests.factories import unique
 from tests.llm_server import LLMServer

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.evaluation.service import import_test_set_records
 from app.models import EvalRun, Job
+from app.platform.config import get_settings
 from tests.evaluation.helpers import configure_endpoints, judged_run
 from tests.factories import make_user
 from tests.web.test_pages import HOSTILE, sign_in

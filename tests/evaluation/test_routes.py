@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.models import Job
+from app.platform.config import get_settings
 from tests.evaluation.helpers import configure_endpoints, judged_run
 from tests.factories import make_dataset, make_example, make_token
 

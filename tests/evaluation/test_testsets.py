@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.collections.service import add_items, create_collection, create_snapshot
-from app.core.errors import Conflict, InvalidInput, NotFound
 from app.evaluation.service import (
     get_test_set,
     import_test_set_file,
@@ -18,6 +17,7 @@ from app.evaluation.service import (
     prompts_of,
 )
 from app.evaluation.testsets import detect_format
+from app.platform.errors import Conflict, InvalidInput, NotFound
 from tests.factories import make_dataset, make_example, write_json, write_jsonl
 
 REAL_SETS = [

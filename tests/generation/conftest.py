@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.core.config import get_settings
+from app.platform.config import get_settings
 from tests.endpoints import configure_endpoint
 from tests.llm_server import LLMServer
 

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from app.cli import cli
-from app.core.db import transaction
 from app.datasets.service import create_dataset, get_dataset
+from app.entrypoints.cli import cli
 from app.models import Example
+from app.platform.db import transaction
 from tests.factories import make_example
 from tests.generation.conftest import point_default_at
 from tests.llm_server import LLMServer

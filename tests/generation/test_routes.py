@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.datasets.service import get_dataset
 from app.generation.prompts import QUALITY_METHODS
 from app.generation.service import (
@@ -20,6 +19,8 @@ from app.generation.service import (
     variants_of,
 )
 from app.models import Job, Provenance
+from app.platform.config import get_settings
+from app.platform.jobs.dispatch import run_jobs_here
 from tests.endpoints import configure_endpoint
 from tests.factories import make_dataset, make_example, make_token, make_user
 from tests.generation.conftest import PRICE_OUT
@@ -87,7 +88,8 @@ def test_a_budget_needs_prices_and_nothing_is_created(session: Session) -> None:
     name = _pool(session)
     spec = GenerationSpec("evol-quality", name, "fresh", endpoint="free", budget_usd=1.0)
     with pytest.raises(Exception, match="needs token prices"):
-        start_generation(session, spec, send=False)
+        run_jobs_here(session)
+        start_generation(session, spec)
     assert session.scalar(select(Job.id).where(Job.kind == "generate")) is None
 
 

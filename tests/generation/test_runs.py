@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from app.core.db import transaction
 from app.datasets.service import create_dataset, get_dataset
+from app.entrypoints.domains import TASK_MODULES
 from app.generation.engine import SelfInstructSpec, alpaca_prompts
 from app.generation.prompts import EVOL_INSTRUCT_METHODS, Task
 from app.generation.service import (
@@ -21,14 +21,17 @@ from app.generation.service import (
     start_generation,
     variants_of,
 )
-from app.jobs.registry import load_handlers
-from app.jobs.runner import execute_job
 from app.jobs.service import resume_job
 from app.models import Example, Job, JobState, Provenance
+from app.platform.db import transaction
+from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.jobs.registry import declare_task_modules, load_job_kinds
+from app.platform.jobs.runner import execute_job
 from tests.factories import make_example
 from tests.llm_server import CUT_OFF, LLMServer
 
-load_handlers()
+declare_task_modules(TASK_MODULES)
+load_job_kinds()
 
 # Continuations of Alpaca prompts that show three seed tasks (the model writes from task 4).
 FIRST = """ Suggest three ways to reduce household food waste.
@@ -112,7 +115,8 @@ Plants capture light"""
 
 def _run(spec: GenerationSpec) -> Job:
     with transaction() as session:
-        job_id = start_generation(session, spec, send=False).id
+        run_jobs_here(session)
+        job_id = start_generation(session, spec).id
     execute_job(job_id, inline=True)
     return _job(job_id)
 
@@ -299,7 +303,8 @@ def test_evol_quality_pauses_on_its_budget_and_resumes_without_sending_twice(
     kept = len(_generated("better"))
     assert 0 < kept < 6
     with transaction() as session:
-        resume_job(session, paused.id, budget_usd=5.0, send=False)
+        run_jobs_here(session)
+        resume_job(session, paused.id, budget_usd=5.0)
     execute_job(paused.id, inline=True)
 
     done = _job(paused.id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.core.db import transaction
 from app.models import Example, Job
+from app.platform.db import transaction
 
 
 def committed_job(job_id: int) -> Job:

@@ -8,15 +8,18 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from app.core.db import transaction
-from app.core.errors import InvalidInput
 from app.datasets.service import create_dataset
-from app.jobs.chunks import execute_chunk, settle_job
-from app.jobs.runner import JobPaused, Progress, chunked_job, execute_job
-from app.jobs.service import cancel_job, create_job, list_jobs, resume_job
-from app.jobs.sweeper import sweep
+from app.jobs.service import cancel_job, list_jobs, resume_job
 from app.models import ChunkState, Dataset, Job, JobChunk, JobState
 from app.models.base import utcnow
+from app.platform.db import transaction
+from app.platform.errors import InvalidInput
+from app.platform.jobs.chunked import execute_chunk, settle_job
+from app.platform.jobs.dispatch import create_job, run_jobs_here
+from app.platform.jobs.progress import JobPaused, Progress
+from app.platform.jobs.registry import chunked_job
+from app.platform.jobs.runner import execute_job
+from app.platform.jobs.sweeper import sweep
 from tests.factories import make_example
 from tests.jobs.conftest import committed_job, example_count
 
@@ -52,9 +55,8 @@ def _job(**params: Any) -> int:
     RUNS.clear()
     with transaction() as session:
         dataset = create_dataset(session, f"pool-{len(params)}-{utcnow().timestamp()}")
-        job = create_job(
-            session, "test-chunks", params, queue="cpu", dataset_id=dataset.id, send=False
-        )
+        run_jobs_here(session)
+        job = create_job(session, "test-chunks", params, queue="cpu", dataset_id=dataset.id)
         return job.id
 
 

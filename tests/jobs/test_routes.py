@@ -5,15 +5,16 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.jobs.service import create_job
 from app.models import Job
+from app.platform.jobs.dispatch import create_job, run_jobs_here
 from tests.factories import make_dataset, make_token
 
 
 def queued_job(session: Session) -> Job:
     dataset = make_dataset(session)
+    run_jobs_here(session)
     return create_job(
-        session, "import", {"path": "/nowhere.json"}, queue="cpu", dataset_id=dataset.id, send=False
+        session, "import", {"path": "/nowhere.json"}, queue="cpu", dataset_id=dataset.id
     )
 
 

@@ -12,30 +12,31 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import transaction
-from app.core.errors import Conflict
 from app.datasets.service import create_dataset, start_import_job
-from app.jobs.registry import load_handlers
-from app.jobs.runner import Progress, execute_job, job_handler
-from app.jobs.service import (
-    cancel_job,
-    create_job,
-    resume_job,
-)
-from app.jobs.sweeper import sweep
+from app.entrypoints.domains import TASK_MODULES
+from app.jobs.service import cancel_job, resume_job
 from app.models import Dataset, Job, JobState
 from app.models.base import utcnow
+from app.platform.db import transaction
+from app.platform.errors import Conflict
+from app.platform.jobs.dispatch import create_job, run_jobs_here
+from app.platform.jobs.progress import Progress
+from app.platform.jobs.registry import declare_task_modules, job_handler, load_job_kinds
+from app.platform.jobs.runner import execute_job
+from app.platform.jobs.sweeper import sweep
 from tests.factories import alpaca_record, write_json
 from tests.jobs.conftest import committed_job, example_count
 
-load_handlers()
+declare_task_modules(TASK_MODULES)
+load_job_kinds()
 
 
 def _import_job(tmp_path: Path, records: list[dict[str, Any]], **options: Any) -> int:
     path = write_json(tmp_path / "records.json", records)
     with transaction() as session:
         dataset = create_dataset(session, "pool")
-        return start_import_job(session, dataset, path, send=False, **options).id
+        run_jobs_here(session)
+        return start_import_job(session, dataset, path, **options).id
 
 
 def test_import_job_succeeds_with_counts_and_progress(committed: Engine, tmp_path: Path) -> None:
@@ -98,7 +99,8 @@ def test_cancel_while_running_rolls_back(committed: Engine) -> None:
         raise AssertionError("progress never noticed the cancel")
 
     with transaction() as session:
-        job_id = create_job(session, "test-cancelled-midway", {}, queue="cpu", send=False).id
+        run_jobs_here(session)
+        job_id = create_job(session, "test-cancelled-midway", {}, queue="cpu").id
     assert execute_job(job_id) == "cancelled"
     cancelling.join(timeout=30)
     assert committed_job(job_id).state == JobState.CANCELLED.value
@@ -116,9 +118,12 @@ def test_a_cancelled_queued_job_never_runs(committed: Engine, tmp_path: Path) ->
 
 def test_sweeper_requeues_stale_jobs_and_gives_up_after_max_attempts(committed: Engine) -> None:
     with transaction() as session:
-        stale = create_job(session, "import", {}, queue="cpu", send=False)
-        dead = create_job(session, "import", {}, queue="cpu", send=False)
-        fresh = create_job(session, "import", {}, queue="cpu", send=False)
+        run_jobs_here(session)
+        stale = create_job(session, "import", {}, queue="cpu")
+        run_jobs_here(session)
+        dead = create_job(session, "import", {}, queue="cpu")
+        run_jobs_here(session)
+        fresh = create_job(session, "import", {}, queue="cpu")
         for job, attempts in ((stale, 1), (dead, 3), (fresh, 1)):
             job.state = JobState.RUNNING.value
             job.attempts = attempts

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from app.core.db import transaction
 from app.datasets.service import create_dataset, start_import_job
 from app.models import Example, Job
+from app.platform.db import transaction
 from tests.factories import alpaca_record, write_json
 
 
@@ -24,7 +24,16 @@ def worker(committed: Engine, tmp_path: Path) -> Iterator[subprocess.Popen[bytes
     """`sift worker` on every queue, with the test's settings; stopped after the test."""
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker", "--queues", "io,cpu,gpu", "--concurrency", "1"],
+        [
+            sys.executable,
+            "-m",
+            "app.entrypoints.cli",
+            "worker",
+            "--queues",
+            "io,cpu,gpu",
+            "--concurrency",
+            "1",
+        ],
         env=os.environ.copy(),
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from app.core.config import get_settings
-from app.core.db import LOCK_TIMEOUT_MS, transaction
 from app.datasets.service import create_dataset
 from app.jobs.service import resume_job
 from app.models import ChunkState, Job, JobChunk, JobState, Score
+from app.platform.config import get_settings
+from app.platform.db import LOCK_TIMEOUT_MS, transaction
 from app.scoring.service import start_score_job
 from tests.conftest import reset_caches
 from tests.factories import make_example
@@ -69,7 +69,7 @@ def start_worker(
     log: Path, queues: str, concurrency: int, *, beat: bool
 ) -> subprocess.Popen[bytes]:
     """`sift worker` in a session of its own, so that a kill takes its pool's children too."""
-    argv = [sys.executable, "-m", "app.cli", "worker", "--queues", queues]
+    argv = [sys.executable, "-m", "app.entrypoints.cli", "worker", "--queues", queues]
     argv += ["--concurrency", str(concurrency), *(["--beat"] if beat else [])]
     return subprocess.Popen(
         argv,

@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.collections.service import add_items, create_collection
-from app.core.errors import Conflict, InvalidInput, NotFound
 from app.models import Example, ReviewAction, ReviewDecision, ReviewLease, Revision
 from app.models.base import utcnow
+from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.review import queue as queues
 from app.review import service
 from tests.factories import make_dataset, make_example, make_user

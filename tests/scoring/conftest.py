@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from app.core.config import LLMEndpoint, get_settings
-from app.core.db import transaction
-from app.scoring.llm import CallStats, ChatRequest, ChatResult, LLMClient, get_endpoint
+from app.platform.config import LLMEndpoint, get_settings
+from app.platform.db import transaction
+from app.platform.llm.client import CallStats, ChatRequest, ChatResult, LLMClient, get_endpoint
 from tests.endpoints import configure_endpoint
 from tests.llm_server import LLMServer
 

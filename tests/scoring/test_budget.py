@@ -8,13 +8,20 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from app.core.config import LLMEndpoint, get_settings
-from app.core.db import transaction
-from app.core.errors import InvalidInput
 from app.jobs.service import resume_job
 from app.models.jobs import Job, JobState
-from app.scoring.budget import call_cost, estimate_prompt_tokens, max_cost
-from app.scoring.llm import BudgetExhausted, ChatRequest, ChatResult, get_endpoint, require_priced
+from app.platform.config import LLMEndpoint, get_settings
+from app.platform.db import transaction
+from app.platform.errors import InvalidInput
+from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.llm.budget import call_cost, estimate_prompt_tokens, max_cost
+from app.platform.llm.client import (
+    BudgetExhausted,
+    ChatRequest,
+    ChatResult,
+    get_endpoint,
+    require_priced,
+)
 from tests.llm_server import DEFAULT_REPLY, LLMServer
 from tests.scoring.conftest import ask, client_for, complete_all, gather_in
 
@@ -175,7 +182,8 @@ def test_resume_forgets_what_stopped_calls_held(committed: Engine) -> None:
             .values(reserved_usd=0.4, state=JobState.PAUSED_BUDGET.value)
         )
     with transaction() as session:
-        resume_job(session, job_id, send=False)
+        run_jobs_here(session)
+        resume_job(session, job_id)
     assert money(job_id) == (0.0, 0.0)
 
 

@@ -11,13 +11,19 @@ import pytest
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from app.core.config import LLMEndpoint
-from app.core.db import side_transaction, transaction
 from app.models.base import utcnow
 from app.models.scoring import LLMCall, LLMCallState
-from app.scoring import llm
-from app.scoring.cache import StoredCall, store_calls
-from app.scoring.llm import ChatRequest, ChatResult, get_endpoint, request_hash, request_payload
+from app.platform.config import LLMEndpoint
+from app.platform.db import side_transaction, transaction
+from app.platform.llm import client as llm
+from app.platform.llm.cache import StoredCall, store_calls
+from app.platform.llm.client import (
+    ChatRequest,
+    ChatResult,
+    get_endpoint,
+    request_hash,
+    request_payload,
+)
 from tests.endpoints import configure_endpoint
 from tests.llm_server import DEFAULT_REPLY, LLMServer
 from tests.scoring.conftest import ask, client_for, complete_all, complete_one

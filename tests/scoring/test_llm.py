@@ -12,9 +12,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from app.core.config import LLMEndpoint
-from app.core.errors import InvalidInput
-from app.scoring.llm import (
+from app.platform.config import LLMEndpoint
+from app.platform.errors import InvalidInput
+from app.platform.llm.client import (
     ChatRequest,
     RateLimiter,
     get_endpoint,
@@ -216,8 +216,8 @@ def test_the_rate_limiter_hands_out_evenly_spaced_slots(monkeypatch: pytest.Monk
             return
         waits.append(seconds)
 
-    monkeypatch.setattr("app.scoring.llm.time.monotonic", lambda: 100.0)
-    monkeypatch.setattr("app.scoring.llm.asyncio.sleep", record)
+    monkeypatch.setattr("app.platform.llm.client.time.monotonic", lambda: 100.0)
+    monkeypatch.setattr("app.platform.llm.client.asyncio.sleep", record)
     limiter = RateLimiter(rpm=600)
     for _ in range(5):
         asyncio.run(limiter.wait())

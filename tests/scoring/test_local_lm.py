@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 from app.scoring.deita import expected_from_logits
 from app.scoring.local_lm import LocalLogitScorer
 from app.scoring.recipes import ExampleText, from_turn_scores, get_recipe, local_prompts

@@ -8,9 +8,9 @@ from typing import Any, cast
 
 import pytest
 
-from app.core.errors import InvalidInput
 from app.models.scoring import Scorer, ScorerKind, ScoreState
-from app.scoring.llm import ChatResult
+from app.platform.errors import InvalidInput
+from app.platform.llm.client import ChatResult
 from app.scoring.recipes import (
     BUILTIN_RECIPES,
     ExampleText,

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
 from app.models import Dataset, Job, ScoreState
+from app.platform.config import get_settings
 from app.scoring.engine import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
 from tests.factories import make_dataset, make_example, make_token

@@ -8,15 +8,16 @@ from typing import Any
 
 import httpx
 import pytest
+from app.jobs.registry import load_handlers
 from sqlalchemy import Engine, select
 
-from app.core.config import get_settings
-from app.core.db import transaction
 from app.datasets.service import create_dataset
-from app.jobs.registry import load_handlers
-from app.jobs.runner import execute_job
 from app.jobs.service import resume_job
 from app.models import Dataset, Example, Job, JobState, Score, ScoreState
+from app.platform.config import get_settings
+from app.platform.db import transaction
+from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.jobs.runner import execute_job
 from app.scoring.service import find_scorer, start_score_job
 from tests.factories import make_example
 from tests.llm_server import LLMServer
@@ -77,7 +78,8 @@ def _score(scorer: str, dataset: str = "pool", **options: Any) -> Job:
     with transaction() as session:
         target = session.scalar(select(Dataset).where(Dataset.name == dataset))
         assert target is not None
-        job_id = start_score_job(session, target, scorer, send=False, **options).id
+        run_jobs_here(session)
+        job_id = start_score_job(session, target, scorer, **options).id
     execute_job(job_id, inline=True)
     with transaction() as session:
         job = session.get(Job, job_id)
@@ -139,7 +141,8 @@ def test_a_budget_pauses_the_job_and_resume_goes_on(server: LLMServer) -> None:
     paid = len([s for s in _scores("alpagasus").values() if s.state == "ok"])
     assert 0 < paid < 12
     with transaction() as session:
-        resume_job(session, job.id, budget_usd=10.0, send=False)
+        run_jobs_here(session)
+        resume_job(session, job.id, budget_usd=10.0)
     assert execute_job(job.id, inline=True) == JobState.SUCCEEDED.value
     assert len(_scores("alpagasus")) == 12
     assert all(count == 1 for count in _stats(server)["by_prompt"].values())
@@ -154,7 +157,8 @@ def test_an_unpriced_endpoint_refuses_a_budget(
     with pytest.raises(Exception, match="PRICE_OUT"), transaction() as session:
         target = session.scalar(select(Dataset))
         assert target is not None
-        start_score_job(session, target, "alpagasus", budget_usd=1.0, send=False)
+        run_jobs_here(session)
+        start_score_job(session, target, "alpagasus", budget_usd=1.0)
 
 
 def test_deita_from_logprobs_and_the_evol_score(server: LLMServer) -> None:
@@ -181,7 +185,8 @@ def test_evol_needs_its_inputs_first(server: LLMServer) -> None:
     with pytest.raises(Exception, match="deita-complexity"), transaction() as session:
         target = session.scalar(select(Dataset))
         assert target is not None
-        start_score_job(session, target, "deita-evol", send=False)
+        run_jobs_here(session)
+        start_score_job(session, target, "deita-evol")
 
 
 def test_deita_with_a_local_model(committed: Engine, tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from app.core.config import get_settings
-from app.core.db import transaction
 from app.datasets.service import create_dataset
 from app.models import ChunkState, Job, JobChunk, Score
+from app.platform.config import get_settings
+from app.platform.db import transaction
 from app.scoring.service import start_score_job
 from tests.factories import make_example
 from tests.llm_server import LLMServer
@@ -50,7 +50,16 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMServer]:
 
 def _start_worker(log: Path) -> subprocess.Popen[bytes]:
     # A session of its own, so that the kill takes the pool's child processes too.
-    argv = [sys.executable, "-m", "app.cli", "worker", "--queues", "io,cpu", "--concurrency", "1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "app.entrypoints.cli",
+        "worker",
+        "--queues",
+        "io,cpu",
+        "--concurrency",
+        "1",
+    ]
     return subprocess.Popen(
         [*argv, "--beat"],
         env=os.environ.copy(),

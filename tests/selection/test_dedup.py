@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInput
 from app.datasets.importer import import_file
 from app.datasets.records import content_hash, parse_alpaca
 from app.models import Dataset, DuplicateCluster, Example, Score, Scorer
+from app.platform.errors import InvalidInput
+from app.platform.jobs.dispatch import run_jobs_here
 from app.scoring.recipes import ExampleText
 from app.selection.dedup import (
     UnionFind,
@@ -130,7 +131,8 @@ def test_a_dedup_job_prefers_the_best_scored_member(session: Session) -> None:
         ]
     )
     session.flush()
-    job = start_dedup_job(session, dataset, "exact", prefer="quality-test", send=False)
+    run_jobs_here(session)
+    job = start_dedup_job(session, dataset, "exact", prefer="quality-test")
     counts = run_dedup(session, job)
     assert counts == {"examples": 2, "clusters": 1, "duplicates": 1}
     [cluster] = list_clusters(session, dataset, "exact")
@@ -148,10 +150,12 @@ def test_bad_requests_are_refused(session: Session) -> None:
     ]
     for method, options, field in cases:
         with pytest.raises(InvalidInput) as raised:
-            start_dedup_job(session, dataset, method, send=False, **options)
+            run_jobs_here(session)
+            start_dedup_job(session, dataset, method, **options)
         assert raised.value.detail["field"] == field
     with pytest.raises(InvalidInput, match="sift embed"):
-        start_dedup_job(session, dataset, "embedding", send=False)
+        run_jobs_here(session)
+        start_dedup_job(session, dataset, "embedding")
 
 
 # ---------------------------------------------------------------- real data
@@ -247,7 +251,8 @@ def test_every_changed_copy_of_real_data_is_found(
     assert len(copies) >= COPIES * 0.9
     dataset, ids = _import(session, tmp_path, records + [c for _, c in copies])
     assert all(_hash(c) in ids for _, c in copies)  # the copies are rows of their own
-    job = start_dedup_job(session, dataset, method, send=False)
+    run_jobs_here(session)
+    job = start_dedup_job(session, dataset, method)
     counts = run_dedup(session, job)
     assert counts["examples"] == len(ids)
     cluster_of = _cluster_of(session, dataset, method)
@@ -266,7 +271,8 @@ def test_every_changed_copy_of_real_data_is_found(
     assert all(ids[_hash(records[i])] in kept and ids[_hash(c)] not in kept for i, c in copies)
     # Run again: the same clusters, nothing doubled.
     before = sorted(tuple(c.member_ids) for c in list_clusters(session, dataset, method, 10_000))
-    run_dedup(session, start_dedup_job(session, dataset, method, send=False))
+    run_jobs_here(session)
+    run_dedup(session, start_dedup_job(session, dataset, method))
     after = sorted(tuple(c.member_ids) for c in list_clusters(session, dataset, method, 10_000))
     assert before == after
 
@@ -288,7 +294,8 @@ def test_embedding_cosine_finds_the_changed_copies_of_real_data(
         DEFAULT_MODEL,
         np.stack([vectors[_text(r)] for r in pool]),
     )
-    run_dedup(session, start_dedup_job(session, dataset, "embedding", send=False))
+    run_jobs_here(session)
+    run_dedup(session, start_dedup_job(session, dataset, "embedding"))
     cluster_of = _cluster_of(session, dataset, "embedding")
     for i, copy in chosen:
         assert cluster_of.get(ids[_hash(copy)]) == cluster_of[ids[_hash(records[i])]]

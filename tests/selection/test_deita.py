@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 from app.selection.deita import deita_select, reference_select, score_order
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

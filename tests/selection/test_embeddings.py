@@ -10,14 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from app.jobs.registry import load_handlers
 from sqlalchemy import Engine, func, select
 
-from app.core.db import transaction
-from app.core.errors import InvalidInput
 from app.datasets.service import create_dataset
-from app.jobs.registry import load_handlers
-from app.jobs.runner import execute_job
 from app.models import Dataset, Embedding, Job, JobState
+from app.platform.db import transaction
+from app.platform.errors import InvalidInput
+from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.jobs.runner import execute_job
 from app.scoring.recipes import ExampleText
 from app.selection import embeddings
 from app.selection.embeddings import (
@@ -165,7 +166,8 @@ def _run_embed(dataset: str = "pool", chunk_size: int = 2) -> Job:
     with transaction() as session:
         target = session.scalar(select(Dataset).where(Dataset.name == dataset))
         assert target is not None
-        job = start_embed_job(session, target, send=False)
+        run_jobs_here(session)
+        job = start_embed_job(session, target)
         job.params = {**job.params, "chunk_size": chunk_size}
         job_id = job.id
     execute_job(job_id, inline=True)

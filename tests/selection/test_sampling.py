@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 from app.selection.sampling import quota_counts, quota_sample, random_sample
 
 SIZES = {"stackexchange": 2000, "wikihow": 200, "reddit": 50, "manual": 5}

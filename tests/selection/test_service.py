@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from app.jobs.registry import load_handlers
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.collections.service import create_collection, item_ids
-from app.core.db import transaction
-from app.core.errors import Conflict, InvalidInput
-from app.jobs.registry import load_handlers
-from app.jobs.runner import execute_job
 from app.models import Collection, Dataset, Embedding, Example, Job
+from app.platform.db import transaction
+from app.platform.errors import Conflict, InvalidInput
+from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.jobs.runner import execute_job
 from app.scoring.engine import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
 from app.selection import service
@@ -137,7 +138,8 @@ def test_a_select_job_fills_the_collection_up_to_its_target(committed: Engine) -
         name = dataset.name
         collection = create_collection(session, "lima-5", target_size=5)
         spec = SelectionSpec(name, "threshold", filters=["length>=2"], scorer="length")
-        job_id = service.start_select_job(session, collection, spec, name="best", send=False).id
+        run_jobs_here(session)
+        job_id = service.start_select_job(session, collection, spec, name="best").id
     assert execute_job(job_id) == "succeeded"
     with transaction() as session:
         job = session.get(Job, job_id)
@@ -146,7 +148,8 @@ def test_a_select_job_fills_the_collection_up_to_its_target(committed: Engine) -
         collection = session.scalar(select(Collection).where(Collection.name == "lima-5"))
         assert collection is not None and len(item_ids(session, collection)) == 5
         assert collection.recipes[0]["name"] == "best"
-        again = service.start_select_job(session, collection, spec, send=False).id
+        run_jobs_here(session)
+        again = service.start_select_job(session, collection, spec).id
     assert execute_job(again) == "succeeded"  # running it twice adds nothing
     with transaction() as session:
         job = session.get(Job, again)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.collections.service import create_collection
 from app.models import Dataset, Embedding, Example
+from app.platform.jobs.dispatch import run_jobs_here
 from app.review.context import neighbours_of
 from app.selection.dedup import (
     EMBEDDING_THRESHOLD,
@@ -261,7 +262,8 @@ def test_embedding_dedup_from_the_index_equals_exact_clusters(session: Session, 
         session, [e.content_hash for e in copies], DEFAULT_MODEL, np.stack([v for _, v in extra])
     )
     force_index(session)
-    job = start_dedup_job(session, dataset, "embedding", send=False)
+    run_jobs_here(session)
+    job = start_dedup_job(session, dataset, "embedding")
     counts = run_dedup(session, job)
     found = sorted(c.member_ids for c in list_clusters(session, dataset, "embedding", 10_000))
     everything = [*examples, *copies]

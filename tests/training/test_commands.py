@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from app.cli import cli
-from app.core.db import transaction
+from app.entrypoints.cli import cli
 from app.models import TrainingRun
+from app.platform.db import transaction
 from tests.training.conftest import make_snapshot
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from app.core.errors import InvalidInput
+from app.platform.errors import InvalidInput
 from app.training.chat_templates import apply_template
 from app.training.data import IGNORE, encode, encode_all, pack
 from app.training.presets import build_params

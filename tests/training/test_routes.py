@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Job, Snapshot, TrainingRun
 from app.models.base import utcnow
+from app.platform.jobs.dispatch import run_jobs_here
 from app.training import layout, service
 from app.training.presets import build_params
 from tests.factories import make_token, make_user
@@ -106,7 +107,8 @@ def test_a_long_runs_metrics_are_stored_at_once_and_twice_is_once(
 ) -> None:
     # More steps than one statement's 65,535 parameters hold at six columns a row.
     params = build_params("alpaca", template="alpaca")
-    run, _ = service.create_run(session, snapshot.id, str(base_model), params, send=False)
+    run_jobs_here(session)
+    run, _ = service.create_run(session, snapshot.id, str(base_model), params)
     rows = [{"step": s, "loss": 1.0 / s, "learning_rate": 1e-5, "tokens_per_s": 9.0, "epoch": 1.0}
             for s in range(1, 11_001)]  # fmt: skip
     service.store_metrics(session, run.id, rows)

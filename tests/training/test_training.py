@@ -14,11 +14,12 @@ from peft import PeftModel
 from sqlalchemy import Engine, select
 from transformers import AutoModelForCausalLM
 
-from app.core.db import transaction
 from app.datasets.records import join_prompt, parse_alpaca
-from app.jobs.runner import execute_job
 from app.jobs.service import cancel_job
 from app.models import Job, TrainingMetric, TrainingRun
+from app.platform.db import transaction
+from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.jobs.runner import execute_job
 from app.training import layout, service
 from app.training.data import encode
 from app.training.presets import TrainingParams
@@ -31,7 +32,8 @@ assert callable(run_training)  # importing the module registers the "train" job 
 def _launch(records: list[dict[str, Any]], base: Path, folder: Path, params: TrainingParams) -> int:
     with transaction() as session:
         snapshot = make_snapshot(session, records, folder)
-        run, created = service.create_run(session, snapshot.id, str(base), params, send=False)
+        run_jobs_here(session)
+        run, created = service.create_run(session, snapshot.id, str(base), params)
         assert created
         return run.id
 
@@ -163,7 +165,8 @@ def test_cancel_checkpoints_and_resume_goes_on_from_there(
     with transaction() as session:
         again = service.get_run(session, run_id)
         assert service.run_state(session, again) == "cancelled"
-        service.resume_run(session, again, send=False)
+        run_jobs_here(session)
+        service.resume_run(session, again)
         assert session.get(Job, job_id).state == "queued"  # type: ignore[union-attr]
     assert _execute(job_id) == "succeeded"
     log = layout.log_tail(folder)

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session
 
-from app.core import security
-from app.core.security import TouchThrottle, touch_token
 from app.models import ApiToken, User
+from app.platform import security
+from app.platform.security import TouchThrottle, touch_token
 from app.users.service import create_token
 from tests.factories import make_token, make_user
 

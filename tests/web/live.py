@@ -1,5 +1,5 @@
 """A live Sift server for tests that need real HTTP concurrency: uvicorn serving
-`app.main:create_app` in a subprocess, on a free port, against a database of the test server."""
+`app.entrypoints.web:create_app` in a subprocess, on a free port, against a database of the test server."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def uvicorn_process(
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+            [sys.executable, "-m", "uvicorn", "app.entrypoints.web:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip

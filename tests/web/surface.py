@@ -21,10 +21,10 @@ from fastapi.params import Body, File, Form, Header, Query
 from fastapi.routing import iter_route_contexts
 from pydantic import TypeAdapter
 
-from app.core.security import api_user
-from app.core.web import check_csrf, optional_page_user, page_user
 from app.models import Role
 from app.models.users import ROLE_RANK
+from app.platform.security import api_user
+from app.platform.web import check_csrf, optional_page_user, page_user
 
 # Routes anyone may call: signing in and out, health, the static files, the API's description.
 PUBLIC = frozenset(

@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine
+from app.platform.db import make_engine
 from app.users.service import create_token, create_user
 from tests.conftest import alembic_config
 from tests.web.live import live_server, server_env
@@ -42,7 +42,7 @@ class Database:
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[Database]:
     """A migrated database on a server started for this test alone."""
-    from app.core.embedded_db import _wheel, ensure_database, to_sqlalchemy
+    from app.platform.embedded_db import _wheel, ensure_database, to_sqlalchemy
 
     server = _wheel().get_server(tmp_path / "pg", cleanup_mode="stop")
     ensure_database(server.get_uri(), "sift")

@@ -19,10 +19,10 @@ from httpx import Response
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app.core.db import get_session
-from app.core.security import api_user
 from app.models import Role
 from app.models.users import ROLE_RANK
+from app.platform.db import get_session
+from app.platform.security import api_user
 from app.users.service import create_token
 from tests.conftest import rolled_back_session
 from tests.factories import make_user
@@ -52,7 +52,7 @@ def shared(engine: Engine) -> Iterator[Session]:
 @pytest.fixture(scope="module")
 def app(shared: Session) -> FastAPI:
     """The app as served, on the module's session."""
-    from app.main import create_app
+    from app.entrypoints.web import create_app
 
     served = create_app()
 
@@ -344,7 +344,7 @@ def test_the_session_cookie_is_http_only_and_same_site(
 # Reviewed places where markup is trusted: each one must say why it is safe.
 REVIEWED_SAFE: dict[str, str] = {}
 REVIEWED_MARKUP = {
-    "app/core/markdown.py": "Markdown rendered with raw HTML off, then cleaned by nh3",
+    "app/platform/markdown.py": "Markdown rendered with raw HTML off, then cleaned by nh3",
 }
 
 

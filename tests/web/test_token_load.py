@@ -22,9 +22,9 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine
 from app.datasets.service import create_dataset
 from app.models import ApiToken, Example, Revision
+from app.platform.db import make_engine
 from app.users.service import create_token, create_user
 from tests.conftest import JOBS_DATABASE, migrated_database
 from tests.factories import make_example
@@ -131,7 +131,7 @@ def run_clients(base: str, setup: Setup, seconds: float) -> Tally:
     ("pool", "seconds"),
     [
         pytest.param({}, DURATION_S, id="default-pools"),
-        # Far more clients than connections: without the request gate (app/main.py), threads
+        # Far more clients than connections: without the request gate (app/entrypoints/web.py), threads
         # waiting for connections held by requests waiting for threads stalled the server
         # until the pool timed out (20 answers in 30 s, all 503).
         pytest.param(

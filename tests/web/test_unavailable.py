@@ -13,9 +13,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy import exc as sa
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.core.db import get_session, make_engine
-from app.main import database_trouble
+from app.entrypoints.web import database_trouble
+from app.platform.config import get_settings
+from app.platform.db import get_session, make_engine
 from tests.factories import make_token, make_user
 from tests.web.live import free_port
 from tests.web.test_pages import sign_in

@@ -1,0 +1,26 @@
+"""`sift snapshot`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.platform.cli.console import out, user_errors
+from app.platform.db import transaction
+
+commands = typer.Typer()
+
+
+@commands.command("snapshot")
+def snapshot(
+    collection: Annotated[str, typer.Option("--collection")],
+    note: Annotated[str, typer.Option(help="what this snapshot is for")] = "",
+) -> None:
+    """Freeze a collection as an immutable snapshot (the same content gives the same one)."""
+    from app.collections.service import create_snapshot, get_collection
+
+    with user_errors(), transaction() as session:
+        frozen, created = create_snapshot(session, get_collection(session, collection), note=note)
+        line = f"snapshot {frozen.id} of {collection}: {frozen.example_count:,} examples, digest {frozen.digest[:16]}"
+    out.print(line if created else f"{line} (unchanged: the existing snapshot)")

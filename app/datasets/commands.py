@@ -1,0 +1,123 @@
+"""`sift import` and `sift export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.platform.cli.console import err, fail, out, progress_bar, user_errors
+from app.platform.cli.jobs import launch
+from app.platform.config import get_settings
+from app.platform.db import transaction
+from app.platform.errors import SiftError
+
+commands = typer.Typer()
+
+
+def _parse_mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        target, sep, source = pair.partition("=")
+        if not sep or not target or not source:
+            fail(f"--map takes FIELD=COLUMN, got {pair!r}")
+        mapping[target.strip()] = source.strip()
+    return mapping
+
+
+@commands.command("import")
+def import_(
+    path: Path,
+    dataset: Annotated[str, typer.Option("--dataset", help="created if new")],
+    format: Annotated[
+        str, typer.Option(help="auto|alpaca|sharegpt|openai|dolly|lima|csv|parquet|jsonl")
+    ] = "auto",
+    source: Annotated[str | None, typer.Option(help="source of records that name none")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="import the valid records even if some are bad")
+    ] = False,
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. output=answer")
+    ] = None,
+    background: Annotated[bool, typer.Option("--background", help="run as a job")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="with --background: follow the job")] = False,
+) -> None:
+    """Import a file into a dataset: every record is validated; re-importing adds nothing."""
+    from app.datasets import service
+    from app.datasets.importer import ImportRejected, import_file
+
+    mapping = _parse_mapping(map_ or [])
+    path = path.resolve()
+    if not path.is_file():
+        fail(f"no such file: {path}")
+    if background:
+        launch(
+            lambda session: service.start_import_job(
+                session,
+                service.get_or_create_dataset(session, dataset),
+                path,
+                fmt=format,
+                source=source,
+                skip_invalid=skip_invalid,
+                mapping=mapping,
+            ),
+            f"import {path.name}",
+            wait,
+        )
+        return
+    with progress_bar("bytes") as bar:
+        task = bar.add_task(f"import {path.name}", total=path.stat().st_size, counts="")
+        try:
+            with transaction() as session:
+                target = service.get_or_create_dataset(session, dataset)
+                summary = import_file(
+                    session,
+                    target,
+                    path,
+                    fmt=format,
+                    source=source,
+                    skip_invalid=skip_invalid,
+                    mapping=mapping,
+                    max_record_chars=get_settings().import_max_record_chars,
+                    progress=lambda _n, done, total: bar.update(task, completed=done, total=total),
+                )
+        except ImportRejected as exc:
+            bar.stop()
+            err.print(exc.message, highlight=False, markup=False)
+            raise typer.Exit(1) from exc
+        except SiftError as exc:
+            bar.stop()
+            fail(exc.message)
+    out.print(summary.line())
+    if summary.invalid:
+        for line in summary.errors[:20]:
+            err.print(f"  skipped {line}", highlight=False, markup=False)
+
+
+@commands.command("export")
+def export(
+    out_path: Annotated[Path, typer.Option("--out", help="output file")],
+    format: Annotated[
+        str, typer.Option(help="alpaca|sharegpt|openai|dolly|lima|jsonl|parquet")
+    ] = "jsonl",
+    dataset: Annotated[str | None, typer.Option("--dataset")] = None,
+    collection: Annotated[str | None, typer.Option("--collection")] = None,
+    snapshot: Annotated[int | None, typer.Option("--snapshot")] = None,
+    with_scores: Annotated[bool, typer.Option("--with-scores")] = False,
+    with_embeddings: Annotated[bool, typer.Option("--with-embeddings")] = False,
+    embedding_model: Annotated[str | None, typer.Option("--embedding-model")] = None,
+) -> None:
+    """Export a dataset, collection or snapshot; the file appears only when complete."""
+    from app.datasets.exporter import ExportOptions, export_to_file, resolve_source
+
+    options = ExportOptions(format, with_scores, with_embeddings, embedding_model)
+    with user_errors(), transaction() as session, progress_bar() as bar:
+        source, total = resolve_source(
+            session, dataset=dataset, collection=collection, snapshot=snapshot
+        )
+        task = bar.add_task(f"export {out_path.name}", total=total, counts="")
+        count = export_to_file(
+            session, source, options, out_path, lambda n: bar.update(task, completed=n)
+        )
+    out.print(f"exported {count:,} records as {format} to {out_path}")

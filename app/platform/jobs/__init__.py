@@ -1,0 +1,1 @@
+"""Background jobs: the registry of job kinds, their lifecycle, chunked jobs, dispatch and recovery."""

@@ -1,0 +1,87 @@
+"""Creating jobs and handing them to the workers once the unit of work commits.
+
+Whether a job goes to the workers or runs in this process is the entry point's decision, made
+once per unit of work (`run_jobs_here`): services create and send jobs the same way in both.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Job, JobState, User
+from app.models.base import utcnow
+from app.platform.db import on_commit
+from app.platform.errors import Conflict, NotFound
+
+QUEUES = ("io", "cpu", "gpu")
+_RUN_HERE = "sift_run_jobs_here"
+
+
+def run_jobs_here(session: Session) -> None:
+    """Keep the jobs this unit of work starts from the workers: its caller runs them itself."""
+    session.info[_RUN_HERE] = True
+
+
+def enqueue(job_id: int, queue: str) -> None:
+    """Hand a job to the workers of its queue."""
+    from app.platform.jobs.broker import get_celery
+
+    get_celery().send_task("sift.run_job", args=[job_id], queue=queue)
+
+
+def create_job(
+    session: Session,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    queue: str,
+    user: User | None = None,
+    dataset_id: int | None = None,
+    total: int | None = None,
+    idempotency_key: str | None = None,
+) -> Job:
+    """A queued job; it is sent to the workers once this transaction commits."""
+    if idempotency_key:
+        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+        if existing is not None:
+            if existing.kind != kind:
+                raise Conflict(f"idempotency key {idempotency_key!r} belongs to another job")
+            return existing
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    job = Job(
+        kind=kind,
+        queue=queue,
+        params=params,
+        state=JobState.QUEUED.value,
+        created_by_id=user.id if user else None,
+        dataset_id=dataset_id,
+        total=total,
+        idempotency_key=idempotency_key,
+        counts={},
+    )
+    session.add(job)
+    session.flush()
+    send_job(session, job)
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    """The job with this id; NotFound otherwise."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def send_job(session: Session, job: Job) -> None:
+    """Hand the job to its workers once this transaction commits, and note when; nothing when
+    the unit of work runs its jobs itself."""
+    if session.info.get(_RUN_HERE):
+        return
+    job.sent_at = utcnow()
+    on_commit(session, partial(enqueue, job.id, job.queue))

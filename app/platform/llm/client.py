@@ -1,0 +1,660 @@
+"""Calls to OpenAI-compatible endpoints: what is asked and what comes back.
+
+`LLMClient.complete` sends one chat request with a per-attempt timeout, retries with backoff
+that honours Retry-After, and a response cache that sends a request at most once across all
+workers; with a job budget it reserves the call's largest cost before sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import openai
+import structlog
+from sqlalchemy.orm import Session
+
+from app.models.base import utcnow
+from app.platform.config import LLMEndpoint, get_settings
+from app.platform.db import side_transaction
+from app.platform.errors import InvalidInput, SiftError
+from app.platform.hashing import json_sha256
+from app.platform.llm.budget import JobBudget, call_cost, job_budget, max_cost
+from app.platform.llm.cache import (
+    Batcher,
+    CachedAnswer,
+    ClaimRequest,
+    Renewal,
+    ResponseCache,
+    SideWriter,
+    StoredCall,
+)
+
+log = structlog.get_logger(__name__)
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+# How often a call waits to see whether another worker's claim on it has been answered.
+POLL_S = 0.1
+# A claim outlives its attempt by this much: room for storing the answer and for clock skew
+# between workers, so that nobody takes over a claim whose answer is on its way.
+LEASE_SLACK_S = 10.0
+# Statuses worth another attempt besides 5xx: timeout, conflict, rate limit.
+RETRY_STATUSES = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion request, apart from the endpoint and model that serve it."""
+
+    messages: tuple[tuple[str, str], ...]  # (role, content) pairs
+    temperature: float = 0.0
+    max_tokens: int = 256
+    top_logprobs: int | None = None  # when set, ask for logprobs at each generated position
+
+    @classmethod
+    def of(cls, messages: list[dict[str, str]], **sampling: Any) -> ChatRequest:
+        """A request from OpenAI-style message dicts."""
+        return cls(tuple((m["role"], m["content"]) for m in messages), **sampling)
+
+    def message_dicts(self) -> list[dict[str, str]]:
+        """The messages as the OpenAI API takes them."""
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass
+class ChatResult:
+    """What came back for a request: an answer, or the error that ended its retries."""
+
+    text: str | None
+    finish_reason: str | None = None
+    # token -> logprob at the first generated position (with `top_logprobs`)
+    top_logprobs: dict[str, float] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency_ms: float | None = None
+    cached: bool = False
+    error: str | None = None  # set when the call failed; a failure is never cached
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """True when no answer came back."""
+        return self.error is not None
+
+
+@dataclass
+class CallStats:
+    """What a client did: calls sent, answers reused, retries, failures, tokens and spend."""
+
+    sent: int = 0  # requests sent for the first time (retries not included)
+    cache_hits: int = 0
+    retries: int = 0  # further attempts after a retryable failure
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as a plain dict (for job counts and logs)."""
+        return dataclasses.asdict(self)
+
+
+class BudgetExhausted(SiftError):
+    """The job's budget cannot cover the next call; nothing was sent."""
+
+    status_code = 409
+
+
+async def run_all_paid(
+    work: Sequence[Coroutine[Any, Any, Any]], progress: Callable[[int], Any]
+) -> bool:
+    """Run every piece of work at once, reporting how many have ended; True when some could
+    not be paid for (the others are kept). Any other error is raised once every piece has
+    been cancelled and has ended, so that no call is left running on its own."""
+    tasks = [asyncio.create_task(piece) for piece in work]
+    paused, finished = False, 0
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            try:
+                await next_done
+            except BudgetExhausted:
+                paused = True
+            finished += 1
+            progress(finished)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return paused
+
+
+def _env_prefix(name: str) -> str:
+    return f"SIFT_LLM__{name.upper()}__"
+
+
+def get_endpoint(name: str) -> LLMEndpoint:
+    """The configured endpoint called `name`, with a model to ask."""
+    endpoint = get_settings().llm.get(name.lower())
+    if endpoint is None:
+        raise InvalidInput(
+            f"no LLM endpoint named '{name}': set {_env_prefix(name)}BASE_URL", endpoint=name
+        )
+    if not endpoint.model:
+        raise InvalidInput(
+            f"LLM endpoint '{name}' has no model: set {_env_prefix(name)}MODEL", endpoint=name
+        )
+    return endpoint
+
+
+def require_priced(endpoint_name: str, endpoint: LLMEndpoint) -> None:
+    """Refuse a budget on an endpoint whose token prices are unknown."""
+    if endpoint.priced:
+        return
+    prefix = _env_prefix(endpoint_name)
+    raise InvalidInput(
+        f"a budget needs token prices, and LLM endpoint '{endpoint_name}' has none: "
+        f"set {prefix}PRICE_IN and {prefix}PRICE_OUT (USD per 1K tokens)",
+        endpoint=endpoint_name,
+    )
+
+
+def normalise_base_url(url: str) -> str:
+    """The base URL as the cache keys it: lower-case scheme and host, no trailing slash."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+def request_payload(endpoint: LLMEndpoint, request: ChatRequest) -> dict[str, Any]:
+    """Everything that decides an answer: where it is asked, of which model, and how."""
+    return {
+        "base_url": normalise_base_url(endpoint.base_url),
+        "model": endpoint.model,
+        "messages": [[role, content] for role, content in request.messages],
+        "temperature": float(request.temperature),
+        "max_tokens": int(request.max_tokens),
+        "top_logprobs": request.top_logprobs,
+    }
+
+
+def request_hash(endpoint: LLMEndpoint, request: ChatRequest) -> str:
+    """The cache key of a request: sha256 of its canonical JSON payload."""
+    return json_sha256(request_payload(endpoint, request))
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """How long a server asked us to wait (retry-after-ms, or Retry-After in seconds or as an
+    HTTP date); the longer one when both are given; None when it did not say."""
+    waits: list[float | None] = []
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None:
+        waits.append(millis / 1000)
+    value = headers.get("retry-after")
+    if value:
+        seconds = _number(value)
+        waits.append(seconds if seconds is not None else _until(value))
+    found = [max(0.0, wait) for wait in waits if wait is not None]
+    return max(found) if found else None
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _until(http_date: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
+
+
+def backoff_s(attempt: int, base_s: float = BACKOFF_BASE_S, cap_s: float = BACKOFF_CAP_S) -> float:
+    """Exponential backoff with full jitter before attempt `attempt + 1`."""
+    return random.uniform(0.0, min(cap_s, base_s * 2 ** (attempt - 1)))
+
+
+class RateLimiter:
+    """Spaces sends evenly under a requests-per-minute limit; safe across threads and loops."""
+
+    def __init__(self, rpm: int) -> None:
+        self.interval_s = 60.0 / rpm
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    async def wait(self) -> None:
+        """Wait for this process's next free send slot."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval_s
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+_LIMITERS: dict[tuple[str, int], RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def rate_limiter(name: str, endpoint: LLMEndpoint) -> RateLimiter | None:
+    """The process-wide limiter of an endpoint with an rpm limit."""
+    if not endpoint.rpm:
+        return None
+    with _LIMITERS_LOCK:
+        return _LIMITERS.setdefault((name.lower(), endpoint.rpm), RateLimiter(endpoint.rpm))
+
+
+class _LeaseLost(Exception):
+    """Another worker took our claim over while we waited to retry; it will answer."""
+
+
+@dataclass
+class _Lease:
+    request_hash: str
+    until: datetime
+
+
+class _Shared:
+    """A call in flight in this client, which other coroutines asking the same may wait on."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.result: ChatResult | None = None
+        self.error: BaseException | None = None
+
+
+class LLMClient:
+    """Chat completions from one named endpoint, cached, retried, rate-limited and budgeted.
+
+    One client belongs to one event loop and to the session of the task that uses it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: LLMEndpoint,
+        session: Session,
+        *,
+        job_id: int | None = None,
+        backoff_base_s: float = BACKOFF_BASE_S,
+        backoff_cap_s: float = BACKOFF_CAP_S,
+    ) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.session = session
+        self.job_id = job_id
+        self.stats = CallStats()
+        self._backoff = (backoff_base_s, backoff_cap_s)
+        self._writer = SideWriter(session)
+        self._batcher = Batcher(self._writer)
+        self._cache = ResponseCache(self._batcher, self._writer)
+        self._budget: JobBudget | None = None
+        self._budget_read = job_id is None
+        self._slots = asyncio.Semaphore(max(1, endpoint.concurrency))
+        self._ahead = asyncio.Semaphore(2 * max(1, endpoint.concurrency))
+        self._limiter = rate_limiter(name, endpoint)
+        self._known: dict[str, ChatResult] = {}
+        self._inflight: dict[str, _Shared] = {}
+        self._keys: dict[ChatRequest, str] = {}  # computed by prefetch, used once by complete
+        self._http: openai.AsyncOpenAI | None = None
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Finish pending cache writes and close the HTTP connections."""
+        await self._batcher.drain()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def prefetch(self, requests: Sequence[ChatRequest]) -> None:
+        """Look the requests up in one query, so that cached ones cost nothing later."""
+        for request in requests:
+            self._keys[request] = request_hash(self.endpoint, request)
+        missing = list({key for key in self._keys.values() if key not in self._known})
+        for key, answer in (await self._cache.lookup(missing)).items():
+            self._known[key] = _from_cache(answer, key)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """The answer to `request`: from the cache, or sent (once) with retries.
+
+        Never raises for HTTP or response trouble (the result carries `error`); raises
+        BudgetExhausted before sending when the job's budget cannot cover the call.
+        """
+        key = self._keys.pop(request, None) or request_hash(self.endpoint, request)
+        known = self._known.get(key)
+        if known is not None:
+            return self._hit(known)
+        shared = self._inflight.get(key)
+        if shared is not None:
+            return await self._wait_for(shared, request)
+        shared = self._inflight[key] = _Shared()
+        try:
+            result = await self._fetch(key, request)
+            shared.result = result
+            return result
+        except Exception as exc:
+            shared.error = exc
+            raise
+        finally:
+            shared.done.set()
+            del self._inflight[key]
+
+    async def _wait_for(self, shared: _Shared, request: ChatRequest) -> ChatResult:
+        await shared.done.wait()
+        if shared.error is not None:
+            raise shared.error
+        if shared.result is None:  # its owner was cancelled: ask ourselves
+            return await self.complete(request)
+        if shared.result.failed:
+            self.stats.failed += 1
+            return dataclasses.replace(shared.result)
+        return self._hit(shared.result)
+
+    def _hit(self, result: ChatResult) -> ChatResult:
+        self.stats.cache_hits += 1
+        return dataclasses.replace(result, cached=True, cost=0.0, extra=dict(result.extra))
+
+    async def _fetch(self, key: str, request: ChatRequest) -> ChatResult:
+        payload = request_payload(self.endpoint, request)
+        self._read_budget()
+        while True:
+            result = await self._try(key, request, payload)
+            if result is not None:
+                return result
+            # Another worker is sending it: wait for its answer (or for its lease to run out).
+            await asyncio.sleep(POLL_S)
+
+    async def _try(
+        self, key: str, request: ChatRequest, payload: dict[str, Any]
+    ) -> ChatResult | None:
+        """Claim the request and send it; None when another worker holds the claim."""
+        # Claims run a little ahead of the sends, so that their round trip to the database is
+        # not spent holding a slot, and not so far ahead that their leases run low in the queue.
+        async with self._ahead:
+            outcome = await self._cache.claim(self._claim(key, payload))
+            if outcome.answer is not None:
+                self._known[key] = _from_cache(outcome.answer, key)
+                return self._hit(self._known[key])
+            if outcome.lease_until is None:
+                return None
+            lease = _Lease(key, outcome.lease_until)
+            reserved = 0.0
+            try:
+                async with self._slots:
+                    reserved = await self._reserve(request)
+                    result = await self._send(lease, request, key)
+            except _LeaseLost:
+                await self._settle(reserved, 0.0)
+                return None
+            except BudgetExhausted:
+                await self._cache.release(lease.request_hash, lease.until)
+                raise
+            except BaseException:
+                self._abandon(lease, reserved)
+                raise
+        return await asyncio.shield(self._finish(lease, payload, reserved, result))
+
+    def _claim(self, key: str, payload: dict[str, Any]) -> ClaimRequest:
+        until = utcnow() + timedelta(seconds=self.endpoint.timeout_s + LEASE_SLACK_S)
+        return ClaimRequest(key, self.name, self.endpoint.model, payload, until)
+
+    def _read_budget(self) -> None:
+        """Whether the job has a budget, read once (and refused on an unpriced endpoint)."""
+        if self._budget_read:
+            return
+        assert self.job_id is not None
+        # Its own short read: the task's session holds no transaction while calls run.
+        with side_transaction(self.session) as side:
+            budget = job_budget(side, self.job_id)
+        if budget is not None:
+            require_priced(self.name, self.endpoint)
+            self._budget = JobBudget(self._batcher, self.job_id)
+        self._budget_read = True
+
+    async def _reserve(self, request: ChatRequest) -> float:
+        """Reserve the call's largest cost (0 without a budget); BudgetExhausted if it won't fit."""
+        if self._budget is None:
+            return 0.0
+        amount = max_cost(self.endpoint, request.messages, request.max_tokens)
+        if await self._budget.reserve(amount):
+            return amount
+        raise BudgetExhausted(
+            f"job {self.job_id}: its budget cannot cover another call (up to ${amount:.6f})",
+            job_id=self.job_id,
+        )
+
+    async def _settle(self, reserved: float, cost: float) -> None:
+        if self._budget is not None:
+            await self._budget.settle(reserved, cost)
+
+    def _abandon(self, lease: _Lease, reserved: float) -> None:
+        """Cancelled mid-call: give the claim and the reservation back without waiting."""
+        self._cache.release_later(lease.request_hash, lease.until)
+        if self._budget is not None and reserved:
+            self._budget.settle_later(reserved, 0.0)
+
+    async def _finish(
+        self, lease: _Lease, payload: dict[str, Any], reserved: float, result: ChatResult
+    ) -> ChatResult:
+        if result.failed:
+            self.stats.failed += 1
+            log.warning("llm.failed", endpoint=self.name, error=result.error)
+            await asyncio.gather(
+                self._cache.release(lease.request_hash, lease.until), self._settle(reserved, 0.0)
+            )
+            return result
+        # Without usage figures the real cost is unknown: charge the reservation instead.
+        charged = reserved if result.extra.get("usage_missing") else result.cost
+        await asyncio.gather(
+            self._cache.store(_stored(self, lease.request_hash, payload, result)),
+            self._settle(reserved, charged),
+        )
+        self.stats.prompt_tokens += result.prompt_tokens
+        self.stats.completion_tokens += result.completion_tokens
+        self.stats.cost += result.cost
+        self._known[lease.request_hash] = result
+        return result
+
+    def _client(self) -> openai.AsyncOpenAI:
+        if self._http is None:
+            # Our own retries only: the SDK's would retry before a long Retry-After.
+            self._http = openai.AsyncOpenAI(
+                base_url=self.endpoint.base_url,
+                api_key=self.endpoint.api_key or "none",
+                max_retries=0,
+                timeout=self.endpoint.timeout_s,
+            )
+        return self._http
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.endpoint.model,
+            "messages": request.message_dicts(),
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if request.top_logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = request.top_logprobs
+        return body
+
+    async def _send(self, lease: _Lease, request: ChatRequest, key: str) -> ChatResult:
+        """Up to max_attempts attempts; the result carries the last error if none succeeded."""
+        body = self._body(request)
+        attempts = max(1, self.endpoint.max_attempts)
+        last = "no attempt made"
+        for attempt in range(1, attempts + 1):
+            if self._limiter is not None:
+                await self._limiter.wait()
+            await self._keep_lease(lease, self.endpoint.timeout_s)
+            if attempt == 1:
+                self.stats.sent += 1
+            else:
+                self.stats.retries += 1
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.endpoint.timeout_s):
+                    # The generic post skips the typed create()'s request transformation and
+                    # response models: a fifth of the SDK's CPU per call, and CPU bounds us.
+                    data = await self._client().post("/chat/completions", cast_to=object, body=body)
+                return self._answer(data, started, key, request)
+            except openai.APIStatusError as exc:
+                last, wait, final = self._status_failure(exc)
+                if final:
+                    return self._failure(last)
+            except (openai.APITimeoutError, TimeoutError):
+                last, wait = f"timed out ({self.endpoint.timeout_s:g} s)", None
+            except openai.APIConnectionError as exc:
+                last, wait = f"connection error: {exc.__cause__ or exc}", None
+            except openai.OpenAIError as exc:
+                return self._failure(f"{type(exc).__name__}: {exc}")
+            if attempt < attempts:
+                await self._pause(lease, attempt, last, wait)
+        return self._failure(f"{last} after {attempts} attempts")
+
+    def _status_failure(self, exc: openai.APIStatusError) -> tuple[str, float | None, bool]:
+        """(error text, Retry-After, whether to give up now) for an HTTP error answer."""
+        status = exc.status_code
+        text = f"HTTP {status}"
+        if status not in RETRY_STATUSES and status < 500:
+            return f"{text}: {_error_message(exc)}", None, True
+        wait = retry_after_seconds(exc.response.headers)
+        if wait is not None and wait > self.endpoint.max_retry_wait_s:
+            limit = self.endpoint.max_retry_wait_s
+            return (
+                f"{text} asked to retry after {wait:g} s, beyond max_retry_wait_s={limit:g}",
+                wait,
+                True,
+            )
+        return text, wait, False
+
+    async def _pause(self, lease: _Lease, attempt: int, last: str, wait: float | None) -> None:
+        """Sleep before the next attempt: at least Retry-After, else backoff with jitter."""
+        if wait is not None:
+            # A little jitter on top, never below: clients told the same time spread out.
+            delay = wait + random.uniform(0.01, 0.01 + min(1.0, wait * 0.1))
+        else:
+            delay = backoff_s(attempt, *self._backoff)
+        log.info(
+            "llm.retry", endpoint=self.name, attempt=attempt, error=last, wait_s=round(delay, 3)
+        )
+        await self._keep_lease(lease, delay + self.endpoint.timeout_s)
+        await asyncio.sleep(delay)
+
+    async def _keep_lease(self, lease: _Lease, ahead_s: float) -> None:
+        """Make sure our claim lasts `ahead_s` more seconds (and the slack), or give up."""
+        now = utcnow()
+        if lease.until >= now + timedelta(seconds=ahead_s + LEASE_SLACK_S / 2):
+            return
+        until = now + timedelta(seconds=ahead_s + LEASE_SLACK_S)
+        if not await self._cache.renew(Renewal(lease.request_hash, lease.until, until)):
+            raise _LeaseLost()
+        lease.until = until
+
+    def _answer(self, data: Any, started: float, key: str, request: ChatRequest) -> ChatResult:
+        latency_ms = (time.perf_counter() - started) * 1000
+        try:
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+        except (TypeError, KeyError, IndexError, AttributeError):
+            return self._failure(f"malformed response: {str(data)[:200]!r}")
+        text = message.get("content")
+        extra: dict[str, Any] = {"request_hash": key}
+        if text is None and message.get("refusal"):
+            text, extra["refusal"] = message["refusal"], True
+        usage = data.get("usage") or {}
+        if not usage:
+            extra["usage_missing"] = True
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+        return ChatResult(
+            text=text or "",
+            finish_reason=choice.get("finish_reason"),
+            top_logprobs=_first_logprobs(choice) if request.top_logprobs is not None else None,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost=call_cost(self.endpoint, prompt, completion),
+            latency_ms=latency_ms,
+            extra=extra,
+        )
+
+    def _failure(self, error: str) -> ChatResult:
+        return ChatResult(text=None, error=f"endpoint '{self.name}': {error}")
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])[:300]
+    return str(exc.message)[:300]
+
+
+def _first_logprobs(choice: Mapping[str, Any]) -> dict[str, float]:
+    """{token: logprob} at the first generated position: its top list and the chosen token."""
+    content = (choice.get("logprobs") or {}).get("content") or []
+    if not content:
+        return {}
+    first = content[0]
+    found = {str(e["token"]): float(e["logprob"]) for e in first.get("top_logprobs") or []}
+    if "token" in first and first.get("logprob") is not None:
+        found.setdefault(str(first["token"]), float(first["logprob"]))
+    return found
+
+
+def _from_cache(answer: CachedAnswer, key: str) -> ChatResult:
+    response = answer.response
+    return ChatResult(
+        text=answer.text,
+        finish_reason=response.get("finish_reason"),
+        top_logprobs=response.get("top_logprobs"),
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
+        cost=answer.cost,
+        latency_ms=answer.latency_ms,
+        cached=True,
+        extra={"request_hash": key, **response.get("extra", {})},
+    )
+
+
+def _stored(client: LLMClient, key: str, payload: dict[str, Any], result: ChatResult) -> StoredCall:
+    extra = {k: v for k, v in result.extra.items() if k != "request_hash"}
+    response = {"finish_reason": result.finish_reason, "top_logprobs": result.top_logprobs}
+    if extra:
+        response["extra"] = extra
+    return StoredCall(
+        request_hash=key,
+        endpoint=client.name,
+        model=client.endpoint.model,
+        request=payload,
+        text=result.text or "",
+        response=response,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cost=result.cost,
+        latency_ms=result.latency_ms,
+    )

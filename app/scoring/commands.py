@@ -1,0 +1,44 @@
+"""`sift score`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.platform.cli.jobs import launch
+
+commands = typer.Typer()
+
+
+@commands.command("score")
+def score(
+    dataset: Annotated[str, typer.Option("--dataset")],
+    scorer: Annotated[
+        str, typer.Option("--scorer", help="lima, length, alpagasus, deita-… or yours")
+    ],
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="LLM endpoint name (default: default)")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="a local model folder for the Deita scorers")
+    ] = None,
+    budget: Annotated[float | None, typer.Option("--budget", help="stop at this many USD")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
+) -> None:
+    """Score every example of a dataset that has no score from this scorer yet."""
+    from app.datasets.service import get_dataset
+    from app.scoring.service import start_score_job
+
+    launch(
+        lambda session: start_score_job(
+            session,
+            get_dataset(session, dataset),
+            scorer,
+            endpoint=endpoint,
+            model_path=model,
+            budget_usd=budget,
+        ),
+        lambda job: f"score {dataset} with {job.params['scorer']}",
+        wait,
+    )
