@@ -184,3 +184,19 @@ def test_a_job_created_in_a_savepoint_that_rolls_back_is_never_sent(committed: E
             kept = create_job(session, "import", {}, queue="cpu").id
     assert broker.llen("cpu") == 1  # only the job whose savepoint was kept
     assert committed_job(kept).state == "queued"
+
+
+def test_a_unit_of_work_that_runs_its_jobs_here_sends_nothing(committed: Engine) -> None:
+    import redis
+
+    from tests.services import REDIS_URL
+
+    broker = redis.Redis.from_url(REDIS_URL)
+    with transaction() as session:
+        run_jobs_here(session)
+        here = create_job(session, "import", {}, queue="cpu").id
+    with transaction() as session:
+        sent = create_job(session, "import", {}, queue="cpu").id
+    assert broker.llen("cpu") == 1  # only the job of the ordinary unit of work
+    assert committed_job(here).sent_at is None
+    assert committed_job(sent).sent_at is not None
