@@ -79,15 +79,14 @@ def load(n: int, folder: Path) -> None:
 
 def score_once() -> tuple[float, dict[str, object]]:
     """Run one AlpaGasus scoring job over the dataset; its seconds and counts."""
-    from app.jobs.registry import load_handlers
-
     from app.datasets.service import get_dataset
+    from app.entrypoints.domains import load_every_job_kind
     from app.platform.db import transaction
     from app.platform.jobs.dispatch import get_job, run_jobs_here
     from app.platform.jobs.runner import execute_job
     from app.scoring.service import start_score_job
 
-    load_handlers()
+    load_every_job_kind()
     with transaction() as session:
         run_jobs_here(session)
         job_id = start_score_job(session, get_dataset(session, "bench"), "alpagasus").id

@@ -16,6 +16,7 @@ from app import (
     users,
 )
 from app.platform.domain import Domain
+from app.platform.jobs.registry import declare_task_modules, load_job_kinds
 
 DOMAINS: tuple[Domain, ...] = (
     users.DOMAIN,
@@ -30,3 +31,9 @@ DOMAINS: tuple[Domain, ...] = (
     jobs.DOMAIN,
 )
 TASK_MODULES = tuple(domain.tasks for domain in DOMAINS if domain.tasks)
+
+
+def load_every_job_kind() -> None:
+    """Register every domain's job kinds in this process (a worker, a test)."""
+    declare_task_modules(TASK_MODULES)
+    load_job_kinds()

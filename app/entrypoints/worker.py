@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import structlog
 
-from app.entrypoints.domains import TASK_MODULES
+from app.entrypoints.domains import load_every_job_kind
 from app.platform.db import transaction
 from app.platform.jobs.broker import get_celery
 from app.platform.jobs.chunked import execute_chunk
-from app.platform.jobs.registry import declare_task_modules, load_job_kinds
 from app.platform.jobs.runner import execute_job
 from app.platform.jobs.sweeper import sweep
 
-declare_task_modules(TASK_MODULES)
-load_job_kinds()
+load_every_job_kind()
 celery_app = get_celery()
 log = structlog.get_logger(__name__)
 

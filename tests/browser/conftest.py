@@ -255,9 +255,9 @@ def run_jobs(
         if queued:
             script = (
                 "import sys\n"
-                "from app.jobs.registry import load_handlers\n"
+                "from app.entrypoints.domains import load_every_job_kind\n"
                 "from app.platform.jobs.runner import execute_job\n"
-                "load_handlers()\n"
+                "load_every_job_kind()\n"
                 "for job_id in map(int, sys.argv[1:]):\n"
                 "    execute_job(job_id, inline=True)\n"
             )

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from app.jobs.registry import load_handlers
 from sqlalchemy import Engine, select
 
+from app.entrypoints.domains import load_every_job_kind
 from app.evaluation.service import import_test_set_records, start_evaluation
 from app.models import EvalItem, EvalRun, Job
 from app.platform.config import get_settings
@@ -18,7 +18,7 @@ from app.platform.jobs.runner import execute_job
 from tests.endpoints import configure_endpoint
 from tests.llm_server import LLMServer
 
-load_handlers()
+load_every_job_kind()
 
 # Endpoint name -> the model it asks; all three are the same test server.
 ENDPOINTS = {"alpha": "alpha-model", "beta": "beta-model", "judge": "judge-model"}

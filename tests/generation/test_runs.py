@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from app.datasets.service import create_dataset, get_dataset
-from app.entrypoints.domains import TASK_MODULES
+from app.entrypoints.domains import load_every_job_kind
 from app.generation.engine import SelfInstructSpec, alpaca_prompts
 from app.generation.prompts import EVOL_INSTRUCT_METHODS, Task
 from app.generation.service import (
@@ -25,13 +25,11 @@ from app.jobs.service import resume_job
 from app.models import Example, Job, JobState, Provenance
 from app.platform.db import transaction
 from app.platform.jobs.dispatch import run_jobs_here
-from app.platform.jobs.registry import declare_task_modules, load_job_kinds
 from app.platform.jobs.runner import execute_job
 from tests.factories import make_example
 from tests.llm_server import CUT_OFF, LLMServer
 
-declare_task_modules(TASK_MODULES)
-load_job_kinds()
+load_every_job_kind()
 
 # Continuations of Alpaca prompts that show three seed tasks (the model writes from task 4).
 FIRST = """ Suggest three ways to reduce household food waste.

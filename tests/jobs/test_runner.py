@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from app.datasets.service import create_dataset, start_import_job
-from app.entrypoints.domains import TASK_MODULES
+from app.entrypoints.domains import load_every_job_kind
 from app.jobs.service import cancel_job, resume_job
 from app.models import Dataset, Job, JobState
 from app.models.base import utcnow
@@ -21,14 +21,13 @@ from app.platform.db import transaction
 from app.platform.errors import Conflict
 from app.platform.jobs.dispatch import create_job, run_jobs_here
 from app.platform.jobs.progress import Progress
-from app.platform.jobs.registry import declare_task_modules, job_handler, load_job_kinds
+from app.platform.jobs.registry import job_handler
 from app.platform.jobs.runner import execute_job
 from app.platform.jobs.sweeper import sweep
 from tests.factories import alpaca_record, write_json
 from tests.jobs.conftest import committed_job, example_count
 
-declare_task_modules(TASK_MODULES)
-load_job_kinds()
+load_every_job_kind()
 
 
 def _import_job(tmp_path: Path, records: list[dict[str, Any]], **options: Any) -> int:

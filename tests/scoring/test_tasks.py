@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from app.jobs.registry import load_handlers
 from sqlalchemy import Engine, select
 
 from app.datasets.service import create_dataset
+from app.entrypoints.domains import load_every_job_kind
 from app.jobs.service import resume_job
 from app.models import Dataset, Example, Job, JobState, Score, ScoreState
 from app.platform.config import get_settings
@@ -23,7 +23,7 @@ from tests.factories import make_example
 from tests.llm_server import LLMServer
 from tests.scoring.tiny_llama import build_tiny_llama
 
-load_handlers()
+load_every_job_kind()
 
 FAULTS = {
     "plain": ("", ScoreState.OK, 4.5),

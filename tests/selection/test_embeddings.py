@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from app.jobs.registry import load_handlers
 from sqlalchemy import Engine, func, select
 
 from app.datasets.service import create_dataset
+from app.entrypoints.domains import load_every_job_kind
 from app.models import Dataset, Embedding, Job, JobState
 from app.platform.db import transaction
 from app.platform.errors import InvalidInput
@@ -33,7 +33,7 @@ from app.selection.embeddings import (
 from tests.factories import make_example
 from tests.scoring.tiny_llama import build_tiny_llama
 
-load_handlers()
+load_every_job_kind()
 
 
 def _is_local(address: Any) -> bool:

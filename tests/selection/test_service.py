@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from app.jobs.registry import load_handlers
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.collections.service import create_collection, item_ids
+from app.entrypoints.domains import load_every_job_kind
 from app.models import Collection, Dataset, Embedding, Example, Job
 from app.platform.db import transaction
 from app.platform.errors import Conflict, InvalidInput
@@ -21,7 +21,7 @@ from app.selection import service
 from app.selection.service import SelectionSpec
 from tests.factories import make_dataset, make_example
 
-load_handlers()
+load_every_job_kind()
 
 
 def _pool(session: Session, values: list[float], sources: list[str] | None = None) -> Dataset:
