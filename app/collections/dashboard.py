@@ -32,8 +32,8 @@ from app.models import (
     User,
 )
 from app.platform.errors import NotFound
+from app.platform.sampling import POOL_SAMPLE, id_intervals, sample_pool, scores_of
 from app.scoring.recipes import recipe_from_scorer
-from app.scoring.sampling import POOL_SAMPLE, id_intervals, sample_pool, scores_of
 from app.selection.embeddings import similar_to
 
 GROUP_LIMIT = 40  # quota bars shown per field; the rest are summed up

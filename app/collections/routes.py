@@ -26,10 +26,10 @@ from app.datasets.exporter import (
     ExportOptions,
     ExportSource,
 )
-from app.jobs.schemas import JobOut
 from app.models import Collection
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput
+from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.selection import service as selection
 from app.selection.service import SelectionSpec

@@ -27,8 +27,8 @@ from app.models import (
 )
 from app.platform.config import get_settings
 from app.platform.errors import InvalidInput
+from app.platform.sampling import sample_if_large
 from app.scoring.recipes import BUILTIN_RECIPES
-from app.scoring.sampling import sample_if_large
 
 T = TypeVar("T")
 TOP_GROUPS = 12

@@ -16,10 +16,10 @@ from app.datasets.exporter import (
 )
 from app.datasets.importer import FORMATS
 from app.datasets.schemas import DatasetCreate, DatasetOut, ExampleOut, ExamplePage, ExamplePatch
-from app.jobs.schemas import JobOut
 from app.models import Example
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput
+from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.scoring.service import score_condition
 from app.selection.dedup import representative_only

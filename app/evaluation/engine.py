@@ -31,11 +31,11 @@ from app.evaluation.answers import (
 )
 from app.models import EvalItem, EvalPrompt, EvalRun, ItemState, Job, TrainingRun
 from app.models.base import utcnow
+from app.platform.aio import run_async
 from app.platform.db import release, upsert_where
 from app.platform.errors import NotFound
 from app.platform.jobs.progress import JobPaused, Progress
 from app.platform.llm.client import ChatResult, LLMClient, get_endpoint, run_all_paid
-from app.scoring.engine import run_async
 
 T = TypeVar("T")
 SETTLED = (ItemState.OK.value, ItemState.PARSE_ERROR.value)

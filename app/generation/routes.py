@@ -10,9 +10,9 @@ from fastapi import APIRouter, Header
 from app.datasets.service import get_example
 from app.generation import service
 from app.generation.schemas import EstimateOut, GenerateIn, ProvenanceOut, VariantOut
-from app.jobs.schemas import JobOut
 from app.platform.db import DB
 from app.platform.errors import NotFound
+from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 
 router = APIRouter(prefix="/api/v1", tags=["generation"])

@@ -18,10 +18,10 @@ from app.generation.prompts import Task
 from app.generation.service import DEFAULT_N, source_tasks
 from app.generation.store import store_generated
 from app.models import Dataset, Example, Job, Provenance
+from app.platform.aio import run_async
 from app.platform.errors import NotFound
 from app.platform.jobs.progress import JobPaused, Progress
 from app.platform.llm.client import LLMClient, get_endpoint
-from app.scoring.engine import run_async
 
 
 def _existing_instructions(session: Session, into_id: int, job_id: int) -> list[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.jobs import service
-from app.jobs.schemas import JobOut, ResumeIn
+from app.jobs.schemas import ResumeIn
 from app.platform.db import DB
+from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])

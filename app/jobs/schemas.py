@@ -1,31 +1,8 @@
-"""HTTP shape of a job."""
+"""HTTP input of the jobs API (its output, JobOut: app.platform.jobs.schemas)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class JobOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    kind: str
-    queue: str
-    state: str
-    done: int
-    total: int | None
-    counts: dict[str, Any]
-    error: str | None
-    attempts: int
-    params: dict[str, Any]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    budget_usd: float | None
-    spent_usd: float
+from pydantic import BaseModel, Field
 
 
 class ResumeIn(BaseModel):

@@ -8,7 +8,7 @@ failed score is tried again by the next run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -17,6 +17,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Example, Job, Score, Scorer, ScorerKind, ScoreState
+from app.platform.aio import run_async
 from app.platform.db import release, upsert_where
 from app.platform.errors import NotFound
 from app.platform.jobs.chunked import key_ranges
@@ -119,16 +120,6 @@ def score_chunk(
     if paused:
         raise JobPaused(counts)
     return counts
-
-
-def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to its end on a fresh event loop: uvloop's where installed (it comes
-    with uvicorn[standard] on Linux and spends less CPU per HTTP call), asyncio's otherwise."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    return uvloop.run(coroutine)
 
 
 def _state_counts(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 
 from app.datasets.service import get_dataset
-from app.jobs.schemas import JobOut
 from app.platform.db import DB
+from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.scoring import service
 from app.scoring.recipes import BUILTIN_RECIPES

@@ -17,6 +17,7 @@ from app.models import Dataset, Example, Job, Score, Scorer, ScorerKind, ScoreSt
 from app.platform.errors import InvalidInput, NotFound
 from app.platform.jobs.dispatch import create_job
 from app.platform.llm.client import get_endpoint, require_priced
+from app.platform.sampling import sample_if_large, scores_of
 from app.scoring.recipes import (
     BUILTIN_RECIPES,
     Recipe,
@@ -24,7 +25,6 @@ from app.scoring.recipes import (
     get_recipe,
     recipe_from_scorer,
 )
-from app.scoring.sampling import sample_if_large, scores_of
 
 DEFAULT_ENDPOINT = "default"
 

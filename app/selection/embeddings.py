@@ -33,9 +33,9 @@ from app.platform.errors import InvalidInput
 from app.platform.jobs.chunked import key_ranges
 from app.platform.jobs.dispatch import create_job
 from app.platform.jobs.progress import Progress
-from app.scoring.local_lm import load_causal_lm
+from app.platform.local_models import load_causal_lm
+from app.platform.sampling import one_of
 from app.scoring.recipes import ExampleText
-from app.scoring.sampling import one_of
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EMBED_KIND = "embed"

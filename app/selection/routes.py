@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 
 from app.datasets.service import get_dataset
-from app.jobs.schemas import JobOut
 from app.platform.db import DB
+from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.selection import dedup, embeddings
 from app.selection.schemas import ClusterOut, ClusterPage, DedupStart, EmbedStart

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.datasets.dashboard import breakdown
 from app.models import Dataset, Example
-from app.scoring import sampling
+from app.platform import sampling
 from app.scoring.engine import upsert_scores
 from app.scoring.service import (
     choose_scorer,
