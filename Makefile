@@ -24,6 +24,7 @@ lint: install
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install  ## every benchmark; each prints its ratios and exits 1 on a missed target
 	$(BIN)/python bench/import.py
