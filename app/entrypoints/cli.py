@@ -45,7 +45,8 @@ def db_import_sqlite(
     """Copy a SQLite release's database into the new, empty PostgreSQL database (once)."""
     from rich.table import Column
 
-    from app.platform.sqlite_import import ImportProgress, check_sqlite_file, import_sqlite
+    from app.platform.sqlite_import import ImportProgress, import_sqlite
+    from app.platform.sqlite_source import check_sqlite_file
 
     with user_errors():
         check_sqlite_file(path)  # a wrong file is refused before any server starts

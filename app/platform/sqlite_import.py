@@ -15,10 +15,9 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,14 @@ from sqlalchemy.orm import Session
 
 from app.platform.db import LOCK_TIMEOUT_MS, get_engine
 from app.platform.errors import Conflict, InvalidInput, Unavailable
+from app.platform.sqlite_source import (
+    SourceTable,
+    copy_order,
+    open_sqlite,
+    source_tables,
+    sqlite_name,
+)
 
-# The last schema revision of the SQLite releases; later migrations are PostgreSQL-only.
-SQLITE_REVISION = "0007"
-SQLITE_HEADER = b"SQLite format 3\x00"
 BATCH = 5_000
 VECTOR_TYPES = frozenset({"vector", "halfvec"})
 JSON_TYPES = frozenset({"json", "jsonb"})
@@ -90,16 +93,6 @@ class ImportProgress:
     total: int
 
 
-@dataclass(frozen=True)
-class SourceTable:
-    """One table of the SQLite file: its columns, the tables it refers to, its row count."""
-
-    name: str
-    columns: tuple[str, ...]
-    parents: frozenset[str]
-    rows: int
-
-
 ProgressCallback = Callable[[ImportProgress], None]
 Converter = Callable[[Any], Any]
 
@@ -132,75 +125,6 @@ def _as_user_errors(path: Path) -> Iterator[None]:
         raise InvalidInput(f"nothing was imported: {_reason(exc)}") from exc
     except sqlite3.Error as exc:
         raise InvalidInput(f"nothing was imported: {path} could not be read: {exc}") from exc
-
-
-def check_sqlite_file(path: Path) -> None:
-    """Raise InvalidInput unless `path` is a Sift SQLite database at revision 0007."""
-    with open_sqlite(path):
-        pass
-
-
-@contextmanager
-def open_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to a Sift SQLite file at revision 0007, closed on exit."""
-    _check_header(path)
-    # Read-only: the old file stays as it was, whatever happens here.
-    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as source:
-        _check_revision(source, path)
-        yield source
-
-
-def _check_header(path: Path) -> None:
-    if not path.is_file():
-        raise InvalidInput(f"no such file: {path}")
-    with path.open("rb") as file:
-        if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            raise InvalidInput(f"{path} is not a SQLite database (expected a Sift .sift/sift.db)")
-
-
-def _check_revision(source: sqlite3.Connection, path: Path) -> None:
-    try:
-        rows = source.execute("SELECT version_num FROM alembic_version").fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise InvalidInput(
-            f"{path} is not a Sift database (no schema revision in it: {exc})"
-        ) from exc
-    revision = rows[0][0] if len(rows) == 1 else None
-    if revision != SQLITE_REVISION:
-        raise InvalidInput(
-            f"{path} is at schema revision {revision or 'unknown'}, not {SQLITE_REVISION}: "
-            f"run `sift db upgrade` on it with the last SQLite release first"
-        )
-
-
-def source_tables(source: sqlite3.Connection) -> list[SourceTable]:
-    """Every data table of the SQLite file, as the file lists them."""
-    names = [
-        row[0]
-        for row in source.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite_%' AND name != 'alembic_version' ORDER BY name"
-        )
-    ]
-    return [_describe(source, name) for name in names]
-
-
-def _describe(source: sqlite3.Connection, name: str) -> SourceTable:
-    quoted = _sqlite_name(name)
-    columns = tuple(row[1] for row in source.execute(f"PRAGMA table_info({quoted})"))
-    parents = frozenset(row[2] for row in source.execute(f"PRAGMA foreign_key_list({quoted})"))
-    rows = source.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
-    return SourceTable(name, columns, parents, rows)
-
-
-def copy_order(tables: Sequence[SourceTable]) -> list[SourceTable]:
-    """The tables, every one after the tables its foreign keys refer to."""
-    by_name = {table.name: table for table in tables}
-    graph = {t.name: {p for p in t.parents if p in by_name and p != t.name} for t in tables}
-    try:
-        return [by_name[name] for name in TopologicalSorter(graph).static_order()]
-    except CycleError as exc:
-        raise InvalidInput(f"the SQLite file's foreign keys form a cycle: {exc.args[1]}") from exc
 
 
 def _copy_all(
@@ -263,7 +187,7 @@ def _secondary_indexes_dropped(
 def _index_every_model(connection: Connection) -> None:
     """An HNSW index for each model's vectors, as the embed job makes it for a new model
     (migration 0009 made the bundled model's only): neighbours come from the index."""
-    from app.selection.embeddings import ensure_vector_index
+    from app.platform.vectors.index import ensure_vector_index
 
     with Session(bind=connection) as session:
         models = session.execute(text("SELECT DISTINCT model, dim FROM embeddings")).all()
@@ -342,8 +266,8 @@ def _copy_table(
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, table.columns))
     )
-    columns = ", ".join(_sqlite_name(column) for column in table.columns)
-    rows = source.execute(f"SELECT {columns} FROM {_sqlite_name(table.name)}")
+    columns = ", ".join(sqlite_name(column) for column in table.columns)
+    rows = source.execute(f"SELECT {columns} FROM {sqlite_name(table.name)}")
     copied = 0
     progress(ImportProgress(f"copy {table.name}", done, total))
     try:
@@ -458,7 +382,3 @@ def _reason(exc: psycopg.Error) -> str:
     diag = exc.diag
     detail = f" ({diag.message_detail})" if diag.message_detail else ""
     return f"{diag.message_primary or exc}{detail}"
-
-
-def _sqlite_name(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
