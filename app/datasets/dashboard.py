@@ -26,7 +26,6 @@ from app.models import (
     Scorer,
 )
 from app.platform.config import get_settings
-from app.platform.errors import InvalidInput
 from app.platform.sampling import sample_if_large
 from app.scoring.recipes import BUILTIN_RECIPES
 
@@ -161,18 +160,6 @@ def scorer_names(session: Session) -> list[str]:
 def endpoint_names() -> list[str]:
     """The configured LLM endpoints, by name."""
     return sorted(get_settings().llm)
-
-
-def number(value: str, name: str, *, integer: bool = False) -> float | None:
-    """A form field as a number; empty is None; anything else names the field."""
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return int(value) if integer else float(value)
-    except ValueError:
-        kind = "a whole number" if integer else "a number"
-        raise InvalidInput(f"{name}: {value!r} is not {kind}", field=name) from None
 
 
 # ---------------------------------------------------------------- the cache of aggregates

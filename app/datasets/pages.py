@@ -25,6 +25,7 @@ from app.datasets.exporter import (
 )
 from app.datasets.importer import FORMATS
 from app.models import Dataset, Example, ExampleStatus, Job, Role, User
+from app.platform import forms
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput, NotFound, SiftError
 from app.platform.web import PageLead, PageUser, check_csrf, render
@@ -333,7 +334,7 @@ def start_scoring(
             scorer,
             endpoint=endpoint or None,
             model_path=model.strip() or None,
-            budget_usd=dashboard.number(budget_usd, "budget_usd"),
+            budget_usd=forms.number(budget_usd, "budget_usd"),
             user=user,
         )
 
@@ -382,7 +383,7 @@ def start_dedup(
             session,
             dataset,
             method,
-            threshold=dashboard.number(threshold, "threshold"),
+            threshold=forms.number(threshold, "threshold"),
             model=model.strip() or None,
             prefer=prefer.strip() or None,
             user=user,
@@ -427,11 +428,11 @@ def create_recipe(
                 recipe_name.strip(),
                 prompt_template,
                 parse=parse.strip() or "first_number",
-                low=_required(low, "low"),
-                high=_required(high, "high"),
+                low=forms.required_number(low, "low"),
+                high=forms.required_number(high, "high"),
                 system_prompt=system_prompt or None,
-                temperature=dashboard.number(temperature, "temperature") or 0.0,
-                max_tokens=int(dashboard.number(max_tokens, "max_tokens", integer=True) or 256),
+                temperature=forms.number(temperature, "temperature") or 0.0,
+                max_tokens=forms.whole_number(max_tokens, "max_tokens") or 256,
                 endpoint=endpoint or None,
             )
     except SiftError as exc:
@@ -439,13 +440,6 @@ def create_recipe(
     examples = _examples_context(session, dataset, "", "", "", "", None)
     notice = f"Saved the recipe {scorer.name}@{scorer.version}: score the dataset with it below."
     return _dashboard(request, session, user, dataset, examples, notice=notice)
-
-
-def _required(value: str, name: str) -> float:
-    number = dashboard.number(value, name)
-    if number is None:
-        raise InvalidInput(f"{name}: required", field=name)
-    return number
 
 
 # ---------------------------------------------------------------- duplicates and exports

@@ -15,6 +15,7 @@ from app.generation import prompts, service
 from app.generation.engine import VARIANTS
 from app.generation.service import GenerationSpec
 from app.models import User
+from app.platform import forms
 from app.platform.config import get_settings
 from app.platform.db import DB
 from app.platform.errors import InvalidInput, NotFound, SiftError
@@ -24,28 +25,18 @@ from app.platform.web import PageLead, PageUser, check_csrf, render
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 
 
-def _number(value: str, name: str, kind: type = int) -> Any:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise InvalidInput(f"{name}: {value!r} is not a number", field=name) from None
-
-
 def _spec(dataset: str, fields: dict[str, str]) -> GenerationSpec:
     """The run a form describes; blank numbers take the method's defaults."""
     return GenerationSpec(
         method=fields.get("method", "self-instruct"),
         source=dataset,
         into=fields.get("into", "").strip() or f"{dataset}-generated",
-        n=_number(fields.get("n", ""), "n"),
-        rounds=_number(fields.get("rounds", ""), "rounds"),
+        n=forms.integer(fields.get("n", ""), "n"),
+        rounds=forms.integer(fields.get("rounds", ""), "rounds"),
         endpoint=fields.get("endpoint", "").strip() or service.DEFAULT_ENDPOINT,
-        budget_usd=_number(fields.get("budget_usd", ""), "budget_usd", float),
+        budget_usd=forms.number(fields.get("budget_usd", ""), "budget_usd"),
         variant=fields.get("variant", "alpaca"),
-        seed=_number(fields.get("seed", ""), "seed") or 0,
+        seed=forms.integer(fields.get("seed", ""), "seed") or 0,
     )
 
 
