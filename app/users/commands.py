@@ -27,16 +27,13 @@ def user_add(
     ] = False,
 ) -> None:
     """Create an account; without --password-stdin a password is generated and shown once."""
-    from sqlalchemy import select
-
-    from app.models import User
     from app.users import service
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else service.generate_password()
     if password_stdin and len(password) < 8:
         fail("the password must be at least 8 characters")
     with user_errors(), transaction() as session:
-        if if_missing and session.scalar(select(User.id).where(User.name == name)) is not None:
+        if if_missing and service.user_exists(session, name):
             return
         service.create_user(session, name, role, password)
     out.print(f"created {role} {name!r}")

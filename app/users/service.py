@@ -24,6 +24,11 @@ def get_user(session: Session, name: str) -> User:
     return user
 
 
+def user_exists(session: Session, name: str) -> bool:
+    """True when an account of this name exists (active or not)."""
+    return session.scalar(select(User.id).where(User.name == name)) is not None
+
+
 def create_user(session: Session, name: str, role: str, password: str | None = None) -> User:
     """A new user; the name must be free and the role known."""
     name = name.strip()
