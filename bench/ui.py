@@ -762,7 +762,7 @@ def pool_vectors(session: Any) -> tuple[np.ndarray, np.ndarray]:
     from sqlalchemy import func, select
 
     from app.models import Dataset, Embedding, Example
-    from app.selection.embeddings import unpack_vectors
+    from app.platform.vectors.store import unpack_vectors
 
     dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == POOL))
     query = (
@@ -884,7 +884,7 @@ def report_search(
     p95 = percentile(samples, 95)
     met = p95 < FAST_P95_MS and recall >= RECALL_TARGET
     print(
-        f"\nNearest neighbours (10, HNSW, ef_search from app.selection.embeddings), "
+        f"\nNearest neighbours (10, HNSW, ef_search from app.platform.vectors.index), "
         f"{len(samples)} random examples: p50 {statistics.median(samples):.1f} ms, p95 "
         f"{p95:.1f} ms (< {FAST_P95_MS:.0f}), recall@10 {recall:.3f} (>= {RECALL_TARGET}) "
         f"against exact search (numpy over every vector: {exact_ms:.0f} ms a query): "

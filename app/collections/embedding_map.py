@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from app.models import Collection, CollectionItem, Dataset, Embedding, Example
 from app.platform.sampling import sample_pool
-from app.selection.embeddings import load_embeddings
+from app.platform.vectors.store import load_embeddings
 
 EXACT_SVD_LIMIT = 512  # beyond this many dimensions, a randomised range finder first
 

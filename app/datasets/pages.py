@@ -37,7 +37,7 @@ from app.scoring.service import (
     start_score_job,
 )
 from app.selection import dedup
-from app.selection.embeddings import start_embed_job
+from app.selection.service import start_embed_job
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)

@@ -28,7 +28,7 @@ from app.models.scoring import EXAMPLE_TEXT
 from app.platform.config import get_settings
 from app.platform.errors import Conflict, InvalidInput, NotFound, PreconditionRequired
 from app.platform.jobs.dispatch import create_job
-from app.selection.embeddings import similar_to
+from app.platform.vectors.search import similar_to
 
 # No "/" so that a name is always one URL path segment.
 NAME_PATTERN = re.compile(r"^[^\x00-\x1f\x7f/]{1,200}$")

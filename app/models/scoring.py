@@ -111,7 +111,7 @@ class UnitVector(TypeDecorator[np.ndarray]):
 
     Raw float32 bytes (the column's type before migration 0009) are taken too. Whole matrices
     are read with `vector_send` instead (binary, no text parsing): see
-    `app.selection.embeddings.load_embeddings`."""
+    `app.platform.vectors.store.load_embeddings`."""
 
     impl = VECTOR
     cache_ok = True
@@ -132,7 +132,7 @@ class UnitVector(TypeDecorator[np.ndarray]):
 class Embedding(IdMixin, CreatedMixin, Base):
     """One vector per (content, model), L2-normalised, a pgvector `vector` (float32, any
     dimension). Each model's nearest-neighbour index is a partial HNSW index over the column
-    cast to `halfvec(dim)`, made by `app.selection.embeddings.ensure_vector_index`."""
+    cast to `halfvec(dim)`, made by `app.platform.vectors.index.ensure_vector_index`."""
 
     __tablename__ = "embeddings"
     __table_args__ = (

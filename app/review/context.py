@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import DuplicateCluster, DuplicateMember, Example, Score, Scorer
-from app.selection.embeddings import DEFAULT_MODEL, nearest_examples
+from app.platform.vectors.models import DEFAULT_MODEL
+from app.platform.vectors.search import nearest_examples
 
 
 @dataclass(frozen=True)

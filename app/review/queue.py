@@ -27,8 +27,8 @@ from app.models.base import utcnow
 from app.platform.config import get_settings
 from app.platform.db import conflict_insert
 from app.platform.errors import InvalidInput
+from app.platform.vectors.search import similar_to as nearest_to
 from app.scoring.service import score_condition
-from app.selection.embeddings import similar_to as nearest_to
 
 # Counting a huge queue exactly is slow and tells a person nothing more than "lots".
 COUNT_CAP = 10_000

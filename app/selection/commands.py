@@ -29,7 +29,7 @@ def embed(
 ) -> None:
     """Embed every example of a dataset that has no embedding from this model yet."""
     from app.datasets.service import get_dataset
-    from app.selection.embeddings import start_embed_job
+    from app.selection.embed_job import start_embed_job
 
     launch(
         lambda session: start_embed_job(session, get_dataset(session, dataset), model),

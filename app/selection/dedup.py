@@ -32,17 +32,11 @@ from app.models import (
 )
 from app.platform.errors import InvalidInput
 from app.platform.jobs.dispatch import create_job
+from app.platform.vectors.index import indexed, search_in_index
+from app.platform.vectors.models import DEFAULT_MODEL, resolve_model
+from app.platform.vectors.store import load_embeddings, stored_dim
 from app.scoring.recipes import ExampleText
-from app.selection.embeddings import (
-    DEFAULT_MODEL,
-    embedding_text,
-    indexed,
-    load_embeddings,
-    missing_embeddings,
-    resolve_model,
-    search_in_index,
-    stored_dim,
-)
+from app.selection.embed_job import embedding_text, missing_embeddings
 
 DEDUP_KIND = "dedup"
 METHODS = tuple(m.value for m in DuplicateMethod)

@@ -10,7 +10,7 @@ from app.datasets.service import get_dataset
 from app.platform.db import DB
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
-from app.selection import dedup, embeddings
+from app.selection import dedup, embed_job
 from app.selection.schemas import ClusterOut, ClusterPage, DedupStart, EmbedStart
 
 router = APIRouter(prefix="/api/v1", tags=["selection"])
@@ -25,7 +25,7 @@ def start_embedding(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobOut:
     """Embed every example of the dataset that has no vector from the model yet."""
-    job = embeddings.start_embed_job(
+    job = embed_job.start_embed_job(
         session, get_dataset(session, name), body.model, user=user, idempotency_key=idempotency_key
     )
     return JobOut.model_validate(job)

@@ -20,7 +20,11 @@ from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.platform.jobs.dispatch import create_job
 from app.scoring.service import find_scorer, score_condition, scorer_of
 from app.selection.deita import deita_select, score_order
+from app.selection.embed_job import start_embed_job
 from app.selection.sampling import quota_sample, random_sample
+
+# What other domains use of this one, re-exported here (the one module they may import).
+__all__ = ["start_embed_job"]
 
 METHODS = ("threshold", "deita", "lima-quota", "random")
 
@@ -149,7 +153,8 @@ def _pick(session: Session, spec: SelectionSpec, pool: Pool) -> list[int]:
 
 
 def _deita(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> list[int]:
-    from app.selection.embeddings import DEFAULT_MODEL, load_embeddings
+    from app.platform.vectors.models import DEFAULT_MODEL
+    from app.platform.vectors.store import load_embeddings
 
     scores = _scores(session, spec.scorer or "deita-evol", pool)
     scored = [i for i in pool.ids if i in scores]

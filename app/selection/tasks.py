@@ -10,7 +10,7 @@ from app.models import Job
 from app.platform.jobs.progress import Progress
 from app.platform.jobs.registry import chunked_job, job_handler
 from app.selection.dedup import DEDUP_KIND, run_dedup
-from app.selection.embeddings import EMBED_KIND, embed_chunk, plan_embed_chunks
+from app.selection.embed_job import EMBED_KIND, embed_chunk, plan_embed_chunks
 
 
 @chunked_job(EMBED_KIND, queue="cpu")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from app.scoring.engine import upsert_scores
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,9 +31,8 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.platform.jobs.progress import Progress
-from app.scoring.engine import upsert_scores
+from app.platform.vectors.store import store_embeddings
 from app.scoring.service import choose_scorer, get_or_create_scorer
-from app.selection.embeddings import store_embeddings
 from tests.factories import make_dataset, make_example, make_user, unique
 from tests.web.test_pages import HOSTILE, csrf_from, sign_in
 

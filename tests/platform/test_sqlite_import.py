@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 from app.entrypoints.cli import cli
 from app.models import User
 from app.platform.db import get_engine, transaction
-from app.selection.embeddings import vector_index_name
+from app.platform.vectors.index import vector_index_name
 from tests.conftest import DATA, alembic_config, migrated_database, reset_caches
 from tests.factories import alpaca_record
 

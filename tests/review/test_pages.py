@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.collections.service import add_items, create_collection
 from app.models import Embedding, Example, Score, Scorer, User
-from app.selection.embeddings import DEFAULT_MODEL
+from app.platform.vectors.models import DEFAULT_MODEL
 from tests.factories import make_dataset, make_example, make_user
 from tests.web.test_pages import csrf_from, sign_in
 

@@ -16,6 +16,8 @@ from app.datasets.records import content_hash, parse_alpaca
 from app.models import Dataset, DuplicateCluster, Example, Score, Scorer
 from app.platform.errors import InvalidInput
 from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.vectors.models import DEFAULT_MODEL, load_embedder
+from app.platform.vectors.store import store_embeddings
 from app.scoring.recipes import ExampleText
 from app.selection.dedup import (
     UnionFind,
@@ -30,12 +32,7 @@ from app.selection.dedup import (
     run_dedup,
     start_dedup_job,
 )
-from app.selection.embeddings import (
-    DEFAULT_MODEL,
-    embedding_text,
-    load_embedder,
-    store_embeddings,
-)
+from app.selection.embed_job import embedding_text
 from tests.conftest import DATA
 from tests.factories import make_dataset, make_example, write_json
 

@@ -19,17 +19,18 @@ from app.platform.db import transaction
 from app.platform.errors import InvalidInput
 from app.platform.jobs.dispatch import run_jobs_here
 from app.platform.jobs.runner import execute_job
-from app.scoring.recipes import ExampleText
-from app.selection import embeddings
-from app.selection.embeddings import (
+from app.platform.vectors import models as vector_models
+from app.platform.vectors.models import (
     DEFAULT_MODEL,
+    Embedder,
     bundled_model_path,
-    embedding_text,
     load_embedder,
-    load_embeddings,
     resolve_model,
-    start_embed_job,
 )
+from app.platform.vectors.store import load_embeddings
+from app.scoring.recipes import ExampleText
+from app.selection import embed_job
+from app.selection.embed_job import embedding_text, start_embed_job
 from tests.factories import make_example
 from tests.scoring.tiny_llama import build_tiny_llama
 
@@ -79,7 +80,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_the_bundled_model_loads_and_encodes_with_the_network_off(no_network: list[Any]) -> None:
-    embeddings._load.cache_clear()
+    vector_models._load.cache_clear()
     embedder = load_embedder(None)
     vectors = embedder.encode(
         [
@@ -150,7 +151,7 @@ def test_embedding_text_holds_every_turn() -> None:
 class CountingEmbedder:
     """The real embedder, counting the texts it is asked to encode."""
 
-    def __init__(self, inner: embeddings.Embedder) -> None:
+    def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim
@@ -182,7 +183,7 @@ def test_the_embed_job_stores_one_vector_per_content_and_skips_what_is_stored(
     committed: Engine, monkeypatch: pytest.MonkeyPatch, no_network: list[Any]
 ) -> None:
     counter = CountingEmbedder(load_embedder(None))
-    monkeypatch.setattr(embeddings, "load_embedder", lambda model: counter)
+    monkeypatch.setattr(embed_job, "load_embedder", lambda model: counter)
     with transaction() as session:
         dataset = create_dataset(session, "pool")
         hashes = [make_example(session, dataset, i).content_hash for i in range(5)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from app.scoring.engine import upsert_scores
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -15,7 +16,6 @@ from app.platform.db import transaction
 from app.platform.errors import Conflict, InvalidInput
 from app.platform.jobs.dispatch import run_jobs_here
 from app.platform.jobs.runner import execute_job
-from app.scoring.engine import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
 from app.selection import service
 from app.selection.service import SelectionSpec
@@ -78,7 +78,7 @@ def test_lima_quota_spreads_across_sources(session: Session) -> None:
 
 
 def test_deita_picks_best_first_and_skips_near_duplicates(session: Session) -> None:
-    from app.selection.embeddings import DEFAULT_MODEL
+    from app.platform.vectors.models import DEFAULT_MODEL
 
     dataset = _pool(session, [5.0, 4.0, 3.0, 2.0])
     ids = _ids(session, dataset)

