@@ -106,7 +106,9 @@ def bare_client(base_url: str, concurrency: int, n: int) -> float:
 
     import openai
 
-    from app.scoring.recipes import ExampleText, build_requests, get_recipe
+    from app.scoring.chat_requests import build_requests
+    from app.scoring.example_text import ExampleText
+    from app.scoring.recipes import get_recipe
 
     recipe = get_recipe("alpagasus")
     records = build_records(n)

@@ -34,7 +34,7 @@ from app.models import (
 from app.platform.errors import NotFound
 from app.platform.sampling import POOL_SAMPLE, id_intervals, sample_pool, scores_of
 from app.platform.vectors.search import similar_to
-from app.scoring.recipes import recipe_from_scorer
+from app.scoring.service import recipe_from_scorer
 
 GROUP_LIMIT = 40  # quota bars shown per field; the rest are summed up
 REVIEWED = (ExampleStatus.ACCEPTED.value, ExampleStatus.REJECTED.value)

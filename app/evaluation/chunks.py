@@ -1,4 +1,4 @@
-"""Running an evaluation in chunks: answers from both models, the judge in both orders.
+"""The evaluation job's chunks: answers from both models, the judge in both orders.
 
 A chunk is a range of prompt positions. It evaluates the prompts in its range that have no
 settled item (ok or parse_error), so running it twice writes nothing twice, and an item whose

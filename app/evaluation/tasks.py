@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.evaluation.engine import evaluate_chunk, plan_chunks, run_of
+from app.evaluation.chunks import evaluate_chunk, plan_chunks, run_of
 from app.models import Job
 from app.platform.jobs.progress import Progress
 from app.platform.jobs.registry import chunked_job

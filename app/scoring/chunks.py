@@ -1,4 +1,4 @@
-"""Scoring a dataset in chunks: which examples still need a score, and scoring one chunk.
+"""The score job's chunks: which examples still need a score, and scoring one chunk.
 
 A chunk is a range of content hashes. It scores the examples in its range that have no ok or
 parse_error score from the job's scorer, so running it twice scores nothing twice, and a
@@ -23,19 +23,17 @@ from app.platform.errors import NotFound
 from app.platform.jobs.chunked import key_ranges
 from app.platform.jobs.progress import JobPaused, Progress
 from app.platform.llm.client import ChatResult, LLMClient, get_endpoint, run_all_paid
-from app.scoring.local_lm import LocalLogitScorer
-from app.scoring.recipes import (
-    ExampleText,
-    Recipe,
+from app.scoring.chat_requests import build_requests, local_prompts
+from app.scoring.example_text import ExampleText
+from app.scoring.interpretation import (
     ScoreResult,
-    build_requests,
     derive,
     from_turn_scores,
     interpret,
-    local_prompts,
-    recipe_from_scorer,
     score_locally,
 )
+from app.scoring.local_lm import LocalLogitScorer
+from app.scoring.recipes import Recipe, recipe_from_scorer
 
 SETTLED = (ScoreState.OK.value, ScoreState.PARSE_ERROR.value)
 T = TypeVar("T")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from app.scoring.recipes import ExampleText
+from app.scoring.example_text import ExampleText
 
 
 def text_stats(example: ExampleText) -> dict[str, Any]:

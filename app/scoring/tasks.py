@@ -10,7 +10,7 @@ from app.models import Job
 from app.platform.config import get_settings
 from app.platform.jobs.progress import Progress
 from app.platform.jobs.registry import chunked_job
-from app.scoring.engine import plan_chunks, score_chunk
+from app.scoring.chunks import plan_chunks, score_chunk
 
 
 @chunked_job("score", queue="io")

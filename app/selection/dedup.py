@@ -35,7 +35,7 @@ from app.platform.jobs.dispatch import create_job
 from app.platform.vectors.index import indexed, search_in_index
 from app.platform.vectors.models import DEFAULT_MODEL, resolve_model
 from app.platform.vectors.store import load_embeddings, stored_dim
-from app.scoring.recipes import ExampleText
+from app.scoring.service import ExampleText
 from app.selection.embed_job import embedding_text, missing_embeddings
 
 DEDUP_KIND = "dedup"

@@ -16,7 +16,7 @@ from app.platform.jobs.progress import Progress
 from app.platform.vectors.index import ensure_vector_index, vector_index_name
 from app.platform.vectors.models import BATCH_SIZE, load_embedder, model_dim, resolve_model
 from app.platform.vectors.store import store_embeddings, stored_dim
-from app.scoring.recipes import ExampleText
+from app.scoring.service import ExampleText
 
 EMBED_KIND = "embed"
 CHUNK_SIZE = 1000  # examples per task: a few seconds of work on a GPU, under a minute on a CPU

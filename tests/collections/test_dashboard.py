@@ -11,7 +11,7 @@ from app.collections import dashboard, service
 from app.collections.dashboard import sample_pool
 from app.collections.embedding_map import EXACT_SVD_LIMIT, principal_components
 from app.models import Example
-from app.scoring.engine import upsert_scores
+from app.scoring.chunks import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
 from tests.factories import make_dataset, make_example, unique
 

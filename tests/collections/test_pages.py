@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from app.scoring.engine import upsert_scores
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -32,6 +31,7 @@ from app.models import (
 from app.models.base import utcnow
 from app.platform.jobs.progress import Progress
 from app.platform.vectors.store import store_embeddings
+from app.scoring.chunks import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
 from tests.factories import make_dataset, make_example, make_user, unique
 from tests.web.test_pages import HOSTILE, csrf_from, sign_in

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.datasets.dashboard import breakdown
 from app.models import Dataset, Example
 from app.platform import sampling
-from app.scoring.engine import upsert_scores
+from app.scoring.chunks import upsert_scores
 from app.scoring.service import (
     choose_scorer,
     dataset_histograms,

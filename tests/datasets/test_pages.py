@@ -410,7 +410,7 @@ def test_counts_and_distributions_follow_changes_to_the_pool(
     client: TestClient, session: Session, pool: Dataset, lead: User
 ) -> None:
     from app.datasets.service import update_example
-    from app.scoring.engine import upsert_scores
+    from app.scoring.chunks import upsert_scores
     from app.scoring.service import choose_scorer, get_or_create_scorer
 
     sign_in(client, lead)
@@ -432,7 +432,7 @@ def test_counts_and_distributions_follow_changes_to_the_pool(
 def test_the_dashboard_histograms_equal_the_per_scorer_ones(
     session: Session, pool: Dataset
 ) -> None:
-    from app.scoring.engine import upsert_scores
+    from app.scoring.chunks import upsert_scores
     from app.scoring.service import (
         choose_scorer,
         dataset_histograms,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from app.evaluation.engine import refresh_totals, upsert_items
+from app.evaluation.chunks import refresh_totals, upsert_items
 from app.evaluation.service import import_test_set_records, start_evaluation
 from app.models import EvalRun
 from app.platform.jobs.dispatch import run_jobs_here

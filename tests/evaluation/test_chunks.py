@@ -7,7 +7,7 @@ import itertools
 
 from sqlalchemy import Engine, func, select
 
-from app.evaluation.engine import evaluate_chunk
+from app.evaluation.chunks import evaluate_chunk
 from app.evaluation.service import retry_evaluation
 from app.jobs.service import resume_job
 from app.models import EvalAnswer, EvalItem, Job, JobChunk, JobState, LLMCall

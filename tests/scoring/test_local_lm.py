@@ -13,9 +13,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from app.platform.errors import InvalidInput
+from app.scoring.chat_requests import local_prompts
 from app.scoring.deita import expected_from_logits
+from app.scoring.example_text import ExampleText
+from app.scoring.interpretation import from_turn_scores
 from app.scoring.local_lm import LocalLogitScorer
-from app.scoring.recipes import ExampleText, from_turn_scores, get_recipe, local_prompts
+from app.scoring.recipes import get_recipe
 from tests.scoring.tiny_llama import build_tiny_llama
 
 QUERIES = [

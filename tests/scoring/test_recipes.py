@@ -11,21 +11,11 @@ import pytest
 from app.models.scoring import Scorer, ScorerKind, ScoreState
 from app.platform.errors import InvalidInput
 from app.platform.llm.client import ChatResult
-from app.scoring.recipes import (
-    BUILTIN_RECIPES,
-    ExampleText,
-    Recipe,
-    Turn,
-    build_requests,
-    custom_recipe,
-    derive,
-    from_turn_scores,
-    get_recipe,
-    interpret,
-    local_prompts,
-    recipe_from_scorer,
-    score_locally,
-)
+from app.scoring.chat_requests import build_requests, local_prompts
+from app.scoring.custom_recipes import custom_recipe
+from app.scoring.example_text import ExampleText, Turn
+from app.scoring.interpretation import derive, from_turn_scores, interpret, score_locally
+from app.scoring.recipes import BUILTIN_RECIPES, Recipe, get_recipe, recipe_from_scorer
 
 SYSTEM = "We would like to request your feedback on the performance of AI assistant in response to the instruction and the given input displayed following."
 ACCURACY = "Please rate according to the accuracy of the response to the instruction and the input. Each assistant receives a score on a scale of 0 to 5, where a higher score indicates higher level of the accuracy. Please first output a single line containing value indicating the scores. In the subsequent line, please provide a comprehensive explanation of your evaluation, avoiding any potential bias. \n\n"

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Dataset, Job, ScoreState
 from app.platform.config import get_settings
-from app.scoring.engine import upsert_scores
+from app.scoring.chunks import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
 from tests.factories import make_dataset, make_example, make_token
 

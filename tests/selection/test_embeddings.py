@@ -28,7 +28,7 @@ from app.platform.vectors.models import (
     resolve_model,
 )
 from app.platform.vectors.store import load_embeddings
-from app.scoring.recipes import ExampleText
+from app.scoring.service import ExampleText
 from app.selection import embed_job
 from app.selection.embed_job import embedding_text, start_embed_job
 from tests.factories import make_example

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from app.scoring.engine import upsert_scores
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -16,6 +15,7 @@ from app.platform.db import transaction
 from app.platform.errors import Conflict, InvalidInput
 from app.platform.jobs.dispatch import run_jobs_here
 from app.platform.jobs.runner import execute_job
+from app.scoring.chunks import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
 from app.selection import service
 from app.selection.service import SelectionSpec

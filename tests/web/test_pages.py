@@ -369,7 +369,7 @@ def test_a_paused_job_resumes_from_the_jobs_page(
 def test_the_dataset_page_draws_score_histograms_and_filters_on_scores(
     client: TestClient, session: Session, annotator: User
 ) -> None:
-    from app.scoring.engine import upsert_scores
+    from app.scoring.chunks import upsert_scores
     from app.scoring.service import choose_scorer, get_or_create_scorer
 
     sign_in(client, annotator)
