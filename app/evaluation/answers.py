@@ -19,8 +19,10 @@ from app.models import EvalAnswer, TrainingRun
 from app.platform.db import conflict_insert
 from app.platform.errors import InvalidInput, NotFound
 from app.platform.hashing import json_sha256
-from app.platform.llm.client import ChatRequest, LLMClient, get_endpoint, normalise_base_url
-from app.training import layout
+from app.platform.llm.chat import ChatRequest
+from app.platform.llm.client import LLMClient
+from app.platform.llm.endpoints import get_endpoint, normalise_base_url
+from app.training.service import final_dir, run_dir
 
 RUN, ENDPOINT = "run", "endpoint"
 SUCCEEDED = "succeeded"
@@ -60,7 +62,7 @@ class ModelRef:
 
 def run_final_dir(run_id: int) -> Path:
     """Where a succeeded training run keeps its final artifact (the training contract)."""
-    return layout.final_dir(layout.run_dir(run_id))
+    return final_dir(run_dir(run_id))
 
 
 def check_model(session: Session, ref: ModelRef) -> str:
