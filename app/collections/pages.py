@@ -30,9 +30,8 @@ from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.web import PageLead, check_csrf, is_htmx, render
 from app.scoring.service import list_scorers
-from app.selection import dedup
 from app.selection import service as selection
-from app.selection.service import METHODS, SelectionSpec
+from app.selection.service import DEDUP_METHODS, METHODS, SelectionSpec
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
@@ -117,8 +116,8 @@ def spec_from_form(form: RecipeForm) -> SelectionSpec:
         raise InvalidInput("threshold: a cosine similarity in (-1, 1]", field="threshold")
     if spec.tau <= 0:
         raise InvalidInput("tau: must be above 0", field="tau")
-    if spec.one_per_cluster and spec.one_per_cluster not in dedup.METHODS:
-        raise InvalidInput(f"one_per_cluster: one of {dedup.METHODS}", field="one_per_cluster")
+    if spec.one_per_cluster and spec.one_per_cluster not in DEDUP_METHODS:
+        raise InvalidInput(f"one_per_cluster: one of {DEDUP_METHODS}", field="one_per_cluster")
     return spec
 
 
@@ -215,7 +214,7 @@ def _dashboard(
         "pool_names": [d.name for d in pool],
         "scorers": sorted({s.name for s in list_scorers(session)}),
         "methods": METHODS,
-        "cluster_methods": dedup.METHODS,
+        "cluster_methods": DEDUP_METHODS,
         "snapshots": service.list_snapshots(session, collection),
         "formats": DOWNLOAD_FORMATS,
         **_items_context(session, collection, base, items_after),

@@ -36,8 +36,13 @@ from app.scoring.service import (
     score_condition,
     start_score_job,
 )
-from app.selection import dedup
-from app.selection.service import start_embed_job
+from app.selection.service import (
+    DEDUP_METHODS,
+    ClusterView,
+    list_clusters,
+    start_dedup_job,
+    start_embed_job,
+)
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
@@ -209,7 +214,7 @@ def _dashboard(
         "export_formats": EXPORT_FORMATS,
         "scorers": dashboard.scorer_names(session) if is_lead else [],
         "endpoints": dashboard.endpoint_names(),
-        "dedup_methods": dedup.METHODS,
+        "dedup_methods": DEDUP_METHODS,
         **_jobs_context(session, dataset),
         **examples,
     }
@@ -379,7 +384,7 @@ def start_dedup(
                 find_scorer(session, prefer.strip())
             except NotFound as exc:
                 raise InvalidInput(f"prefer: {exc.message}", field="prefer") from None
-        return dedup.start_dedup_job(
+        return start_dedup_job(
             session,
             dataset,
             method,
@@ -459,9 +464,9 @@ def duplicates_page(
 ) -> HTMLResponse:
     """The dataset's near-duplicate clusters, each with its members and representative."""
     dataset = service.get_dataset(session, name)
-    if method and method not in dedup.METHODS:
-        raise InvalidInput(f"method: one of {', '.join(dedup.METHODS)}", field="method")
-    clusters = dedup.list_clusters(session, dataset, method or None, CLUSTERS_PER_PAGE, after)
+    if method and method not in DEDUP_METHODS:
+        raise InvalidInput(f"method: one of {', '.join(DEDUP_METHODS)}", field="method")
+    clusters = list_clusters(session, dataset, method or None, CLUSTERS_PER_PAGE, after)
     shown = {i for c in clusters for i in _members_shown(c)}
     rows: list[Example] = (
         list(session.scalars(select(Example).where(Example.id.in_(shown)))) if shown else []
@@ -475,7 +480,7 @@ def duplicates_page(
         "dataset": dataset,
         "base_url": base,
         "method": method,
-        "methods": dedup.METHODS,
+        "methods": DEDUP_METHODS,
         "clusters": [(c, _members_shown(c)) for c in clusters],
         "examples": {e.id: e for e in rows},
         "first_url": f"{base}/duplicates?{urlencode(query)}" if after is not None else None,
@@ -488,7 +493,7 @@ def duplicates_page(
     return render(request, "datasets/duplicates.html", context)
 
 
-def _members_shown(cluster: dedup.ClusterView) -> list[int]:
+def _members_shown(cluster: ClusterView) -> list[int]:
     """The representative first, then the other members, up to MEMBERS_SHOWN."""
     others = [i for i in cluster.member_ids if i != cluster.representative_id]
     return [cluster.representative_id, *others][:MEMBERS_SHOWN]

@@ -22,7 +22,7 @@ from app.platform.errors import InvalidInput
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.scoring.service import score_condition
-from app.selection.dedup import representative_only
+from app.selection.service import representative_only
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 

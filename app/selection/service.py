@@ -1,5 +1,8 @@
 """Selection recipes: which examples of a pool a method picks, previewed before anything is
-written, saved by name, and run into a collection."""
+written, saved by name, and run into a collection.
+
+The selection domain's public API is this module: what it defines, and what it re-exports from
+the domain's other modules (imported `as` their own name). Other domains import only from here."""
 
 from __future__ import annotations
 
@@ -19,14 +22,18 @@ from app.models import Collection, Dataset, Example, Job, Score, ScoreState, Sel
 from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.platform.jobs.dispatch import create_job
 from app.scoring.service import find_scorer, score_condition, scorer_of
+from app.selection.dedup import METHODS as NEAR_DUPLICATE_METHODS
+from app.selection.dedup import ClusterView as ClusterView
+from app.selection.dedup import list_clusters as list_clusters
+from app.selection.dedup import representative_only as representative_only
+from app.selection.dedup import run_dedup as run_dedup
+from app.selection.dedup import start_dedup_job as start_dedup_job
 from app.selection.deita import deita_select, score_order
-from app.selection.embed_job import start_embed_job
+from app.selection.embed_job import start_embed_job as start_embed_job
 from app.selection.sampling import quota_sample, random_sample
 
-# What other domains use of this one, re-exported here (the one module they may import).
-__all__ = ["start_embed_job"]
-
 METHODS = ("threshold", "deita", "lima-quota", "random")
+DEDUP_METHODS = NEAR_DUPLICATE_METHODS  # the ways to find near-duplicates, for other domains
 
 
 @dataclass
@@ -90,8 +97,6 @@ def _conditions(
     if spec.source:
         conditions.append(Example.source == spec.source)
     if spec.one_per_cluster:
-        from app.selection.dedup import representative_only
-
         conditions.append(representative_only(session, dataset.id, spec.one_per_cluster))
     return conditions
 

@@ -32,6 +32,8 @@ from app.platform.jobs.dispatch import create_job, send_job
 from app.platform.jobs.progress import JobCancelled, Progress
 from app.training import layout
 from app.training.chat_templates import missing_template
+from app.training.layout import final_dir as final_dir
+from app.training.layout import run_dir as run_dir
 from app.training.presets import TrainingParams
 
 JOB_KIND = "train"

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.models import Dataset, Job, JobState, Scorer, User
 from app.platform.config import get_settings
 from app.platform.jobs.dispatch import run_jobs_here
-from app.selection.dedup import run_dedup, start_dedup_job
+from app.selection.service import run_dedup, start_dedup_job
 from tests.factories import alpaca_record, make_dataset, make_example, make_user
 from tests.web.test_pages import HOSTILE, sign_in
 
