@@ -35,7 +35,10 @@ from app.platform.aio import run_async
 from app.platform.db import release, upsert_where
 from app.platform.errors import NotFound
 from app.platform.jobs.progress import JobPaused, Progress
-from app.platform.llm.client import ChatResult, LLMClient, get_endpoint, run_all_paid
+from app.platform.llm.budget import run_all_paid
+from app.platform.llm.chat import ChatResult
+from app.platform.llm.client import LLMClient
+from app.platform.llm.endpoints import get_endpoint
 
 T = TypeVar("T")
 SETTLED = (ItemState.OK.value, ItemState.PARSE_ERROR.value)

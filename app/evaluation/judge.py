@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.platform.llm.client import ChatRequest
+from app.platform.llm.chat import ChatRequest
 
 JUDGE_PROMPTS = ("alpagasus", "mt-bench")
 

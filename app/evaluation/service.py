@@ -18,7 +18,7 @@ from app.evaluation.testsets import PromptDraft, parse_records, prompts_digest, 
 from app.models import EvalItem, EvalPrompt, EvalRun, EvalTestSet, Example, Job, SnapshotItem, User
 from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.platform.jobs.dispatch import create_job
-from app.platform.llm.client import get_endpoint, require_priced
+from app.platform.llm.endpoints import get_endpoint, require_priced
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 CHUNK_SIZE = 32

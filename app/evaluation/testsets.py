@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.datasets.readers import FileError, RecordStream, detect_container
+from app.datasets.service import FileError, RecordStream, detect_container
 from app.platform.errors import InvalidInput
 
 FORMATS = ("auto", "vicuna", "wizardlm", "self-instruct", "mt-bench", "prompts")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.models.scoring import ScorerKind
 from app.platform.errors import InvalidInput
-from app.platform.llm.client import ChatRequest
+from app.platform.llm.chat import ChatRequest
 from app.scoring.example_text import ExampleText
 from app.scoring.recipes import Recipe
 

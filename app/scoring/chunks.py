@@ -22,7 +22,10 @@ from app.platform.db import release, upsert_where
 from app.platform.errors import NotFound
 from app.platform.jobs.chunked import key_ranges
 from app.platform.jobs.progress import JobPaused, Progress
-from app.platform.llm.client import ChatResult, LLMClient, get_endpoint, run_all_paid
+from app.platform.llm.budget import run_all_paid
+from app.platform.llm.chat import ChatResult
+from app.platform.llm.client import LLMClient
+from app.platform.llm.endpoints import get_endpoint
 from app.scoring.chat_requests import build_requests, local_prompts
 from app.scoring.example_text import ExampleText
 from app.scoring.interpretation import (

@@ -10,7 +10,7 @@ from typing import Any
 
 from app.models.scoring import ScorerKind, ScoreState
 from app.platform.errors import InvalidInput
-from app.platform.llm.client import ChatResult
+from app.platform.llm.chat import ChatResult
 from app.scoring import deita, lima
 from app.scoring.example_text import ExampleText
 from app.scoring.parsing import parse_rating

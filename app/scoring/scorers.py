@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Scorer
 from app.platform.errors import InvalidInput, NotFound
-from app.platform.llm.client import get_endpoint
+from app.platform.llm.endpoints import get_endpoint
 from app.scoring.custom_recipes import custom_recipe
 from app.scoring.recipes import BUILTIN_RECIPES, Recipe, get_recipe, recipe_from_scorer
 

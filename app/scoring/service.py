@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Dataset, Job, ScorerKind, User
 from app.platform.errors import InvalidInput
 from app.platform.jobs.dispatch import create_job
-from app.platform.llm.client import get_endpoint, require_priced
+from app.platform.llm.endpoints import get_endpoint, require_priced
 
 # Re-exported: the scoring domain's public names that live in its other modules.
 from app.scoring.example_text import ExampleText as ExampleText

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from app.platform.config import LLMEndpoint, get_settings
 from app.platform.db import transaction
-from app.platform.llm.client import CallStats, ChatRequest, ChatResult, LLMClient, get_endpoint
+from app.platform.llm.chat import CallStats, ChatRequest, ChatResult
+from app.platform.llm.client import LLMClient
+from app.platform.llm.endpoints import get_endpoint
 from tests.endpoints import configure_endpoint
 from tests.llm_server import LLMServer
 

@@ -14,14 +14,9 @@ from app.platform.config import LLMEndpoint, get_settings
 from app.platform.db import transaction
 from app.platform.errors import InvalidInput
 from app.platform.jobs.dispatch import run_jobs_here
-from app.platform.llm.budget import call_cost, estimate_prompt_tokens, max_cost
-from app.platform.llm.client import (
-    BudgetExhausted,
-    ChatRequest,
-    ChatResult,
-    get_endpoint,
-    require_priced,
-)
+from app.platform.llm.budget import BudgetExhausted, call_cost, estimate_prompt_tokens, max_cost
+from app.platform.llm.chat import ChatRequest, ChatResult
+from app.platform.llm.endpoints import get_endpoint, require_priced
 from tests.llm_server import DEFAULT_REPLY, LLMServer
 from tests.scoring.conftest import ask, client_for, complete_all, gather_in
 

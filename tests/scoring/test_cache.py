@@ -17,13 +17,8 @@ from app.platform.config import LLMEndpoint
 from app.platform.db import side_transaction, transaction
 from app.platform.llm import client as llm
 from app.platform.llm.cache import StoredCall, store_calls
-from app.platform.llm.client import (
-    ChatRequest,
-    ChatResult,
-    get_endpoint,
-    request_hash,
-    request_payload,
-)
+from app.platform.llm.chat import ChatRequest, ChatResult, request_hash, request_payload
+from app.platform.llm.endpoints import get_endpoint
 from tests.endpoints import configure_endpoint
 from tests.llm_server import DEFAULT_REPLY, LLMServer
 from tests.scoring.conftest import ask, client_for, complete_all, complete_one

@@ -14,13 +14,10 @@ import pytest
 
 from app.platform.config import LLMEndpoint
 from app.platform.errors import InvalidInput
-from app.platform.llm.client import (
-    ChatRequest,
-    RateLimiter,
-    get_endpoint,
-    request_hash,
-    retry_after_seconds,
-)
+from app.platform.llm.chat import ChatRequest, request_hash
+from app.platform.llm.endpoints import get_endpoint
+from app.platform.llm.rate_limit import RateLimiter
+from app.platform.llm.retry import retry_after_seconds
 from tests.llm_server import DEFAULT_REPLY, LLMServer
 from tests.scoring.conftest import (
     PRICE_IN,
@@ -216,8 +213,8 @@ def test_the_rate_limiter_hands_out_evenly_spaced_slots(monkeypatch: pytest.Monk
             return
         waits.append(seconds)
 
-    monkeypatch.setattr("app.platform.llm.client.time.monotonic", lambda: 100.0)
-    monkeypatch.setattr("app.platform.llm.client.asyncio.sleep", record)
+    monkeypatch.setattr("app.platform.llm.rate_limit.time.monotonic", lambda: 100.0)
+    monkeypatch.setattr("app.platform.llm.rate_limit.asyncio.sleep", record)
     limiter = RateLimiter(rpm=600)
     for _ in range(5):
         asyncio.run(limiter.wait())

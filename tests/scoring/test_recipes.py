@@ -10,7 +10,7 @@ import pytest
 
 from app.models.scoring import Scorer, ScorerKind, ScoreState
 from app.platform.errors import InvalidInput
-from app.platform.llm.client import ChatResult
+from app.platform.llm.chat import ChatResult
 from app.scoring.chat_requests import build_requests, local_prompts
 from app.scoring.custom_recipes import custom_recipe
 from app.scoring.example_text import ExampleText, Turn

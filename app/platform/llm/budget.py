@@ -3,19 +3,25 @@ settle to what it did cost when it returns.
 
 Reservations live on the job row (`reserved_usd`) and are written in side transactions, so
 every worker sees them at once: spend can pass the budget only by what calls already in flight
-cost beyond their reservation (a prompt that tokenises worse than the estimate).
+cost beyond their reservation (a prompt that tokenises worse than the estimate). A call that
+the budget cannot cover raises `BudgetExhausted` before it is sent; `run_all_paid` keeps the
+work that was paid for.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from app.models.jobs import Job
 from app.platform.config import LLMEndpoint
-from app.platform.llm.cache import Batcher
+from app.platform.errors import SiftError
+from app.platform.llm.batching import Batcher
 
 # A generous prompt estimate: three UTF-8 bytes per token (English runs near four characters
 # per token, CJK near one), plus the chat template's tokens per message and per request.
@@ -115,3 +121,32 @@ class JobBudget:
     def settle_later(self, reserved: float, cost: float) -> None:
         """Settle without waiting (the call was cancelled)."""
         self._batcher.post(settle_amounts, _Settlement(self.job_id, reserved, cost))
+
+
+class BudgetExhausted(SiftError):
+    """The job's budget cannot cover the next call; nothing was sent."""
+
+    status_code = 409
+
+
+async def run_all_paid(
+    work: Sequence[Coroutine[Any, Any, Any]], progress: Callable[[int], Any]
+) -> bool:
+    """Run every piece of work at once, reporting how many have ended; True when some could
+    not be paid for (the others are kept). Any other error is raised once every piece has
+    been cancelled and has ended, so that no call is left running on its own."""
+    tasks = [asyncio.create_task(piece) for piece in work]
+    paused, finished = False, 0
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            try:
+                await next_done
+            except BudgetExhausted:
+                paused = True
+            finished += 1
+            progress(finished)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return paused

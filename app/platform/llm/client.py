@@ -1,263 +1,60 @@
-"""Calls to OpenAI-compatible endpoints: what is asked and what comes back.
+"""Calls to OpenAI-compatible endpoints: `LLMClient`, cached, retried, rate-limited and
+budgeted.
 
 `LLMClient.complete` sends one chat request with a per-attempt timeout, retries with backoff
-that honours Retry-After, and a response cache that sends a request at most once across all
-workers; with a job budget it reserves the call's largest cost before sending.
+that honours Retry-After (`retry`), spaced by the endpoint's rate limit (`rate_limit`), and a
+response cache (`cache`) that sends a request at most once across all workers; with a job
+budget (`budget`) it reserves the call's largest cost before sending.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email.utils
 import random
-import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import openai
 import structlog
 from sqlalchemy.orm import Session
 
 from app.models.base import utcnow
-from app.platform.config import LLMEndpoint, get_settings
+from app.platform.config import LLMEndpoint
 from app.platform.db import side_transaction
-from app.platform.errors import InvalidInput, SiftError
-from app.platform.hashing import json_sha256
-from app.platform.llm.budget import JobBudget, call_cost, job_budget, max_cost
-from app.platform.llm.cache import (
-    Batcher,
-    CachedAnswer,
-    ClaimRequest,
-    Renewal,
-    ResponseCache,
-    SideWriter,
-    StoredCall,
+from app.platform.llm.batching import Batcher, SideWriter
+from app.platform.llm.budget import BudgetExhausted, JobBudget, job_budget, max_cost
+from app.platform.llm.cache import ClaimRequest, Renewal, ResponseCache
+from app.platform.llm.chat import (
+    CallStats,
+    ChatRequest,
+    ChatResult,
+    request_body,
+    request_hash,
+    request_payload,
+)
+from app.platform.llm.endpoints import require_priced
+from app.platform.llm.rate_limit import rate_limiter
+from app.platform.llm.responses import error_message, from_cache, read_completion, to_stored
+from app.platform.llm.retry import (
+    BACKOFF_BASE_S,
+    BACKOFF_CAP_S,
+    RETRY_STATUSES,
+    backoff_s,
+    retry_after_seconds,
 )
 
 log = structlog.get_logger(__name__)
 
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 30.0
 # How often a call waits to see whether another worker's claim on it has been answered.
 POLL_S = 0.1
 # A claim outlives its attempt by this much: room for storing the answer and for clock skew
 # between workers, so that nobody takes over a claim whose answer is on its way.
 LEASE_SLACK_S = 10.0
-# Statuses worth another attempt besides 5xx: timeout, conflict, rate limit.
-RETRY_STATUSES = frozenset({408, 409, 429})
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """One chat completion request, apart from the endpoint and model that serve it."""
-
-    messages: tuple[tuple[str, str], ...]  # (role, content) pairs
-    temperature: float = 0.0
-    max_tokens: int = 256
-    top_logprobs: int | None = None  # when set, ask for logprobs at each generated position
-
-    @classmethod
-    def of(cls, messages: list[dict[str, str]], **sampling: Any) -> ChatRequest:
-        """A request from OpenAI-style message dicts."""
-        return cls(tuple((m["role"], m["content"]) for m in messages), **sampling)
-
-    def message_dicts(self) -> list[dict[str, str]]:
-        """The messages as the OpenAI API takes them."""
-        return [{"role": role, "content": content} for role, content in self.messages]
-
-
-@dataclass
-class ChatResult:
-    """What came back for a request: an answer, or the error that ended its retries."""
-
-    text: str | None
-    finish_reason: str | None = None
-    # token -> logprob at the first generated position (with `top_logprobs`)
-    top_logprobs: dict[str, float] | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    latency_ms: float | None = None
-    cached: bool = False
-    error: str | None = None  # set when the call failed; a failure is never cached
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> bool:
-        """True when no answer came back."""
-        return self.error is not None
-
-
-@dataclass
-class CallStats:
-    """What a client did: calls sent, answers reused, retries, failures, tokens and spend."""
-
-    sent: int = 0  # requests sent for the first time (retries not included)
-    cache_hits: int = 0
-    retries: int = 0  # further attempts after a retryable failure
-    failed: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """The counts as a plain dict (for job counts and logs)."""
-        return dataclasses.asdict(self)
-
-
-class BudgetExhausted(SiftError):
-    """The job's budget cannot cover the next call; nothing was sent."""
-
-    status_code = 409
-
-
-async def run_all_paid(
-    work: Sequence[Coroutine[Any, Any, Any]], progress: Callable[[int], Any]
-) -> bool:
-    """Run every piece of work at once, reporting how many have ended; True when some could
-    not be paid for (the others are kept). Any other error is raised once every piece has
-    been cancelled and has ended, so that no call is left running on its own."""
-    tasks = [asyncio.create_task(piece) for piece in work]
-    paused, finished = False, 0
-    try:
-        for next_done in asyncio.as_completed(tasks):
-            try:
-                await next_done
-            except BudgetExhausted:
-                paused = True
-            finished += 1
-            progress(finished)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return paused
-
-
-def _env_prefix(name: str) -> str:
-    return f"SIFT_LLM__{name.upper()}__"
-
-
-def get_endpoint(name: str) -> LLMEndpoint:
-    """The configured endpoint called `name`, with a model to ask."""
-    endpoint = get_settings().llm.get(name.lower())
-    if endpoint is None:
-        raise InvalidInput(
-            f"no LLM endpoint named '{name}': set {_env_prefix(name)}BASE_URL", endpoint=name
-        )
-    if not endpoint.model:
-        raise InvalidInput(
-            f"LLM endpoint '{name}' has no model: set {_env_prefix(name)}MODEL", endpoint=name
-        )
-    return endpoint
-
-
-def require_priced(endpoint_name: str, endpoint: LLMEndpoint) -> None:
-    """Refuse a budget on an endpoint whose token prices are unknown."""
-    if endpoint.priced:
-        return
-    prefix = _env_prefix(endpoint_name)
-    raise InvalidInput(
-        f"a budget needs token prices, and LLM endpoint '{endpoint_name}' has none: "
-        f"set {prefix}PRICE_IN and {prefix}PRICE_OUT (USD per 1K tokens)",
-        endpoint=endpoint_name,
-    )
-
-
-def normalise_base_url(url: str) -> str:
-    """The base URL as the cache keys it: lower-case scheme and host, no trailing slash."""
-    parts = urlsplit(url.strip())
-    path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
-
-
-def request_payload(endpoint: LLMEndpoint, request: ChatRequest) -> dict[str, Any]:
-    """Everything that decides an answer: where it is asked, of which model, and how."""
-    return {
-        "base_url": normalise_base_url(endpoint.base_url),
-        "model": endpoint.model,
-        "messages": [[role, content] for role, content in request.messages],
-        "temperature": float(request.temperature),
-        "max_tokens": int(request.max_tokens),
-        "top_logprobs": request.top_logprobs,
-    }
-
-
-def request_hash(endpoint: LLMEndpoint, request: ChatRequest) -> str:
-    """The cache key of a request: sha256 of its canonical JSON payload."""
-    return json_sha256(request_payload(endpoint, request))
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """How long a server asked us to wait (retry-after-ms, or Retry-After in seconds or as an
-    HTTP date); the longer one when both are given; None when it did not say."""
-    waits: list[float | None] = []
-    millis = _number(headers.get("retry-after-ms"))
-    if millis is not None:
-        waits.append(millis / 1000)
-    value = headers.get("retry-after")
-    if value:
-        seconds = _number(value)
-        waits.append(seconds if seconds is not None else _until(value))
-    found = [max(0.0, wait) for wait in waits if wait is not None]
-    return max(found) if found else None
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
-def _until(http_date: str) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return (when - datetime.now(UTC)).total_seconds()
-
-
-def backoff_s(attempt: int, base_s: float = BACKOFF_BASE_S, cap_s: float = BACKOFF_CAP_S) -> float:
-    """Exponential backoff with full jitter before attempt `attempt + 1`."""
-    return random.uniform(0.0, min(cap_s, base_s * 2 ** (attempt - 1)))
-
-
-class RateLimiter:
-    """Spaces sends evenly under a requests-per-minute limit; safe across threads and loops."""
-
-    def __init__(self, rpm: int) -> None:
-        self.interval_s = 60.0 / rpm
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    async def wait(self) -> None:
-        """Wait for this process's next free send slot."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval_s
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
-_LIMITERS: dict[tuple[str, int], RateLimiter] = {}
-_LIMITERS_LOCK = threading.Lock()
-
-
-def rate_limiter(name: str, endpoint: LLMEndpoint) -> RateLimiter | None:
-    """The process-wide limiter of an endpoint with an rpm limit."""
-    if not endpoint.rpm:
-        return None
-    with _LIMITERS_LOCK:
-        return _LIMITERS.setdefault((name.lower(), endpoint.rpm), RateLimiter(endpoint.rpm))
 
 
 class _LeaseLost(Exception):
@@ -335,7 +132,7 @@ class LLMClient:
             self._keys[request] = request_hash(self.endpoint, request)
         missing = list({key for key in self._keys.values() if key not in self._known})
         for key, answer in (await self._cache.lookup(missing)).items():
-            self._known[key] = _from_cache(answer, key)
+            self._known[key] = from_cache(answer, key)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """The answer to `request`: from the cache, or sent (once) with retries.
@@ -396,7 +193,7 @@ class LLMClient:
         async with self._ahead:
             outcome = await self._cache.claim(self._claim(key, payload))
             if outcome.answer is not None:
-                self._known[key] = _from_cache(outcome.answer, key)
+                self._known[key] = from_cache(outcome.answer, key)
                 return self._hit(self._known[key])
             if outcome.lease_until is None:
                 return None
@@ -469,7 +266,9 @@ class LLMClient:
         # Without usage figures the real cost is unknown: charge the reservation instead.
         charged = reserved if result.extra.get("usage_missing") else result.cost
         await asyncio.gather(
-            self._cache.store(_stored(self, lease.request_hash, payload, result)),
+            self._cache.store(
+                to_stored(self.name, self.endpoint.model, lease.request_hash, payload, result)
+            ),
             self._settle(reserved, charged),
         )
         self.stats.prompt_tokens += result.prompt_tokens
@@ -489,21 +288,9 @@ class LLMClient:
             )
         return self._http
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.endpoint.model,
-            "messages": request.message_dicts(),
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-        }
-        if request.top_logprobs is not None:
-            body["logprobs"] = True
-            body["top_logprobs"] = request.top_logprobs
-        return body
-
     async def _send(self, lease: _Lease, request: ChatRequest, key: str) -> ChatResult:
         """Up to max_attempts attempts; the result carries the last error if none succeeded."""
-        body = self._body(request)
+        body = request_body(self.endpoint.model, request)
         attempts = max(1, self.endpoint.max_attempts)
         last = "no attempt made"
         for attempt in range(1, attempts + 1):
@@ -540,7 +327,7 @@ class LLMClient:
         status = exc.status_code
         text = f"HTTP {status}"
         if status not in RETRY_STATUSES and status < 500:
-            return f"{text}: {_error_message(exc)}", None, True
+            return f"{text}: {error_message(exc)}", None, True
         wait = retry_after_seconds(exc.response.headers)
         if wait is not None and wait > self.endpoint.max_retry_wait_s:
             limit = self.endpoint.max_retry_wait_s
@@ -576,85 +363,16 @@ class LLMClient:
 
     def _answer(self, data: Any, started: float, key: str, request: ChatRequest) -> ChatResult:
         latency_ms = (time.perf_counter() - started) * 1000
-        try:
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-        except (TypeError, KeyError, IndexError, AttributeError):
-            return self._failure(f"malformed response: {str(data)[:200]!r}")
-        text = message.get("content")
-        extra: dict[str, Any] = {"request_hash": key}
-        if text is None and message.get("refusal"):
-            text, extra["refusal"] = message["refusal"], True
-        usage = data.get("usage") or {}
-        if not usage:
-            extra["usage_missing"] = True
-        prompt = int(usage.get("prompt_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
-        return ChatResult(
-            text=text or "",
-            finish_reason=choice.get("finish_reason"),
-            top_logprobs=_first_logprobs(choice) if request.top_logprobs is not None else None,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost=call_cost(self.endpoint, prompt, completion),
+        result = read_completion(
+            data,
+            self.endpoint,
+            key,
+            logprobs=request.top_logprobs is not None,
             latency_ms=latency_ms,
-            extra=extra,
         )
+        if result is None:
+            return self._failure(f"malformed response: {str(data)[:200]!r}")
+        return result
 
     def _failure(self, error: str) -> ChatResult:
         return ChatResult(text=None, error=f"endpoint '{self.name}': {error}")
-
-
-def _error_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:300]
-    return str(exc.message)[:300]
-
-
-def _first_logprobs(choice: Mapping[str, Any]) -> dict[str, float]:
-    """{token: logprob} at the first generated position: its top list and the chosen token."""
-    content = (choice.get("logprobs") or {}).get("content") or []
-    if not content:
-        return {}
-    first = content[0]
-    found = {str(e["token"]): float(e["logprob"]) for e in first.get("top_logprobs") or []}
-    if "token" in first and first.get("logprob") is not None:
-        found.setdefault(str(first["token"]), float(first["logprob"]))
-    return found
-
-
-def _from_cache(answer: CachedAnswer, key: str) -> ChatResult:
-    response = answer.response
-    return ChatResult(
-        text=answer.text,
-        finish_reason=response.get("finish_reason"),
-        top_logprobs=response.get("top_logprobs"),
-        prompt_tokens=answer.prompt_tokens,
-        completion_tokens=answer.completion_tokens,
-        cost=answer.cost,
-        latency_ms=answer.latency_ms,
-        cached=True,
-        extra={"request_hash": key, **response.get("extra", {})},
-    )
-
-
-def _stored(client: LLMClient, key: str, payload: dict[str, Any], result: ChatResult) -> StoredCall:
-    extra = {k: v for k, v in result.extra.items() if k != "request_hash"}
-    response = {"finish_reason": result.finish_reason, "top_logprobs": result.top_logprobs}
-    if extra:
-        response["extra"] = extra
-    return StoredCall(
-        request_hash=key,
-        endpoint=client.name,
-        model=client.endpoint.model,
-        request=payload,
-        text=result.text or "",
-        response=response,
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        cost=result.cost,
-        latency_ms=result.latency_ms,
-    )
