@@ -19,7 +19,9 @@ from app.models import EvalAnswer, TrainingRun
 from app.platform.db import conflict_insert
 from app.platform.errors import InvalidInput, NotFound
 from app.platform.hashing import json_sha256
-from app.platform.llm.client import ChatRequest, LLMClient, get_endpoint, normalise_base_url
+from app.platform.llm.chat import ChatRequest
+from app.platform.llm.client import LLMClient
+from app.platform.llm.endpoints import get_endpoint, normalise_base_url
 from app.training.service import final_dir, run_dir
 
 RUN, ENDPOINT = "run", "endpoint"
