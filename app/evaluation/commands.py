@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,6 +15,7 @@ from app.platform.db import transaction
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from app.evaluation.results import EvaluationSummary
     from app.models import Job
 
 eval_cli: typer.Typer = typer.Typer(
@@ -27,19 +28,19 @@ Wait = Annotated[bool, typer.Option("--wait", help="follow the job until it ends
 Budget = Annotated[float | None, typer.Option("--budget", help="stop at this many USD")]
 
 
-def _summary(run_id: int) -> dict[str, Any]:
-    from app.evaluation import service
+def _summary(run_id: int) -> EvaluationSummary:
+    from app.evaluation import results, service
 
     with transaction() as session:
-        return service.summary(session, service.get_evaluation(session, run_id))
+        return results.summary(session, service.get_evaluation(session, run_id))
 
 
-def _result_line(shown: dict[str, Any]) -> str:
-    score = shown["winning_score"]
+def _result_line(shown: EvaluationSummary) -> str:
+    score = shown.winning_score
     return (
-        f"evaluation {shown['id']}: {shown['model_a']} against {shown['model_b']} on "
-        f"{shown['test_set']}: {shown['wins']} wins, {shown['ties']} ties, "
-        f"{shown['losses']} losses, {shown['errors']} errors; winning score "
+        f"evaluation {shown.id}: {shown.model_a} against {shown.model_b} on "
+        f"{shown.test_set}: {shown.wins} wins, {shown.ties} ties, "
+        f"{shown.losses} losses, {shown.errors} errors; winning score "
         + (f"{score:.3f}" if score is not None else "-")
     )
 
@@ -97,7 +98,7 @@ def evaluate(
 
 def _print_result(run_id: int) -> None:
     shown = _summary(run_id)
-    if shown["state"] not in ("queued", "running"):
+    if shown.state not in ("queued", "running"):
         out.print(_result_line(shown), highlight=False)
 
 
@@ -153,22 +154,22 @@ def test_sets() -> None:
 @eval_cli.command("list")
 def list_evaluations() -> None:
     """List evaluations with their totals and winning scores."""
-    from app.evaluation import service
+    from app.evaluation import results, service
 
     table = Table(
         "id", "A", "B", "test set", "judge", "state", "W", "T", "L", "E", "score", box=None
     )
     with transaction() as session:
-        for s in service.summaries(session, service.list_evaluations(session, limit=50)):
-            score = s["winning_score"]
+        for s in results.summaries(session, service.list_evaluations(session, limit=50)):
+            score = s.winning_score
             table.add_row(
-                str(s["id"]),
-                s["model_a"],
-                s["model_b"],
-                s["test_set"],
-                s["judge"],
-                s["state"],
-                *(str(s[k]) for k in ("wins", "ties", "losses", "errors")),
+                str(s.id),
+                s.model_a,
+                s.model_b,
+                s.test_set,
+                s.judge,
+                s.state,
+                *(str(n) for n in (s.wins, s.ties, s.losses, s.errors)),
                 f"{score:.3f}" if score is not None else "-",
             )
     out.print(table)

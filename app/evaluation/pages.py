@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.evaluation import service
+from app.evaluation import results, service
 from app.evaluation.answers import GenerationSettings
 from app.evaluation.judge import JUDGE_PROMPTS
 from app.models import ItemState, JobState, Role, TrainingRun, User
@@ -47,8 +47,8 @@ def _list_page(
     context = {
         "user": user,
         "section": "evaluations",
-        "evaluations": service.summaries(session, runs),
-        "comparisons": service.comparisons(session, runs),
+        "evaluations": results.summaries(session, runs),
+        "comparisons": results.comparisons(runs),
         "test_sets": service.list_test_sets(session),
         "models": _model_choices(session),
         "judges": sorted(get_settings().llm),
@@ -107,17 +107,17 @@ def start_evaluation(
 def evaluation_page(request: Request, run_id: int, session: DB, user: PageUser) -> HTMLResponse:
     """One evaluation: live progress and bars (the fragment htmx polls), and its prompts."""
     run = service.get_evaluation(session, run_id)
-    shown = service.summary(session, run)
+    shown = results.summary(session, run)
     items = service.list_items(session, run)
     context = {
         "user": user,
         "section": "evaluations",
         "run": shown,
         "items": items,
-        "polling": shown["state"] in ACTIVE,
+        "polling": shown.state in ACTIVE,
         "can_retry": user.has_role(Role.LEAD)
-        and shown["state"] not in ACTIVE
-        and shown["state"] != JobState.PAUSED_BUDGET.value
+        and shown.state not in ACTIVE
+        and shown.state != JobState.PAUSED_BUDGET.value
         and any(item.state == ItemState.FAILED.value for item in items),
     }
     return render(request, "evaluation/detail.html", context, fragment="evaluation/_progress.html")
@@ -140,7 +140,7 @@ def item_page(
     context = {
         "user": user,
         "section": "evaluations",
-        "run": service.summary(session, run),
+        "run": results.summary(session, run),
         "item": item,
         "turns": list(zip(item.turns, item.answers_a or [], item.answers_b or [], strict=False)),
     }

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from app.evaluation import service
+from app.evaluation import results, service
 from app.evaluation.answers import GenerationSettings
 from app.evaluation.schemas import (
     EvaluationCreate,
@@ -61,7 +61,7 @@ def get_test_set(name: str, session: DB, _: ApiAnnotator) -> TestSetDetail:
 def list_evaluations(session: DB, _: ApiAnnotator) -> list[EvaluationOut]:
     """The newest evaluations first, with their totals and winning scores."""
     runs = service.list_evaluations(session)
-    return [EvaluationOut.model_validate(shown) for shown in service.summaries(session, runs)]
+    return [EvaluationOut.model_validate(shown) for shown in results.summaries(session, runs)]
 
 
 @router.post("/evaluations", response_model=EvaluationOut, status_code=202)
@@ -84,14 +84,14 @@ def start_evaluation(
         user=user,
         idempotency_key=idempotency_key,
     )
-    return EvaluationOut.model_validate(service.summary(session, run))
+    return EvaluationOut.model_validate(results.summary(session, run))
 
 
 @router.get("/evaluations/{run_id}", response_model=EvaluationOut)
 def get_evaluation(run_id: int, session: DB, _: ApiAnnotator) -> EvaluationOut:
     """An evaluation: state, progress, win / tie / lose totals and the winning score."""
     return EvaluationOut.model_validate(
-        service.summary(session, service.get_evaluation(session, run_id))
+        results.summary(session, service.get_evaluation(session, run_id))
     )
 
 
@@ -100,7 +100,7 @@ def retry_evaluation(run_id: int, body: RetryIn, session: DB, user: ApiLead) -> 
     """Ask again what failed (answers or judge calls) in an evaluation that has ended."""
     service.retry_evaluation(session, run_id, budget_usd=body.budget_usd, user=user)
     return EvaluationOut.model_validate(
-        service.summary(session, service.get_evaluation(session, run_id))
+        results.summary(session, service.get_evaluation(session, run_id))
     )
 
 

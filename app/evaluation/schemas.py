@@ -67,6 +67,8 @@ class RetryIn(BaseModel):
 
 
 class EvaluationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     model_a: str
     model_b: str
