@@ -80,7 +80,7 @@ def clean_slate(url: str) -> None:
 
 def raw_rows(records: list[dict[str, Any]], dataset_id: int) -> list[tuple[Any, ...]]:
     """The column values Sift writes for each record, computed ahead of the timed COPY."""
-    from app.datasets.records import parse_alpaca
+    from app.datasets.service import parse_alpaca
 
     rows = []
     for record in records:

@@ -44,7 +44,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def prepare(folder: Path, args: argparse.Namespace) -> tuple[Path, list[list[dict[str, str]]]]:
     """The base model folder and the conversations (real records)."""
-    from app.datasets.records import join_prompt, parse_alpaca
+    from app.datasets.service import join_prompt, parse_alpaca
 
     records = json.loads((DATA / "random_9k.json").read_text())[: args.examples]
     conversations = [parse_alpaca(r).messages for r in records]

@@ -134,7 +134,7 @@ def build_pool(url: str, n: int) -> None:
     """The pool, the hot and scratch datasets, scores, embeddings, the collection and jobs."""
     import psycopg
 
-    from app.datasets.records import parse_alpaca
+    from app.datasets.service import parse_alpaca
 
     prepare_postgres(url)
     scorer_ids = stored_scorers(url)

@@ -69,7 +69,7 @@ def make_example(
     **fields: Any,
 ) -> Example:
     """One imported-looking Alpaca example; `record` overrides fields of the Alpaca record."""
-    from app.datasets.records import parse_alpaca
+    from app.datasets.service import parse_alpaca
 
     draft = parse_alpaca(alpaca_record(i if i is not None else next(_counter)) | (record or {}))
     values = {

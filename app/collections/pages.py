@@ -19,12 +19,7 @@ from sqlalchemy.orm import Session
 from app.collections import dashboard, service
 from app.collections.embedding_map import embedding_map
 from app.datasets import service as datasets
-from app.datasets.dashboard import any_active
-from app.datasets.downloads import export_download
-from app.datasets.exporter import (
-    ExportSource,
-)
-from app.datasets.pages import dataset_url
+from app.datasets.service import ExportSource, any_active, dataset_url, export_download
 from app.models import Collection, User
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput, SiftError

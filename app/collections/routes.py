@@ -20,12 +20,7 @@ from app.collections.schemas import (
     SnapshotDiff,
     SnapshotOut,
 )
-from app.datasets.downloads import export_stream
-from app.datasets.exporter import (
-    EXPORT_FORMATS,
-    ExportOptions,
-    ExportSource,
-)
+from app.datasets.service import EXPORT_FORMATS, ExportOptions, ExportSource, export_stream
 from app.models import Collection
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput

@@ -11,8 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.datasets.records import CONTENT_FIELDS
-from app.datasets.service import NAME_PATTERN
+from app.datasets.service import CONTENT_FIELDS, NAME_PATTERN
 from app.models import Collection, CollectionItem, Example, Snapshot, SnapshotItem, User
 from app.platform.db import conflict_insert
 from app.platform.errors import Conflict, InvalidInput, NotFound

@@ -1,6 +1,6 @@
-"""What a dataset's dashboard shows: counts per status, source and category in one pass, its
-recent jobs, and the choices its job forms offer. Aggregates run in SQL, never per row, and
-are kept for a while, until something that could change them happens."""
+"""What a dataset's dashboard shows: counts per status, source and category in one pass, and
+the choices its job forms offer. Aggregates run in SQL, never per row, and are kept for a
+while, until something that could change them happens."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from app.models import (
     Example,
     ExampleStatus,
     Job,
-    JobState,
     ReviewDecision,
     Revision,
     Score,
@@ -27,12 +26,10 @@ from app.models import (
 )
 from app.platform.config import get_settings
 from app.platform.sampling import sample_if_large
-from app.scoring.recipes import BUILTIN_RECIPES
+from app.scoring.service import BUILTIN_RECIPES
 
 T = TypeVar("T")
 TOP_GROUPS = 12
-RECENT_JOBS = 8
-ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
 # GROUPING(status, source, category) on PostgreSQL: a 1 bit for every column not grouped.
 _GROUPED_BY = {0b011: "status", 0b101: "source", 0b110: "category"}
 
@@ -138,17 +135,6 @@ def _largest(rows: list[tuple[str | None, int]], top: int) -> Counts:
     rows.sort(key=lambda row: (-row[1], row[0] or ""))
     rest = rows[top:]
     return Counts(rows[:top], len(rest), sum(n for _, n in rest))
-
-
-def recent_jobs(session: Session, dataset: Dataset, limit: int = RECENT_JOBS) -> list[Job]:
-    """The dataset's newest jobs."""
-    query = select(Job).where(Job.dataset_id == dataset.id).order_by(Job.id.desc()).limit(limit)
-    return list(session.scalars(query))
-
-
-def any_active(jobs: list[Job]) -> bool:
-    """True while one of the jobs can still move (its progress is worth polling)."""
-    return any(job.state in ACTIVE_STATES for job in jobs)
 
 
 def scorer_names(session: Session) -> list[str]:

@@ -15,8 +15,9 @@ import orjson
 from sqlalchemy import Select, func, null, select
 from sqlalchemy.orm import Session
 
-from app.datasets.records import CONTENT_FIELDS, WRITERS, ExampleView
-from app.datasets.service import count_examples, get_dataset
+from app.datasets.queries import count_examples, get_dataset
+from app.datasets.records import CONTENT_FIELDS
+from app.datasets.writers import WRITERS, ExampleView
 from app.models import (
     Collection,
     CollectionItem,

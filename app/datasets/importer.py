@@ -22,8 +22,9 @@ import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.datasets.parsers import PARSERS, detect_format
 from app.datasets.readers import FileError, RecordStream, SourceRecord, detect_container
-from app.datasets.records import CONTENT_FIELDS, PARSERS, ExampleDraft, RecordError, detect_format
+from app.datasets.records import CONTENT_FIELDS, ExampleDraft, RecordError
 from app.models import Dataset, Example, ExampleStatus, Origin
 from app.platform.db import driver_connection
 from app.platform.errors import InvalidInput

@@ -15,8 +15,14 @@ from app.datasets.exporter import (
     ExportSource,
 )
 from app.datasets.importer import FORMATS
-from app.datasets.schemas import DatasetCreate, DatasetOut, ExampleOut, ExamplePage, ExamplePatch
-from app.models import Example
+from app.datasets.schemas import (
+    DatasetCreate,
+    DatasetOut,
+    ExampleOut,
+    ExamplePage,
+    ExamplePatch,
+    example_out,
+)
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput
 from app.platform.jobs.schemas import JobOut
@@ -25,16 +31,6 @@ from app.scoring.service import score_condition
 from app.selection.service import representative_only
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
-
-
-def example_out(example: Example) -> ExampleOut:
-    """The API shape of an example."""
-    return ExampleOut.model_validate(
-        {
-            **{c: getattr(example, c) for c in ExampleOut.model_fields if c != "dataset"},
-            "dataset": example.dataset.name,
-        }
-    )
 
 
 @router.get("/datasets", response_model=list[DatasetOut])

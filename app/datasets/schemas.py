@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.models import Example
+
 
 class DatasetCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
@@ -69,3 +71,13 @@ class ExamplePatch(BaseModel):
     status: str | None = None
     meta: dict[str, Any] | None = None
     reason: str = ""
+
+
+def example_out(example: Example) -> ExampleOut:
+    """The API shape of an example."""
+    return ExampleOut.model_validate(
+        {
+            **{c: getattr(example, c) for c in ExampleOut.model_fields if c != "dataset"},
+            "dataset": example.dataset.name,
+        }
+    )

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.datasets.pages import dataset_url
-from app.datasets.service import get_dataset, get_example
+from app.datasets.service import dataset_url, get_dataset, get_example
 from app.generation import prompts, service
-from app.generation.engine import VARIANTS
-from app.generation.service import GenerationSpec
+from app.generation.methods import VARIANTS
+from app.generation.spec import GenerationSpec
 from app.models import User
 from app.platform import forms
 from app.platform.config import get_settings

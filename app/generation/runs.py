@@ -12,16 +12,18 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from app.generation import engine
-from app.generation.engine import Outcome, Parent, SelfInstructSpec
+from app.generation import methods
+from app.generation.inputs import source_tasks
+from app.generation.methods import Outcome, Parent, SelfInstructSpec
 from app.generation.prompts import Task
-from app.generation.service import DEFAULT_N, source_tasks
+from app.generation.spec import DEFAULT_N
 from app.generation.store import store_generated
 from app.models import Dataset, Example, Job, Provenance
 from app.platform.aio import run_async
 from app.platform.errors import NotFound
 from app.platform.jobs.progress import JobPaused, Progress
-from app.platform.llm.client import LLMClient, get_endpoint
+from app.platform.llm.client import LLMClient
+from app.platform.llm.endpoints import get_endpoint
 
 
 def _existing_instructions(session: Session, into_id: int, job_id: int) -> list[str]:
@@ -68,10 +70,10 @@ async def _run(session: Session, job: Job, into: Dataset, progress: Progress) ->
             seeds = [Task(instruction, given, output) for _, instruction, given, output in rows]
             progress(0, spec.n)
             existing = _existing_instructions(session, into.id, job.id)
-            return await engine.self_instruct(client, spec, seeds, existing, progress)
+            return await methods.self_instruct(client, spec, seeds, existing, progress)
         parents = [Parent(*row) for row in rows]
         progress(0, len(parents) * params["rounds"])
-        return await engine.evolve(
+        return await methods.evolve(
             client,
             params["method"],
             parents,
@@ -86,7 +88,7 @@ def run_generation(session: Session, job: Job, progress: Progress) -> dict[str, 
     """Do the job's generation and write it; raises JobPaused (after writing) on the budget."""
     into = _into(session, job)
     outcome = run_async(_run(session, job, into, progress))
-    counts = outcome.counts() | store_generated(session, job, into.id, outcome.items)
+    counts = outcome.counts() | {"new": store_generated(session, job, into.id, outcome.items)}
     progress(progress.done, force=True)
     if outcome.paused:
         raise JobPaused(counts)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.generation.service import GenerationSpec
+from app.generation.spec import GenerationSpec
 
 
 class GenerateIn(BaseModel):

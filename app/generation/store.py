@@ -4,13 +4,12 @@ twice adds nothing the second time."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.datasets.records import ExampleDraft, parse_alpaca
-from app.generation.engine import Generated
+from app.datasets.service import ExampleDraft, parse_alpaca
+from app.generation.methods import Generated
 from app.models import Example, ExampleStatus, Job, Origin, Provenance
 from app.platform.db import conflict_insert
 
@@ -68,10 +67,9 @@ def draft_of(item: Generated) -> ExampleDraft:
     return draft
 
 
-def store_generated(
-    session: Session, job: Job, into_id: int, items: Sequence[Generated]
-) -> dict[str, Any]:
-    """Write the generated examples into the dataset and record each one's provenance."""
+def store_generated(session: Session, job: Job, into_id: int, items: Sequence[Generated]) -> int:
+    """Write the generated examples into the dataset and record each one's provenance; how
+    many examples the dataset did not hold before."""
     drafts = [draft_of(item) for item in items]
     before = _count_present(session, into_id, list({d.content_hash for d in drafts}))
     # `ids` holds every distinct hash, found after the insert: what is there now.
@@ -102,7 +100,7 @@ def store_generated(
     statement = conflict_insert(Provenance).on_conflict_do_nothing(index_elements=["example_id"])
     for start in range(0, len(rows), BATCH):
         session.execute(statement, rows[start : start + BATCH])
-    return {"new": len(ids) - before}
+    return len(ids) - before
 
 
 def _origins(session: Session, ids: list[int]) -> dict[int, str]:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.generation.runs import run_generation
-from app.generation.service import GENERATE_KIND
+from app.generation.spec import GENERATE_KIND
 from app.models import Job
 from app.platform.jobs.progress import Progress
 from app.platform.jobs.registry import job_handler

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from app.datasets.routes import example_out
+from app.datasets.service import example_out
 from app.models import ReviewAction
 from app.platform.db import DB
 from app.platform.security import ApiAnnotator

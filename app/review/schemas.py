@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.datasets.schemas import ExampleOut
+from app.datasets.service import ExampleOut
 
 
 class QueueIn(BaseModel):

@@ -9,8 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.collections.service import add_items
-from app.datasets.records import content_hash
-from app.datasets.service import update_example
+from app.datasets.service import content_hash, update_example
 from app.models import (
     Dataset,
     Example,

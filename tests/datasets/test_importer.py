@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.datasets.exporter import ExportOptions, ExportSource, export_to_file
 from app.datasets.importer import ImportRejected, ImportSummary, import_file
-from app.datasets.records import PARSERS
+from app.datasets.parsers import PARSERS
 from app.models import Dataset, Example
 from app.platform.errors import InvalidInput
 from tests.factories import alpaca_record, make_dataset, write_json, write_jsonl

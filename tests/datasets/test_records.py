@@ -6,25 +6,17 @@ from typing import Any
 
 import pytest
 
-from app.datasets.records import (
+from app.datasets.parsers import (
     PARSERS,
-    ExampleDraft,
-    ExampleView,
-    RecordError,
-    content_hash,
     detect_format,
-    join_prompt,
     parse_alpaca,
     parse_dolly,
     parse_openai,
     parse_sharegpt,
     parse_sift,
-    to_alpaca,
-    to_dolly,
-    to_openai,
-    to_sharegpt,
-    to_sift,
 )
+from app.datasets.records import ExampleDraft, RecordError, content_hash, join_prompt
+from app.datasets.writers import ExampleView, to_alpaca, to_dolly, to_openai, to_sharegpt, to_sift
 
 
 def view(draft: ExampleDraft, example_id: int = 7) -> ExampleView:

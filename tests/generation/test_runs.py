@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from app.datasets.service import create_dataset, get_dataset
 from app.entrypoints.domains import load_every_job_kind
-from app.generation.engine import SelfInstructSpec, alpaca_prompts
+from app.generation.methods import SelfInstructSpec, alpaca_prompts
 from app.generation.prompts import EVOL_INSTRUCT_METHODS, Task
 from app.generation.service import (
     GenerationSpec,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.datasets.importer import import_file
-from app.datasets.records import content_hash, parse_alpaca
+from app.datasets.service import content_hash, parse_alpaca
 from app.models import Dataset, DuplicateCluster, Example, Score, Scorer
 from app.platform.errors import InvalidInput
 from app.platform.jobs.dispatch import run_jobs_here

