@@ -21,6 +21,7 @@ from app.collections.embedding_map import embedding_map
 from app.datasets import service as datasets
 from app.datasets.service import ExportSource, any_active, dataset_url, export_download
 from app.models import Collection, User
+from app.platform import forms
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.web import PageLead, check_csrf, is_htmx, render
@@ -44,21 +45,6 @@ def collection_url(name: str) -> str:
 # ---------------------------------------------------------------- form parsing
 
 
-def parse_quotas(text: str, field: str) -> dict[str, int]:
-    """`GROUP=N` lines (blank lines skipped) as a quota mapping; a bad line is named."""
-    quotas: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        group, sep, count = line.rpartition("=")
-        if not sep or not group.strip() or not count.strip().isdigit():
-            raise InvalidInput(
-                f"{field} quotas, line {number}: {line.strip()!r} is not GROUP=NUMBER", field=field
-            )
-        quotas[group.strip()] = int(count)
-    return quotas
-
-
 class RecipeForm(BaseModel):
     """The dashboard's recipe form as typed; `spec_from_form` reads it (naming a bad field)."""
 
@@ -78,42 +64,27 @@ class RecipeForm(BaseModel):
     name: str = ""
 
 
-def _number(raw: str, name: str, kind: type, default: Any = None) -> Any:
-    if not raw.strip():
-        return default
-    try:
-        return kind(raw.strip())
-    except ValueError:
-        raise InvalidInput(f"{name}: {raw.strip()!r} is not a number", field=name) from None
-
-
 def spec_from_form(form: RecipeForm) -> SelectionSpec:
-    """A selection recipe from the dashboard's form; a field that cannot be read is named."""
+    """A selection recipe from the dashboard's form; a field that cannot be read, or a rule of
+    the spec that it breaks, is named."""
     filters = form.filters.replace("\n", ",").split(",")
-    spec = SelectionSpec(
-        dataset=form.dataset.strip(),
-        method=form.method.strip(),
-        budget=_number(form.budget, "budget", int),
-        filters=[f.strip() for f in filters if f.strip()],
-        source=form.source.strip() or None,
-        scorer=form.scorer.strip() or None,
-        threshold=_number(form.threshold, "threshold", float, 0.9),
-        embedding_model=form.embedding_model.strip() or None,
-        group_by=form.group_by.strip() or "source",
-        tau=_number(form.tau, "tau", float, 3.0),
-        quotas=parse_quotas(form.quotas, "group") or None,
-        one_per_cluster=form.one_per_cluster.strip() or None,
-        seed=_number(form.seed, "seed", int, 0),
+    return SelectionSpec.of(
+        {
+            "dataset": form.dataset.strip(),
+            "method": form.method.strip(),
+            "budget": forms.integer(form.budget, "budget"),
+            "filters": [f.strip() for f in filters if f.strip()],
+            "source": forms.optional(form.source),
+            "scorer": forms.optional(form.scorer),
+            "threshold": forms.number(form.threshold, "threshold", default=0.9),
+            "embedding_model": forms.optional(form.embedding_model),
+            "group_by": form.group_by.strip() or "source",
+            "tau": forms.number(form.tau, "tau", default=3.0),
+            "quotas": forms.quotas(form.quotas, "group") or None,
+            "one_per_cluster": forms.optional(form.one_per_cluster),
+            "seed": forms.integer(form.seed, "seed", default=0),
+        }
     )
-    if not spec.dataset:
-        raise InvalidInput("dataset: choose the pool to select from", field="dataset")
-    if not -1 < spec.threshold <= 1:
-        raise InvalidInput("threshold: a cosine similarity in (-1, 1]", field="threshold")
-    if spec.tau <= 0:
-        raise InvalidInput("tau: must be above 0", field="tau")
-    if spec.one_per_cluster and spec.one_per_cluster not in DEDUP_METHODS:
-        raise InvalidInput(f"one_per_cluster: one of {DEDUP_METHODS}", field="one_per_cluster")
-    return spec
 
 
 Recipe = Annotated[RecipeForm, Form()]
@@ -159,7 +130,7 @@ def create_collection(
         quotas = {
             field: parsed
             for field, text in (("source", source_quotas), ("category", category_quotas))
-            if (parsed := parse_quotas(text, field))
+            if (parsed := forms.quotas(text, field))
         }
         collection = service.create_collection(
             session,

@@ -27,7 +27,6 @@ from app.platform.errors import InvalidInput
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.selection import service as selection
-from app.selection.service import SelectionSpec
 
 router = APIRouter(prefix="/api/v1", tags=["collections"])
 
@@ -47,10 +46,6 @@ def collection_out(
         recipes=collection.recipes or [],
         created_at=collection.created_at,
     )
-
-
-def _spec(body: SelectionIn) -> SelectionSpec:
-    return SelectionSpec(**body.model_dump(exclude={"name"}))
 
 
 @router.get("/collections", response_model=list[CollectionOut])
@@ -99,7 +94,7 @@ def remove_items(name: str, body: ItemsIn, session: DB, _: ApiLead) -> ItemsOut:
 @router.post("/selections/preview", response_model=PreviewOut)
 def preview_selection(body: SelectionIn, session: DB, _: ApiLead) -> PreviewOut:
     """What a recipe would pick, before anything is written."""
-    return PreviewOut.model_validate(selection.preview(session, _spec(body)))
+    return PreviewOut.model_validate(selection.preview(session, body.spec()))
 
 
 @router.post("/collections/{name}/select", response_model=JobOut, status_code=202)
@@ -112,7 +107,7 @@ def select_into(
 ) -> JobOut:
     """Run a recipe into the collection as a job; `name` saves the recipe too."""
     collection = service.get_collection(session, name)
-    spec = _spec(body)
+    spec = body.spec()
     if body.name:
         selection.save_selection(session, body.name, spec, user)
     job = selection.start_select_job(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+from app.selection.service import SelectionSpec
 
 
 class CollectionCreate(BaseModel):
@@ -59,23 +63,15 @@ class SnapshotDiff(BaseModel):
     edited: list[int]
 
 
-class SelectionIn(BaseModel):
-    """A selection recipe (see `sift select --help`)."""
+@dataclass
+class SelectionIn(SelectionSpec):
+    """A selection recipe (see `sift select --help`): the spec's own rules, and a name."""
 
-    dataset: str
-    method: str = Field(description="threshold | deita | lima-quota | random")
-    budget: int | None = Field(default=None, ge=0)
-    filters: list[str] = Field(default_factory=list, description="e.g. alpagasus>=4.5")
-    source: str | None = None
-    scorer: str | None = None
-    threshold: float = Field(default=0.9, gt=-1, le=1)
-    embedding_model: str | None = None
-    group_by: str = "source"
-    tau: float = Field(default=3.0, gt=0)
-    quotas: dict[str, int] | None = None
-    one_per_cluster: str | None = None
-    seed: int = 0
     name: str | None = Field(default=None, description="save the recipe under this name")
+
+    def spec(self) -> SelectionSpec:
+        """The recipe without its name."""
+        return SelectionSpec(**{k: v for k, v in asdict(self).items() if k != "name"})
 
 
 class Distribution(BaseModel):

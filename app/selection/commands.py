@@ -117,20 +117,23 @@ def select_(
     from app.selection.service import SelectionSpec, save_selection, start_select_job
     from app.selection.service import preview as preview_selection
 
-    spec = SelectionSpec(
-        dataset=dataset,
-        method=method,
-        budget=budget,
-        filters=filters or [],
-        scorer=scorer,
-        threshold=threshold,
-        embedding_model=embedding_model,
-        group_by=group_by,
-        tau=tau,
-        quotas=_quotas(quota or []),
-        one_per_cluster=one_per_cluster,
-        seed=seed,
-    )
+    with user_errors():  # the spec's rules, as the API and the collection page apply them
+        spec = SelectionSpec.of(
+            {
+                "dataset": dataset,
+                "method": method,
+                "budget": budget,
+                "filters": filters or [],
+                "scorer": scorer,
+                "threshold": threshold,
+                "embedding_model": embedding_model,
+                "group_by": group_by,
+                "tau": tau,
+                "quotas": _quotas(quota or []),
+                "one_per_cluster": one_per_cluster,
+                "seed": seed,
+            }
+        )
     if preview:
         with user_errors(), transaction() as session:
             shown = preview_selection(session, spec)

@@ -6,10 +6,8 @@ the domain's other modules (imported `as` their own name). Other domains import 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +20,6 @@ from app.models import Collection, Dataset, Example, Job, Score, ScoreState, Sel
 from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.platform.jobs.dispatch import create_job
 from app.scoring.service import find_scorer, score_condition, scorer_of
-from app.selection.dedup import METHODS as NEAR_DUPLICATE_METHODS
 from app.selection.dedup import ClusterView as ClusterView
 from app.selection.dedup import list_clusters as list_clusters
 from app.selection.dedup import representative_only as representative_only
@@ -31,50 +28,9 @@ from app.selection.dedup import start_dedup_job as start_dedup_job
 from app.selection.deita import deita_select, score_order
 from app.selection.embed_job import start_embed_job as start_embed_job
 from app.selection.sampling import quota_sample, random_sample
-
-METHODS = ("threshold", "deita", "lima-quota", "random")
-DEDUP_METHODS = NEAR_DUPLICATE_METHODS  # the ways to find near-duplicates, for other domains
-
-
-@dataclass
-class SelectionSpec:
-    """Everything that decides a selection: the same spec on the same pool gives the same set."""
-
-    dataset: str
-    method: str
-    budget: int | None = None
-    filters: list[str] = field(default_factory=list)  # score expressions, all must hold
-    source: str | None = None
-    scorer: str | None = None  # deita: the sort key; lima-quota: best first; threshold: order
-    threshold: float = 0.9  # deita: the largest cosine similarity to anything kept
-    embedding_model: str | None = None
-    group_by: str = "source"  # lima-quota
-    tau: float = 3.0
-    quotas: dict[str, int] | None = None
-    one_per_cluster: str | None = None  # a near-duplicate method: keep representatives only
-    seed: int = 0
-
-    def check(self) -> None:
-        """Refuse a spec that cannot run, naming the field."""
-        if self.method not in METHODS:
-            raise InvalidInput(
-                f"method: one of {', '.join(METHODS)}, not {self.method!r}", field="method"
-            )
-        if self.budget is None and self.method != "threshold":
-            raise InvalidInput(f"budget: {self.method} needs a budget", field="budget")
-        if self.budget is not None and self.budget < 0:
-            raise InvalidInput("budget: must be 0 or more", field="budget")
-        if self.group_by not in collections.GROUP_FIELDS:
-            raise InvalidInput(f"group_by: one of {collections.GROUP_FIELDS}", field="group_by")
-
-    def canonical(self) -> dict[str, Any]:
-        """The spec as stored with a saved recipe and a collection."""
-        return asdict(self)
-
-    def digest(self) -> str:
-        """A short hash of the spec, naming an unnamed recipe."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+from app.selection.spec import DEDUP_METHODS as DEDUP_METHODS
+from app.selection.spec import METHODS as METHODS
+from app.selection.spec import SelectionSpec as SelectionSpec
 
 
 @dataclass

@@ -1,0 +1,90 @@
+"""The one rulebook of a selection: `SelectionSpec`, a pydantic dataclass that the API reads as
+its body, the collection page builds from its form and `sift select` from its options.
+
+Pydantic checks the types; `check` (run on construction, and again before a spec is used)
+checks every bound and every rule between fields, raising `InvalidInput` that names the field,
+so that each entry point shows the same sentence for the same mistake."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, field
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic.dataclasses import dataclass
+
+from app.collections.service import GROUP_FIELDS
+from app.platform.errors import InvalidInput
+from app.selection.dedup import METHODS as DEDUP_METHODS
+
+METHODS = ("threshold", "deita", "lima-quota", "random")
+
+
+@dataclass
+class SelectionSpec:
+    """Everything that decides a selection: the same spec on the same pool gives the same set."""
+
+    dataset: str = Field(description="the pool to select from")
+    method: str = Field(description="threshold | deita | lima-quota | random")
+    budget: int | None = Field(
+        default=None, description="how many to pick, 0 or more (threshold: optional)"
+    )
+    filters: list[str] = field(default_factory=list)  # score expressions, all must hold
+    source: str | None = None
+    scorer: str | None = None  # deita: the sort key; lima-quota: best first; threshold: order
+    threshold: float = Field(
+        default=0.9, description="deita: the largest cosine similarity to anything kept, in (-1, 1]"
+    )
+    embedding_model: str | None = None
+    group_by: str = Field(default="source", description="lima-quota: source | category")
+    tau: float = Field(default=3.0, description="lima-quota: temperature across groups, above 0")
+    quotas: dict[str, int] | None = None
+    # A near-duplicate method (exact | minhash | embedding): keep cluster representatives only.
+    one_per_cluster: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> SelectionSpec:
+        """A spec from loose values (a form's, a command's): a value of the wrong type is
+        InvalidInput naming its field, like a broken rule."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = ".".join(str(part) for part in error["loc"]) or "spec"
+            raise InvalidInput(f"{name}: {error['msg']}", field=name) from None
+
+    def check(self) -> None:
+        """Refuse a spec that cannot run, naming the field."""
+        if not self.dataset.strip():
+            raise InvalidInput("dataset: choose the pool to select from", field="dataset")
+        if self.method not in METHODS:
+            raise InvalidInput(
+                f"method: one of {', '.join(METHODS)}, not {self.method!r}", field="method"
+            )
+        if self.budget is None and self.method != "threshold":
+            raise InvalidInput(f"budget: {self.method} needs a budget", field="budget")
+        if self.budget is not None and self.budget < 0:
+            raise InvalidInput("budget: must be 0 or more", field="budget")
+        if not -1 < self.threshold <= 1:
+            raise InvalidInput("threshold: a cosine similarity in (-1, 1]", field="threshold")
+        if self.group_by not in GROUP_FIELDS:
+            raise InvalidInput(f"group_by: one of {GROUP_FIELDS}", field="group_by")
+        if self.tau <= 0:
+            raise InvalidInput("tau: must be above 0", field="tau")
+        if self.one_per_cluster and self.one_per_cluster not in DEDUP_METHODS:
+            raise InvalidInput(f"one_per_cluster: one of {DEDUP_METHODS}", field="one_per_cluster")
+
+    def canonical(self) -> dict[str, Any]:
+        """The spec as stored with a saved recipe and a collection."""
+        return asdict(self)
+
+    def digest(self) -> str:
+        """A short hash of the spec, naming an unnamed recipe."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
