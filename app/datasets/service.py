@@ -1,4 +1,6 @@
-"""Datasets and examples: create, list, page through, edit with optimistic locking, import."""
+"""Datasets and examples: create, edit with optimistic locking, start an import; and the
+domain's public face, re-exporting what other domains use of reading, records, file readers,
+exports and the pages' links."""
 
 from __future__ import annotations
 
