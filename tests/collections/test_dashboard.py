@@ -7,10 +7,10 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.collections import dashboard, service
-from app.collections.dashboard import sample_pool
+from app.collections import distributions, service
 from app.collections.embedding_map import EXACT_SVD_LIMIT, principal_components
 from app.models import Example
+from app.platform.sampling import sample_pool
 from app.scoring.chunks import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
 from tests.factories import make_dataset, make_example, unique
@@ -72,7 +72,7 @@ def test_open_ranges_bin_between_the_values_seen(session: Session) -> None:
     )  # fmt: skip
     collection = service.create_collection(session, unique("set"), target_size=5)
     service.add_items(session, collection, [examples[4].id])
-    [comparison] = dashboard.score_comparison(session, collection, [dataset], bins=10)
+    [comparison] = distributions.score_comparison(session, collection, [dataset], bins=10)
     assert (comparison["bins"][0]["low"], comparison["bins"][-1]["high"]) == (0.0, 100.0)
     assert [b["pool"] for b in comparison["bins"]] == [0, 1, 1, 1, 1, 0, 0, 0, 0, 1]
     assert [b["selected"] for b in comparison["bins"]] == [0] * 9 + [1]
@@ -112,10 +112,10 @@ def test_a_large_pool_is_drawn_from_a_sample(session: Session) -> None:
     )  # fmt: skip
     collection = service.create_collection(session, unique("set"), target_size=5)
     service.add_items(session, collection, [examples[1].id])
-    exact = dashboard.score_comparison(session, collection, [dataset], bins=2)[0]
+    exact = distributions.score_comparison(session, collection, [dataset], bins=2)[0]
     assert exact["sampled"] is None and exact["pool"]["count"] == 20
     assert [b["pool"] for b in exact["bins"]] == [10, 10]
-    sampled = dashboard.score_comparison(session, collection, [dataset], bins=2, sample=12)[0]
+    sampled = distributions.score_comparison(session, collection, [dataset], bins=2, sample=12)[0]
     assert sampled["sampled"] == 12
     assert sampled["pool"]["count"] == sum(b["pool"] for b in sampled["bins"]) <= 12
     assert sampled["selected"]["count"] == 1 and sampled["bins"][1]["selected"] == 1

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from app.collections.pages import RecipeForm, spec_from_form
+from app.collections.recipe_form import RecipeForm, spec_from_form
 from app.collections.schemas import SelectionIn
 from app.platform.errors import InvalidInput
 from app.selection.commands import commands
