@@ -1,5 +1,7 @@
 """Training runs: launching one (exactly once per idempotency key), following, cancelling and
-resuming it, its artifacts, and loading the trained model back."""
+resuming it. The training domain's public API is this module: what it defines, and what it
+re-exports (imported `as` their own name) of the run's work in the worker (`execution`), its
+artifacts and the trained model (`artifacts`) and the run folder's layout."""
 
 from __future__ import annotations
 
@@ -19,26 +21,27 @@ from app.models import (
     JobState,
     RunState,
     Snapshot,
-    SnapshotItem,
     TrainingMetric,
     TrainingRun,
     User,
 )
 from app.models.base import utcnow
 from app.platform.config import get_settings
-from app.platform.db import release, side_transaction, upsert_where
 from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.platform.jobs.dispatch import create_job, send_job
-from app.platform.jobs.progress import JobCancelled, Progress
 from app.training import layout
+from app.training.artifacts import artifact_path as artifact_path
+from app.training.artifacts import load_trained_model as load_trained_model
 from app.training.chat_templates import missing_template
+from app.training.execution import METRIC_FIELDS
+from app.training.execution import execute_run as execute_run
+from app.training.execution import store_metrics as store_metrics
 from app.training.layout import final_dir as final_dir
 from app.training.layout import run_dir as run_dir
 from app.training.presets import TrainingParams
 
 JOB_KIND = "train"
 ACTIVE = frozenset({RunState.QUEUED.value, RunState.RUNNING.value})
-METRIC_FIELDS = ("loss", "learning_rate", "tokens_per_s", "epoch")
 
 
 # ---------------------------------------------------------------- launching
@@ -254,129 +257,6 @@ def resume_run(session: Session, run: TrainingRun) -> TrainingRun:
     run.finished_at = None
     send_job(session, job)
     return run
-
-
-# ---------------------------------------------------------------- training (in the worker)
-
-
-def write_inputs(session: Session, run: TrainingRun, folder: Path) -> int:
-    """Write the run's exact config and the snapshot's conversations into its folder; the
-    snapshot is frozen, so a second write gives the same files."""
-    spec = {
-        "run_id": run.id,
-        "snapshot_id": run.snapshot_id,
-        "base_model": run.base_model,
-        "method": run.method,
-        "params": run.params,
-    }
-    layout.write_spec(folder, spec)
-    query = (
-        select(SnapshotItem.messages)
-        .where(SnapshotItem.snapshot_id == run.snapshot_id)
-        .order_by(SnapshotItem.position)
-    )
-    count = 0
-    partial_file = layout.data_file(folder).with_suffix(".partial")
-    with partial_file.open("w", encoding="utf-8") as handle:
-        for messages in session.scalars(query):
-            handle.write(json.dumps(messages, ensure_ascii=False) + "\n")
-            count += 1
-    partial_file.replace(layout.data_file(folder))
-    return count
-
-
-def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[str, Any]:
-    """Train the run (from its last checkpoint) and record metrics, artifacts and logs in
-    `session`. A run whose final artifact exists is only recorded again."""
-    from app.training.launcher import run_training
-    from app.training.trainer import StopRequested
-
-    folder = layout.run_dir(run.id)
-    final = layout.final_dir(folder)
-    if (final / layout.SPEC_NAME).is_file():
-        summary = layout.read_spec(final)["summary"]
-    else:
-        write_inputs(session, run, folder)
-        release(session)  # training takes minutes: hold no transaction meanwhile
-        layout.heartbeat(folder)
-        params = TrainingParams(**run.params)
-
-        def on_step(step: int, total: int) -> None:
-            try:
-                progress(step, total)
-            except JobCancelled:
-                raise StopRequested() from None
-
-        def on_metric(row: dict[str, Any]) -> None:
-            with side_transaction(session) as side:  # others see it at once
-                store_metrics(side, run.id, [row])
-
-        try:
-            summary = run_training(folder, params.processes, on_step, on_metric)
-        except StopRequested:
-            raise JobCancelled() from None
-    store_metrics(session, run.id, layout.read_metrics(folder))
-    progress(summary["steps"], summary["steps"], force=True)
-    run.state = RunState.SUCCEEDED.value
-    run.artifacts = {
-        "final": str(final),
-        "kind": "adapter" if run.method == "lora" else "model",
-        "files": layout.artifact_files(folder),
-        "summary": summary,
-    }
-    run.logs = layout.log_tail(folder)
-    run.started_at = run.started_at or (run_job(session, run) or run).started_at
-    run.finished_at = utcnow()
-    return {
-        "steps": summary["steps"],
-        "examples": summary["examples"],
-        "train_loss": round(summary["train_loss"], 4),
-    }
-
-
-def store_metrics(session: Session, run_id: int, rows: list[dict[str, Any]]) -> None:
-    """Upsert metrics rows on (run, step): storing them twice changes nothing."""
-    values = [
-        {"run_id": run_id, "step": int(r["step"])} | {f: r.get(f) for f in METRIC_FIELDS}
-        for r in rows
-    ]
-    upsert_where(session, TrainingMetric.__table__, values, ("run_id", "step"), where=None)
-
-
-# ---------------------------------------------------------------- artifacts
-
-
-def artifact_path(run: TrainingRun, relative: str) -> Path:
-    """A file of the run's final artifact; NotFound for anything else (no escaping it)."""
-    final = layout.final_dir(layout.run_dir(run.id)).resolve()
-    path = (final / relative).resolve()
-    if not path.is_relative_to(final) or not path.is_file():
-        raise NotFound(f"training run {run.id} has no artifact file {relative!r}")
-    return path
-
-
-def load_trained_model(run: TrainingRun, *, device: str | None = None) -> tuple[Any, Any]:
-    """The run's trained model in eval mode (the base model with its LoRA adapter, or the full
-    model) and its tokenizer, which carries the chat template the run trained with."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    final = layout.final_dir(layout.run_dir(run.id))
-    if not (final / layout.SPEC_NAME).is_file():
-        raise Conflict(f"training run {run.id} has no final artifact yet")
-    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = "auto" if target.type == "cuda" else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(final, local_files_only=True)
-    if (final / "adapter_config.json").is_file():
-        from peft import PeftModel
-
-        base = AutoModelForCausalLM.from_pretrained(
-            run.base_model, local_files_only=True, dtype=dtype
-        )
-        model: Any = PeftModel.from_pretrained(base, final, local_files_only=True)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(final, local_files_only=True, dtype=dtype)
-    return model.to(target).eval(), tokenizer
 
 
 def describe(session: Session, run: TrainingRun, *, full: bool = False) -> dict[str, Any]:

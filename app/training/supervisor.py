@@ -1,5 +1,6 @@
-"""Running a run's training: in this process on one device, or under `accelerate launch`
-with one process per GPU, followed through the run folder (metrics, progress, a stop file)."""
+"""Supervising a run's training in the worker: in this process on one device, or as one
+`gpu_process` per GPU under `accelerate launch`, followed through the run folder (metrics,
+progress, a stop file)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 from app.training import layout
 from app.training.trainer import MetricHook, StepHook, StopRequested, train
 
-STOPPED_EXIT = 3  # what app.training.launch exits with after a requested stop
+STOPPED_EXIT = 3  # what app.training.gpu_process exits with after a requested stop
 
 
 def gpu_count() -> int:
@@ -36,7 +37,7 @@ def run_training(
 
 
 def launch_command(folder: Path, processes: int) -> list[str]:
-    """`accelerate launch` of app.training.launch with one process per GPU."""
+    """`accelerate launch` of app.training.gpu_process with one process per GPU."""
     return [
         sys.executable,
         "-m",
@@ -47,7 +48,7 @@ def launch_command(folder: Path, processes: int) -> list[str]:
         "--mixed_precision",
         "no",  # the Trainer sets bf16 itself where the device has it
         "-m",
-        "app.training.launch",
+        "app.training.gpu_process",
         str(folder),
     ]
 

@@ -1,4 +1,5 @@
-"""One training process of a multi-GPU run: `accelerate launch -m app.training.launch RUN_DIR`.
+"""One training process of a multi-GPU run, started once per GPU by the supervisor:
+`accelerate launch -m app.training.gpu_process RUN_DIR`.
 
 The worker that started it follows the run folder: this process writes `progress.json` and
 stops (after a checkpoint) when a `stop` file appears."""
@@ -9,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.training.launcher import STOPPED_EXIT
+from app.training.supervisor import STOPPED_EXIT
 from app.training.trainer import StopRequested, train
 
 
