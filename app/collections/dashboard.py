@@ -8,6 +8,7 @@ read by a fragment of its own, so that the dashboard itself only touches the col
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select
@@ -63,11 +64,31 @@ def composition(session: Session, collection: Collection) -> Composition:
     return counts
 
 
-def quota_bars(collection: Collection, held_by: Composition) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class QuotaRow:
+    """What the collection holds of one group against its quota (None: no quota)."""
+
+    group: str
+    held: int
+    quota: int | None
+    full: bool
+    over: bool
+
+
+@dataclass(frozen=True)
+class QuotaBars:
+    """One grouping field's bars: the first GROUP_LIMIT groups and how many more there are."""
+
+    rows: list[QuotaRow]
+    more: int
+    has_quotas: bool
+
+
+def quota_bars(collection: Collection, held_by: Composition) -> dict[str, QuotaBars]:
     """Per source and per category: what the collection holds of each group against its
     quota, quota groups first, then the fullest."""
     quotas = collection.quotas or {}
-    bars: dict[str, dict[str, Any]] = {}
+    bars: dict[str, QuotaBars] = {}
     for field in service.GROUP_FIELDS:
         held = held_by.by(field)
         wanted: dict[str, int] = quotas.get(field, {})
@@ -75,20 +96,20 @@ def quota_bars(collection: Collection, held_by: Composition) -> dict[str, dict[s
             set(held) | set(wanted), key=lambda g: (g not in wanted, -held.get(g, 0), g)
         )
         rows = [
-            {
-                "group": group,
-                "held": held.get(group, 0),
-                "quota": wanted.get(group),
-                "full": group in wanted and held.get(group, 0) >= wanted[group],
-                "over": group in wanted and held.get(group, 0) > wanted[group],
-            }
+            QuotaRow(
+                group=group,
+                held=held.get(group, 0),
+                quota=wanted.get(group),
+                full=group in wanted and held.get(group, 0) >= wanted[group],
+                over=group in wanted and held.get(group, 0) > wanted[group],
+            )
             for group in groups
         ]
-        bars[field] = {
-            "rows": rows[:GROUP_LIMIT],
-            "more": len(rows) - GROUP_LIMIT if len(rows) > GROUP_LIMIT else 0,
-            "has_quotas": bool(wanted),
-        }
+        bars[field] = QuotaBars(
+            rows=rows[:GROUP_LIMIT],
+            more=len(rows) - GROUP_LIMIT if len(rows) > GROUP_LIMIT else 0,
+            has_quotas=bool(wanted),
+        )
     return bars
 
 

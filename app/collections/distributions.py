@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Integer, Select, cast, exists, func, select
 from sqlalchemy.orm import Session
@@ -44,6 +44,38 @@ class ScoreRange:
         return self.low + i * width, self.low + (i + 1) * width
 
 
+class Tally(TypedDict):
+    """Count, mean and per-bin counts of one side's values."""
+
+    count: int
+    mean: float | None
+    bins: list[int]
+
+
+class SharedBin(TypedDict):
+    """One bin of both sides: counts, and each as a share of its side."""
+
+    low: float
+    high: float
+    pool: int
+    selected: int
+    pool_share: float
+    selected_share: float
+
+
+class Comparison(TypedDict):
+    """One scorer's distribution over the pool against the collection (a mapping: the charts,
+    the tests and any JSON read it by key)."""
+
+    scorer: str
+    version: int
+    pool: Tally
+    selected: Tally
+    sampled: int | None  # how many pool examples were drawn; None: all were counted
+    bins: list[SharedBin]
+    top: float  # the largest share of either side, the charts' common height
+
+
 def _scored_values(scorer: Scorer) -> Select[Any]:
     return (
         select(Score.value)
@@ -52,7 +84,7 @@ def _scored_values(scorer: Scorer) -> Select[Any]:
     )
 
 
-def _binned(session: Session, values: Select[Any], span: ScoreRange) -> dict[str, Any]:
+def _binned(session: Session, values: Select[Any], span: ScoreRange) -> Tally:
     """Count, mean and per-bin counts of a column of values, aggregated by the database."""
     column = values.subquery().c.value
     width = (span.high - span.low) / span.bins if span.high > span.low else 1.0
@@ -122,7 +154,7 @@ def score_comparison(
     datasets: list[Dataset],
     bins: int = 20,
     sample: int = POOL_SAMPLE,
-) -> list[dict[str, Any]]:
+) -> list[Comparison]:
     """For every scorer of the collection's examples (or of the pool while it is empty): the
     distribution over the pool and over the collection, on the same bins. A pool larger than
     `sample` is read through a uniform sample of that many examples: exact counts over a
@@ -137,7 +169,7 @@ def score_comparison(
     if sum(high - low + 1 for low, high in intervals) > sample:
         drawn = sample_pool(session, datasets, sample, intervals=intervals)
         sampled = _values_of(session, scorers, list(drawn.values()))
-    result = []
+    result: list[Comparison] = []
     for scorer in scorers:
         chosen = _scored_values(scorer).join(
             CollectionItem, CollectionItem.example_id == Example.id
@@ -154,15 +186,18 @@ def score_comparison(
         if span is None or before is None:
             continue
         after = _binned(session, chosen, span)
+        shared = _shares(span, before, after)
+        shares = [b["pool_share"] for b in shared] + [b["selected_share"] for b in shared]
         result.append(
-            {
-                "scorer": scorer.name,
-                "version": scorer.version,
-                "pool": before,
-                "selected": after,
-                "sampled": len(drawn) if drawn is not None else None,
-            }
-            | _shares(span, before, after)
+            Comparison(
+                scorer=scorer.name,
+                version=scorer.version,
+                pool=before,
+                selected=after,
+                sampled=len(drawn) if drawn is not None else None,
+                bins=shared,
+                top=max([*shares, 0.0]),
+            )
         )
     return result
 
@@ -176,7 +211,7 @@ def _values_of(
     return {s.id: [v for h in hashes if (v := ok.get((s.id, h))) is not None] for s in scorers}
 
 
-def _counted(values: list[float], span: ScoreRange) -> dict[str, Any]:
+def _counted(values: list[float], span: ScoreRange) -> Tally:
     """Count, mean and per-bin counts of values in memory, like `_binned` in the database."""
     counts = Counter(span.index(v) for v in values)
     return {
@@ -186,21 +221,20 @@ def _counted(values: list[float], span: ScoreRange) -> dict[str, Any]:
     }
 
 
-def _shares(span: ScoreRange, pool: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
+def _shares(span: ScoreRange, pool: Tally, chosen: Tally) -> list[SharedBin]:
     """Bins as shares of each side, so that a pool of millions and a set of a thousand draw
     on one axis."""
     bins = []
     for i in range(span.bins):
         low, high = span.edges(i)
         bins.append(
-            {
-                "low": low,
-                "high": high,
-                "pool": pool["bins"][i],
-                "selected": chosen["bins"][i],
-                "pool_share": pool["bins"][i] / pool["count"] if pool["count"] else 0.0,
-                "selected_share": chosen["bins"][i] / chosen["count"] if chosen["count"] else 0.0,
-            }
+            SharedBin(
+                low=low,
+                high=high,
+                pool=pool["bins"][i],
+                selected=chosen["bins"][i],
+                pool_share=pool["bins"][i] / pool["count"] if pool["count"] else 0.0,
+                selected_share=chosen["bins"][i] / chosen["count"] if chosen["count"] else 0.0,
+            )
         )
-    top = max([b["pool_share"] for b in bins] + [b["selected_share"] for b in bins] + [0.0])
-    return {"bins": bins, "top": top}
+    return bins

@@ -4,7 +4,7 @@ accepted the collection's examples in each score band of each scorer."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -27,7 +27,36 @@ from app.scoring.service import recipe_from_scorer
 REVIEWED = (ExampleStatus.ACCEPTED.value, ExampleStatus.REJECTED.value)
 
 
-def review_progress(session: Session, collection: Collection) -> list[dict[str, Any]]:
+@dataclass
+class ReviewerTally:
+    """One annotator's decisions in a collection's queue, by action."""
+
+    user: str
+    counts: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class AgreementBand:
+    """Reviewed examples of one score band: accepted, rejected and the acceptance rate."""
+
+    low: float
+    high: float
+    accepted: int
+    rejected: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class ScorerAgreement:
+    """How reviewers' decisions went along one scorer's bands."""
+
+    scorer: str
+    version: int
+    bands: list[AgreementBand]
+
+
+def review_progress(session: Session, collection: Collection) -> list[ReviewerTally]:
     """Per annotator, the decisions made in the collection's queue by action (undone ones do
     not count), the busiest first."""
     rows = session.execute(
@@ -36,20 +65,18 @@ def review_progress(session: Session, collection: Collection) -> list[dict[str, 
         .where(ReviewDecision.collection_id == collection.id, ReviewDecision.undone_at.is_(None))
         .group_by(ReviewDecision.user_id, User.name, ReviewDecision.action)
     )
-    people: dict[int | None, dict[str, Any]] = {}
+    people: dict[int | None, ReviewerTally] = {}
     for user_id, name, action, count in rows:
-        person = people.setdefault(
-            user_id, {"user": name or "(deleted user)", "counts": {}, "total": 0}
-        )
-        person["counts"][action] = count
-        person["total"] += count
-    return sorted(people.values(), key=lambda p: (-p["total"], p["user"]))
+        person = people.setdefault(user_id, ReviewerTally(name or "(deleted user)"))
+        person.counts[action] = count
+        person.total += count
+    return sorted(people.values(), key=lambda p: (-p.total, p.user))
 
 
 REVIEW_ACTIONS = [action.value for action in ReviewAction]
 
 
-def agreement(session: Session, collection: Collection, bands: int = 10) -> list[dict[str, Any]]:
+def agreement(session: Session, collection: Collection, bands: int = 10) -> list[ScorerAgreement]:
     """Per scorer, how often reviewers accepted the collection's examples in each score band:
     accepted / (accepted + rejected) among its reviewed examples."""
     rows = session.execute(
@@ -78,25 +105,17 @@ def agreement(session: Session, collection: Collection, bands: int = 10) -> list
         tally = [Counter[str]() for _ in range(bands)]
         for value, status, count in values:
             tally[span.index(value)][status] += count
-        result.append(
-            {"scorer": scorer.name, "version": scorer.version, "bands": _bands(span, tally)}
-        )
+        result.append(ScorerAgreement(scorer.name, scorer.version, _bands(span, tally)))
     return result
 
 
-def _bands(span: ScoreRange, tally: list[Counter[str]]) -> list[dict[str, Any]]:
+def _bands(span: ScoreRange, tally: list[Counter[str]]) -> list[AgreementBand]:
     bands = []
     for i, counts in enumerate(tally):
         accepted, rejected = counts[REVIEWED[0]], counts[REVIEWED[1]]
         low, high = span.edges(i)
         reviewed = accepted + rejected
         bands.append(
-            {
-                "low": low,
-                "high": high,
-                "accepted": accepted,
-                "rejected": rejected,
-                "rate": accepted / reviewed if reviewed else None,
-            }
+            AgreementBand(low, high, accepted, rejected, accepted / reviewed if reviewed else None)
         )
     return bands

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 from sqlalchemy import ColumnElement, select
@@ -31,6 +31,36 @@ from app.selection.sampling import quota_sample, random_sample
 from app.selection.spec import DEDUP_METHODS as DEDUP_METHODS
 from app.selection.spec import METHODS as METHODS
 from app.selection.spec import SelectionSpec as SelectionSpec
+
+
+class Bin(TypedDict):
+    low: float
+    high: float
+    count: int
+
+
+class Distribution(TypedDict):
+    """Count, mean and histogram of one side's scores."""
+
+    count: int
+    mean: float | None
+    bins: list[Bin]
+
+
+class Preview(TypedDict):
+    """What a spec would pick, before anything is written (a mapping: the API answers it as
+    JSON, the page and `sift select --preview` read it by key)."""
+
+    method: str
+    pool: int
+    selected: int
+    groups_before: dict[str, int]
+    groups_after: dict[str, int]
+    example_ids: list[int]  # the first 1,000 picked, in order
+    # With a scorer (the spec's, or its first filter's): the scores before and after.
+    scorer: NotRequired[str]
+    scores_before: NotRequired[Distribution]
+    scores_after: NotRequired[Distribution]
 
 
 @dataclass
@@ -138,20 +168,20 @@ def _deita(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> li
     return [ordered[int(k)] for k in deita_select(matrix, budget, spec.threshold)]
 
 
-def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> dict[str, Any]:
+def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> Preview:
     """What the spec would pick: count, score distribution and per-group counts, before
     (the filtered pool) and after."""
     spec.check()
     pool = candidate_pool(session, spec)
     chosen = _pick(session, spec, pool)
-    result: dict[str, Any] = {
-        "method": spec.method,
-        "pool": len(pool.ids),
-        "selected": len(chosen),
-        "groups_before": dict(Counter(pool.groups.values()).most_common()),
-        "groups_after": dict(Counter(pool.groups[i] for i in chosen).most_common()),
-        "example_ids": chosen[:1000],
-    }
+    result = Preview(
+        method=spec.method,
+        pool=len(pool.ids),
+        selected=len(chosen),
+        groups_before=dict(Counter(pool.groups.values()).most_common()),
+        groups_after=dict(Counter(pool.groups[i] for i in chosen).most_common()),
+        example_ids=chosen[:1000],
+    )
     ref = spec.scorer or next((scorer_of(f) for f in spec.filters), None)
     if ref:
         scores = _scores(session, ref, pool)
@@ -161,7 +191,7 @@ def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> dict[str, 
     return result
 
 
-def _distribution(values: list[float], bins: int) -> dict[str, Any]:
+def _distribution(values: list[float], bins: int) -> Distribution:
     if not values:
         return {"count": 0, "mean": None, "bins": []}
     counts, edges = np.histogram(np.asarray(values, dtype=np.float64), bins=bins)

@@ -64,7 +64,7 @@ def _list_page(
         "user": user,
         "section": "training",
         "runs": runs,
-        "polling": any(r["state"] in service.ACTIVE for r in runs),
+        "polling": any(r.state in service.ACTIVE for r in runs),
         "can_launch": user.has_role(Role.LEAD),
         "snapshots": _snapshots(session),
         "presets": presets,
@@ -111,7 +111,7 @@ def _run_page(
     request: Request, session: Session, user: User, run: TrainingRun, notice: str | None = None
 ) -> HTMLResponse:
     view = service.describe(session, run, full=True)
-    metrics = view["metrics"] or []
+    metrics = view.metrics or []
     speeds = [m["tokens_per_s"] for m in metrics if m["tokens_per_s"]]
     context = {
         "user": user,
@@ -121,7 +121,7 @@ def _run_page(
         "lr": curve([(m["step"], m["learning_rate"]) for m in metrics]),
         "tokens_per_s": speeds[-1] if speeds else None,
         "last": metrics[-1] if metrics else None,
-        "polling": view["state"] in service.ACTIVE,
+        "polling": view.state in service.ACTIVE,
         "is_lead": user.has_role(Role.LEAD),
         "artifacts": layout.artifact_files(layout.run_dir(run.id)),
         "notice": notice,

@@ -58,6 +58,8 @@ class MetricOut(BaseModel):
 
 
 class RunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     snapshot_id: int
     base_model: str

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +157,7 @@ def list_runs(session: Session, limit: int = 100) -> list[TrainingRun]:
     return list(session.scalars(query))
 
 
-def describe_runs(session: Session, runs: list[TrainingRun]) -> list[dict[str, Any]]:
+def describe_runs(session: Session, runs: list[TrainingRun]) -> list[RunView]:
     """`describe` of each run, their jobs read in one query (not one per run)."""
     ids = [run.job_id for run in runs if run.job_id is not None]
     # Held until the end, the jobs stay in the session's identity map (which holds objects
@@ -259,7 +261,30 @@ def resume_run(session: Session, run: TrainingRun) -> TrainingRun:
     return run
 
 
-def describe(session: Session, run: TrainingRun, *, full: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunView:
+    """A run as the API and the pages show it: its live state and step; metrics and the end
+    of its log only for the full view."""
+
+    id: int
+    snapshot_id: int
+    base_model: str
+    method: str
+    state: str
+    params: dict[str, Any]
+    job_id: int | None
+    step: int
+    total_steps: int | None
+    output_dir: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    checkpoints: list[int]
+    metrics: list[dict[str, Any]] | None
+    logs: str | None
+
+
+def describe(session: Session, run: TrainingRun, *, full: bool = False) -> RunView:
     """The run as the API and the pages show it: live state and step, metrics and logs when
     `full`."""
     job = run_job(session, run)
@@ -267,21 +292,21 @@ def describe(session: Session, run: TrainingRun, *, full: bool = False) -> dict[
     step = job.done if job else 0
     if metrics:
         step = max(step, metrics[-1]["step"])
-    return {
-        "id": run.id,
-        "snapshot_id": run.snapshot_id,
-        "base_model": run.base_model,
-        "method": run.method,
-        "state": run_state(session, run),
-        "params": run.params,
-        "job_id": run.job_id,
-        "step": step,
-        "total_steps": job.total if job else None,
-        "output_dir": run.output_dir,
-        "created_at": run.created_at,
-        "finished_at": run.finished_at or (job.finished_at if job else None),
-        "error": job.error if job else None,
-        "checkpoints": layout.checkpoints(layout.run_dir(run.id)),
-        "metrics": metrics,
-        "logs": run_logs(run) if full else None,
-    }
+    return RunView(
+        id=run.id,
+        snapshot_id=run.snapshot_id,
+        base_model=run.base_model,
+        method=run.method,
+        state=run_state(session, run),
+        params=run.params,
+        job_id=run.job_id,
+        step=step,
+        total_steps=job.total if job else None,
+        output_dir=run.output_dir,
+        created_at=run.created_at,
+        finished_at=run.finished_at or (job.finished_at if job else None),
+        error=job.error if job else None,
+        checkpoints=layout.checkpoints(layout.run_dir(run.id)),
+        metrics=metrics,
+        logs=run_logs(run) if full else None,
+    )
