@@ -3,7 +3,8 @@ its body, the collection page builds from its form and `sift select` from its op
 
 Pydantic checks the types; `check` (run on construction, and again before a spec is used)
 checks every bound and every rule between fields, raising `InvalidInput` that names the field,
-so that each entry point shows the same sentence for the same mistake."""
+so that each entry point shows the same sentence for the same mistake. The bounds are also
+written into the JSON schema (`json_schema_extra`), for the API's documentation only."""
 
 from __future__ import annotations
 
@@ -27,19 +28,34 @@ class SelectionSpec:
     """Everything that decides a selection: the same spec on the same pool gives the same set."""
 
     dataset: str = Field(description="the pool to select from")
-    method: str = Field(description="threshold | deita | lima-quota | random")
+    method: str = Field(
+        description="threshold | deita | lima-quota | random",
+        json_schema_extra={"enum": list(METHODS)},
+    )
     budget: int | None = Field(
-        default=None, description="how many to pick, 0 or more (threshold: optional)"
+        default=None,
+        description="how many to pick, 0 or more (threshold: optional)",
+        json_schema_extra={"minimum": 0},
     )
     filters: list[str] = field(default_factory=list)  # score expressions, all must hold
     source: str | None = None
     scorer: str | None = None  # deita: the sort key; lima-quota: best first; threshold: order
     threshold: float = Field(
-        default=0.9, description="deita: the largest cosine similarity to anything kept, in (-1, 1]"
+        default=0.9,
+        description="deita: the largest cosine similarity to anything kept, in (-1, 1]",
+        json_schema_extra={"exclusiveMinimum": -1, "maximum": 1},
     )
     embedding_model: str | None = None
-    group_by: str = Field(default="source", description="lima-quota: source | category")
-    tau: float = Field(default=3.0, description="lima-quota: temperature across groups, above 0")
+    group_by: str = Field(
+        default="source",
+        description="lima-quota: source | category",
+        json_schema_extra={"enum": list(GROUP_FIELDS)},
+    )
+    tau: float = Field(
+        default=3.0,
+        description="lima-quota: temperature across groups, above 0",
+        json_schema_extra={"exclusiveMinimum": 0},
+    )
     quotas: dict[str, int] | None = None
     # A near-duplicate method (exact | minhash | embedding): keep cluster representatives only.
     one_per_cluster: str | None = None
