@@ -147,9 +147,18 @@ def _in_collection(collection: Collection) -> Any:
 # ---------------------------------------------------------------- items, pick list, jobs
 
 
+@dataclass(frozen=True)
+class ItemRow:
+    """An item of the collection with its example and who added it (None: a recipe)."""
+
+    item: CollectionItem
+    example: Example
+    added_by: str | None
+
+
 def item_page(
     session: Session, collection: Collection, after: int | None = None, limit: int = 25
-) -> tuple[list[dict[str, Any]], int | None]:
+) -> tuple[list[ItemRow], int | None]:
     """One page of the collection's items in the order they were added (keyset on the item
     id), with who or which recipe added each and why."""
     query = (
@@ -161,7 +170,7 @@ def item_page(
     if after is not None:
         query = query.where(CollectionItem.id > after)
     rows = session.execute(query.order_by(CollectionItem.id).limit(limit + 1)).all()
-    items = [{"item": item, "example": example, "added_by": name} for item, example, name in rows]
+    items = [ItemRow(item, example, name) for item, example, name in rows]
     next_after = rows[limit - 1][0].id if len(rows) > limit else None
     return items[:limit], next_after
 

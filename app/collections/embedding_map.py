@@ -3,7 +3,7 @@ first two principal components, so that a lead sees which regions the selection 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select
@@ -63,6 +63,27 @@ def principal_components(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
     return coords
 
 
+@dataclass(frozen=True)
+class MapPoint:
+    """An example on the map, in [0, 1]^2; `selected`: in the collection."""
+
+    id: int
+    x: float
+    y: float
+    selected: bool
+
+
+@dataclass
+class EmbeddingMap:
+    """The map of one model's vectors (no points: fewer than three embedded examples)."""
+
+    model: str
+    points: list[MapPoint]
+    pool_sampled: int
+    selected_total: int
+    missing: int  # examples drawn that have no vector from the model
+
+
 def embedding_map(
     session: Session,
     collection: Collection,
@@ -71,7 +92,7 @@ def embedding_map(
     sample: int = 2000,
     limit: int = 5000,
     seed: int = 0,
-) -> dict[str, Any] | None:
+) -> EmbeddingMap | None:
     """Points in [0, 1]^2 for a pool sample and the collection's examples (`selected`), from
     one embedding model; None when nothing has been embedded."""
     model = map_model(session, collection)
@@ -91,13 +112,13 @@ def embedding_map(
     vectors = load_embeddings(session, [*pool.values(), *chosen.values()], model)
     points = [(i, h, False) for i, h in pool.items() if h in vectors]
     points += [(i, h, True) for i, h in chosen.items() if h in vectors]
-    result: dict[str, Any] = {
-        "model": model,
-        "points": [],
-        "pool_sampled": len(pool),
-        "selected_total": len(chosen),
-        "missing": len(pool) + len(chosen) - len(points),
-    }
+    result = EmbeddingMap(
+        model=model,
+        points=[],
+        pool_sampled=len(pool),
+        selected_total=len(chosen),
+        missing=len(pool) + len(chosen) - len(points),
+    )
     if len(points) < 3:
         return result
     # BLAS threads fighting over the cores of a busy web server made this 3,000 x 384
@@ -107,8 +128,8 @@ def embedding_map(
     low, span = coords.min(axis=0), np.ptp(coords, axis=0)
     span[span == 0] = 1.0
     scaled = (coords - low) / span
-    result["points"] = [
-        {"id": i, "x": float(x), "y": float(y), "selected": selected}
+    result.points = [
+        MapPoint(i, float(x), float(y), selected)
         for (i, _, selected), (x, y) in zip(points, scaled, strict=True)
     ]
     return result
