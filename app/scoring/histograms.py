@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, cast, func, select
@@ -58,7 +59,17 @@ def histogram(session: Session, dataset: Dataset, ref: str, bins: int = 20) -> d
     return drawn
 
 
-def scores_summary(session: Session, dataset: Dataset) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ScoredBy:
+    """A scorer (NAME@VERSION) that has scored a dataset, and how many ok values it gave."""
+
+    scorer: str
+    kind: str
+    model: str | None
+    scored: int
+
+
+def scores_summary(session: Session, dataset: Dataset) -> list[ScoredBy]:
     """Which scorers have scored this dataset, with how many ok values each."""
     rows = session.execute(
         select(Scorer, func.count(Score.id))
@@ -71,16 +82,13 @@ def scores_summary(session: Session, dataset: Dataset) -> list[dict[str, Any]]:
         .group_by(Scorer.id)
         .order_by(Scorer.name, Scorer.version)
     ).all()
-    return [
-        {"scorer": f"{s.name}@{s.version}", "kind": s.kind, "model": s.model, "scored": n}
-        for s, n in rows
-    ]
+    return [ScoredBy(f"{s.name}@{s.version}", s.kind, s.model, n) for s, n in rows]
 
 
 def score_histograms(session: Session, dataset: Dataset, bins: int = 24) -> list[dict[str, Any]]:
     """The histogram of every scorer that has scored this dataset, for the dataset page."""
     return [
-        histogram(session, dataset, row["scorer"], bins) for row in scores_summary(session, dataset)
+        histogram(session, dataset, row.scorer, bins) for row in scores_summary(session, dataset)
     ]
 
 

@@ -69,6 +69,8 @@ class Histogram(BaseModel):
 
 
 class ScoreSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     scorer: str
     kind: str
     model: str | None
