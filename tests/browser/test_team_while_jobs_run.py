@@ -9,6 +9,7 @@ cancelled one shows cancelled within 10 seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -118,8 +119,13 @@ def studio(data_dir: Path, tmp_path: Path) -> Iterator[Studio]:
             studio.sift("import", str(_pool_file(tmp_path, data_dir)), "--dataset", "pool")
             yield studio
         finally:
-            os.killpg(serve.pid, signal.SIGTERM)
+            # As `sift serve` is stopped: it stops its worker and its database. (A SIGTERM to
+            # the whole group reached the worker's pool processes too, and the worker then took
+            # 30 s to give up.) Whatever is left after that is killed.
+            serve.terminate()
             serve.wait(timeout=60)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(serve.pid, signal.SIGKILL)
     finally:
         llm.terminate()
         llm.wait(timeout=10)
