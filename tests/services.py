@@ -25,7 +25,7 @@ REQUIRED = os.environ.get("SIFT_TEST_REQUIRE_SERVICES") == "1"
 @lru_cache
 def postgres_url(database: str = "test") -> str:
     """The SQLAlchemy URL of `database` on the test server (created when missing)."""
-    from app.platform.embedded_db import ensure_database, start_server, to_sqlalchemy
+    from app.platform.embedded_db import ensure_database, to_sqlalchemy
 
     configured = os.environ.get("SIFT_TEST_POSTGRES_URL")
     if configured:
@@ -33,9 +33,28 @@ def postgres_url(database: str = "test") -> str:
         admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
         ensure_database(admin, database)
         return url.render_as_string(False)
-    server = start_server(_server_folder())
+    server = _own_server()
     ensure_database(server, database)
     return to_sqlalchemy(server, database)
+
+
+@lru_cache
+def _own_server() -> str:
+    """The libpq URI of the server the suite starts itself. Its data is thrown away at the end,
+    so it never forces writes to disk: on a shared disk each commit's fsync and the checkpoint
+    at shutdown (tens of seconds) cost more than any test. A killed server process loses
+    nothing (the kernel still holds its writes); the tests that kill PostgreSQL use servers of
+    their own, with the defaults."""
+    import psycopg
+
+    from app.platform.embedded_db import start_server
+
+    server = start_server(_server_folder())
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET full_page_writes = off")
+        conn.execute("SELECT pg_reload_conf()")
+    return server
 
 
 @lru_cache

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from typer.testing import CliRunner
 from app.entrypoints.cli import cli
 from app.platform.config import get_settings
 from app.platform.db import get_engine, transaction
-from app.platform.embedded_db import leave_server
+from app.platform.embedded_db import leave_server, pg_folder
 from app.platform.security import user_for_token
 from tests.factories import alpaca_record, write_json, write_jsonl
 from tests.services import embedded_data_dir
@@ -34,37 +36,64 @@ def reset_caches() -> None:
     get_celery.cache_clear()
 
 
+@contextmanager
+def sift_in(data_dir: Path, *, keep: bool = False) -> Iterator[Sift]:
+    """Run `sift ARGS...` against the embedded data directory `data_dir`, whose PostgreSQL
+    server the first command starts; stopped at the end, and the folder removed unless `keep`."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in ("SIFT_DATABASE_URL", "SIFT_REDIS_URL"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("SIFT_DATA_DIR", str(data_dir))
+        monkeypatch.setenv("COLUMNS", "200")
+        reset_caches()
+        runner = CliRunner()
+
+        def invoke(*args: object, input: str | None = None) -> Result:
+            return runner.invoke(cli, [str(a) for a in args], input=input)
+
+        try:
+            yield invoke
+        finally:
+            reset_caches()
+            leave_server(data_dir)
+            if not keep:
+                shutil.rmtree(data_dir, ignore_errors=True)
+            monkeypatch.undo()
+            reset_caches()
+
+
 @pytest.fixture
-def sift(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sift]:
+def sift() -> Iterator[Sift]:
     """Run `sift ARGS...` against a fresh embedded data directory, whose PostgreSQL server the
     first command starts and the fixture stops."""
-    for name in ("SIFT_DATABASE_URL", "SIFT_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    data_dir = embedded_data_dir()
-    monkeypatch.setenv("SIFT_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("COLUMNS", "200")
-    reset_caches()
-    runner = CliRunner()
-
-    def invoke(*args: object, input: str | None = None) -> Result:
-        return runner.invoke(cli, [str(a) for a in args], input=input)
-
-    try:
+    with sift_in(embedded_data_dir()) as invoke:
         yield invoke
-    finally:
-        reset_caches()
-        leave_server(data_dir)
-        shutil.rmtree(data_dir, ignore_errors=True)
-        monkeypatch.undo()
-        reset_caches()
+
+
+@pytest.fixture(scope="module")
+def migrated_folder() -> Iterator[Path]:
+    """A data directory whose server `sift db upgrade` initialised and migrated, then stopped:
+    `ready` copies it instead of making a new cluster (initdb) for every test."""
+    folder = embedded_data_dir()
+    with sift_in(folder, keep=True) as invoke:
+        result = invoke("db", "upgrade")
+        assert result.exit_code == 0, result.output
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
-def ready(sift: Sift) -> Sift:
-    """`sift` on a migrated database."""
-    result = sift("db", "upgrade")
-    assert result.exit_code == 0, result.output
-    return sift
+def ready(migrated_folder: Path) -> Iterator[Sift]:
+    """`sift` on a migrated database: a fresh data directory holding a copy of
+    `migrated_folder`'s stopped server (owners and modes kept), which its first command starts."""
+    data_dir = embedded_data_dir()
+    pg = pg_folder(migrated_folder)
+    subprocess.run(["cp", "-a", str(pg), str(pg_folder(data_dir))], check=True)
+    with sift_in(data_dir) as invoke:
+        result = invoke("db", "upgrade")
+        assert result.exit_code == 0, result.output
+        assert "database is up to date" in result.stdout
+        yield invoke
 
 
 def assert_user_error(result: Result, *fragments: str) -> None:

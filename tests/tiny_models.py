@@ -20,14 +20,19 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 SPECIAL = ["[PAD]", "[UNK]", "<s>", "</s>"]
 
 
-def word_tokenizer(corpus: Iterable[str], *, bos_prefix: bool = False) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer trained on `corpus`, each digit a token of its own; with
-    `bos_prefix`, every encoded text starts with <s>."""
+def word_tokenizer(
+    corpus: Iterable[str], *, bos_prefix: bool = False, vocab_size: int = 30_000
+) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer trained on `corpus`, each digit a token of its own, keeping the
+    `vocab_size` most frequent words (the rest are [UNK]); with `bos_prefix`, every encoded
+    text starts with <s>."""
     tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)]
     )
-    tokenizer.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=SPECIAL))
+    tokenizer.train_from_iterator(
+        corpus, trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=SPECIAL)
+    )
     if bos_prefix:
         bos = tokenizer.token_to_id("<s>")
         tokenizer.post_processor = processors.TemplateProcessing(

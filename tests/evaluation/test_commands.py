@@ -6,7 +6,13 @@ from pathlib import Path
 
 from tests.factories import write_jsonl
 from tests.llm_server import LLMServer
-from tests.test_cli import Sift, assert_user_error, ready, sift  # noqa: F401  (fixtures)
+from tests.test_cli import (  # noqa: F401  (fixtures)
+    Sift,
+    assert_user_error,
+    migrated_folder,
+    ready,
+    sift,
+)
 
 
 def test_import_the_real_test_sets(ready: Sift, data_dir: Path) -> None:  # noqa: F811

@@ -5,6 +5,7 @@ connection; once the database is back, the same requests work again without a re
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.platform.db import make_engine
 from app.users.service import create_token, create_user
 from tests.conftest import alembic_config
+from tests.services import embedded_data_dir
 from tests.web.live import live_server, server_env
 
 PASSWORD = "correct horse"
@@ -40,16 +42,20 @@ class Database:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    """A migrated database on a server started for this test alone."""
+def database() -> Iterator[Database]:
+    """A migrated database on a server started for this test alone, in a folder outside
+    pytest's (see `tests.services.embedded_data_dir`: another pytest run on the machine once
+    took the server's access to its folder away, and it did not start)."""
     from app.platform.embedded_db import _wheel, ensure_database, to_sqlalchemy
 
-    server = _wheel().get_server(tmp_path / "pg", cleanup_mode="stop")
+    folder = embedded_data_dir()
+    server = _wheel().get_server(folder / "pg", cleanup_mode="stop")
     ensure_database(server.get_uri(), "sift")
     url = to_sqlalchemy(server.get_uri(), "sift")
     command.upgrade(alembic_config(url), "head")
     yield Database(server, url)
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def signed_in(base: str, name: str) -> httpx.Client:
