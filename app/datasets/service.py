@@ -27,7 +27,6 @@ from app.core.errors import Conflict, InvalidInput, NotFound, PreconditionRequir
 from app.datasets.records import RecordError, _parse_messages, content_hash, join_prompt
 from app.jobs.service import create_job
 from app.models import Dataset, Example, ExampleStatus, Job, Revision, User
-from app.models.scoring import EXAMPLE_TEXT
 from app.selection.embeddings import similar_to
 
 # No "/" so that a name is always one URL path segment.
@@ -140,7 +139,7 @@ def search_condition(text: str) -> ColumnElement[bool]:
     # examples the words match, and scanned a million examples in id order for a rare phrase.
     words = bindparam(None, query, type_=String(), literal_execute=True)
     tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), words)
-    return EXAMPLE_TEXT.op("@@")(tsquery)
+    return Example.search_text.op("@@")(tsquery)
 
 
 def _filtered(dataset: Dataset, filters: ExampleFilter) -> Select[Example]:
