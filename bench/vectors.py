@@ -2,12 +2,14 @@
 
     python bench/vectors.py            # embed (minutes on 2 cores) and cache, then print counts
 
-The texts are every distinct prompt, answer and conversation turn of the records under
-../shared/data (Alpaca, AlpaGasus' Dolly, LIMA, ShareGPT, the Self-Instruct seeds and test
-sets, IFEval, WizardLM, Vicuna and MT-Bench questions), and every sentence of the answers of
-at least five words, read in place (nothing is copied into the repository). They are embedded
-with the bundled all-MiniLM-L6-v2, as Sift embeds examples, and the unit vectors are cached in
-the system's temporary folder (`sift-bench/minilm-real-<hash>.npy`, the hash of the texts).
+The texts are every distinct prompt (instruction and input, or a user's turn) of the records
+under ../shared/data: AlpaGasus' Alpaca 9k and Dolly 3k, LIMA, the ShareGPT sample, the
+Self-Instruct seeds and test set, IFEval, WizardLM, Vicuna and MT-Bench questions (14,760 texts,
+read in place: nothing is copied into the repository). Answers are left out only for time:
+embedding them too took over an hour on 2 shared cores. They are embedded with the bundled
+all-MiniLM-L6-v2, as Sift embeds examples, and the unit vectors are cached in the system's
+temporary folder (`sift-bench/minilm-prompts-<hash of the texts>/`, a file per 1,024 texts, so
+that an interrupted run resumes).
 
 `pool_vectors(n)` makes a pool of `n` unit vectors from them: every real vector once, and then
 mixtures `normalise(t * a + (1 - t) * b)` of a real vector `a` with another real vector `b`,
@@ -24,7 +26,6 @@ if __name__ == "__main__":
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import hashlib
-import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ import orjson
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 CACHE = Path(tempfile.gettempdir()) / "sift-bench"
-SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+PART = 1024  # texts per cached file
 
 
 def _json(name: str) -> Any:
@@ -75,40 +76,32 @@ def _records() -> Iterator[tuple[str, str]]:
 
 
 def real_texts() -> list[str]:
-    """Every distinct prompt, answer and answer sentence (of five words or more), in order."""
+    """Every distinct prompt of the shared data sets, in the order read."""
     seen: dict[str, None] = {}
-    for prompt, answer in _records():
-        for text in (prompt, answer, *SENTENCE.split(answer)):
-            text = text.strip()
-            if len(text.split()) >= 5 or (text and text in (prompt, answer)):
-                seen.setdefault(text, None)
+    for prompt, _ in _records():
+        if prompt.strip():
+            seen.setdefault(prompt.strip(), None)
     return list(seen)
 
 
 def real_vectors() -> np.ndarray:
-    """The MiniLM unit vectors of real_texts(), from the cache or embedded now (float32)."""
+    """The MiniLM unit vectors of real_texts() (float32), from the cache or embedded now."""
     texts = real_texts()
     digest = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:16]
-    path = CACHE / f"minilm-real-{digest}.npy"
-    if path.is_file():
-        return np.load(path)
-    from app.selection.embeddings import load_embedder
-
-    embedder = load_embedder(None)
+    folder = CACHE / f"minilm-prompts-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
     started = time.perf_counter()
-    # Sorted by length, so that each batch pads little; put back in order afterwards.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
-    step = 4096
-    for start in range(0, len(order), step):
-        chosen = order[start : start + step]
-        vectors[chosen] = embedder.encode([texts[i] for i in chosen])
-        done = start + len(chosen)
-        print(f"  embedded {done:,} of {len(texts):,} texts "
-              f"({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    return vectors
+    for start in range(0, len(texts), PART):
+        path = folder / f"{start // PART:04d}.npy"
+        if not path.is_file():
+            from app.selection.embeddings import load_embedder
+
+            np.save(path, load_embedder(None).encode(texts[start : start + PART]))
+            print(f"  embedded {min(start + PART, len(texts)):,} of {len(texts):,} texts "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
+        parts.append(np.load(path))
+    return np.concatenate(parts)
 
 
 def pool_vectors(n: int, seed: int = 0) -> np.ndarray:
