@@ -20,7 +20,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.models import Dataset, Example, ExampleStatus
-from app.models.scoring import EXAMPLE_TEXT
 from app.platform.errors import InvalidInput, NotFound
 from app.platform.vectors.search import similar_to
 
@@ -106,7 +105,7 @@ def search_condition(text: str) -> ColumnElement[bool]:
     # examples the words match, and scanned a million examples in id order for a rare phrase.
     words = bindparam(None, query, type_=String(), literal_execute=True)
     tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), words)
-    return EXAMPLE_TEXT.op("@@")(tsquery)
+    return Example.search_text.op("@@")(tsquery)
 
 
 def _filtered(dataset: Dataset, filters: ExampleFilter) -> Select[Example]:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Computed,
     DateTime,
     ForeignKey,
     Index,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json, StrEnum, utcnow
@@ -63,6 +65,15 @@ class ExampleContent:
     source_keys: Mapped[list[str] | None] = mapped_column(Json)
 
 
+# The text that full-text filters match: every message's content as a 'simple' tsvector (no
+# stemming, no stop words; messages hold instruction, input and output too). Stored, so that a
+# search reads it instead of parsing text (migration 0010, which spells the same expression).
+SEARCH_TEXT = (
+    "jsonb_to_tsvector('simple'::regconfig, "
+    "jsonb_path_query_array(messages, '$[*].content'::jsonpath), '[\"string\"]'::jsonb)"
+)
+
+
 class Example(IdMixin, CreatedMixin, ExampleContent, Base):
     __tablename__ = "examples"
     __table_args__ = (
@@ -79,6 +90,7 @@ class Example(IdMixin, CreatedMixin, ExampleContent, Base):
             "category",
         ),
         Index("ix_examples_content_hash", "content_hash"),
+        Index("ix_examples_search", "search_text", postgresql_using="gin"),
     )
 
     dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"))
@@ -86,6 +98,10 @@ class Example(IdMixin, CreatedMixin, ExampleContent, Base):
     status: Mapped[str] = mapped_column(String(20), default=ExampleStatus.CANDIDATE.value)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), onupdate=utcnow)
+    # Deferred: only a search's WHERE reads it, never a loaded example.
+    search_text: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(SEARCH_TEXT, persisted=True), deferred=True
+    )
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (read once by the mapper)
 

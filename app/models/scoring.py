@@ -16,15 +16,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json, StrEnum
-from app.models.datasets import Example
 
 
 class ScorerKind(StrEnum):
@@ -150,17 +147,3 @@ class Embedding(IdMixin, CreatedMixin, Base):
     model: Mapped[str] = mapped_column(String(300))
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[np.ndarray] = mapped_column(UnitVector)
-
-
-# The example text that full-text filters match: every message's content as a 'simple' tsvector
-# (no stemming, no stop words; messages hold instruction, input and output too), through the
-# function sift_example_text of migration 0009 (whose declared cost keeps the planner on the
-# index). Its GIN index is declared here, beside the other search index, so that models and
-# migrations agree; a query must use this very expression for the planner to use the index.
-EXAMPLE_TEXT = func.sift_example_text(Example.messages, type_=TSVECTOR)
-Index(
-    "ix_examples_search",
-    EXAMPLE_TEXT,
-    postgresql_using="gin",
-    _table=Example.__table__,  # type: ignore[arg-type]  # a Table, typed as its base class
-)
