@@ -6,7 +6,9 @@ Rules (a recipe's `parse`):
   period, is a number; else the number right after the first "score:" (any case; whitespace
   and emphasis may sit between). This is the paper's `parse_score`, made case-insensitive.
 - ``first_number``: the first number anywhere in the answer.
-- ``regex:<pattern>``: group 1 of the first match of the pattern.
+- ``regex:<pattern>``: group 1 of the first match of the pattern, searched with a time limit
+  (the `regex` package's timeout): a pattern that backtracks without end on an answer, such as
+  ``((?:a+)+)b``, is that answer's parse error, never a worker stuck on it.
 
 A fraction "a/b" or "a out of b" is read as a only when b is the top of the recipe's range
 ("4/5" on 0-5 is 4); any other denominator ("4/10", "11/10") is a parse error, since the
@@ -20,8 +22,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import regex
+
 RULES = ("alpagasus", "first_number")
 REGEX_PREFIX = "regex:"
+# A user's pattern runs on model text nobody vetted: far past what a sane pattern needs on an
+# answer, and short enough that a whole chunk of pathological answers finishes.
+REGEX_TIMEOUT_S = 0.2
 
 # Not inside a word or another number: "gpt-4" is no rating of -4, "v1.2.3" none of 2.
 _NUMBER = r"(?<![\w.])[-+]?(?:\d+(?:\.\d+)?|\.\d+)"
@@ -52,8 +59,8 @@ def validate_rule(rule: str) -> None:
     if not rule.startswith(REGEX_PREFIX):
         raise ValueError(f"unknown parse rule {rule!r}: use {', '.join(RULES)} or regex:<pattern>")
     try:
-        pattern = re.compile(rule.removeprefix(REGEX_PREFIX))
-    except re.error as exc:
+        pattern = regex.compile(rule.removeprefix(REGEX_PREFIX))
+    except (regex.error, re.error) as exc:
         raise ValueError(f"the regex does not compile: {exc}") from exc
     if pattern.groups != 1:
         raise ValueError(f"the regex needs exactly one group, it has {pattern.groups}")
@@ -88,7 +95,15 @@ def _find(text: str, rule: str, high: float | None) -> tuple[float, int] | str:
         match = _ANYWHERE.search(text)
         return _read(match, high) if match else "no number in the answer"
     if rule.startswith(REGEX_PREFIX):
-        match = re.search(rule.removeprefix(REGEX_PREFIX), text)
+        try:
+            match = regex.search(rule.removeprefix(REGEX_PREFIX), text, timeout=REGEX_TIMEOUT_S)
+        except TimeoutError:
+            return (
+                f"the pattern took over {REGEX_TIMEOUT_S:g} s on this answer and was stopped: "
+                "simplify it (nested repeats such as (a+)+ backtrack without end)"
+            )
+        except regex.error as exc:
+            return f"the pattern does not compile: {exc}"
         if match is None or match.group(1) is None:
             return "the pattern does not match the answer"
         try:

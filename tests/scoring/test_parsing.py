@@ -100,3 +100,18 @@ def test_valid_rules(rule: str) -> None:
 def test_invalid_rules(rule: str) -> None:
     with pytest.raises(ValueError):
         validate_rule(rule)
+
+
+@pytest.mark.parametrize("pattern", [r"regex:((a|a)+)b", r"regex:(?:(a)|a)+\d(\d)"])
+def test_a_backtracking_regex_is_stopped_and_reported_per_answer(pattern: str) -> None:
+    # Python's re would run these for ages on 40 characters (the time doubles with each one);
+    # the regex package stops at its timeout and the answer is a parse error saying so.
+    parsed = parse_rating("a" * 40, pattern, 0, 5)
+    assert parsed.value is None
+    assert parsed.reason is not None and "was stopped" in parsed.reason
+
+
+def test_the_reported_redos_pattern_ends_as_a_plain_mismatch() -> None:
+    # Issue 18's pattern: the regex package matches it without backtracking without end.
+    parsed = parse_rating("a" * 40, "regex:((?:a+)+)b", 0, 5)
+    assert parsed.reason == "the pattern does not match the answer"
