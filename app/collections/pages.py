@@ -25,6 +25,7 @@ from app.models import User
 from app.platform import forms
 from app.platform.db import DB
 from app.platform.errors import InvalidInput, SiftError
+from app.platform.validation import BigInt
 from app.platform.web import PageLead, check_csrf, is_htmx, render
 
 # Every state-changing request to these pages must carry the session's CSRF token.
@@ -89,7 +90,7 @@ def create_collection(
 
 @router.get("/collections/{name}")
 def collection_page(
-    request: Request, name: str, session: DB, user: PageLead, items_after: int | None = None
+    request: Request, name: str, session: DB, user: PageLead, items_after: BigInt | None = None
 ) -> HTMLResponse:
     """The dashboard; the heavy parts (pool distributions, the map, the pick list) load as
     fragments of their own."""
@@ -126,7 +127,7 @@ def jobs_fragment(request: Request, name: str, session: DB, user: PageLead) -> H
 
 @router.get("/collections/{name}/items")
 def items_fragment(
-    request: Request, name: str, session: DB, user: PageLead, after: int | None = None
+    request: Request, name: str, session: DB, user: PageLead, after: BigInt | None = None
 ) -> Response:
     """One page of the collection's items; a browser without htmx gets the dashboard."""
     collection = service.get_collection(session, name)
@@ -148,7 +149,7 @@ def pool_fragment(
     dataset: str = "",
     q: str = "",
     source: str = "",
-    after: int | None = None,
+    after: BigInt | None = None,
     similar_to: str = "",
 ) -> HTMLResponse:
     """Examples of a pool dataset not yet in the collection, searchable by words (keyset pages)

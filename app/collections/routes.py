@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -26,6 +24,7 @@ from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
+from app.platform.validation import Id, IdempotencyKey
 from app.selection import service as selection
 
 router = APIRouter(prefix="/api/v1", tags=["collections"])
@@ -103,7 +102,7 @@ def select_into(
     body: SelectionIn,
     session: DB,
     user: ApiLead,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Run a recipe into the collection as a job; `name` saves the recipe too."""
     collection = service.get_collection(session, name)
@@ -136,9 +135,7 @@ def list_snapshots(name: str, session: DB, _: ApiAnnotator) -> list[SnapshotOut]
 
 
 @router.get("/snapshots/{snapshot_id}/compare/{other_id}", response_model=SnapshotDiff)
-def compare_snapshots(
-    snapshot_id: int, other_id: int, session: DB, _: ApiAnnotator
-) -> SnapshotDiff:
+def compare_snapshots(snapshot_id: Id, other_id: Id, session: DB, _: ApiAnnotator) -> SnapshotDiff:
     """Examples added, removed and edited from one snapshot to another."""
     old, new = service.get_snapshot(session, snapshot_id), service.get_snapshot(session, other_id)
     return SnapshotDiff.model_validate(service.compare_snapshots(session, old, new))
@@ -146,7 +143,7 @@ def compare_snapshots(
 
 @router.get("/snapshots/{snapshot_id}/export")
 def export_snapshot(
-    snapshot_id: int,
+    snapshot_id: Id,
     session: StreamDB,
     _: ApiLead,
     format: str = "jsonl",

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
+from app.platform.validation import Id
 from app.selection.service import SelectionSpec
 
 
@@ -34,7 +35,7 @@ class CollectionOut(BaseModel):
 
 
 class ItemsIn(BaseModel):
-    example_ids: list[int] = Field(min_length=1, max_length=100_000)
+    example_ids: list[Id] = Field(min_length=1, max_length=100_000)
     reason: str = ""
 
 

@@ -28,6 +28,7 @@ from app.datasets.records import CONTENT_FIELDS, ExampleDraft, RecordError
 from app.models import Dataset, Example, ExampleStatus, Origin
 from app.platform.db import driver_connection
 from app.platform.errors import InvalidInput
+from app.platform.validation import first_nul, nul_message
 
 FORMATS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "lima", "csv", "parquet", "jsonl")
 MAX_REPORTED_ERRORS = 100
@@ -370,4 +371,7 @@ def _record(item: SourceRecord, job: _Pass) -> dict[str, Any]:
             f"the record is over the limit of {job.max_record_chars:,} characters "
             "(SIFT_IMPORT_MAX_RECORD_CHARS)"
         )
+    nul = first_nul(record)
+    if nul is not None:  # PostgreSQL text and jsonb cannot hold it
+        raise RecordError(nul_message(nul))
     return record

@@ -20,6 +20,7 @@ from app.datasets.urls import dataset_url
 from app.models import Example, Role, User
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput
+from app.platform.validation import BigInt, Id
 from app.platform.web import PageLead, PageUser, check_csrf, render
 from app.scoring.service import dataset_histograms
 from app.selection.service import DEDUP_METHODS, ClusterView, list_clusters
@@ -93,7 +94,7 @@ def dataset_page(
     status: str = "",
     q: str = "",
     score: str = "",
-    after: int | None = None,
+    after: BigInt | None = None,
     similar_to: str = "",
 ) -> HTMLResponse:
     """A dataset's dashboard with its examples, filtered and paged by id (or the nearest by
@@ -146,7 +147,7 @@ def duplicates_page(
     session: DB,
     user: PageUser,
     method: str = "",
-    after: int | None = None,
+    after: BigInt | None = None,
 ) -> HTMLResponse:
     """The dataset's near-duplicate clusters, each with its members and representative."""
     dataset = service.get_dataset(session, name)
@@ -194,7 +195,7 @@ def download(name: str, session: StreamDB, user: PageLead, format: str = "jsonl"
 
 
 @router.get("/examples/{example_id}")
-def example_page(example_id: int, session: DB, user: PageUser) -> Response:
+def example_page(example_id: Id, session: DB, user: PageUser) -> Response:
     """One example: shown by the review page, which has everything a person needs beside it."""
     service.get_example(session, example_id)
     return RedirectResponse(f"/review/examples/{example_id}", status_code=303)

@@ -27,6 +27,7 @@ from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
+from app.platform.validation import BigInt, Id
 from app.scoring.service import score_condition
 from app.selection.service import representative_only
 
@@ -92,7 +93,7 @@ def list_examples(
     name: str,
     session: DB,
     _: ApiAnnotator,
-    after: int | None = None,
+    after: BigInt | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     source: str | None = None,
     status: str | None = None,
@@ -148,14 +149,14 @@ def export_dataset(
 
 
 @router.get("/examples/{example_id}", response_model=ExampleOut)
-def get_example(example_id: int, session: DB, _: ApiAnnotator) -> ExampleOut:
+def get_example(example_id: Id, session: DB, _: ApiAnnotator) -> ExampleOut:
     """One example with its current version (send it back as If-Match to edit)."""
     return example_out(service.get_example(session, example_id))
 
 
 @router.patch("/examples/{example_id}", response_model=ExampleOut)
 def patch_example(
-    example_id: int,
+    example_id: Id,
     body: ExamplePatch,
     request: Request,
     session: DB,

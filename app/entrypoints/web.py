@@ -3,6 +3,7 @@ handlers, security headers and the request gate that all of them share."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -13,19 +14,22 @@ import anyio.to_thread
 import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import exc as sa
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.entrypoints.domains import DOMAINS
 from app.platform.config import get_settings
-from app.platform.db import is_transient
+from app.platform.db import DB, is_transient
 from app.platform.domain import load
 from app.platform.errors import SiftError, Unavailable
 from app.platform.logging import configure_logging
-from app.platform.web import error_page, templates
+from app.platform.security import user_for_token
+from app.platform.validation import refuse_nul_input
+from app.platform.web import check_csrf, error_page, optional_page_user, templates
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENT_SECURITY_POLICY = (
@@ -60,6 +64,18 @@ def database_trouble(exc: Exception) -> Unavailable | None:
 
 
 UNGATED = frozenset({"/healthz"})
+
+
+def may_read_api_docs(request: Request, session: Session) -> bool:
+    """In production the API's description is for signed-in people (a page session or an API
+    token): it maps every route for whoever asks. Elsewhere anyone may read it."""
+    if get_settings().env != "production":
+        return True
+    # Called, not a dependency: /api/docs is a page under /api/, /openapi.json is read by both.
+    if optional_page_user(request, session) is not None:
+        return True
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and user_for_token(session, token.strip()) is not None
 
 
 @asynccontextmanager
@@ -108,9 +124,11 @@ def create_app() -> FastAPI:
         version="0.1.0",
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, behind sign-in in production
         lifespan=lifespan,
         # Scope "request": a streamed export keeps its slot (and its connection) to the end.
-        dependencies=[Depends(database_gate, scope="request")],
+        # Then text with a NUL character is refused (422 naming the field) before any route runs.
+        dependencies=[Depends(database_gate, scope="request"), Depends(refuse_nul_input)],
     )
 
     @app.exception_handler(SiftError)
@@ -126,10 +144,25 @@ def create_app() -> FastAPI:
         # A database outage or a lock wait cut short is a 503 the client may retry, never a
         # 500 or a dropped connection.
         trouble = database_trouble(exc)
+        if trouble is None and isinstance(exc, sa.DataError | psycopg.DataError):
+            # A value PostgreSQL cannot hold (a number past bigint, a NUL in text) that the
+            # checks before the database missed: the request's fault, not the server's.
+            log.warning("%s %s answered 422: %s", request.method, request.url.path, exc)
+            message = "a value in the request is out of range or not valid text"
+            return _error_response(request, 422, message, {})
         if trouble is None:
             raise exc
         log.warning("%s %s answered 503: %s", request.method, request.url.path, exc)
         return await sift_error(request, trouble)
+
+    @app.exception_handler(OSError)
+    async def path_too_long(request: Request, exc: OSError) -> Response:
+        # A path from the request (a model folder) past the file system's name limit: the
+        # caller's mistake, whichever check looked at it first.
+        if exc.errno != errno.ENAMETOOLONG:
+            raise exc
+        message = "a path in the request is longer than the file system allows"
+        return _error_response(request, 422, message, {})
 
     @app.exception_handler(StaleDataError)
     async def stale(request: Request, exc: StaleDataError) -> Response:
@@ -171,8 +204,18 @@ def create_app() -> FastAPI:
             app.include_router(load(domain.pages))
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
+    # Outside /api/ it counts as a page: the CSRF dependency (a no-op on GET) as on every page.
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(check_csrf)])
+    def openapi(request: Request, session: DB) -> Response:
+        if not may_read_api_docs(request, session):
+            message = "sign in, or send a bearer token, to read the API's description"
+            return JSONResponse({"error": message}, status_code=401)
+        return JSONResponse(app.openapi())
+
     @app.get("/api/docs", include_in_schema=False)
-    def api_docs(request: Request) -> Response:
+    def api_docs(request: Request, session: DB) -> Response:
+        if not may_read_api_docs(request, session):
+            return RedirectResponse("/login?next=/api/docs", status_code=303)
         # Swagger UI from static/vendor: FastAPI's own page loads it from a CDN with inline code.
         return templates.TemplateResponse(request, "api_docs.html")
 

@@ -17,6 +17,7 @@ from app.models import ItemState, JobState, Role, TrainingRun, User
 from app.platform.config import get_settings
 from app.platform.db import DB
 from app.platform.errors import SiftError
+from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, check_csrf, render
 
 # Every state-changing request to these pages must carry the session's CSRF token.
@@ -104,7 +105,7 @@ def start_evaluation(
 
 
 @router.get("/evaluations/{run_id}")
-def evaluation_page(request: Request, run_id: int, session: DB, user: PageUser) -> HTMLResponse:
+def evaluation_page(request: Request, run_id: Id, session: DB, user: PageUser) -> HTMLResponse:
     """One evaluation: live progress and bars (the fragment htmx polls), and its prompts."""
     run = service.get_evaluation(session, run_id)
     shown = results.summary(session, run)
@@ -124,7 +125,7 @@ def evaluation_page(request: Request, run_id: int, session: DB, user: PageUser) 
 
 
 @router.post("/evaluations/{run_id}/retry", response_model=None)
-def retry(run_id: int, session: DB, user: PageLead) -> Response:
+def retry(run_id: Id, session: DB, user: PageLead) -> Response:
     """Ask again what failed in an evaluation that has ended."""
     service.retry_evaluation(session, run_id, user=user)
     return RedirectResponse(f"/evaluations/{run_id}", status_code=303)
@@ -132,7 +133,7 @@ def retry(run_id: int, session: DB, user: PageLead) -> Response:
 
 @router.get("/evaluations/{run_id}/items/{item_id}")
 def item_page(
-    request: Request, run_id: int, item_id: int, session: DB, user: PageUser
+    request: Request, run_id: Id, item_id: Id, session: DB, user: PageUser
 ) -> HTMLResponse:
     """One prompt of an evaluation: its turns, both answers, both judge texts and verdicts."""
     run = service.get_evaluation(session, run_id)

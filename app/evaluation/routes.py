@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app.evaluation import results, service
 from app.evaluation.answers import GenerationSettings
@@ -20,6 +20,7 @@ from app.evaluation.schemas import (
 )
 from app.platform.db import DB
 from app.platform.security import ApiAnnotator, ApiLead
+from app.platform.validation import Id, IdempotencyKey
 
 router = APIRouter(prefix="/api/v1", tags=["evaluation"])
 
@@ -69,7 +70,7 @@ def start_evaluation(
     body: EvaluationCreate,
     session: DB,
     user: ApiLead,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> EvaluationOut:
     """Evaluate model A against model B on a test set: answers, then the judge in both orders."""
     run = service.start_evaluation(
@@ -88,7 +89,7 @@ def start_evaluation(
 
 
 @router.get("/evaluations/{run_id}", response_model=EvaluationOut)
-def get_evaluation(run_id: int, session: DB, _: ApiAnnotator) -> EvaluationOut:
+def get_evaluation(run_id: Id, session: DB, _: ApiAnnotator) -> EvaluationOut:
     """An evaluation: state, progress, win / tie / lose totals and the winning score."""
     return EvaluationOut.model_validate(
         results.summary(session, service.get_evaluation(session, run_id))
@@ -96,7 +97,7 @@ def get_evaluation(run_id: int, session: DB, _: ApiAnnotator) -> EvaluationOut:
 
 
 @router.post("/evaluations/{run_id}/retry", response_model=EvaluationOut, status_code=202)
-def retry_evaluation(run_id: int, body: RetryIn, session: DB, user: ApiLead) -> EvaluationOut:
+def retry_evaluation(run_id: Id, body: RetryIn, session: DB, user: ApiLead) -> EvaluationOut:
     """Ask again what failed (answers or judge calls) in an evaluation that has ended."""
     service.retry_evaluation(session, run_id, budget_usd=body.budget_usd, user=user)
     return EvaluationOut.model_validate(
@@ -106,7 +107,7 @@ def retry_evaluation(run_id: int, body: RetryIn, session: DB, user: ApiLead) -> 
 
 @router.get("/evaluations/{run_id}/items", response_model=list[ItemOut])
 def list_items(
-    run_id: int,
+    run_id: Id,
     session: DB,
     _: ApiAnnotator,
     verdict: Annotated[str | None, Query(description="win, tie, lose or error")] = None,
@@ -117,7 +118,7 @@ def list_items(
 
 
 @router.get("/evaluations/{run_id}/items/{item_id}", response_model=ItemOut)
-def get_item(run_id: int, item_id: int, session: DB, _: ApiAnnotator) -> ItemOut:
+def get_item(run_id: Id, item_id: Id, session: DB, _: ApiAnnotator) -> ItemOut:
     """One prompt of an evaluation, with both judge texts."""
     run = service.get_evaluation(session, run_id)
     return ItemOut.model_validate(service.get_item(session, run, item_id))

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.platform.validation import Id
+
 
 class TestSetCreate(BaseModel):
     """A test set from records given here, or from a dataset or a snapshot."""
@@ -18,7 +20,7 @@ class TestSetCreate(BaseModel):
     format: str = "auto"
     prompt_field: str | None = Field(default=None, max_length=100)
     dataset: str | None = None
-    snapshot: int | None = None
+    snapshot: Id | None = None
 
 
 class TestSetOut(BaseModel):

@@ -17,7 +17,7 @@ from app.evaluation.answers import ENDPOINT, RUN, GenerationSettings, ModelRef, 
 from app.evaluation.testsets import PromptDraft, parse_records, prompts_digest, read_file
 from app.models import EvalItem, EvalPrompt, EvalRun, EvalTestSet, Example, Job, SnapshotItem, User
 from app.platform.errors import Conflict, InvalidInput, NotFound
-from app.platform.jobs.dispatch import create_job
+from app.platform.jobs.dispatch import canonical_params, create_job, keyed_job, reused_key
 from app.platform.llm.endpoints import get_endpoint, require_priced
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -225,14 +225,19 @@ def start_evaluation(
         for ref in refs:
             if ref.kind == ENDPOINT:
                 require_priced(ref.name, get_endpoint(ref.name))
-    if idempotency_key:
-        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
-        if existing is not None:
-            found = session.scalar(select(EvalRun).where(EvalRun.job_id == existing.id))
-            if found is None:
-                raise Conflict(f"idempotency key {idempotency_key!r} belongs to another job")
-            return found
     settings = generation or GenerationSettings()
+    existing = keyed_job(session, user, idempotency_key)
+    if existing is not None:
+        found = session.scalar(select(EvalRun).where(EvalRun.job_id == existing.id))
+        if found is None:
+            raise Conflict(f"idempotency key {idempotency_key!r} belongs to another job")
+        asked = (str(refs[0]), str(refs[1]), test_set.id, judge_name.lower())
+        params = {"judge_prompt": chosen, "generation": settings.as_dict()}
+        if (found.model_a, found.model_b, found.test_set_id, found.judge) != asked or (
+            canonical_params(found.params) != canonical_params(params)
+        ):
+            raise reused_key(idempotency_key)
+        return found
     run = EvalRun(
         model_a=str(refs[0]),
         model_b=str(refs[1]),

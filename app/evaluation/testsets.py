@@ -16,6 +16,7 @@ from typing import Any
 
 from app.datasets.service import FileError, RecordStream, detect_container
 from app.platform.errors import InvalidInput
+from app.platform.validation import first_nul, nul_message
 
 FORMATS = ("auto", "vicuna", "wizardlm", "self-instruct", "mt-bench", "prompts")
 # A generic record's prompt: the first of these fields that it has.
@@ -179,6 +180,9 @@ def parse_records(
         try:
             if not isinstance(record, dict):
                 raise RecordProblem("a record must be a JSON object")
+            nul = first_nul(record)
+            if nul is not None:  # PostgreSQL text and jsonb cannot hold it
+                raise RecordProblem(nul_message(nul))
             draft = (
                 PARSERS[fmt](record, number)
                 if fmt in PARSERS

@@ -18,6 +18,7 @@ from app.platform import forms
 from app.platform.config import get_settings
 from app.platform.db import DB
 from app.platform.errors import InvalidInput, NotFound, SiftError
+from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, check_csrf, render
 
 # Every state-changing request to these pages must carry the session's CSRF token.
@@ -125,7 +126,7 @@ def start(
 
 
 @router.get("/examples/{example_id}/provenance")
-def provenance_page(request: Request, example_id: int, session: DB, user: PageUser) -> HTMLResponse:
+def provenance_page(request: Request, example_id: Id, session: DB, user: PageUser) -> HTMLResponse:
     """Where a generated example came from, with its variants side by side."""
     example = get_example(session, example_id)
     found = service.provenance_for(session, [example_id]).get(example_id)

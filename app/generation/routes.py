@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 
 from app.datasets.service import get_example
 from app.generation import service
@@ -14,6 +13,7 @@ from app.platform.db import DB
 from app.platform.errors import NotFound
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
+from app.platform.validation import Id, IdempotencyKey
 
 router = APIRouter(prefix="/api/v1", tags=["generation"])
 
@@ -30,7 +30,7 @@ def generate(
     body: GenerateIn,
     session: DB,
     user: ApiLead,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Start a generation job from this dataset into `into` (created if missing)."""
     job = service.start_generation(
@@ -40,7 +40,7 @@ def generate(
 
 
 @router.get("/examples/{example_id}/provenance", response_model=ProvenanceOut)
-def provenance(example_id: int, session: DB, _: ApiAnnotator) -> ProvenanceOut:
+def provenance(example_id: Id, session: DB, _: ApiAnnotator) -> ProvenanceOut:
     """Where a generated example came from (404 for an example that was not generated)."""
     get_example(session, example_id)
     found = service.provenance_for(session, [example_id]).get(example_id)
@@ -50,7 +50,7 @@ def provenance(example_id: int, session: DB, _: ApiAnnotator) -> ProvenanceOut:
 
 
 @router.get("/examples/{example_id}/variants", response_model=list[VariantOut])
-def variants(example_id: int, session: DB, _: ApiAnnotator) -> list[VariantOut]:
+def variants(example_id: Id, session: DB, _: ApiAnnotator) -> list[VariantOut]:
     """The Evol-Quality answers of the example's group, the original first."""
     get_example(session, example_id)
     return [VariantOut(**asdict(v)) for v in service.variants_of(session, example_id)]

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from app.jobs import service
 from app.models import Dataset, JobState, Role, User
 from app.platform.db import DB
+from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, act, check_csrf, render
 
 # Every state-changing request to these pages must carry the session's CSRF token.
@@ -42,7 +43,7 @@ def jobs_page(request: Request, session: DB, user: PageUser) -> HTMLResponse:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=None)
-def cancel(request: Request, job_id: int, session: DB, user: PageLead) -> Response:
+def cancel(request: Request, job_id: Id, session: DB, user: PageLead) -> Response:
     """Cancel a job that has not finished; htmx gets the refreshed table."""
     return act(
         request,
@@ -53,7 +54,7 @@ def cancel(request: Request, job_id: int, session: DB, user: PageLead) -> Respon
 
 
 @router.post("/jobs/{job_id}/resume", response_model=None)
-def resume(request: Request, job_id: int, session: DB, user: PageLead) -> Response:
+def resume(request: Request, job_id: Id, session: DB, user: PageLead) -> Response:
     """Queue a paused or failed job again; htmx gets the refreshed table."""
     return act(
         request,

@@ -9,30 +9,31 @@ from app.jobs.schemas import ResumeIn
 from app.platform.db import DB
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
+from app.platform.validation import Id
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 
 @router.get("", response_model=list[JobOut])
-def list_jobs(session: DB, _: ApiAnnotator, active: bool = False) -> list[JobOut]:
-    """The newest jobs first."""
-    return [JobOut.model_validate(j) for j in service.list_jobs(session, active_only=active)]
+def list_jobs(session: DB, user: ApiAnnotator, active: bool = False) -> list[JobOut]:
+    """The newest jobs first (without server paths for annotators)."""
+    return [JobOut.shown_to(j, user) for j in service.list_jobs(session, active_only=active)]
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: int, session: DB, _: ApiAnnotator) -> JobOut:
-    """One job with its progress and counts."""
-    return JobOut.model_validate(service.get_job(session, job_id))
+def get_job(job_id: Id, session: DB, user: ApiAnnotator) -> JobOut:
+    """One job with its progress and counts (without server paths for annotators)."""
+    return JobOut.shown_to(service.get_job(session, job_id), user)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: int, _: ApiLead, session: DB) -> JobOut:
+def cancel_job(job_id: Id, _: ApiLead, session: DB) -> JobOut:
     """Cancel a job that has not finished."""
     return JobOut.model_validate(service.cancel_job(session, job_id))
 
 
 @router.post("/{job_id}/resume", response_model=JobOut)
-def resume_job(job_id: int, _: ApiLead, session: DB, body: ResumeIn | None = None) -> JobOut:
+def resume_job(job_id: Id, _: ApiLead, session: DB, body: ResumeIn | None = None) -> JobOut:
     """Queue a paused or failed job again, optionally with a larger budget."""
     budget = body.budget_usd if body else None
     return JobOut.model_validate(service.resume_job(session, job_id, budget_usd=budget))

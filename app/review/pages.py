@@ -15,6 +15,7 @@ from app.generation.service import provenance_for
 from app.models import Example, ExampleStatus, ReviewAction, User
 from app.platform.db import DB
 from app.platform.errors import InvalidInput, SiftError
+from app.platform.validation import Id
 from app.platform.web import PageUser, check_csrf, render
 from app.review import context as seen
 from app.review import queue as queues
@@ -144,11 +145,11 @@ REJECT_REASONS = (
 @router.get("/review/examples/{example_id}")
 def example_page(
     request: Request,
-    example_id: int,
+    example_id: Id,
     session: DB,
     user: PageUser,
     queue: QueueParam,
-    last_id: int = 0,
+    last_id: Id = 0,
     last_action: str = "",
 ) -> HTMLResponse:
     """One example with everything a reviewer needs beside it, and the decision buttons."""
@@ -163,7 +164,7 @@ def example_page(
 
 
 @router.get("/review/examples/{example_id}/neighbours")
-def neighbours(request: Request, example_id: int, session: DB, user: PageUser) -> HTMLResponse:
+def neighbours(request: Request, example_id: Id, session: DB, user: PageUser) -> HTMLResponse:
     """The nearest examples by embedding (loaded after the page, it can take a moment)."""
     example = get_example(session, example_id)
     found, note = seen.neighbours_of(session, example)
@@ -172,7 +173,7 @@ def neighbours(request: Request, example_id: int, session: DB, user: PageUser) -
 
 @router.post("/review/examples/{example_id}/decide")
 def decide(
-    example_id: int,
+    example_id: Id,
     session: DB,
     user: PageUser,
     queue: QueueParam,
@@ -210,7 +211,7 @@ async def edited_turns(request: Request) -> dict[int, str]:
 @router.post("/review/examples/{example_id}/edit", response_model=None)
 def edit(
     request: Request,
-    example_id: int,
+    example_id: Id,
     session: DB,
     user: PageUser,
     queue: QueueParam,
@@ -244,7 +245,7 @@ def _conflict(
     request: Request,
     session: Session,
     user: User,
-    example_id: int,
+    example_id: Id,
     turns: dict[int, str],
     action: ReviewAction,
     queue: queues.Queue | None,

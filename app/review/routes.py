@@ -9,6 +9,7 @@ from app.datasets.service import example_out
 from app.models import ReviewAction
 from app.platform.db import DB
 from app.platform.security import ApiAnnotator
+from app.platform.validation import Id
 from app.review import queue as queues
 from app.review import service
 from app.review.schemas import DecisionIn, DecisionOut, NextOut, QueueIn, UndoOut
@@ -39,7 +40,7 @@ def take_next(spec: QueueIn, session: DB, user: ApiAnnotator) -> NextOut:
 
 
 @router.post("/examples/{example_id}/decision", response_model=DecisionOut, status_code=201)
-def decide(example_id: int, body: DecisionIn, session: DB, user: ApiAnnotator) -> DecisionOut:
+def decide(example_id: Id, body: DecisionIn, session: DB, user: ApiAnnotator) -> DecisionOut:
     """Accept, reject (with a reason) or skip; 409 when the example changed or is held."""
     queue = _queue(session, body) if body.collection or body.dataset else None
     decision = service.decide(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 
 from app.datasets.service import get_dataset
 from app.platform.db import DB
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
+from app.platform.validation import IdempotencyKey
 from app.scoring import service
 from app.scoring.recipes import BUILTIN_RECIPES
 from app.scoring.schemas import Histogram, RecipeCreate, ScorerOut, ScoreStart, ScoreSummary
@@ -53,7 +54,7 @@ def start_scoring(
     body: ScoreStart,
     session: DB,
     user: ApiLead,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Score every example of the dataset that has no score from this scorer yet."""
     job = service.start_score_job(

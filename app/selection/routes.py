@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 
 from app.datasets.service import get_dataset
 from app.platform.db import DB
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
+from app.platform.validation import IdempotencyKey
 from app.selection import dedup, embed_job
 from app.selection.schemas import ClusterOut, ClusterPage, DedupStart, EmbedStart
 
@@ -22,7 +23,7 @@ def start_embedding(
     body: EmbedStart,
     session: DB,
     user: ApiLead,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Embed every example of the dataset that has no vector from the model yet."""
     job = embed_job.start_embed_job(
@@ -37,7 +38,7 @@ def start_dedup(
     body: DedupStart,
     session: DB,
     user: ApiLead,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Find the dataset's near-duplicates by one method, replacing that method's clusters."""
     job = dedup.start_dedup_job(

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.models import Collection, Role, Snapshot, TrainingRun, User
 from app.platform.db import DB
 from app.platform.errors import SiftError
+from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, act, check_csrf, render
 from app.training import layout, service
 from app.training.charts import curve
@@ -57,7 +58,8 @@ def _list_page(
     entered: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    runs = service.describe_runs(session, service.list_runs(session))
+    views = service.describe_runs(session, service.list_runs(session))
+    runs = [service.shown_to(view, user) for view in views]
     presets = _preset_values()
     chosen = (entered or {}).get("preset", "alpaca")
     context = {
@@ -110,7 +112,7 @@ def launch(request: Request, session: DB, user: PageLead, fields: FormFields) ->
 def _run_page(
     request: Request, session: Session, user: User, run: TrainingRun, notice: str | None = None
 ) -> HTMLResponse:
-    view = service.describe(session, run, full=True)
+    view = service.shown_to(service.describe(session, run, full=True), user)
     metrics = view.metrics or []
     speeds = [m["tokens_per_s"] for m in metrics if m["tokens_per_s"]]
     context = {
@@ -130,13 +132,13 @@ def _run_page(
 
 
 @router.get("/training/{run_id}")
-def run_page(request: Request, run_id: int, session: DB, user: PageUser) -> HTMLResponse:
+def run_page(request: Request, run_id: Id, session: DB, user: PageUser) -> HTMLResponse:
     """One run, live: state, step, loss and learning-rate curves, tokens/s, logs."""
     return _run_page(request, session, user, service.get_run(session, run_id))
 
 
 @router.post("/training/{run_id}/cancel", response_model=None)
-def cancel(request: Request, run_id: int, session: DB, user: PageLead) -> Response:
+def cancel(request: Request, run_id: Id, session: DB, user: PageLead) -> Response:
     """Stop the run after a checkpoint."""
     run = service.get_run(session, run_id)
     return act(
@@ -148,7 +150,7 @@ def cancel(request: Request, run_id: int, session: DB, user: PageLead) -> Respon
 
 
 @router.post("/training/{run_id}/resume", response_model=None)
-def resume(request: Request, run_id: int, session: DB, user: PageLead) -> Response:
+def resume(request: Request, run_id: Id, session: DB, user: PageLead) -> Response:
     """Queue the run again from its last checkpoint."""
     run = service.get_run(session, run_id)
     return act(
@@ -160,7 +162,7 @@ def resume(request: Request, run_id: int, session: DB, user: PageLead) -> Respon
 
 
 @router.get("/training/{run_id}/artifacts/{path:path}", response_class=FileResponse)
-def download(run_id: int, path: str, session: DB, _: PageLead) -> FileResponse:
+def download(run_id: Id, path: str, session: DB, _: PageLead) -> FileResponse:
     """One file of the run's final artifact (leads only)."""
     file = service.artifact_path(service.get_run(session, run_id), path)
     return FileResponse(file, filename=file.name)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.platform.validation import Id
 from app.training.presets import Method, Scheduler, Template
 
 
@@ -15,7 +16,7 @@ class RunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    snapshot_id: int
+    snapshot_id: Id
     base_model: str = Field(min_length=1, max_length=500)
     preset: Literal["lima", "alpaca", "custom"] = "custom"
     method: Method | None = None

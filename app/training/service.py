@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,14 @@ from app.models import (
 from app.models.base import utcnow
 from app.platform.config import get_settings
 from app.platform.errors import Conflict, InvalidInput, NotFound
-from app.platform.jobs.dispatch import create_job, send_job
+from app.platform.jobs.dispatch import (
+    canonical_params,
+    create_job,
+    reused_key,
+    scoped_key,
+    send_job,
+)
+from app.platform.jobs.schemas import hide_paths_in_text, hide_server_paths, sees_server_paths
 from app.training import layout
 from app.training.artifacts import artifact_path as artifact_path
 from app.training.artifacts import load_trained_model as load_trained_model
@@ -92,9 +99,13 @@ def create_run(
     if session.get(Snapshot, snapshot_id) is None:
         raise NotFound(f"no snapshot {snapshot_id}")
     base_model = check_base_model(base_model, params.template)
-    key = idempotency_key or derived_key(snapshot_id, base_model, params)
+    # A client's key is tied to its caller; the derived key is the content itself.
+    key = scoped_key(user, idempotency_key) or derived_key(snapshot_id, base_model, params)
     existing = _by_key(session, key)
     if existing is not None:
+        asked = (snapshot_id, base_model, canonical_params(params.model_dump()))
+        if (existing.snapshot_id, existing.base_model, canonical_params(existing.params)) != asked:
+            raise reused_key(idempotency_key)
         return existing, False
     try:
         with session.begin_nested():
@@ -282,6 +293,21 @@ class RunView:
     checkpoints: list[int]
     metrics: list[dict[str, Any]] | None
     logs: str | None
+
+
+def shown_to(view: RunView, user: User | None) -> RunView:
+    """The run as `user` may see it: an annotator gets the base model's folder name but no
+    server path, no output folder and no log (which is full of paths)."""
+    if sees_server_paths(user):
+        return view
+    return replace(
+        view,
+        base_model=Path(view.base_model).name,
+        output_dir=None,
+        logs=None,
+        params=hide_server_paths(view.params),
+        error=hide_paths_in_text(view.error),
+    )
 
 
 def describe(session: Session, run: TrainingRun, *, full: bool = False) -> RunView:

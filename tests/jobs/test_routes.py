@@ -31,7 +31,24 @@ def test_get_job(client: TestClient, session: Session) -> None:
         "queued",
     )
     assert (body["done"], body["total"], body["counts"], body["error"]) == (0, None, {}, None)
-    assert body["params"] == {"path": "/nowhere.json"}
+    assert body["params"] == {"path": "(hidden)"}  # an annotator sees no server paths
+
+
+def test_annotators_see_no_server_paths_in_jobs(client: TestClient, session: Session) -> None:
+    _, annotator = make_token(session, "annotator")
+    _, lead = make_token(session, "lead")
+    dataset = make_dataset(session)
+    run_jobs_here(session)
+    params = {"model": "/srv/models/secret-llama", "scorer": "lima@1", "output_dir": "runs/7"}
+    job = create_job(session, "score", params, queue="cpu", dataset_id=dataset.id)
+    job.error = "no model at /srv/models/secret-llama/config.json (see https://x.org/a/b)"
+    session.flush()
+    seen = client.get(f"/api/v1/jobs/{job.id}", headers=annotator).json()
+    assert seen["params"] == {"model": "(hidden)", "scorer": "lima@1", "output_dir": "(hidden)"}
+    assert seen["error"] == "no model at (hidden) (see https://x.org/a/b)"
+    listed = client.get("/api/v1/jobs", headers=annotator).json()
+    assert "/srv/models" not in str(listed)
+    assert client.get(f"/api/v1/jobs/{job.id}", headers=lead).json()["params"] == params
 
 
 def test_unknown_job_is_404(client: TestClient, session: Session) -> None:

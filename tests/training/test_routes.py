@@ -188,3 +188,44 @@ def test_pages_launch_once_per_form_and_show_a_run_live(
                             follow_redirects=False)  # fmt: skip
     assert cancelled.status_code == 303
     assert service.run_state(session, run) == "cancelled"
+
+
+def test_a_reused_launch_key_is_the_callers_own_and_for_the_same_launch(
+    client: TestClient, session: Session, snapshot: Snapshot, base_model: Path
+) -> None:
+    _, lead = make_token(session, "lead")
+    _, other_lead = make_token(session, "lead")
+    keyed = lead | {"idempotency-key": "launch-9"}
+    first = client.post(API, json=_body(snapshot, base_model), headers=keyed)
+    assert first.status_code == 201, first.text
+    changed = client.post(API, json=_body(snapshot, base_model, max_steps=4), headers=keyed)
+    assert changed.status_code == 422 and "different request" in changed.json()["error"]
+    theirs = client.post(
+        API,
+        json=_body(snapshot, base_model, seed=11),
+        headers=other_lead | {"idempotency-key": "launch-9"},
+    )
+    assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
+
+
+def test_annotators_see_no_server_paths_or_logs_of_runs(
+    client: TestClient, session: Session, snapshot: Snapshot, base_model: Path
+) -> None:
+    _, lead = make_token(session, "lead")
+    _, annotator = make_token(session, "annotator")
+    run = client.post(API, json=_body(snapshot, base_model), headers=lead).json()
+    folder = layout.run_dir(run["id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.log").write_text(f"loading {base_model}\n")
+    url = f"{API}/{run['id']}"
+    as_lead = client.get(url, headers=lead).json()
+    assert as_lead["base_model"] == str(base_model) and as_lead["output_dir"]
+    seen = client.get(url, headers=annotator).json()
+    assert seen["base_model"] == base_model.name
+    assert seen["output_dir"] is None and seen["logs"] is None
+    listed = client.get(API, headers=annotator).json()
+    assert str(base_model) not in str(listed) and str(folder) not in str(listed)
+    sign_in(client, make_user(session, "annotator"))
+    page = client.get(f"/training/{run['id']}").text
+    assert str(base_model) not in page and str(folder) not in page
+    assert "The log is shown to leads." in page

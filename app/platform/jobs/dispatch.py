@@ -6,6 +6,8 @@ once per unit of work (`run_jobs_here`): services create and send jobs the same 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from functools import partial
 from typing import Any
 
@@ -15,10 +17,11 @@ from sqlalchemy.orm import Session
 from app.models import Job, JobState, User
 from app.models.base import utcnow
 from app.platform.db import on_commit
-from app.platform.errors import Conflict, NotFound
+from app.platform.errors import Conflict, InvalidInput, NotFound
 
 QUEUES = ("io", "cpu", "gpu")
 _RUN_HERE = "sift_run_jobs_here"
+KEY_COLUMN_LENGTH = 200  # Job.idempotency_key, TrainingRun.idempotency_key
 
 
 def run_jobs_here(session: Session) -> None:
@@ -44,12 +47,19 @@ def create_job(
     total: int | None = None,
     idempotency_key: str | None = None,
 ) -> Job:
-    """A queued job; it is sent to the workers once this transaction commits."""
-    if idempotency_key:
-        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+    """A queued job; it is sent to the workers once this transaction commits. A job created
+    earlier by the same caller with the same idempotency key is returned instead, when it was
+    asked for with the same content (422 otherwise)."""
+    stored_key = scoped_key(user, idempotency_key)
+    if stored_key is not None:
+        existing = keyed_job(session, user, idempotency_key)
         if existing is not None:
             if existing.kind != kind:
                 raise Conflict(f"idempotency key {idempotency_key!r} belongs to another job")
+            if existing.dataset_id != dataset_id or canonical_params(
+                existing.params
+            ) != canonical_params(params):
+                raise reused_key(idempotency_key)
             return existing
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
@@ -61,13 +71,46 @@ def create_job(
         created_by_id=user.id if user else None,
         dataset_id=dataset_id,
         total=total,
-        idempotency_key=idempotency_key,
+        idempotency_key=stored_key,
         counts={},
     )
     session.add(job)
     session.flush()
     send_job(session, job)
     return job
+
+
+def scoped_key(user: User | None, key: str | None) -> str | None:
+    """The stored form of a client's idempotency key: tied to its caller, so that the same key
+    from someone else is another key (None for no key, or an empty one)."""
+    if not key:
+        return None
+    owner = f"user-{user.id}" if user is not None and user.id is not None else "system"
+    scoped = f"{owner}:{key}"
+    if len(scoped) > KEY_COLUMN_LENGTH:
+        scoped = f"{owner}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+    return scoped
+
+
+def keyed_job(session: Session, user: User | None, key: str | None) -> Job | None:
+    """The job this caller created with this idempotency key, if any."""
+    stored_key = scoped_key(user, key)
+    if stored_key is None:
+        return None
+    return session.scalar(select(Job).where(Job.idempotency_key == stored_key))
+
+
+def reused_key(key: str | None) -> InvalidInput:
+    """The error for an idempotency key sent again with a different request."""
+    return InvalidInput(
+        f"the Idempotency-Key {key!r} was used for a different request: use a new key",
+        field="Idempotency-Key",
+    )
+
+
+def canonical_params(params: Any) -> Any:
+    """Parameters as the database gives them back (tuples as lists, keys as text)."""
+    return json.loads(json.dumps(params, sort_keys=True, default=str))
 
 
 def get_job(session: Session, job_id: int) -> Job:

@@ -2,10 +2,48 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from app.models import Job, Role, User
+
+HIDDEN = "(hidden)"
+# Parameters that name a place on the server, whatever their value looks like.
+PATH_KEYS = frozenset({"path", "model_path", "base_model", "output_dir", "upload", "file"})
+# A file-system path inside a message: "/x/y", "~/x", "./x", "C:\\x"; not a URL, not "4/5".
+_PATH_IN_TEXT = re.compile(r"(?<![\w.:/~])(?:~|\.{1,2})?/(?:[^\s'\"/]+/?)+|\b[A-Za-z]:\\[^\s'\"]+")
+
+
+def looks_like_path(value: str) -> bool:
+    """True for text that names a file or folder on the server."""
+    # Not "stackexchange/physics" (a source) nor "4/5": only what starts like a path.
+    return value.startswith(("/", "~", "./", "../")) or re.match(r"[A-Za-z]:\\", value) is not None
+
+
+def hide_server_paths(value: Any, key: str = "") -> Any:
+    """`value` (job or run parameters) with every server path replaced by "(hidden)"."""
+    if isinstance(value, dict):
+        return {k: hide_server_paths(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [hide_server_paths(v, key) for v in value]
+    if isinstance(value, str) and (
+        key in PATH_KEYS or key.endswith(("_path", "_dir", "_file")) or looks_like_path(value)
+    ):
+        return HIDDEN
+    return value
+
+
+def hide_paths_in_text(text: str | None) -> str | None:
+    """A message (an error, a log) with the server paths in it replaced by "(hidden)"."""
+    return _PATH_IN_TEXT.sub(HIDDEN, text) if text else text
+
+
+def sees_server_paths(user: User | None) -> bool:
+    """Leads and admins see where things are on the server; annotators do not."""
+    return user is not None and user.has_role(Role.LEAD)
 
 
 class JobOut(BaseModel):
@@ -26,3 +64,13 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     budget_usd: float | None
     spent_usd: float
+
+    @classmethod
+    def shown_to(cls, job: Job, user: User | None) -> JobOut:
+        """The job as `user` may see it: without server paths for an annotator."""
+        out = cls.model_validate(job)
+        if sees_server_paths(user):
+            return out
+        return out.model_copy(
+            update={"params": hide_server_paths(out.params), "error": hide_paths_in_text(out.error)}
+        )
