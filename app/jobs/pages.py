@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from app.jobs import service
 from app.models import Dataset, JobState, Role, User
 from app.platform.db import DB
+from app.platform.jobs.schemas import shown_jobs
 from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, act, check_csrf, render
 
@@ -26,7 +27,7 @@ def _jobs_page(
     context = {
         "user": user,
         "section": "jobs",
-        "jobs": jobs,
+        "jobs": shown_jobs(jobs, user),
         "datasets": datasets,
         # The table polls for fresh progress only while something can still move.
         "polling": any(j.state in ACTIVE for j in jobs),

@@ -74,3 +74,16 @@ def test_unknown_jobs_answer_404(client: TestClient, session: Session) -> None:
     headers = {"x-csrf-token": token}
     assert client.post("/jobs/999999999/cancel", headers=headers).status_code == 404
     assert client.post("/jobs/999999999/resume", headers=headers).status_code == 404
+
+
+def test_annotators_see_job_errors_without_server_paths(
+    client: TestClient, session: Session
+) -> None:
+    error = "no model folder at /srv/models/secret-llama"
+    make_job(session, state=JobState.FAILED.value, error=error)
+    sign_in(client, make_user(session, "annotator"))
+    page = client.get("/jobs").text
+    assert "no model folder at (hidden)" in page and "/srv/models" not in page
+    client.cookies.clear()
+    sign_in(client, make_user(session, "lead"))
+    assert error in client.get("/jobs").text

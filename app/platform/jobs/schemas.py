@@ -46,6 +46,24 @@ def sees_server_paths(user: User | None) -> bool:
     return user is not None and user.has_role(Role.LEAD)
 
 
+class ShownJob:
+    """A job for a page an annotator sees: its error and parameters without server paths, the
+    rest as it is."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+        self.error = hide_paths_in_text(job.error)
+        self.params = hide_server_paths(job.params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+
+def shown_jobs(jobs: list[Job], user: User | None) -> list[Job] | list[ShownJob]:
+    """The jobs as `user` may see them on a page."""
+    return jobs if sees_server_paths(user) else [ShownJob(job) for job in jobs]
+
+
 class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
