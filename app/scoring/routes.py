@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import PurePath
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
 from app.datasets.service import get_dataset
+from app.models import User
 from app.platform.db import DB
-from app.platform.jobs.schemas import JobOut
+from app.platform.jobs.schemas import JobOut, hide_server_paths, looks_like_path, sees_server_paths
 from app.platform.security import ApiAnnotator, ApiLead
 from app.platform.validation import IdempotencyKey
 from app.scoring import service
@@ -16,12 +19,14 @@ from app.scoring.recipes import BUILTIN_RECIPES
 from app.scoring.schemas import Histogram, RecipeCreate, ScorerOut, ScoreStart, ScoreSummary
 
 router = APIRouter(prefix="/api/v1", tags=["scoring"])
+Shown = TypeVar("Shown", bound=BaseModel)
 
 
 @router.get("/scorers", response_model=list[ScorerOut])
-def list_scorers(session: DB, _: ApiAnnotator) -> list[ScorerOut]:
-    """Every stored scorer version (a recipe bound to a model), newest version first."""
-    return [ScorerOut.model_validate(s) for s in service.list_scorers(session)]
+def list_scorers(session: DB, user: ApiAnnotator) -> list[ScorerOut]:
+    """Every stored scorer version (a recipe bound to a model), newest version first; an
+    annotator sees a local model's folder name, not its path."""
+    return [_shown(ScorerOut.model_validate(s), user) for s in service.list_scorers(session)]
 
 
 @router.get("/scorers/builtin", response_model=list[str])
@@ -71,10 +76,10 @@ def start_scoring(
 
 
 @router.get("/datasets/{name}/scores", response_model=list[ScoreSummary])
-def dataset_scores(name: str, session: DB, _: ApiAnnotator) -> list[ScoreSummary]:
+def dataset_scores(name: str, session: DB, user: ApiAnnotator) -> list[ScoreSummary]:
     """The scorers that have scored this dataset, with how many ok scores each."""
     summary = service.scores_summary(session, get_dataset(session, name))
-    return [ScoreSummary.model_validate(row) for row in summary]
+    return [_shown(ScoreSummary.model_validate(row), user) for row in summary]
 
 
 @router.get("/datasets/{name}/scores/{scorer}/histogram", response_model=Histogram)
@@ -82,10 +87,26 @@ def score_histogram(
     name: str,
     scorer: str,
     session: DB,
-    _: ApiAnnotator,
+    user: ApiAnnotator,
     bins: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> Histogram:
     """The distribution of a scorer's values over a dataset (`scorer` is NAME or NAME@VERSION)."""
-    return Histogram.model_validate(
-        service.histogram(session, get_dataset(session, name), scorer, bins)
+    return _shown(
+        Histogram.model_validate(
+            service.histogram(session, get_dataset(session, name), scorer, bins)
+        ),
+        user,
     )
+
+
+def _shown(out: Shown, user: User) -> Shown:
+    """`out` without server paths for an annotator: a local model by its folder's name."""
+    if sees_server_paths(user):
+        return out
+    update: dict[str, Any] = {}
+    model = getattr(out, "model", None)
+    if isinstance(model, str) and looks_like_path(model):
+        update["model"] = PurePath(model).name
+    if isinstance(getattr(out, "params", None), dict):
+        update["params"] = hide_server_paths(out.params)  # type: ignore[attr-defined]
+    return out.model_copy(update=update) if update else out

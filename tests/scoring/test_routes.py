@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.models import Dataset, Job, ScoreState
+from app.models import Dataset, Job, Scorer, ScoreState
 from app.platform.config import get_settings
 from app.scoring.chunks import upsert_scores
 from app.scoring.service import choose_scorer, get_or_create_scorer
@@ -147,3 +147,19 @@ def test_score_filters_on_the_examples_list(client: TestClient, session: Session
     bad = client.get(url, params={"score": "lima>>1"}, headers=annotator)
     assert bad.status_code == 422 and "score" in bad.text
     assert client.get(url, params={"score": "nope>1"}, headers=annotator).status_code == 404
+
+
+def test_annotators_see_a_local_scorer_model_by_name_not_path(
+    client: TestClient, session: Session
+) -> None:
+    _, annotator = make_token(session, "annotator")
+    _, lead = make_token(session, "lead")
+    session.add(Scorer(name="deita-quality", version=99, key="k" * 64, kind="local_logit_scorer",
+                       model="/srv/models/deita-scorer", params={"model_path": "/srv/x"}))  # fmt: skip
+    session.flush()
+    seen = [
+        s for s in client.get("/api/v1/scorers", headers=annotator).json() if s["version"] == 99
+    ]
+    assert seen[0]["model"] == "deita-scorer" and seen[0]["params"] == {"model_path": "(hidden)"}
+    led = [s for s in client.get("/api/v1/scorers", headers=lead).json() if s["version"] == 99]
+    assert led[0]["model"] == "/srv/models/deita-scorer"
