@@ -229,8 +229,8 @@ def start_evaluation(
     existing = keyed_job(session, user, idempotency_key)
     if existing is not None:
         found = session.scalar(select(EvalRun).where(EvalRun.job_id == existing.id))
-        if found is None:
-            raise Conflict(f"idempotency key {idempotency_key!r} belongs to another job")
+        if found is None:  # the key started another kind of job
+            raise reused_key(idempotency_key)
         asked = (str(refs[0]), str(refs[1]), test_set.id, judge_name.lower())
         params = {"judge_prompt": chosen, "generation": settings.as_dict()}
         if (found.model_a, found.model_b, found.test_set_id, found.judge) != asked or (

@@ -174,3 +174,32 @@ def test_the_api_description_needs_sign_in_in_production(
     sign_in(client, make_token(session, "annotator")[0])
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/api/docs").status_code == 200
+
+
+def test_a_key_raced_by_the_same_caller_gives_the_first_job(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.platform.jobs import dispatch
+
+    run_jobs_here(session)
+    user, _ = make_token(session, "lead")
+    dataset = make_dataset(session)
+    first = dispatch.create_job(
+        session, "embed", {"model": "m"}, queue="cpu", user=user, dataset_id=dataset.id,
+        idempotency_key="race",
+    )  # fmt: skip
+    # The second request looked before the first committed: its INSERT meets the first's key.
+    real = dispatch.keyed_job
+    calls: list[object] = []
+
+    def late(*args: object) -> Job | None:
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dispatch, "keyed_job", late)
+    again = dispatch.create_job(
+        session, "embed", {"model": "m"}, queue="cpu", user=user, dataset_id=dataset.id,
+        idempotency_key="race",
+    )  # fmt: skip
+    assert again.id == first.id and len(calls) == 2
+    assert session.query(Job).filter(Job.dataset_id == dataset.id).count() == 1

@@ -12,12 +12,13 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.models import Job, JobState, User
 from app.models.base import utcnow
 from app.platform.db import on_commit
-from app.platform.errors import Conflict, InvalidInput, NotFound
+from app.platform.errors import InvalidInput, NotFound
 
 QUEUES = ("io", "cpu", "gpu")
 _RUN_HERE = "sift_run_jobs_here"
@@ -51,16 +52,10 @@ def create_job(
     earlier by the same caller with the same idempotency key is returned instead, when it was
     asked for with the same content (422 otherwise)."""
     stored_key = scoped_key(user, idempotency_key)
-    if stored_key is not None:
-        existing = keyed_job(session, user, idempotency_key)
-        if existing is not None:
-            if existing.kind != kind:
-                raise Conflict(f"idempotency key {idempotency_key!r} belongs to another job")
-            if existing.dataset_id != dataset_id or canonical_params(
-                existing.params
-            ) != canonical_params(params):
-                raise reused_key(idempotency_key)
-            return existing
+    asked = (kind, dataset_id, canonical_params(params))
+    existing = keyed_job(session, user, idempotency_key)
+    if existing is not None:
+        return _same_request(existing, asked, idempotency_key)
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
     job = Job(
@@ -74,10 +69,29 @@ def create_job(
         idempotency_key=stored_key,
         counts={},
     )
-    session.add(job)
-    session.flush()
+    if stored_key is None:
+        session.add(job)
+        session.flush()
+    else:
+        try:
+            with session.begin_nested():
+                session.add(job)
+                session.flush()
+        except IntegrityError:
+            # The same key from the same caller, in a request that committed first: its job.
+            existing = keyed_job(session, user, idempotency_key)
+            if existing is None:
+                raise
+            return _same_request(existing, asked, idempotency_key)
     send_job(session, job)
     return job
+
+
+def _same_request(existing: Job, asked: tuple[Any, ...], key: str | None) -> Job:
+    """The job a key was first used for, when asked for again with the same content."""
+    if (existing.kind, existing.dataset_id, canonical_params(existing.params)) != asked:
+        raise reused_key(key)
+    return existing
 
 
 def scoped_key(user: User | None, key: str | None) -> str | None:
