@@ -206,6 +206,8 @@ def test_a_reused_launch_key_is_the_callers_own_and_for_the_same_launch(
         headers=other_lead | {"idempotency-key": "launch-9"},
     )
     assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
+    too_long = client.post(API, json=_body(snapshot, Path("/tmp") / ("m" * 300)), headers=lead)
+    assert too_long.status_code == 422  # past the file-name limit: no 500
 
 
 def test_annotators_see_no_server_paths_or_logs_of_runs(
