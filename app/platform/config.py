@@ -11,6 +11,11 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "sift-dev-secret-change-me"
+# Production's SIFT_SECRET_KEY signs the session cookies: at least this long, with enough
+# distinct characters that it is not a word repeated (`python -c "import secrets;
+# print(secrets.token_urlsafe(48))"` makes a good one).
+MIN_SECRET_CHARS = 32
+MIN_SECRET_DISTINCT = 12
 
 
 class LLMEndpoint(BaseModel):
@@ -67,8 +72,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
-        if self.env == "production" and self.secret_key in ("", DEV_SECRET):
+        if self.env != "production":
+            return self
+        if self.secret_key in ("", DEV_SECRET):
             raise ValueError("SIFT_SECRET_KEY must be set to a real secret in production")
+        if (
+            len(self.secret_key) < MIN_SECRET_CHARS
+            or len(set(self.secret_key)) < MIN_SECRET_DISTINCT
+        ):
+            raise ValueError(
+                f"SIFT_SECRET_KEY is too weak for production: use at least {MIN_SECRET_CHARS} "
+                f"random characters ({MIN_SECRET_DISTINCT}+ distinct), e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         return self
 
     @property

@@ -50,3 +50,26 @@ def test_database_and_broker_urls(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     served = Settings()
     assert not served.embedded and served.broker_url == "redis://redis:6379/0"
     assert served.sqlalchemy_url == "postgresql+psycopg://sift@db:5432/sift"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "a",  # issue 18, finding 8
+        "short-but-random-Xy7",  # under 32 characters
+        "ab" * 32,  # long, but two characters repeated
+        "password" * 5,  # long, but a word repeated
+    ],
+)
+def test_production_refuses_a_weak_secret(secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIFT_ENV", "production")
+    monkeypatch.setenv("SIFT_SECRET_KEY", secret)
+    with pytest.raises(ValidationError, match="SIFT_SECRET_KEY is too weak") as raised:
+        Settings()
+    assert "\n" not in raised.value.errors()[0]["msg"]  # `sift` prints it on one line
+
+
+def test_development_accepts_any_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIFT_ENV", "development")
+    monkeypatch.setenv("SIFT_SECRET_KEY", "a")
+    assert Settings().secret_key == "a"
