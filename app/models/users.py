@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, true
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, StrEnum
@@ -26,6 +26,10 @@ class User(IdMixin, CreatedMixin, Base):
     role: Mapped[str] = mapped_column(String(20), default=Role.ANNOTATOR.value)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Stored in the session cookie at sign-in and in each API token at its creation; a cookie
+    # or token of another version is refused. Bumped by logout, a password change,
+    # deactivation and "sign out everywhere", so every older session and token ends at once.
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -43,5 +47,7 @@ class ApiToken(IdMixin, CreatedMixin, Base):
     prefix: Mapped[str] = mapped_column(String(16))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The user's session_version when the token was made: valid only while they are equal.
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     user: Mapped[User] = relationship(back_populates="tokens")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -40,9 +41,17 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+# Checked against when there is no usable hash (unknown name, deactivated account, no password),
+# so that every sign-in runs argon2 and timing does not tell those cases apart.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when the password matches the stored hash."""
+    """True when the password matches the stored hash. Without a hash argon2 still runs
+    (against a dummy) and the answer is False."""
     if not password_hash:
+        with contextlib.suppress(VerificationError, InvalidHashError):
+            _hasher.verify(_DUMMY_HASH, password)
         return False
     try:
         return _hasher.verify(password_hash, password)
@@ -71,13 +80,17 @@ def csrf_matches(expected: str | None, given: str | None) -> bool:
 
 
 def active_token(session: Session, token: str) -> ApiToken | None:
-    """The unrevoked token row of an active user, or None. Reads only."""
+    """The unrevoked token row of an active user, made under the user's current session
+    version (a password change, deactivation or "sign out everywhere" ends it), or None.
+    Reads only."""
     row = session.scalar(
         select(ApiToken).where(
             ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
         )
     )
     if row is None or not row.user.is_active:
+        return None
+    if row.session_version != row.user.session_version:
         return None
     return row
 

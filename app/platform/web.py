@@ -53,12 +53,15 @@ async def check_csrf(request: Request) -> None:
 def optional_page_user(
     request: Request, session: Session = Depends(get_session, scope="function")
 ) -> User | None:
-    """The signed-in user of a browser session, or None."""
+    """The signed-in user of a browser session, or None. The cookie must carry the user's
+    current session version: logout, a password change, deactivation and "sign out
+    everywhere" bump it, so a copy of an older cookie signs nobody in."""
     user_id = request.session.get("user_id")
     if user_id is None:
         return None
     user = session.get(User, user_id)
-    if user is None or not user.is_active:
+    version = request.session.get("session_version")
+    if user is None or not user.is_active or version != user.session_version:
         request.session.clear()
         return None
     return user

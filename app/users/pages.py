@@ -76,13 +76,17 @@ def login(
     # A new session: nothing from before signing in (a planted cookie included) carries over.
     request.session.clear()
     request.session["user_id"] = user.id
+    request.session["session_version"] = user.session_version
     request.session["csrf"] = new_csrf_token()  # a token seen before signing in is not reused
     return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request) -> RedirectResponse:
-    """Sign out: forget everything the session cookie held."""
+def logout(request: Request, session: DB, user: MaybeUser) -> RedirectResponse:
+    """Sign out: forget everything the session cookie held, and bump the session version so
+    that a copy of the cookie (and of any other browser's) no longer signs anyone in."""
+    if user is not None:
+        service.sign_out_everywhere(user)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -221,6 +225,16 @@ def change_active(
     )
 
 
+@router.post("/admin/users/{user_id}/sign-out", response_model=None)
+def sign_out_everywhere(request: Request, user_id: int, session: DB, admin: PageAdmin) -> Response:
+    """End every browser session and API token of the account (tokens made later work)."""
+    target = service.get_user_by_id(session, user_id)
+    service.sign_out_everywhere(target)
+    if target.id == admin.id:  # the admin's own session ended too
+        request.session["session_version"] = target.session_version
+    return _back(target)
+
+
 @router.post("/admin/users/{user_id}/password")
 def reset_password(
     request: Request,
@@ -235,6 +249,8 @@ def reset_password(
         chosen = service.set_password(target, password or None)
     except SiftError as exc:
         return _user_page(request, session, admin, target, error=exc.message, status=422)
+    if target.id == admin.id:  # the admin who changed their own password stays signed in here
+        request.session["session_version"] = target.session_version
     secret = None if password else chosen
     return _user_page(request, session, admin, target, notice="Password changed.", secret=secret)
 

@@ -93,25 +93,26 @@ class LoginThrottle:
 login_throttle = LoginThrottle()
 
 
-# Checked against when the name is unknown, so that timing does not reveal which names exist.
-_DUMMY_HASH = hash_password("not-a-real-password")
-
-
 def authenticate(session: Session, name: str, password: str) -> User | None:
-    """The active user with this name and password, or None."""
+    """The active user with this name and password, or None. Argon2 runs on every path (a
+    dummy hash for an unknown name, a deactivated account or one without a password), so
+    timing tells none of them apart from a wrong password."""
     user = session.scalar(select(User).where(User.name == name))
-    if user is None:
-        verify_password(_DUMMY_HASH, password)
-        return None
-    if not user.is_active or not verify_password(user.password_hash, password):
-        return None
-    return user
+    password_hash = user.password_hash if user is not None and user.is_active else None
+    return user if verify_password(password_hash, password) else None
 
 
 def create_token(session: Session, user: User) -> str:
     """A new API token for `user`; only its hash is stored, so it is shown once."""
     token = new_token()
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:12]))
+    session.add(
+        ApiToken(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            prefix=token[:12],
+            session_version=user.session_version,
+        )
+    )
     session.flush()
     return token
 
@@ -160,6 +161,13 @@ def set_role(session: Session, user: User, role: str) -> User:
     return user
 
 
+def sign_out_everywhere(user: User) -> User:
+    """End every browser session and API token of `user` at once: the session version they
+    carry no longer matches. Tokens made afterwards work."""
+    user.session_version = (user.session_version or 1) + 1
+    return user
+
+
 def set_active(session: Session, user: User, active: bool, actor: User) -> User:
     """Deactivate (signed out everywhere, tokens refused) or reactivate an account; nobody
     deactivates themselves, and the last active admin stays."""
@@ -167,6 +175,8 @@ def set_active(session: Session, user: User, active: bool, actor: User) -> User:
         if user.id == actor.id:
             raise Conflict("you cannot deactivate yourself: ask another admin")
         _keep_an_admin(session, user)
+        if user.is_active:
+            sign_out_everywhere(user)  # reactivating later revives no session or token
     user.is_active = active
     return user
 
@@ -182,6 +192,7 @@ def set_password(user: User, password: str | None) -> str:
     """Give `user` a new password (a generated one when none is given); returns it."""
     password = check_password(password or generate_password())
     user.password_hash = hash_password(password)
+    sign_out_everywhere(user)  # sessions and tokens made under the old password end
     return password
 
 

@@ -125,7 +125,9 @@ def test_a_deactivated_user_is_signed_out_and_their_tokens_refused(
     assert other.get("/datasets", follow_redirects=False).status_code == 303  # to sign in
     assert other.get("/api/v1/datasets", headers=headers).status_code == 401
     assert post(client, f"/admin/users/{target.id}/active", token, active="true").status_code == 303
-    assert other.get("/api/v1/datasets", headers=headers).status_code == 200
+    # Reactivating revives neither the old session nor the old token (issue 18, finding 1).
+    assert other.get("/datasets", follow_redirects=False).status_code == 303
+    assert other.get("/api/v1/datasets", headers=headers).status_code == 401
 
 
 def test_tokens_are_shown_once_and_revoked(
