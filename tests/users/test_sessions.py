@@ -5,8 +5,10 @@ everywhere" end every cookie and token made before, and reactivating revives non
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -16,9 +18,10 @@ from app.platform import security
 from app.users import service
 from app.users.service import authenticate, create_token
 from tests.factories import make_user
-from tests.web.test_pages import sign_in
+from tests.web.test_pages import csrf_from, sign_in
 
 API = "/api/v1/datasets"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def signed_in(client: TestClient) -> bool:
@@ -137,3 +140,39 @@ def test_every_sign_in_path_runs_argon2(session: Session, counting: type[Countin
         before = counting.calls
         assert authenticate(session, name, password) is expected
         assert counting.calls == before + 1, name
+
+
+def test_the_cookie_is_secure_when_https_only_is_set(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.entrypoints.web import create_app
+    from app.platform.config import get_settings
+    from app.platform.db import get_session
+
+    monkeypatch.setattr(get_settings(), "session_https_only", True)
+    app = create_app()
+
+    def shared_session() -> Iterator[Session]:
+        yield session
+        session.commit()
+
+    app.dependency_overrides[get_session] = shared_session
+    with TestClient(app, base_url="https://testserver") as https:
+        user = make_user(session, "annotator")
+        response = https.post(
+            "/login",
+            data={
+                "name": user.name,
+                "password": "correct horse",
+                "csrf_token": csrf_from(https.get("/login").text),
+            },
+            follow_redirects=False,
+        )
+        assert response.status_code == 303
+        assert "secure" in response.headers["set-cookie"].lower()
+
+
+def test_the_compose_file_marks_cookies_secure_by_default() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    setting = compose["x-sift-env"]["SIFT_SESSION_HTTPS_ONLY"]
+    assert setting == "${SIFT_SESSION_HTTPS_ONLY:-true}"
