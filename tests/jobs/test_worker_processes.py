@@ -217,6 +217,18 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _listening(server: subprocess.Popen[bytes], port: int) -> bool:
+    """True once `server` accepts connections on `port`; False if it exited first."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return server.poll() is None
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[Callable[[], str]]:
     """A Redis server of this test's own that keeps nothing on disk; calling the fixture's
@@ -229,9 +241,14 @@ def own_redis(tmp_path: Path) -> Iterator[Callable[[], str]]:
 
     def restart() -> str:
         if process:
-            process.pop().kill()
-        process.append(
-            subprocess.Popen(
+            # Wait for the old server to be gone: a new one started while it still holds the
+            # port exits at once, and the test then waited on a Redis that never came back.
+            old = process.pop()
+            old.kill()
+            old.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            server = subprocess.Popen(
                 [
                     binary,
                     "--port",
@@ -247,14 +264,13 @@ def own_redis(tmp_path: Path) -> Iterator[Callable[[], str]]:
                 ],
                 stdout=subprocess.DEVNULL,
             )
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
+            if _listening(server, port):
+                process.append(server)
                 break
-            except OSError:
-                time.sleep(0.05)
+            server.kill()
+            server.wait()
+        else:
+            raise AssertionError(f"the test's own Redis did not start on port {port}")
         return f"redis://127.0.0.1:{port}/0"
 
     yield restart
