@@ -6,9 +6,25 @@ show the form again with the reason beside it. A blank field is "not given": Non
 
 from __future__ import annotations
 
-from typing import overload
+from collections.abc import Callable
+from typing import TypeVar, overload
 
 from app.platform.errors import InvalidInput
+
+T = TypeVar("T", int, float)
+
+
+def _read(
+    raw: str, field: str, convert: Callable[[str], T], kind: str, default: T | None
+) -> T | None:
+    """`convert` of the field's text; blank is `default`; anything else refused as not a `kind`."""
+    value = raw.strip()
+    if not value:
+        return default
+    try:
+        return convert(value)
+    except ValueError:
+        raise InvalidInput(f"{field}: {value!r} is not a {kind}", field=field) from None
 
 
 def optional(raw: str) -> str | None:
@@ -22,13 +38,7 @@ def number(raw: str, field: str) -> float | None: ...
 def number(raw: str, field: str, *, default: float) -> float: ...
 def number(raw: str, field: str, *, default: float | None = None) -> float | None:
     """A decimal number ("0.5", "3", "1e-3"); blank is `default`."""
-    value = raw.strip()
-    if not value:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidInput(f"{field}: {value!r} is not a number", field=field) from None
+    return _read(raw, field, float, "number", default)
 
 
 @overload
@@ -38,13 +48,7 @@ def integer(raw: str, field: str, *, default: int) -> int: ...
 def integer(raw: str, field: str, *, default: int | None = None) -> int | None:
     """An integer, refused as "not a number" (a count such as n, budget or seed, where the
     field's name already says it is whole); blank is `default`."""
-    value = raw.strip()
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(f"{field}: {value!r} is not a number", field=field) from None
+    return _read(raw, field, int, "number", default)
 
 
 @overload
@@ -54,13 +58,7 @@ def whole_number(raw: str, field: str, *, default: int) -> int: ...
 def whole_number(raw: str, field: str, *, default: int | None = None) -> int | None:
     """An integer, refused as "not a whole number" (where a decimal would be a natural
     mistake, such as max_tokens beside a temperature); blank is `default`."""
-    value = raw.strip()
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(f"{field}: {value!r} is not a whole number", field=field) from None
+    return _read(raw, field, int, "whole number", default)
 
 
 def required_number(raw: str, field: str) -> float:
