@@ -28,6 +28,7 @@ from app.platform.errors import InvalidInput
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.platform.validation import BigInt, Id
+from app.review.service import check_edit, check_read
 from app.scoring.service import score_condition
 from app.selection.service import representative_only
 
@@ -92,7 +93,7 @@ def start_import(
 def list_examples(
     name: str,
     session: DB,
-    _: ApiAnnotator,
+    _: ApiLead,
     after: BigInt | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     source: str | None = None,
@@ -149,8 +150,10 @@ def export_dataset(
 
 
 @router.get("/examples/{example_id}", response_model=ExampleOut)
-def get_example(example_id: Id, session: DB, _: ApiAnnotator) -> ExampleOut:
-    """One example with its current version (send it back as If-Match to edit)."""
+def get_example(example_id: Id, session: DB, user: ApiAnnotator) -> ExampleOut:
+    """One example with its current version (send it back as If-Match to edit); an annotator
+    reads only the examples their queue handed them or they worked on."""
+    check_read(session, user, example_id)
     return example_out(service.get_example(session, example_id))
 
 
@@ -163,7 +166,8 @@ def patch_example(
     user: ApiAnnotator,
     if_match: Annotated[str | None, Header()] = None,
 ) -> ExampleOut:
-    """Edit an example; `If-Match: <version>` is required and a stale version answers 409."""
+    """Edit an example; `If-Match: <version>` is required and a stale version answers 409, as
+    does an example another person holds. Only a lead sets `status` this way."""
     version = None
     if if_match is not None:
         try:
@@ -171,5 +175,7 @@ def patch_example(
         except ValueError as exc:
             raise InvalidInput("If-Match must be the example's version number") from exc
     changes = body.model_dump(exclude_unset=True, exclude={"reason"})
+    check_edit(session, user, example_id, changes)
+    check_read(session, user, example_id)
     example = service.update_example(session, example_id, version, changes, user, body.reason)
     return example_out(example)

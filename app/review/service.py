@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from app.collections.service import add_items
@@ -17,11 +18,13 @@ from app.models import (
     Origin,
     ReviewAction,
     ReviewDecision,
+    ReviewLease,
     Revision,
+    Role,
     User,
 )
 from app.models.base import utcnow
-from app.platform.errors import Conflict, InvalidInput, NotFound
+from app.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.review.queue import Queue, holder, release, take_lease
 
 # What a decision makes of the example's status; edits and skips leave it as it was.
@@ -41,15 +44,52 @@ def _locked(session: Session, example_id: int, user: User, version: int) -> Exam
     example = session.get(Example, example_id, with_for_update={"key_share": True})
     if example is None:
         raise NotFound(f"no example {example_id}")
-    lease = holder(session, example_id)
-    if lease is not None and lease.user_id != user.id:
-        raise Conflict(f"example {example_id} is being reviewed by someone else")
+    refuse_if_held(session, example_id, user)
     if example.version != version:
         raise StaleVersion(
             f"example {example_id} was changed by someone else (now version {example.version})",
             current_version=example.version,
         )
     return example
+
+
+def refuse_if_held(session: Session, example_id: int, user: User) -> None:
+    """Conflict naming the holder and the lease's end when someone else holds the example."""
+    lease = holder(session, example_id)
+    if lease is None or lease.user_id == user.id:
+        return
+    name = session.scalar(select(User.name).where(User.id == lease.user_id))
+    raise Conflict(
+        f"example {example_id} is being reviewed by {name} until {lease.expires_at:%H:%M} UTC",
+        held_by=name,
+        held_until=lease.expires_at.isoformat(),
+    )
+
+
+def check_edit(session: Session, user: User, example_id: int, fields: Iterable[str]) -> None:
+    """The review pages' rules for an edit made another way (the API): an annotator changes
+    an example's status only by a review decision, and nobody edits what another person holds."""
+    if "status" in fields and not user.has_role(Role.LEAD):
+        raise Forbidden(
+            "an annotator sets an example's status by a review decision (accept or reject), "
+            "not by an edit",
+            field="status",
+        )
+    refuse_if_held(session, example_id, user)
+
+
+def check_read(session: Session, user: User, example_id: int) -> None:
+    """An annotator reads the examples their queue handed them or they worked on, not every
+    example of every dataset (NotFound otherwise, as for an example that does not exist)."""
+    if user.has_role(Role.LEAD):
+        return
+    theirs = or_(
+        exists().where(ReviewLease.example_id == example_id, ReviewLease.user_id == user.id),
+        exists().where(ReviewDecision.example_id == example_id, ReviewDecision.user_id == user.id),
+        exists().where(Revision.example_id == example_id, Revision.user_id == user.id),
+    )
+    if not session.scalar(select(theirs)):
+        raise NotFound(f"no example {example_id}")
 
 
 def _record(

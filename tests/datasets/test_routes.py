@@ -11,7 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Job, Revision
-from tests.factories import alpaca_record, make_dataset, make_example, make_token, unique
+from app.review.queue import take_lease
+from tests.factories import (
+    alpaca_record,
+    make_dataset,
+    make_example,
+    make_token,
+    make_user,
+    unique,
+)
 
 # ---------------------------------------------------------------- authentication and roles
 
@@ -74,7 +82,7 @@ def test_annotators_cannot_create_datasets(client: TestClient, session: Session)
 
 
 def test_examples_keyset_pagination_walks_every_page(client: TestClient, session: Session) -> None:
-    _, headers = make_token(session, "annotator")
+    _, headers = make_token(session, "lead")
     dataset = make_dataset(session)
     ids = [make_example(session, dataset, i).id for i in range(11)]
     seen: list[int] = []
@@ -101,7 +109,7 @@ def test_examples_keyset_pagination_walks_every_page(client: TestClient, session
 
 
 def test_examples_filters(client: TestClient, session: Session) -> None:
-    _, headers = make_token(session, "annotator")
+    _, headers = make_token(session, "lead")
     dataset = make_dataset(session)
     rows = [make_example(session, dataset, i) for i in range(5)]
     rows[0].source = rows[3].source = "wikihow"
@@ -126,7 +134,7 @@ def test_examples_filters(client: TestClient, session: Session) -> None:
 
 
 def test_get_example(client: TestClient, session: Session) -> None:
-    _, headers = make_token(session, "annotator")
+    _, headers = make_token(session, "lead")
     example = make_example(session, make_dataset(session))
     response = client.get(f"/api/v1/examples/{example.id}", headers=headers)
     assert response.status_code == 200
@@ -138,7 +146,7 @@ def test_get_example(client: TestClient, session: Session) -> None:
 
 
 def test_patch_needs_if_match(client: TestClient, session: Session) -> None:
-    _, headers = make_token(session, "annotator")
+    _, headers = make_token(session, "lead")
     example = make_example(session, make_dataset(session))
     response = client.patch(f"/api/v1/examples/{example.id}", json={"output": "x"}, headers=headers)
     assert response.status_code == 428
@@ -146,7 +154,7 @@ def test_patch_needs_if_match(client: TestClient, session: Session) -> None:
 
 
 def test_patch_with_a_stale_version_is_a_conflict(client: TestClient, session: Session) -> None:
-    _, headers = make_token(session, "annotator")
+    _, headers = make_token(session, "lead")
     example = make_example(session, make_dataset(session))
     response = client.patch(
         f"/api/v1/examples/{example.id}", json={"output": "x"}, headers={**headers, "if-match": "7"}
@@ -158,7 +166,7 @@ def test_patch_with_a_stale_version_is_a_conflict(client: TestClient, session: S
 
 
 def test_patch_with_the_current_version(client: TestClient, session: Session) -> None:
-    user, headers = make_token(session, "annotator")
+    user, headers = make_token(session, "lead")
     example = make_example(session, make_dataset(session))
     current = client.get(f"/api/v1/examples/{example.id}", headers=headers).json()
     old_output = current["output"]
@@ -182,7 +190,7 @@ def test_patch_with_the_current_version(client: TestClient, session: Session) ->
 
 
 def test_patch_then_patch_again_with_the_old_version(client: TestClient, session: Session) -> None:
-    _, headers = make_token(session, "annotator")
+    _, headers = make_token(session, "lead")
     example = make_example(session, make_dataset(session))
     url = f"/api/v1/examples/{example.id}"
     first = client.patch(url, json={"status": "accepted"}, headers={**headers, "if-match": "1"})
@@ -193,7 +201,7 @@ def test_patch_then_patch_again_with_the_old_version(client: TestClient, session
 
 
 def test_patch_bad_requests(client: TestClient, session: Session) -> None:
-    _, headers = make_token(session, "annotator")
+    _, headers = make_token(session, "lead")
     example = make_example(session, make_dataset(session))
     url = f"/api/v1/examples/{example.id}"
     match = {**headers, "if-match": "1"}
@@ -214,7 +222,7 @@ def test_patch_bad_requests(client: TestClient, session: Session) -> None:
 def test_patch_with_null_for_a_required_field_is_refused(
     client: TestClient, session: Session, field: str
 ) -> None:
-    _, headers = make_token(session, "annotator")
+    _, headers = make_token(session, "lead")
     example = make_example(session, make_dataset(session))
     url = f"/api/v1/examples/{example.id}"
     response = client.patch(url, json={field: None}, headers={**headers, "if-match": "1"})
@@ -222,6 +230,66 @@ def test_patch_with_null_for_a_required_field_is_refused(
     unchanged = client.get(url, headers=headers).json()
     assert unchanged["version"] == 1
     assert (unchanged["instruction"], unchanged["output"]) == (example.instruction, example.output)
+
+
+# ---------------------------------------------------------------- annotators: leases and review
+
+
+def test_an_annotator_cannot_set_a_status_or_edit_what_another_holds(
+    client: TestClient, session: Session
+) -> None:
+    """Finding 4 of the hardening issue: while ann1 held an example, ann2 accepted it by PATCH
+    with no review decision written."""
+    ann1, _ = make_token(session, "annotator")
+    ann2, headers = make_token(session, "annotator")
+    held, free = (make_example(session, make_dataset(session), i) for i in range(2))
+    assert take_lease(session, ann1, held.id) and take_lease(session, ann2, free.id)
+    match = {**headers, "if-match": "1"}
+
+    accept = client.patch(f"/api/v1/examples/{held.id}", json={"status": "accepted"}, headers=match)
+    assert accept.status_code == 403 and accept.json()["field"] == "status"
+    taken = client.patch(f"/api/v1/examples/{held.id}", json={"output": "mine"}, headers=match)
+    assert taken.status_code == 409, taken.text
+    assert taken.json()["held_by"] == ann1.name
+    assert f"being reviewed by {ann1.name} until" in taken.json()["error"]
+    own = client.patch(f"/api/v1/examples/{free.id}", json={"status": "accepted"}, headers=match)
+    assert own.status_code == 403
+    session.refresh(held)
+    session.refresh(free)
+    assert (held.status, held.version, free.status) == ("candidate", 1, "candidate")
+    edited = client.patch(f"/api/v1/examples/{free.id}", json={"output": "better"}, headers=match)
+    assert edited.status_code == 200 and edited.json()["output"] == "better"
+
+
+def test_a_lead_may_set_a_status_but_not_edit_what_an_annotator_holds(
+    client: TestClient, session: Session
+) -> None:
+    annotator = make_user(session, "annotator")
+    _, lead = make_token(session, "lead")
+    held, free = (make_example(session, make_dataset(session), i) for i in range(2))
+    assert take_lease(session, annotator, held.id)
+    match = {**lead, "if-match": "1"}
+    refused = client.patch(f"/api/v1/examples/{held.id}", json={"output": "x"}, headers=match)
+    assert refused.status_code == 409 and refused.json()["held_by"] == annotator.name
+    decided = client.patch(
+        f"/api/v1/examples/{free.id}", json={"status": "rejected"}, headers=match
+    )
+    assert decided.status_code == 200 and decided.json()["status"] == "rejected"
+
+
+def test_annotators_read_only_the_examples_their_queue_gave_them(
+    client: TestClient, session: Session
+) -> None:
+    annotator, headers = make_token(session, "annotator")
+    dataset = make_dataset(session)
+    given, other = (make_example(session, dataset, i) for i in range(2))
+    assert take_lease(session, annotator, given.id)
+    assert client.get(f"/api/v1/examples/{given.id}", headers=headers).status_code == 200
+    assert client.get(f"/api/v1/examples/{other.id}", headers=headers).status_code == 404
+    listing = client.get(f"/api/v1/datasets/{dataset.name}/examples", headers=headers)
+    assert listing.status_code == 403
+    _, lead = make_token(session, "lead")
+    assert client.get(f"/api/v1/examples/{other.id}", headers=lead).status_code == 200
 
 
 # ---------------------------------------------------------------- import and export over HTTP

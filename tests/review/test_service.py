@@ -106,7 +106,7 @@ def test_a_decision_on_a_stale_version_or_held_example_is_refused(
     ann, bob = make_user(session), make_user(session)
     queue = dataset_queue(session, pool[0])
     queues.next_example(session, queue, ann)
-    with pytest.raises(Conflict, match="someone else"):
+    with pytest.raises(Conflict, match=f"being reviewed by {ann.name} until"):
         service.decide(session, bob, pool[0].id, ReviewAction.ACCEPT, version=1)
     service.save_turns(session, ann, pool[0].id, {1: "A better answer."}, version=1)
     with pytest.raises(service.StaleVersion):

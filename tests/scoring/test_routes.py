@@ -127,12 +127,12 @@ def test_histogram(client: TestClient, session: Session) -> None:
 
 
 def test_score_filters_on_the_examples_list(client: TestClient, session: Session) -> None:
-    _, annotator = make_token(session, "annotator")
+    _, lead = make_token(session, "lead")
     dataset = _scored(session, [0.0, 0.5, 0.5, 1.0, None])
     url = f"/api/v1/datasets/{dataset.name}/examples"
 
     def count(*filters: str) -> int:
-        response = client.get(url, params={"score": list(filters)}, headers=annotator)
+        response = client.get(url, params={"score": list(filters)}, headers=lead)
         assert response.status_code == 200, response.text
         return len(response.json()["items"])
 
@@ -144,9 +144,9 @@ def test_score_filters_on_the_examples_list(client: TestClient, session: Session
     assert count("lima@1!=0.5") == 2
     assert count("lima:parse_error") == 1
     assert count("lima:unscored") == 1
-    bad = client.get(url, params={"score": "lima>>1"}, headers=annotator)
+    bad = client.get(url, params={"score": "lima>>1"}, headers=lead)
     assert bad.status_code == 422 and "score" in bad.text
-    assert client.get(url, params={"score": "nope>1"}, headers=annotator).status_code == 404
+    assert client.get(url, params={"score": "nope>1"}, headers=lead).status_code == 404
 
 
 def test_annotators_see_a_local_scorer_model_by_name_not_path(

@@ -71,7 +71,7 @@ def test_reading_clusters_page_by_page(client: TestClient, session: Session) -> 
 def test_the_examples_list_keeps_one_per_cluster(client: TestClient, session: Session) -> None:
     from app.models import DuplicateCluster, DuplicateMember
 
-    _, annotator = make_token(session, "annotator")
+    _, lead = make_token(session, "lead")
     dataset = make_dataset(session)
     examples = [make_example(session, dataset, i) for i in range(4)]
     cluster = DuplicateCluster(
@@ -82,8 +82,8 @@ def test_the_examples_list_keeps_one_per_cluster(client: TestClient, session: Se
     session.add_all(DuplicateMember(cluster_id=cluster.id, example_id=e.id) for e in examples[:3])
     session.flush()
     url = f"/api/v1/datasets/{dataset.name}/examples"
-    listed = client.get(url, params={"one_per_cluster": "minhash"}, headers=annotator).json()
+    listed = client.get(url, params={"one_per_cluster": "minhash"}, headers=lead).json()
     assert [item["id"] for item in listed["items"]] == [examples[1].id, examples[3].id]
-    assert len(client.get(url, headers=annotator).json()["items"]) == 4
-    bad = client.get(url, params={"one_per_cluster": "fuzzy"}, headers=annotator)
+    assert len(client.get(url, headers=lead).json()["items"]) == 4
+    bad = client.get(url, params={"one_per_cluster": "fuzzy"}, headers=lead)
     assert bad.status_code == 422 and "method" in bad.text

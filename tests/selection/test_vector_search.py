@@ -152,7 +152,7 @@ def test_neighbours_without_any_vectors_of_the_model(session: Session) -> None:
 
 def test_similar_to_on_the_examples_api(client: TestClient, session: Session, real: Any) -> None:
     dataset, examples = embedded_pool(session, real)
-    _, headers = make_token(session, "annotator")
+    _, headers = make_token(session, "lead")
     url = f"/api/v1/datasets/{dataset.name}/examples"
     response = client.get(url, params={"similar_to": SONG, "limit": 5}, headers=headers)
     assert response.status_code == 200, response.text
