@@ -123,7 +123,14 @@ def serve(
     out.print(f"Sift is at http://{host}:{port}")
     try:
         uvicorn.run(
-            "app.entrypoints.web:create_app", factory=True, host=host, port=port, log_level="info"
+            "app.entrypoints.web:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level="info",
+            # uvicorn believes X-Forwarded-For from loopback by default; the app itself does
+            # that, and only for SIFT_TRUSTED_PROXIES.
+            proxy_headers=False,
         )
     finally:
         if child is not None:

@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.entrypoints.domains import DOMAINS
 from app.platform.config import get_settings
@@ -196,6 +197,9 @@ def create_app() -> FastAPI:
         https_only=settings.session_https_only,
         max_age=14 * 24 * 3600,
     )
+    if settings.trusted_proxies:
+        # Outermost, so that everything inside sees the client's own address and scheme.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     for domain in DOMAINS:
         if domain.api:
             app.include_router(load(domain.api))

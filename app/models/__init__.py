@@ -25,7 +25,7 @@ from app.models.scoring import (
 )
 from app.models.selection import DuplicateCluster, DuplicateMember, DuplicateMethod, Selection
 from app.models.training import RunState, TrainingMetric, TrainingRun
-from app.models.users import ApiToken, Role, User
+from app.models.users import ApiToken, Role, SignInAttempt, User
 
 __all__ = [
     "TERMINAL_STATES",
@@ -66,6 +66,7 @@ __all__ = [
     "Scorer",
     "ScorerKind",
     "Selection",
+    "SignInAttempt",
     "Snapshot",
     "SnapshotItem",
     "TrainingMetric",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, true
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, StrEnum
@@ -51,3 +51,21 @@ class ApiToken(IdMixin, CreatedMixin, Base):
     session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class SignInAttempt(IdMixin, Base):
+    """A sign-in that failed (or is being checked), kept for the sign-in limits' window: in the
+    database, so that every web process counts the same attempts."""
+
+    __tablename__ = "sign_in_attempts"
+    __table_args__ = (
+        Index("ix_sign_in_attempts_name", "name", "attempted_at"),
+        Index("ix_sign_in_attempts_address", "address", "attempted_at"),
+        Index("ix_sign_in_attempts_attempted_at", "attempted_at"),
+    )
+
+    name: Mapped[str] = mapped_column(String(100))  # as typed, case-folded
+    address: Mapped[str] = mapped_column(String(64))
+    attempted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

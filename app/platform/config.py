@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     redis_url: str = ""
     secret_key: str = DEV_SECRET
     session_https_only: bool = False
+    # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or
+    # networks, comma-separated (e.g. "10.0.0.5,172.18.0.0/16"). None by default, so a client
+    # cannot pick the address that the sign-in limits count.
+    trusted_proxies: str = ""
     import_max_record_chars: int = 2_000_000
     import_batch_size: int = 5_000
     # Connections per process; the web server's request threads are sized to match.

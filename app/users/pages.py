@@ -13,8 +13,8 @@ from app.platform.db import DB
 from app.platform.errors import SiftError
 from app.platform.security import new_csrf_token
 from app.platform.web import check_csrf, optional_page_user, render, require_page_role
-from app.users import service
-from app.users.service import authenticate, login_throttle
+from app.users import service, sign_in_limits
+from app.users.service import authenticate
 
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
@@ -59,20 +59,19 @@ def login(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     """Sign in; the same message for an unknown name and a wrong password. Failures are
-    counted per name and address: past the limit, that pair waits."""
+    limited per name and address, per name and per address (`sign_in_limits`)."""
     address = request.client.host if request.client else ""
     context = {"next": safe_next(next), "name": name, "error": LOGIN_FAILED}
-    wait = login_throttle.retry_after(name.strip(), address)
+    wait = sign_in_limits.begin_attempt(session, name, address)
     if wait:
         context["error"] = f"Too many failed sign-ins: try again in {(wait + 59) // 60} min."
         response = render(request, "users/login.html", context, status_code=429)
         response.headers["retry-after"] = str(wait)
         return response
     user = authenticate(session, name.strip(), password) if name and password else None
-    if user is None:
-        login_throttle.failed(name.strip(), address)
+    if user is None:  # the attempt stays recorded: it counts as a failure
         return render(request, "users/login.html", context, status_code=400)
-    login_throttle.succeeded(name.strip(), address)
+    sign_in_limits.succeeded(session, name, address)
     # A new session: nothing from before signing in (a planted cookie included) carries over.
     request.session.clear()
     request.session["user_id"] = user.id

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
-import time
-from collections import deque
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,50 +44,6 @@ def create_user(session: Session, name: str, role: str, password: str | None = N
 def generate_password() -> str:
     """A random password for an account created without one."""
     return secrets.token_urlsafe(12)
-
-
-class LoginThrottle:
-    """Failed sign-ins per (name, address) in a sliding window: past `limit` failures, the
-    pair is refused until the oldest failure leaves the window. In memory, per process: it
-    slows a guesser down, it is not an account lock (which would let anyone lock anyone out)."""
-
-    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and failures[0] <= now - self.window_s:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, name: str, address: str, now: float | None = None) -> int:
-        """Seconds until this pair may try again; 0 when it may now."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            failures = self._recent((name.casefold(), address), now)
-            if len(failures) < self.limit:
-                return 0
-            return max(1, int(failures[0] + self.window_s - now + 0.999))
-
-    def failed(self, name: str, address: str, now: float | None = None) -> None:
-        """Count a failed attempt."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._recent((name.casefold(), address), now).append(now)
-            if len(self._failures) > 100_000:  # a flood of made-up names must not eat memory
-                cutoff = now - self.window_s
-                self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > cutoff}
-
-    def succeeded(self, name: str, address: str) -> None:
-        """Forget the pair's failures once its owner got in."""
-        with self._lock:
-            self._failures.pop((name.casefold(), address), None)
-
-
-login_throttle = LoginThrottle()
 
 
 def authenticate(session: Session, name: str, password: str) -> User | None:

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import ApiToken, User
-from app.users.service import LoginThrottle, authenticate, login_throttle
+from app.users.service import authenticate
+from app.users.sign_in_limits import LIMITS
 from tests.factories import make_user
 from tests.web.test_pages import HOSTILE, csrf_from, sign_in
 
@@ -220,7 +221,7 @@ def test_failed_sign_ins_are_limited_per_name_and_address(
 ) -> None:
     user = make_user(session, "annotator")
     token = csrf_from(client.get("/login").text)
-    for _ in range(login_throttle.limit):
+    for _ in range(LIMITS.per_name_and_address):
         wrong = post(client, "/login", token, name=user.name, password="guess")
         assert wrong.status_code == 400 and "Wrong name or password." in wrong.text
     locked = post(client, "/login", token, name=user.name, password="correct horse")
@@ -233,17 +234,3 @@ def test_failed_sign_ins_are_limited_per_name_and_address(
     assert (
         post(client, "/login", token, name=other.name, password="correct horse").status_code == 303
     )
-
-
-def test_the_throttle_window_slides() -> None:
-    throttle = LoginThrottle(limit=3, window_s=60)
-    for t in (0.0, 10.0, 20.0):
-        assert throttle.retry_after("ann", "1.2.3.4", now=t) == 0
-        throttle.failed("Ann", "1.2.3.4", now=t)
-    assert throttle.retry_after("ANN", "1.2.3.4", now=30.0) == 30  # names in any case
-    assert throttle.retry_after("ann", "5.6.7.8", now=30.0) == 0
-    assert throttle.retry_after("ann", "1.2.3.4", now=60.0) == 0  # the first failure expired
-    throttle.failed("ann", "1.2.3.4", now=61.0)
-    assert throttle.retry_after("ann", "1.2.3.4", now=62.0) == 8
-    throttle.succeeded("ann", "1.2.3.4")
-    assert throttle.retry_after("ann", "1.2.3.4", now=62.0) == 0
