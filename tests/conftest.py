@@ -92,6 +92,8 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     for name in [n for n in os.environ if n.startswith("SIFT_") and not n.startswith("SIFT_TEST")]:
         del os.environ[name]
     os.environ["SIFT_DATA_DIR"] = str(tmp_path_factory.mktemp("sift-data"))
+    # The tiny models that tests build live in their temporary folders.
+    os.environ["SIFT_MODEL_ROOTS"] = str(tmp_path_factory.getbasetemp())
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

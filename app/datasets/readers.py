@@ -1,7 +1,8 @@
 """Streaming readers: yield one source record at a time, with its line or record number.
 
-Memory stays flat in the file's size: JSON lists are parsed incrementally (ijson), JSONL and CSV
-line by line, Parquet batch by batch. A record that cannot be read is yielded as a RecordError
+Memory stays flat in the file's size, and no record over the limit is ever held whole: JSON
+lists are split record by record before parsing, JSONL lines are read up to the limit, CSV
+fields are capped, Parquet is read in batches sized to the limit. A record that cannot be read is yielded as a RecordError
 so that the importer can report it with its number and go on.
 """
 
@@ -14,13 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import ijson
 import orjson
 
+from app.datasets.json_split import CHUNK, JsonListSplitter, SplitError, TooLarge
 from app.datasets.records import RecordError
 
 BOM = b"\xef\xbb\xbf"
 CONTAINERS = ("json", "jsonl", "csv", "parquet")
+# Parquet is read this many rows at a time (its metadata cannot say how large a row is once
+# decompressed and decoded: a dictionary-encoded column looks tiny), and converted to Python
+# a whole batch at once only when the batch holds at most PARQUET_BATCH_BYTES.
+PARQUET_BATCH_ROWS = 64
+PARQUET_BATCH_BYTES = 16 << 20
 
 
 @dataclass(slots=True)
@@ -85,53 +91,69 @@ def _skip_bom(fh: io.BufferedReader[Any]) -> None:
         fh.read(3)
 
 
-def read_json_list(fh: io.BufferedReader[Any]) -> Iterator[SourceRecord]:
-    """Records of a JSON list, parsed incrementally."""
+def read_json_list(fh: io.BufferedReader[Any], max_chars: int) -> Iterator[SourceRecord]:
+    """Records of a JSON list, split without parsing (`json_split`) so that a record over the
+    limit is measured and skipped without being held whole, then each parsed on its own."""
     _skip_bom(fh)
     number = 0
     try:
-        for number, value in enumerate(ijson.items(fh, "item", use_float=True), 1):
-            yield SourceRecord(number, value)
-    except UnicodeDecodeError:
-        yield SourceRecord(number + 1, error=RecordError("the text is not valid UTF-8"))
-        return
-    except ijson.JSONError as exc:
-        yield SourceRecord(number + 1, error=RecordError(_ijson_reason(exc)))
+        for number, raw in enumerate(JsonListSplitter(fh, max_chars), 1):
+            if isinstance(raw, TooLarge):
+                yield SourceRecord(number, error=_too_large(raw.size, max_chars))
+                continue
+            try:
+                yield SourceRecord(number, orjson.loads(raw))
+            except orjson.JSONDecodeError as exc:
+                yield SourceRecord(number, error=RecordError(_record_reason(exc, raw)))
+    except SplitError as exc:
+        reason = str(exc) if str(exc).startswith("malformed") else f"malformed JSON: {exc}"
+        yield SourceRecord(number + 1, error=RecordError(reason))
         return
     if number == 0:
         raise FileError("the JSON list is empty: there are no records to import")
 
 
-def _ijson_reason(exc: Exception) -> str:
-    text = exc.args[0] if exc.args else ""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = str(text).strip()
-    if "utf8" in text.lower().replace("-", ""):
+def _record_reason(exc: orjson.JSONDecodeError, raw: bytes) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
         return "the text is not valid UTF-8"
-    if isinstance(exc, ijson.IncompleteJSONError) and "premature eof" in text.lower():
-        return "malformed JSON: the file ends in the middle of this record (truncated)"
-    first_line = text.splitlines()[0] if text else "malformed JSON"
-    return f"malformed JSON: {first_line}"
+    return f"malformed JSON: {exc.msg}"
 
 
 def read_jsonl(fh: io.BufferedReader[Any], max_chars: int) -> Iterator[SourceRecord]:
     """Records of a JSON-lines file, numbered by line."""
     _skip_bom(fh)
     seen = 0
-    for number, line in enumerate(fh, 1):
+    for number, (line, size) in enumerate(_bounded_lines(fh, max_chars), 1):
+        if line is None:
+            seen += 1
+            yield SourceRecord(number, error=_too_large(size, max_chars))
+            continue
         if not line.strip():
             continue
         seen += 1
-        if len(line) > max_chars:
-            yield SourceRecord(number, error=_too_large(len(line), max_chars))
-            continue
         try:
             yield SourceRecord(number, orjson.loads(line))
         except orjson.JSONDecodeError as exc:
             yield SourceRecord(number, error=RecordError(_json_reason(exc, line)))
     if seen == 0:
         raise FileError("the file has no records to import")
+
+
+def _bounded_lines(
+    fh: io.BufferedReader[Any], max_bytes: int
+) -> Iterator[tuple[bytes | None, int]]:
+    """Each line with its size, or (None, size) for a line over `max_bytes`, whose rest is
+    read past in pieces instead of being held."""
+    while line := fh.readline(max_bytes + 1):
+        if len(line) <= max_bytes:
+            yield line, len(line)
+            continue
+        size = len(line)
+        while not line.endswith(b"\n") and (line := fh.readline(CHUNK)):
+            size += len(line)
+        yield None, size
 
 
 def _json_reason(exc: orjson.JSONDecodeError, line: bytes) -> str:
@@ -188,19 +210,43 @@ def read_csv(path: Path, max_chars: int) -> Iterator[SourceRecord]:
             raise FileError(f"{path.name} is empty: there are no records to import")
 
 
-def read_parquet(path: Path) -> Iterator[SourceRecord]:
-    """Rows of a Parquet file, read batch by batch."""
+def read_parquet(path: Path, max_chars: int) -> Iterator[SourceRecord]:
+    """Rows of a Parquet file, a few at a time however small the file is compressed; a row
+    over the limit is reported, not converted."""
     import pyarrow.parquet as pq
 
+    parquet = pq.ParquetFile(path)
     number = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
-        for row in batch.to_pylist():
-            number += 1
-            if isinstance(row.get("meta"), str):
-                row["meta"] = orjson.loads(row["meta"])
-            yield SourceRecord(number, row)
+    for group in range(parquet.metadata.num_row_groups):
+        stored = parquet.metadata.row_group(group)
+        if stored.num_rows == 1 and stored.total_byte_size > max_chars:
+            number += 1  # a one-row group over the limit is never even decompressed
+            yield SourceRecord(number, error=_too_large(stored.total_byte_size, max_chars))
+            continue
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group]):
+            for offset, row in _parquet_rows(batch, max_chars):
+                if isinstance(row, RecordError):
+                    yield SourceRecord(number + offset + 1, error=row)
+                    continue
+                if isinstance(row.get("meta"), str):
+                    row["meta"] = orjson.loads(row["meta"])
+                yield SourceRecord(number + offset + 1, row)
+            number += batch.num_rows
     if number == 0:
         raise FileError(f"{path.name} has no rows to import")
+
+
+def _parquet_rows(batch: Any, max_chars: int) -> Iterator[tuple[int, Any]]:
+    """(offset, row as a dict or the RecordError of a row over the limit) of a record batch."""
+    sizes = [batch.slice(i, 1).nbytes for i in range(batch.num_rows)]
+    if max(sizes, default=0) <= max_chars and sum(sizes) <= PARQUET_BATCH_BYTES:
+        yield from enumerate(batch.to_pylist())
+        return
+    for i, size in enumerate(sizes):
+        yield (
+            i,
+            _too_large(size, max_chars) if size > max_chars else batch.slice(i, 1).to_pylist()[0],
+        )
 
 
 class RecordStream:
@@ -223,12 +269,12 @@ class RecordStream:
             yield from read_csv(self.path, self.max_chars)
             return
         if self.container == "parquet":
-            yield from read_parquet(self.path)
+            yield from read_parquet(self.path, self.max_chars)
             return
         with self.path.open("rb", buffering=0) as raw:
             self._counter = _Progress(raw)
             fh = io.BufferedReader(self._counter, buffer_size=1 << 20)
             if self.container == "json":
-                yield from read_json_list(fh)
+                yield from read_json_list(fh, self.max_chars)
             else:
                 yield from read_jsonl(fh, self.max_chars)

@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.datasets.importer import import_file
-from app.models import Dataset, Job
+from app.models import Dataset, Job, JobState
 from app.platform.config import get_settings
+from app.platform.db import on_commit
 from app.platform.errors import NotFound
-from app.platform.jobs.progress import Progress
+from app.platform.jobs.progress import JobCancelled, Progress, job_state
 from app.platform.jobs.registry import job_handler
 
 
@@ -22,15 +23,33 @@ def run_import(session: Session, job: Job, progress: Progress) -> dict[str, Any]
     if dataset is None:
         raise NotFound(f"the dataset of job {job.id} no longer exists")
     params = job.params
-    summary = import_file(
-        session,
-        dataset,
-        Path(params["path"]),
-        fmt=params.get("format", "auto"),
-        source=params.get("source"),
-        skip_invalid=params.get("skip_invalid", False),
-        mapping=params.get("mapping") or {},
-        max_record_chars=get_settings().import_max_record_chars,
-        progress=lambda _records, done, total: progress(done, total),
-    )
+    path = Path(params["path"])
+    try:
+        summary = import_file(
+            session,
+            dataset,
+            path,
+            fmt=params.get("format", "auto"),
+            source=params.get("source"),
+            skip_invalid=params.get("skip_invalid", False),
+            mapping=params.get("mapping") or {},
+            max_record_chars=get_settings().import_max_record_chars,
+            progress=lambda _records, done, total: progress(done, total),
+        )
+    except JobCancelled:
+        # Cancelled by a person, the import is over; taken back by the sweeper, it runs again.
+        if job_state(job.id) == JobState.CANCELLED.value:
+            forget_upload(path)
+        raise
+    except Exception:
+        forget_upload(path)  # the job fails for good: its error says why, the file is not needed
+        raise
+    on_commit(session, lambda: forget_upload(path))
     return summary.counts()
+
+
+def forget_upload(path: Path) -> None:
+    """Delete an uploaded file once its import is over; files named on the server's own disk
+    (`sift import PATH`) are never touched."""
+    if path.resolve().is_relative_to(get_settings().uploads_dir):
+        path.unlink(missing_ok=True)

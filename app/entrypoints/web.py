@@ -23,6 +23,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.entrypoints.domains import DOMAINS
+from app.platform.body_limit import BodyLimit
 from app.platform.config import get_settings
 from app.platform.db import DB, is_transient
 from app.platform.domain import load
@@ -197,6 +198,7 @@ def create_app() -> FastAPI:
         https_only=settings.session_https_only,
         max_age=14 * 24 * 3600,
     )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_mb << 20)
     if settings.trusted_proxies:
         # Outermost, so that everything inside sees the client's own address and scheme.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -53,7 +53,13 @@ class Settings(BaseSettings):
     # networks, comma-separated (e.g. "10.0.0.5,172.18.0.0/16"). None by default, so a client
     # cannot pick the address that the sign-in limits count.
     trusted_proxies: str = ""
+    # Folders that models named by people may come from, comma-separated (default: the data
+    # folder's models/); Sift's training runs and its model packages are always allowed.
+    model_roots: str = ""
     import_max_record_chars: int = 2_000_000
+    # The largest request body (an uploaded file, mostly); larger files import from the server's
+    # disk with `sift import`.
+    max_request_mb: int = 200
     import_batch_size: int = 5_000
     # Connections per process; the web server's request threads are sized to match.
     db_pool_size: int = 20

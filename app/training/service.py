@@ -38,6 +38,7 @@ from app.platform.jobs.dispatch import (
     send_job,
 )
 from app.platform.jobs.schemas import hide_paths_in_text, hide_server_paths, sees_server_paths
+from app.platform.model_paths import allowed_model_path
 from app.training import layout
 from app.training.artifacts import artifact_path as artifact_path
 from app.training.artifacts import load_trained_model as load_trained_model
@@ -66,7 +67,7 @@ def derived_key(snapshot_id: int, base_model: str, params: TrainingParams) -> st
 def check_base_model(base_model: str, template: str) -> str:
     """The base model folder as an absolute path; it must hold a config and a tokenizer with a
     chat template unless the run names one."""
-    folder = Path(base_model).expanduser()
+    folder = allowed_model_path(base_model, field="base_model")
     if not (folder / "config.json").is_file():
         raise InvalidInput(
             f"base_model: {base_model} is not a model folder with a config.json", field="base_model"
@@ -75,7 +76,7 @@ def check_base_model(base_model: str, template: str) -> str:
         raise InvalidInput(f"base_model: {base_model} has no tokenizer", field="base_model")
     if template == "auto" and not _has_chat_template(folder):
         raise missing_template(base_model)
-    return str(folder.resolve())
+    return str(folder)
 
 
 def _has_chat_template(folder: Path) -> bool:

@@ -42,7 +42,7 @@ from app.platform.db import make_engine, session_factory
 from tests.conftest import JOBS_DATABASE, ROOT, migrated_database
 from tests.factories import unique
 from tests.services import REQUIRED
-from tests.web.live import uvicorn_process, wait_until_up
+from tests.web.live import clean_env, uvicorn_process, wait_until_up
 
 # The fixtures here live as long as this folder's tests ("package" scope), not the whole
 # session: while Playwright's sync API is open, an event loop runs in the main thread, and the
@@ -98,7 +98,7 @@ def browser_database_url() -> str:
 @pytest.fixture(scope="package")
 def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of the live server (and of `run_jobs`): its database and data folder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIFT_")}
+    env = clean_env()
     env |= {
         "SIFT_DATABASE_URL": browser_database_url(),
         "SIFT_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),

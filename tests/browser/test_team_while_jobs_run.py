@@ -29,7 +29,7 @@ import pytest
 from tests.browser.conftest import PASSWORD, ROOT
 from tests.services import embedded_data_dir
 from tests.tiny_models import save_random_llama, word_tokenizer
-from tests.web.live import free_port, wait_until_up
+from tests.web.live import clean_env, free_port, wait_until_up
 
 EXAMPLES = 10_000
 
@@ -89,7 +89,7 @@ def studio(data_dir: Path, tmp_path: Path) -> Iterator[Studio]:
     assert llm.stdout is not None
     base_url = llm.stdout.readline().strip()
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIFT_")}
+        env = clean_env()
         env |= {
             "SIFT_DATA_DIR": str(folder),
             "SIFT_SECRET_KEY": "team-test-secret",

@@ -182,7 +182,11 @@ SCORE_REFUSALS = [
     ),
     ({"scorer": "lima", "budget_usd": "1"}, "budget_usd", "budget: lima calls no priced endpoint"),
     ({"scorer": "alpagasus"}, "endpoint", "no LLM endpoint named &#39;default&#39;"),
-    ({"scorer": "deita-quality", "model": "/nowhere"}, "model", "is not a model folder"),
+    (
+        {"scorer": "deita-quality", "model": "/nowhere"},
+        "model",
+        "is not under a folder Sift may read models from",
+    ),
 ]
 
 
@@ -220,9 +224,8 @@ def test_the_embed_form_starts_an_embedding_job(
     [job] = jobs(session, pool)
     assert job.kind == "embed" and job.params == {"model": "all-MiniLM-L6-v2"}
     bad = post(client, f"/datasets/{pool.name}/embed", token, model="/no/such/folder")
-    assert (
-        bad.status_code == 422 and "model: /no/such/folder is not a local model folder" in bad.text
-    )
+    assert bad.status_code == 422
+    assert "model: /no/such/folder is not under a folder Sift may read models from" in bad.text
     assert 'value="/no/such/folder"' in bad.text
     assert len(jobs(session, pool)) == 1
 

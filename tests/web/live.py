@@ -24,10 +24,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without Sift's settings, but for the model roots that let a
+    process load the tiny models tests build (see tests/conftest.py)."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith("SIFT_") or k == "SIFT_MODEL_ROOTS"
+    }
+
+
 def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a live server: its database and data folder, nothing of the shell's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIFT_")}
-    return env | {
+    return clean_env() | {
         "SIFT_DATABASE_URL": database_url,
         "SIFT_DATA_DIR": str(data_dir),
         "SIFT_SECRET_KEY": "live-tests-secret",

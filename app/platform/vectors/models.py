@@ -20,6 +20,7 @@ import numpy as np
 
 from app.platform.errors import InvalidInput
 from app.platform.local_models import load_causal_lm
+from app.platform.model_paths import allowed_model_path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BATCH_SIZE = 32
@@ -134,7 +135,7 @@ def resolve_model(model: str | None) -> tuple[str, Path, str]:
     """(stored name, folder, kind) of a model reference; InvalidInput when it is not usable."""
     if model is None or model == DEFAULT_MODEL:
         return DEFAULT_MODEL, bundled_model_path(), "sentence-transformers"
-    folder = Path(model).expanduser().resolve()
+    folder = allowed_model_path(model)
     if not folder.is_dir():
         raise InvalidInput(
             f"model: {model} is not a local model folder (models are never downloaded)",
