@@ -349,6 +349,8 @@ def test_select_snapshot_and_export_a_collection(ready: Sift, tmp_path: Path) ->
     assert frozen.exit_code == 0 and "10 examples" in frozen.output
     again = ready("snapshot", "--collection", "set")
     assert "unchanged" in again.output
+    accepted_only = ready("snapshot", "--collection", "set", "--only-accepted")
+    assert accepted_only.exit_code == 1 and "10 unreviewed" in accepted_only.output
     snapshot_id = frozen.output.split()[1]
     out = tmp_path / "set.jsonl"
     exported = ready("export", "--snapshot", snapshot_id, "--format", "jsonl", "--out", out)

@@ -16,11 +16,20 @@ commands = typer.Typer()
 def snapshot(
     collection: Annotated[str, typer.Option("--collection")],
     note: Annotated[str, typer.Option(help="what this snapshot is for")] = "",
+    only_accepted: Annotated[
+        bool, typer.Option("--only-accepted", help="freeze the accepted examples only")
+    ] = False,
 ) -> None:
-    """Freeze a collection as an immutable snapshot (the same content gives the same one)."""
+    """Freeze a collection as an immutable snapshot, each example with its review status
+    (never a rejected one); the same content gives the same snapshot."""
     from app.collections.service import create_snapshot, get_collection
 
     with user_errors(), transaction() as session:
-        frozen, created = create_snapshot(session, get_collection(session, collection), note=note)
+        frozen, created = create_snapshot(
+            session, get_collection(session, collection), note=note, only_accepted=only_accepted
+        )
         line = f"snapshot {frozen.id} of {collection}: {frozen.example_count:,} examples, digest {frozen.digest[:16]}"
+        left_out = ", ".join(f"{n:,} {status}" for status, n in sorted(frozen.left_out.items()))
     out.print(line if created else f"{line} (unchanged: the existing snapshot)")
+    if left_out:
+        out.print(f"left out: {left_out}")

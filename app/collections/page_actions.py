@@ -133,11 +133,15 @@ def freeze(
     session: DB,
     user: PageLead,
     note: Annotated[str, Form()] = "",
+    only_accepted: Annotated[bool, Form()] = False,
 ) -> Response:
-    """Freeze the collection as a snapshot; the same content gives the same snapshot back."""
+    """Freeze the collection as a snapshot (never its rejected examples); the same content
+    gives the same snapshot back."""
     collection = service.get_collection(session, name)
     try:
-        service.create_snapshot(session, collection, note=note.strip(), user=user)
+        service.create_snapshot(
+            session, collection, note=note.strip(), user=user, only_accepted=only_accepted
+        )
     except SiftError as exc:
         return render_dashboard(
             request, session, user, collection, error=exc.message, status=exc.status_code

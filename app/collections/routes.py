@@ -119,10 +119,12 @@ def select_into(
 def create_snapshot(
     name: str, session: DB, user: ApiLead, body: SnapshotCreate | None = None
 ) -> SnapshotOut:
-    """Freeze the collection; the same content frozen again answers the existing snapshot."""
+    """Freeze the collection (never its rejected examples; with `only_accepted`, its accepted
+    ones only); the same content frozen again answers the existing snapshot."""
     collection = service.get_collection(session, name)
+    body = body or SnapshotCreate()
     snapshot, _ = service.create_snapshot(
-        session, collection, note=body.note if body else "", user=user
+        session, collection, note=body.note, user=user, only_accepted=body.only_accepted
     )
     return SnapshotOut.model_validate(snapshot)
 

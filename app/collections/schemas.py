@@ -46,6 +46,9 @@ class ItemsOut(BaseModel):
 
 class SnapshotCreate(BaseModel):
     note: str = ""
+    # Freeze the accepted examples only; otherwise accepted and unreviewed ones (rejected
+    # examples are never frozen).
+    only_accepted: bool = False
 
 
 class SnapshotOut(BaseModel):
@@ -55,6 +58,8 @@ class SnapshotOut(BaseModel):
     digest: str
     example_count: int
     note: str
+    only_accepted: bool
+    left_out: dict[str, int]
     created_at: datetime
 
 

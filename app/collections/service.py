@@ -12,7 +12,15 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.datasets.service import CONTENT_FIELDS, NAME_PATTERN
-from app.models import Collection, CollectionItem, Example, Snapshot, SnapshotItem, User
+from app.models import (
+    Collection,
+    CollectionItem,
+    Example,
+    ExampleStatus,
+    Snapshot,
+    SnapshotItem,
+    User,
+)
 from app.platform.db import conflict_insert
 from app.platform.errors import Conflict, InvalidInput, NotFound
 
@@ -201,33 +209,63 @@ def record_recipe(collection: Collection, recipe: dict[str, Any]) -> None:
 
 
 def _digest(rows: Sequence[dict[str, Any]]) -> str:
-    """A hash of the items' content in order: equal content, equal digest."""
+    """A hash of the items' content and review status in order: equal content, equal digest."""
     sha = hashlib.sha256()
     for row in rows:
         sha.update(row["content_hash"].encode())
-        for field in ("source", "category"):
+        for field in ("source", "category", "status"):
             sha.update(b"\x1f" + (row[field] or "").encode())
         sha.update(b"\x1e")
     return sha.hexdigest()
 
 
+# What a snapshot calls the examples it leaves out, by review status.
+LEFT_OUT_AS = {
+    ExampleStatus.CANDIDATE.value: "unreviewed",
+    ExampleStatus.REJECTED.value: "rejected",
+}
+
+
+def frozen_statuses(only_accepted: bool) -> set[str]:
+    """The review statuses a snapshot takes: never rejected, and unreviewed ones unless
+    `only_accepted`."""
+    if only_accepted:
+        return {ExampleStatus.ACCEPTED.value}
+    return {ExampleStatus.ACCEPTED.value, ExampleStatus.CANDIDATE.value}
+
+
 def create_snapshot(
-    session: Session, collection: Collection, *, note: str = "", user: User | None = None
+    session: Session,
+    collection: Collection,
+    *,
+    note: str = "",
+    user: User | None = None,
+    only_accepted: bool = False,
 ) -> tuple[Snapshot, bool]:
-    """Freeze the collection's examples as they are now; (snapshot, created). The same content
-    frozen again gives the existing snapshot back."""
+    """Freeze the collection's examples as they are now, each with its review status;
+    (snapshot, created). Rejected examples are left out, and unreviewed ones too with
+    `only_accepted`. The same content frozen again gives the existing snapshot back."""
     columns = [getattr(Example, field) for field in CONTENT_FIELDS]
-    rows = [
+    every = [
         dict(row._mapping)
         for row in session.execute(
-            select(Example.id.label("example_id"), *columns)
+            select(Example.id.label("example_id"), Example.status, *columns)
             .join(CollectionItem, CollectionItem.example_id == Example.id)
             .where(CollectionItem.collection_id == collection.id)
             .order_by(CollectionItem.id)
         )
     ]
-    if not rows:
+    if not every:
         raise Conflict(f"collection {collection.name!r} is empty: nothing to freeze")
+    taken = frozen_statuses(only_accepted)
+    rows = [row for row in every if row["status"] in taken]
+    left_out = dict(Counter(LEFT_OUT_AS[r["status"]] for r in every if r["status"] not in taken))
+    if not rows:
+        raise Conflict(
+            f"collection {collection.name!r} has nothing to freeze: "
+            + ", ".join(f"{n:,} {status}" for status, n in sorted(left_out.items()))
+            + " (rejected examples are never frozen)"
+        )
     digest = _digest(rows)
     existing = session.scalar(select(Snapshot).where(Snapshot.digest == digest))
     if existing is not None:
@@ -238,6 +276,8 @@ def create_snapshot(
         example_count=len(rows),
         note=note,
         created_by_id=user.id if user else None,
+        only_accepted=only_accepted,
+        left_out=left_out,
     )
     session.add(snapshot)
     session.flush()

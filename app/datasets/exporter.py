@@ -59,7 +59,7 @@ def _views(session: Session, source: ExportSource) -> Iterator[list[ExampleView]
         key = SnapshotItem.position
         extra: tuple[Any, ...] = (
             SnapshotItem.example_id.label("id"),
-            null().label("status"),
+            SnapshotItem.status,
             null().label("origin"),
         )
         where: Any = SnapshotItem.snapshot_id == source.id

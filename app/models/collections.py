@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json
@@ -57,6 +57,12 @@ class Snapshot(IdMixin, CreatedMixin, Base):
     created_by_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL")
     )
+    # Frozen from the accepted examples only (otherwise accepted and unreviewed ones); rejected
+    # examples are never frozen. `left_out` counts what stayed behind, by review status.
+    only_accepted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    left_out: Mapped[dict[str, int]] = mapped_column(
+        Json, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 class SnapshotItem(IdMixin, ExampleContent, Base):
@@ -66,6 +72,9 @@ class SnapshotItem(IdMixin, ExampleContent, Base):
     __table_args__ = (UniqueConstraint("snapshot_id", "position"),)
 
     snapshot_id: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id", ondelete="CASCADE"))
+    # The example's review status when it was frozen (None in snapshots made before statuses
+    # were frozen).
+    status: Mapped[str | None] = mapped_column(String(20))
     position: Mapped[int] = mapped_column(Integer)
     example_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("examples.id", ondelete="SET NULL")

@@ -20,6 +20,8 @@ class Encoded:
     rows: list[dict[str, list[int]]]
     truncated: int = 0
     skipped: int = 0  # nothing left to learn after truncation
+    # (position in the snapshot, why) of each example that gives no training row.
+    dropped: list[tuple[int, str]] = field(default_factory=list)
     tokens: int = 0
     trained_tokens: int = 0
     notes: list[str] = field(default_factory=list)
@@ -74,12 +76,13 @@ def encode_all(
     if not getattr(tokenizer, "is_fast", False):
         raise InvalidInput("base_model: Sift needs a fast tokenizer (tokenizer.json)")
     out = Encoded(rows=[])
-    for messages in conversations:
+    for position, messages in enumerate(conversations):
         row = encode(tokenizer, messages, max_length)
         out.truncated += row.pop("truncated")
         trained = sum(1 for label in row["labels"] if label != IGNORE)
         if trained == 0:
             out.skipped += 1
+            out.dropped.append((position, _why_nothing_to_learn(messages, max_length)))
             continue
         out.tokens += len(row["input_ids"])
         out.trained_tokens += trained
@@ -87,6 +90,15 @@ def encode_all(
     if not out.rows:
         raise InvalidInput("snapshot: no example has an assistant answer to train on")
     return out
+
+
+def _why_nothing_to_learn(messages: Sequence[dict[str, str]], max_length: int) -> str:
+    if not any(m["role"] == "assistant" for m in messages):
+        return "it has no assistant answer"
+    return (
+        f"its prompt fills all {max_length:,} tokens of max_seq_length, so no answer token "
+        "is left to learn from"
+    )
 
 
 def pack(rows: Sequence[dict[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:

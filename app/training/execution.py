@@ -76,6 +76,7 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
             summary = run_training(folder, params.processes, on_step, on_metric)
         except StopRequested:
             raise JobCancelled() from None
+    _name_dropped(session, run, summary.get("dropped") or [])
     store_metrics(session, run.id, layout.read_metrics(folder))
     progress(summary["steps"], summary["steps"], force=True)
     run.state = RunState.SUCCEEDED.value
@@ -94,6 +95,22 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
         "examples": summary["examples"],
         "train_loss": round(summary["train_loss"], 4),
     }
+
+
+def _name_dropped(session: Session, run: TrainingRun, dropped: list[dict[str, Any]]) -> None:
+    """Add each dropped snapshot item's example id, so the run's page can link to it."""
+    positions = [d["position"] for d in dropped]
+    if not positions:
+        return
+    ids = dict(
+        session.execute(
+            select(SnapshotItem.position, SnapshotItem.example_id).where(
+                SnapshotItem.snapshot_id == run.snapshot_id, SnapshotItem.position.in_(positions)
+            )
+        ).tuples()
+    )
+    for d in dropped:
+        d["example_id"] = ids.get(d["position"])
 
 
 def store_metrics(session: Session, run_id: int, rows: list[dict[str, Any]]) -> None:

@@ -65,6 +65,7 @@ def training_rows(tokenizer: Any, run_dir: Path, params: TrainingParams) -> tupl
         "rows": len(rows),
         "truncated": encoded.truncated,
         "skipped": encoded.skipped,
+        "dropped": [{"position": p, "reason": why} for p, why in encoded.dropped],
         "tokens": encoded.tokens,
         "trained_tokens": encoded.trained_tokens,
     }
@@ -214,6 +215,8 @@ def train(
     tokenizer, template = load_tokenizer(spec["base_model"], params.template)
     rows, stats = training_rows(tokenizer, run_dir, params)
     layout.log(run_dir, f"{stats['examples']} examples, {stats['rows']} rows, {info}")
+    for dropped in stats["dropped"]:
+        layout.log(run_dir, f"dropped snapshot item {dropped['position']}: {dropped['reason']}")
     model = build_model(spec["base_model"], params, info["bf16"])
     collator = DataCollatorForLanguageModeling(
         pad_token_id=tokenizer.pad_token_id,

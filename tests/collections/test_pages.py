@@ -460,6 +460,27 @@ def test_freeze_compare_and_download(client: TestClient, session: Session, lead:
     assert count(session, Snapshot) == 2
 
 
+def test_the_freeze_form_says_what_ships_and_can_take_accepted_only(
+    client: TestClient, session: Session, lead: User
+) -> None:
+    _, examples = make_pool(session, 3)
+    examples[0].status, examples[2].status = "accepted", "rejected"
+    collection = make_collection(session, lead, target_size=3)
+    service.add_items(session, collection, [e.id for e in examples], user=lead)
+    token = sign_in(client, lead)
+    base = f"/collections/{collection.name}"
+    page = client.get(base).text
+    preview = re.search(r'<p class="muted small freeze-preview">(.*?)</p>', page, re.S)
+    assert preview is not None
+    words = " ".join(re.sub(r"<[^>]+>", "", preview.group(1)).split())
+    assert "takes the 1 accepted examples" in words and "the 1 unreviewed ones" in words
+    assert "the 1 rejected ones are never frozen" in words
+    client.post(f"{base}/snapshots", data={"csrf_token": token, "only_accepted": "true"})
+    [snapshot] = service.list_snapshots(session, collection)
+    assert snapshot.example_count == 1 and snapshot.only_accepted
+    assert "accepted only; left out 1 rejected, 1 unreviewed" in client.get(base).text
+
+
 def test_guidelines_are_saved(client: TestClient, session: Session, lead: User) -> None:
     collection = make_collection(session, lead)
     token = sign_in(client, lead)

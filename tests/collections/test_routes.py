@@ -52,7 +52,27 @@ def test_a_collection_is_filled_frozen_compared_and_exported(
         examples[1].content_hash,
         examples[2].content_hash,
     ]
+    assert [json.loads(line)["status"] for line in lines] == ["candidate", "candidate"]
     assert client.get("/api/v1/snapshots/999999/export", headers=lead).status_code == 404
+
+
+def test_a_snapshot_of_accepted_examples_only(client: TestClient, session: Session) -> None:
+    _, lead = make_token(session, "lead")
+    dataset = make_dataset(session)
+    examples = [make_example(session, dataset, i) for i in range(3)]
+    examples[0].status, examples[2].status = "accepted", "rejected"
+    session.flush()
+    name = unique("set")
+    client.post("/api/v1/collections", json={"name": name}, headers=lead)
+    ids = [e.id for e in examples]
+    client.post(f"/api/v1/collections/{name}/items", json={"example_ids": ids}, headers=lead)
+    snapshots = f"/api/v1/collections/{name}/snapshots"
+    frozen = client.post(snapshots, json={"only_accepted": True}, headers=lead).json()
+    assert frozen["example_count"] == 1 and frozen["only_accepted"] is True
+    assert frozen["left_out"] == {"rejected": 1, "unreviewed": 1}
+    export = f"/api/v1/snapshots/{frozen['id']}/export"
+    [line] = client.get(export, params={"format": "jsonl"}, headers=lead).text.splitlines()
+    assert (json.loads(line)["id"], json.loads(line)["status"]) == (ids[0], "accepted")
 
 
 def test_preview_and_select(client: TestClient, session: Session) -> None:

@@ -94,6 +94,44 @@ def test_a_snapshot_freezes_content_and_the_same_content_gives_it_back(session: 
     assert [s.id for s in service.list_snapshots(session, collection)] == [second.id, snapshot.id]
 
 
+def test_a_snapshot_never_freezes_a_rejected_example_and_keeps_each_status(
+    session: Session,
+) -> None:
+    """Issue 13: a snapshot of lima-1000 held two examples the annotator had rejected."""
+    accepted, unreviewed, rejected = _examples(session, 3)
+    accepted.status, rejected.status = "accepted", "rejected"
+    collection = service.create_collection(session, unique("set"))
+    service.add_items(session, collection, [accepted.id, unreviewed.id, rejected.id])
+    snapshot, _ = service.create_snapshot(session, collection)
+    frozen = session.execute(
+        select(SnapshotItem.example_id, SnapshotItem.status)
+        .where(SnapshotItem.snapshot_id == snapshot.id)
+        .order_by(SnapshotItem.position)
+    ).all()
+    assert [tuple(row) for row in frozen] == [
+        (accepted.id, "accepted"),
+        (unreviewed.id, "candidate"),
+    ]
+    assert (snapshot.only_accepted, snapshot.left_out) == (False, {"rejected": 1})
+    only, _ = service.create_snapshot(session, collection, only_accepted=True)
+    assert only.example_count == 1 and only.only_accepted
+    assert only.left_out == {"rejected": 1, "unreviewed": 1}
+    # A decision made since changes what ships: the same items, another snapshot.
+    unreviewed.status = "accepted"
+    session.flush()
+    after, created = service.create_snapshot(session, collection)
+    assert created and after.id != snapshot.id
+
+
+def test_a_collection_with_nothing_freezable_says_what_it_left_out(session: Session) -> None:
+    examples = _examples(session, 2)
+    examples[0].status = "rejected"
+    collection = service.create_collection(session, unique("set"))
+    service.add_items(session, collection, [e.id for e in examples])
+    with pytest.raises(Conflict, match="1 rejected, 1 unreviewed"):
+        service.create_snapshot(session, collection, only_accepted=True)
+
+
 def test_an_empty_collection_cannot_be_frozen(session: Session) -> None:
     collection = service.create_collection(session, unique("set"))
     with pytest.raises(Conflict, match="empty"):

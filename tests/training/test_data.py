@@ -74,6 +74,20 @@ def test_truncation_packing_and_nothing_to_learn(own_template_model: Path) -> No
         encode_all(tokenizer, [CONVERSATION[:2]], 64)
 
 
+def test_every_dropped_example_is_named_with_its_reason(own_template_model: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(own_template_model)
+    apply_template(tokenizer, "alpaca", "tiny")
+    long_prompt = [
+        {"role": "user", "content": "Name a colour " * 40},
+        {"role": "assistant", "content": "Blue"},
+    ]
+    encoded = encode_all(tokenizer, [CONVERSATION, long_prompt, CONVERSATION[:2]], 48)
+    assert len(encoded.rows) == 1 and encoded.skipped == 2
+    assert [position for position, _ in encoded.dropped] == [1, 2]
+    assert "prompt fills all 48 tokens of max_seq_length" in encoded.dropped[0][1]
+    assert encoded.dropped[1][1] == "it has no assistant answer"
+
+
 def test_presets_hold_the_papers_values_and_every_value_is_editable() -> None:
     lima = build_params("lima")
     assert (lima.epochs, lima.learning_rate, lima.min_learning_rate) == (15, 1e-5, 1e-6)
