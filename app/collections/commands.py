@@ -1,4 +1,4 @@
-"""`sift snapshot`."""
+"""`sift snapshot` and `sift collection update`."""
 
 from __future__ import annotations
 
@@ -33,3 +33,28 @@ def snapshot(
     out.print(line if created else f"{line} (unchanged: the existing snapshot)")
     if left_out:
         out.print(f"left out: {left_out}")
+
+
+collection = typer.Typer(help="Collections' settings.")
+commands.add_typer(collection, name="collection")
+
+
+@collection.command("update")
+def update(
+    name: Annotated[str, typer.Argument(help="the collection")],
+    overlap: Annotated[
+        int | None, typer.Option(help="different annotators who decide each example")
+    ] = None,
+    consensus: Annotated[
+        str | None, typer.Option(help="majority or unanimous: how their decisions settle it")
+    ] = None,
+) -> None:
+    """Change how a collection is reviewed: annotators per example and the consensus rule."""
+    from app.collections.service import get_collection, update_review_settings
+
+    with user_errors(), transaction() as session:
+        changed = update_review_settings(
+            get_collection(session, name), overlap=overlap, consensus=consensus
+        )
+        line = f"{name}: {changed.overlap} annotator(s) per example, {changed.consensus} rule"
+    out.print(line)

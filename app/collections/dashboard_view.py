@@ -11,10 +11,12 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from app.collections import dashboard, review_stats, service
+from app.collections.service import CONSENSUS_RULES
 from app.datasets import service as datasets
 from app.datasets.service import any_active, dataset_url
 from app.models import Collection, User
 from app.platform.web import render
+from app.review import service as review
 from app.scoring.service import list_scorers
 from app.selection.service import DEDUP_METHODS, METHODS
 
@@ -55,6 +57,7 @@ def render_dashboard(
         "reviewers": review_stats.review_progress(session, collection),
         "actions": review_stats.REVIEW_ACTIONS,
         "agreement": review_stats.agreement(session, collection),
+        **overlap_context(session, collection),
         "review_url": "/review/queue?" + urlencode({"collection": collection.name}),
         "dataset_names": [d.name for d in datasets.all_datasets(session)],
         "pool_names": [d.name for d in pool],
@@ -67,6 +70,22 @@ def render_dashboard(
         **jobs_context(session, collection, base),
     }
     return render(request, "collections/dashboard.html", context, status_code=status)
+
+
+def overlap_context(session: Session, collection: Collection) -> dict[str, Any]:
+    """With several annotators per example: the disputed count, its queue and the agreement
+    figures; nothing more with one."""
+    if collection.overlap <= 1:
+        return {"consensus_rules": CONSENSUS_RULES}
+    disputed_url = "/review/queue?" + urlencode(
+        {"collection": collection.name, "status": "disputed"}
+    )
+    return {
+        "consensus_rules": CONSENSUS_RULES,
+        "disputed": review.count_disputed(session, collection),
+        "disputed_url": disputed_url,
+        "annotator_agreement": review.collection_agreement(session, collection),
+    }
 
 
 def items_context(

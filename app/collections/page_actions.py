@@ -16,6 +16,7 @@ from app.datasets.service import ExportSource, export_download
 from app.models import Collection
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput, SiftError
+from app.platform.forms import whole_number
 from app.platform.web import PageLead, check_csrf, render
 from app.selection import service as selection
 
@@ -44,6 +45,28 @@ def save_guidelines(
         return render_dashboard(request, session, user, collection, error=message, status=422)
     collection.guidelines = guidelines.replace("\r\n", "\n")
     return _back(collection, "guidelines")
+
+
+@router.post("/collections/{name}/review-settings", response_model=None)
+def review_settings(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    overlap: Annotated[str, Form()] = "1",
+    consensus: Annotated[str, Form()] = "majority",
+) -> Response:
+    """Set how many annotators decide each example and the rule that settles it."""
+    collection = service.get_collection(session, name)
+    try:
+        service.update_review_settings(
+            collection, overlap=whole_number(overlap, "overlap", default=1), consensus=consensus
+        )
+    except SiftError as exc:
+        return render_dashboard(
+            request, session, user, collection, error=exc.message, status=exc.status_code
+        )
+    return _back(collection, "review")
 
 
 @router.post("/collections/{name}/preview")

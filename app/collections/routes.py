@@ -10,6 +10,7 @@ from app.collections import service
 from app.collections.schemas import (
     CollectionCreate,
     CollectionOut,
+    CollectionPatch,
     ItemsIn,
     ItemsOut,
     PreviewOut,
@@ -38,6 +39,8 @@ def collection_out(
     return CollectionOut(
         name=collection.name,
         description=collection.description,
+        overlap=collection.overlap,
+        consensus=collection.consensus,
         target_size=collection.target_size,
         size=size if size is not None else service.collection_size(session, collection),
         quotas=quotas,
@@ -64,6 +67,8 @@ def create_collection(body: CollectionCreate, session: DB, user: ApiLead) -> Col
         description=body.description,
         guidelines=body.guidelines,
         user=user,
+        overlap=body.overlap,
+        consensus=body.consensus,
     )
     return collection_out(session, collection, 0)
 
@@ -72,6 +77,14 @@ def create_collection(body: CollectionCreate, session: DB, user: ApiLead) -> Col
 def get_collection(name: str, session: DB, _: ApiAnnotator) -> CollectionOut:
     """One collection, how full it is, and the recipes that fed it."""
     return collection_out(session, service.get_collection(session, name))
+
+
+@router.patch("/collections/{name}", response_model=CollectionOut)
+def update_collection(name: str, body: CollectionPatch, session: DB, _: ApiLead) -> CollectionOut:
+    """Change how many annotators decide each example (`overlap`) and the `consensus` rule."""
+    collection = service.get_collection(session, name)
+    service.update_review_settings(collection, overlap=body.overlap, consensus=body.consensus)
+    return collection_out(session, collection)
 
 
 @router.post("/collections/{name}/items", response_model=ItemsOut)

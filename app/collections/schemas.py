@@ -21,11 +21,20 @@ class CollectionCreate(BaseModel):
     )
     description: str = ""
     guidelines: str = ""
+    overlap: int = Field(default=1, description="different annotators who decide each example")
+    consensus: str = Field(default="majority", description="majority or unanimous")
+
+
+class CollectionPatch(BaseModel):
+    overlap: int | None = None
+    consensus: str | None = None
 
 
 class CollectionOut(BaseModel):
     name: str
     description: str
+    overlap: int
+    consensus: str
     target_size: int
     size: int
     quotas: dict[str, dict[str, int]]

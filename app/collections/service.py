@@ -36,8 +36,11 @@ def create_collection(
     description: str = "",
     guidelines: str = "",
     user: User | None = None,
+    overlap: int = 1,
+    consensus: str = "majority",
 ) -> Collection:
     """A new, empty collection; the name must be free."""
+    _check_review_settings(overlap, consensus)
     name = name.strip()
     if not NAME_PATTERN.match(name):
         raise InvalidInput(
@@ -56,9 +59,39 @@ def create_collection(
         guidelines=guidelines,
         recipes=[],
         created_by_id=user.id if user else None,
+        overlap=overlap,
+        consensus=consensus,
     )
     session.add(collection)
     session.flush()
+    return collection
+
+
+CONSENSUS_RULES = ("majority", "unanimous")
+MAX_OVERLAP = 10
+
+
+def _check_review_settings(overlap: int, consensus: str) -> None:
+    if not 1 <= overlap <= MAX_OVERLAP:
+        raise InvalidInput(
+            f"overlap: the annotators per example must be 1 to {MAX_OVERLAP}", field="overlap"
+        )
+    if consensus not in CONSENSUS_RULES:
+        raise InvalidInput(
+            f"consensus: choose {' or '.join(CONSENSUS_RULES)}, not {consensus!r}",
+            field="consensus",
+        )
+
+
+def update_review_settings(
+    collection: Collection, *, overlap: int | None = None, consensus: str | None = None
+) -> Collection:
+    """Change how many annotators decide each example and the rule that turns their decisions
+    into its status; decisions already made stay and count."""
+    overlap = collection.overlap if overlap is None else overlap
+    consensus = collection.consensus if consensus is None else consensus
+    _check_review_settings(overlap, consensus)
+    collection.overlap, collection.consensus = overlap, consensus
     return collection
 
 

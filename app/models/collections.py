@@ -24,6 +24,12 @@ class Collection(IdMixin, CreatedMixin, Base):
     created_by_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL")
     )
+    # How many different annotators decide each example, and how their decisions become its
+    # status: "majority" (more than half agree) or "unanimous". With 1, a decision is final.
+    overlap: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    consensus: Mapped[str] = mapped_column(
+        String(20), default="majority", server_default="majority"
+    )
 
 
 class CollectionItem(IdMixin, CreatedMixin, Base):

@@ -6,4 +6,5 @@ DOMAIN = Domain(
     "review",
     api="app.review.routes:router",
     pages="app.review.pages:router",
+    commands="app.review.commands:commands",
 )

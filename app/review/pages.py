@@ -25,13 +25,14 @@ from app.review.diff import turn_diffs
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 
 
-def current_queue(request: Request, session: DB) -> queues.Queue | None:
+def current_queue(request: Request, session: DB, user: PageUser) -> queues.Queue | None:
     """The queue named in the query string, or None when it names none."""
     params = request.query_params
     if not params.get("collection") and not params.get("dataset"):
         return None
     return queues.open_queue(
         session,
+        user=user,
         collection=params.get("collection", ""),
         dataset=params.get("dataset", ""),
         source=params.get("source", ""),

@@ -21,13 +21,15 @@ from app.models import (
     ReviewAction,
     ReviewDecision,
     ReviewLease,
+    Role,
     User,
 )
 from app.models.base import utcnow
 from app.platform.config import get_settings
 from app.platform.db import conflict_insert
-from app.platform.errors import InvalidInput
+from app.platform.errors import Forbidden, InvalidInput
 from app.platform.vectors.search import similar_to as nearest_to
+from app.review import consensus
 from app.scoring.service import score_condition
 
 # Counting a huge queue exactly is slow and tells a person nothing more than "lots".
@@ -36,6 +38,8 @@ COUNT_CAP = 10_000
 SEARCHED_COUNT_CAP = 1_000
 # A queue by meaning holds the examples nearest to the sentence typed, this many, best first.
 SIMILAR_LIMIT = 200
+# The lead's queue of examples that enough annotators voted on without agreeing.
+DISPUTED = "disputed"
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,13 @@ def open_queue(
     q: str = "",
     score: str = "",
     similar_to: str = "",
+    user: User | None = None,
 ) -> Queue:
     """The queue named by a collection or a dataset, with its filters checked; with
     `similar_to`, ranked by meaning."""
     if bool(collection) == bool(dataset):
         raise InvalidInput("name a collection or a dataset to review", field="collection")
-    statuses = {s.value for s in ExampleStatus} | {"any"}
+    statuses = {s.value for s in ExampleStatus} | {"any", DISPUTED}
     if status not in statuses:
         raise InvalidInput(f"unknown status {status!r}", field="status")
     conditions = tuple(score_condition(session, part) for part in score.split(",") if part.strip())
@@ -110,6 +115,13 @@ def open_queue(
         similar_to=similar_to.strip(),
         conditions=conditions,
     )
+    if status == DISPUTED and user is not None and not user.has_role(Role.LEAD):
+        raise Forbidden("the disputed examples are a lead's to settle", field="status")
+    if status == DISPUTED and (queue.collection is None or queue.collection.overlap <= 1):
+        raise InvalidInput(
+            "status: only a collection reviewed by several annotators has disputed examples",
+            field="status",
+        )
     return _ranked(session, queue) if queue.similar_to else queue
 
 
@@ -134,7 +146,14 @@ def _members(queue: Queue) -> Select[Any]:
     else:
         assert queue.dataset is not None
         query = query.where(Example.dataset_id == queue.dataset.id)
-    if queue.status != "any":
+    if queue.status == DISPUTED:  # voted on by enough people, who did not agree
+        assert queue.collection is not None
+        overlap = queue.collection.overlap
+        query = query.where(
+            Example.status == ExampleStatus.CANDIDATE.value,
+            consensus.voters(queue.collection.id) >= overlap,
+        )
+    elif queue.status != "any":
         query = query.where(Example.status == queue.status)
     if queue.source:
         query = query.where(Example.source == queue.source)
@@ -149,8 +168,9 @@ def _members(queue: Queue) -> Select[Any]:
     return query.order_by(Example.id)
 
 
-def _open_for(user: User, now: datetime) -> Any:
-    """Examples nobody else holds, and that this user has not skipped."""
+def _open_for(user: User, now: datetime, queue: Queue) -> Any:
+    """Examples nobody else holds, and that this user has not skipped; in a collection
+    reviewed by several annotators, also not yet voted on by this user nor by enough people."""
     held = exists().where(
         ReviewLease.example_id == Example.id,
         ReviewLease.user_id != user.id,
@@ -162,12 +182,18 @@ def _open_for(user: User, now: datetime) -> Any:
         ReviewDecision.action == ReviewAction.SKIP.value,
         ReviewDecision.undone_at.is_(None),
     )
-    return and_(~held, ~skipped)
+    collection = queue.collection
+    if collection is None or collection.overlap <= 1 or queue.status == DISPUTED:
+        return and_(~held, ~skipped)
+    votes_wanted = consensus.voters(collection.id) < collection.overlap
+    return and_(~held, ~skipped, ~consensus.voted_by(collection.id, user), votes_wanted)
 
 
 def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> list[Example]:
     """The next examples this user would be given, in order."""
-    ids = list(session.scalars(_members(queue).where(_open_for(user, utcnow())).limit(limit)))
+    ids = list(
+        session.scalars(_members(queue).where(_open_for(user, utcnow(), queue)).limit(limit))
+    )
     found = {e.id: e for e in session.scalars(select(Example).where(Example.id.in_(ids)))}
     return [found[i] for i in ids]
 
@@ -179,7 +205,7 @@ def count_waiting(session: Session, queue: Queue, user: User) -> tuple[int, bool
     # In no order: the index of a text filter hands matches over unsorted, and sorting them
     # first meant reading all of them (5 s for three common words on a million).
     members = _members(queue).order_by(None)
-    ids = members.where(_open_for(user, utcnow())).limit(cap + 1).subquery()
+    ids = members.where(_open_for(user, utcnow(), queue)).limit(cap + 1).subquery()
     count = session.scalar(select(func.count()).select_from(ids)) or 0
     return min(count, cap), count > cap
 
@@ -244,7 +270,7 @@ def next_example(session: Session, queue: Queue, user: User) -> Example | None:
         return session.get(Example, held)
     after, tried = 0, list[int]()
     while True:
-        candidates = _members(queue).where(_open_for(user, now))
+        candidates = _members(queue).where(_open_for(user, now, queue))
         # Read on past the ones tried: by id, or (a queue by meaning) by leaving them out.
         if queue.ranked is None:
             candidates = candidates.where(Example.id > after)

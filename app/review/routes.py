@@ -5,21 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
+from app.collections.service import get_collection
 from app.datasets.service import example_out
-from app.models import ReviewAction
+from app.models import ReviewAction, User
 from app.platform.db import DB
-from app.platform.security import ApiAnnotator
+from app.platform.security import ApiAnnotator, ApiLead
 from app.platform.validation import Id
 from app.review import queue as queues
 from app.review import service
-from app.review.schemas import DecisionIn, DecisionOut, NextOut, QueueIn, UndoOut
+from app.review.schemas import AgreementOut, DecisionIn, DecisionOut, NextOut, QueueIn, UndoOut
 
-router = APIRouter(prefix="/api/v1/review", tags=["review"])
+router = APIRouter(prefix="/api/v1", tags=["review"])
 
 
-def _queue(session: Session, spec: QueueIn) -> queues.Queue:
+def _queue(session: Session, spec: QueueIn, user: User) -> queues.Queue:
     return queues.open_queue(
         session,
+        user=user,
         collection=spec.collection,
         dataset=spec.dataset,
         source=spec.source,
@@ -29,20 +31,20 @@ def _queue(session: Session, spec: QueueIn) -> queues.Queue:
     )
 
 
-@router.post("/next", response_model=NextOut)
+@router.post("/review/next", response_model=NextOut)
 def take_next(spec: QueueIn, session: DB, user: ApiAnnotator) -> NextOut:
     """Lease the queue's next example to the caller (the one they hold already comes first)."""
-    example = queues.next_example(session, _queue(session, spec), user)
+    example = queues.next_example(session, _queue(session, spec, user), user)
     if example is None:
         return NextOut(example=None, lease_expires_at=None)
     lease = queues.holder(session, example.id)
     return NextOut(example=example_out(example), lease_expires_at=lease and lease.expires_at)
 
 
-@router.post("/examples/{example_id}/decision", response_model=DecisionOut, status_code=201)
+@router.post("/review/examples/{example_id}/decision", response_model=DecisionOut, status_code=201)
 def decide(example_id: Id, body: DecisionIn, session: DB, user: ApiAnnotator) -> DecisionOut:
     """Accept, reject (with a reason) or skip; 409 when the example changed or is held."""
-    queue = _queue(session, body) if body.collection or body.dataset else None
+    queue = _queue(session, body, user) if body.collection or body.dataset else None
     decision = service.decide(
         session,
         user,
@@ -55,7 +57,15 @@ def decide(example_id: Id, body: DecisionIn, session: DB, user: ApiAnnotator) ->
     return DecisionOut.model_validate(decision, from_attributes=True)
 
 
-@router.post("/undo", response_model=UndoOut)
+@router.post("/review/undo", response_model=UndoOut)
 def undo(session: DB, user: ApiAnnotator) -> UndoOut:
     """Undo the caller's last decision."""
     return UndoOut(example_id=service.undo_last(session, user))
+
+
+@router.get("/collections/{name}/agreement", response_model=AgreementOut)
+def agreement(name: str, session: DB, _: ApiLead) -> AgreementOut:
+    """How far the collection's annotators agree: Krippendorff's alpha, Fleiss' kappa, Cohen's
+    kappa per pair, and each one against the settled statuses."""
+    figures = service.collection_agreement(session, get_collection(session, name))
+    return AgreementOut.model_validate(figures.as_json())

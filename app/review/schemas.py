@@ -43,3 +43,26 @@ class DecisionOut(BaseModel):
 
 class UndoOut(BaseModel):
     example_id: int | None = Field(description="null when the undone decision wrote an example")
+
+
+class PairKappaOut(BaseModel):
+    a: str
+    b: str
+    kappa: float | None = Field(description="null where undefined (one category, or n = 0)")
+    n: int
+
+
+class AnnotatorAgreementOut(BaseModel):
+    annotator: str
+    decisions: int
+    settled: int = Field(description="of their examples, how many have a settled status")
+    agree_with_consensus: float | None
+
+
+class AgreementOut(BaseModel):
+    krippendorff_alpha: float | None = Field(description="nominal, over accept and reject")
+    fleiss_kappa: float | None
+    cohen_kappa: list[PairKappaOut]
+    items: int = Field(description="examples with at least one decision")
+    annotators: list[AnnotatorAgreementOut]
+    notes: list[str] = Field(description="why a figure is null, and what it was computed on")

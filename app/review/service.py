@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from app.collections.service import add_items
 from app.datasets.service import content_hash, update_example
 from app.models import (
+    Collection,
+    CollectionItem,
     Dataset,
     Example,
     ExampleStatus,
@@ -25,6 +27,10 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.review import consensus
+from app.review.agreement import Agreement as Agreement
+from app.review.agreement import collection_agreement as collection_agreement
+from app.review.consensus import count_disputed as count_disputed
 from app.review.queue import Queue, holder, release, take_lease
 
 # What a decision makes of the example's status; edits and skips leave it as it was.
@@ -127,7 +133,11 @@ def decide(
     reason: str = "",
     queue: Queue | None = None,
 ) -> ReviewDecision:
-    """Accept, reject (with a reason) or skip an example seen at `version`; frees its lease."""
+    """Accept, reject (with a reason) or skip an example seen at `version`; frees its lease.
+
+    In a collection reviewed by several annotators, an accept or reject is a vote: the status
+    follows the collection's consensus rule once enough people voted. A lead's decision on a
+    disputed example settles it."""
     if action not in (ReviewAction.ACCEPT, ReviewAction.REJECT, ReviewAction.SKIP):
         raise InvalidInput(f"{action} is not a decision", field="action")
     reason = reason.strip()
@@ -135,11 +145,43 @@ def decide(
         raise InvalidInput("say why the example is rejected", field="reason")
     example = _locked(session, example_id, user, version)
     before = example.status
-    if action in STATUS_AFTER:
+    collection = queue.collection if queue else None
+    voting = action in STATUS_AFTER and _is_vote(session, user, collection, example)
+    if action in STATUS_AFTER and not voting:
         example.status = STATUS_AFTER[action]
     decision = _record(session, user, example, action, queue, status_before=before, reason=reason)
+    if voting:
+        assert collection is not None
+        example.status = consensus.settled_status(session, collection, example)
     release(session, user, example_id)
     return decision
+
+
+def _is_vote(session: Session, user: User, collection: Collection | None, example: Example) -> bool:
+    """True when this decision is one vote among several: a collection with overlap, and not
+    a lead settling an example its voters left disputed."""
+    if collection is None and not user.has_role(Role.LEAD):
+        voted_in = session.scalar(
+            select(Collection.name)
+            .join(CollectionItem, CollectionItem.collection_id == Collection.id)
+            .where(CollectionItem.example_id == example.id, Collection.overlap > 1)
+            .limit(1)
+        )
+        if voted_in is not None:
+            raise Conflict(
+                f"example {example.id} is decided by several annotators in collection "
+                f"{voted_in!r}: decide it in that collection's queue"
+            )
+    if collection is None or collection.overlap <= 1:
+        return False
+    others = consensus.latest_votes(session, collection, example.id).keys() - {user.id}
+    if len(others) < collection.overlap:
+        return True
+    if not user.has_role(Role.LEAD):
+        raise Conflict(
+            f"example {example.id} has the {collection.overlap} votes it needs: a lead settles it"
+        )
+    return False
 
 
 def _turn_changes(example: Example, turns: dict[int, str]) -> list[dict[str, str]]:

@@ -102,13 +102,12 @@ def _name_dropped(session: Session, run: TrainingRun, dropped: list[dict[str, An
     positions = [d["position"] for d in dropped]
     if not positions:
         return
-    ids = dict(
-        session.execute(
-            select(SnapshotItem.position, SnapshotItem.example_id).where(
-                SnapshotItem.snapshot_id == run.snapshot_id, SnapshotItem.position.in_(positions)
-            )
-        ).tuples()
+    rows = session.execute(
+        select(SnapshotItem.position, SnapshotItem.example_id).where(
+            SnapshotItem.snapshot_id == run.snapshot_id, SnapshotItem.position.in_(positions)
+        )
     )
+    ids = {position: example_id for position, example_id in rows}
     for d in dropped:
         d["example_id"] = ids.get(d["position"])
 

@@ -481,6 +481,42 @@ def test_the_freeze_form_says_what_ships_and_can_take_accepted_only(
     assert "accepted only; left out 1 rejected, 1 unreviewed" in client.get(base).text
 
 
+def test_review_settings_disputes_and_agreement_on_the_dashboard(
+    client: TestClient, session: Session, lead: User
+) -> None:
+    from app.models import ReviewAction
+    from app.review import queue as queues
+    from app.review import service as review
+
+    _, examples = make_pool(session, 2)
+    collection = make_collection(session, lead, target_size=2)
+    service.add_items(session, collection, [e.id for e in examples], user=lead)
+    token = sign_in(client, lead)
+    base = f"/collections/{collection.name}"
+    refused = client.post(f"{base}/review-settings", data={"csrf_token": token, "overlap": "0"})
+    assert refused.status_code == 422 and "overlap" in refused.text
+    saved = client.post(
+        f"{base}/review-settings",
+        data={"csrf_token": token, "overlap": "2", "consensus": "unanimous"},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303 and (collection.overlap, collection.consensus) == (
+        2,
+        "unanimous",
+    )
+    for person, action in ((make_user(session), "accept"), (make_user(session), "reject")):
+        queue = queues.open_queue(session, collection=collection.name, user=person)
+        while (example := queues.next_example(session, queue, person)) is not None:
+            review.decide(session, person, example.id, ReviewAction(action),
+                          version=example.version, reason="no", queue=queue)  # fmt: skip
+    page = client.get(base).text
+    assert "disputed <b>2</b>" in page and "status=disputed" in page
+    assert "Krippendorff&#39;s alpha" in page or "Krippendorff's alpha" in page
+    assert "Cohen&#39;s kappa" in page or "Cohen's kappa" in page
+    disputed = client.get(f"/review/queue?collection={collection.name}&status=disputed")
+    assert disputed.status_code == 200
+
+
 def test_guidelines_are_saved(client: TestClient, session: Session, lead: User) -> None:
     collection = make_collection(session, lead)
     token = sign_in(client, lead)
