@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from app.collections.service import list_collections
 from app.datasets.service import all_datasets, get_dataset, get_example
 from app.generation.service import provenance_for
-from app.models import Example, ExampleStatus, ReviewAction, User
+from app.models import Example, ExampleStatus, ReviewAction, Role, User
 from app.platform.db import DB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.validation import Id
-from app.platform.web import PageUser, check_csrf, render
+from app.platform.web import PageLead, PageUser, check_csrf, render
 from app.review import context as seen
 from app.review import queue as queues
 from app.review import service
@@ -133,6 +133,7 @@ def _example_context(
     }
 
 
+TAKEN_OVER = "taken over"
 REJECT_REASONS = (
     "wrong or inaccurate answer",
     "does not follow the instruction",
@@ -158,7 +159,7 @@ def example_page(
     context = _example_context(session, user, example, queue)
     context["notice"] = (
         f"Example {last_id}: {last_action}."
-        if last_id and last_action in {a.value for a in ReviewAction} | {"undone"}
+        if last_id and last_action in {a.value for a in ReviewAction} | {"undone", TAKEN_OVER}
         else None
     )
     return render(request, "review/example.html", context)
@@ -236,8 +237,48 @@ def edit(
         )
     except service.StaleVersion:
         return _conflict(request, session, user, example_id, turns, kind, queue)
+    except service.HeldBySomeone as held:
+        return _held(request, session, user, example_id, turns, queue, held)
     return RedirectResponse(
         f"/review/examples/{example_id}{_query(queue, last_id=example_id, last_action=kind.value)}",
+        status_code=303,
+    )
+
+
+def _held(
+    request: Request,
+    session: Session,
+    user: User,
+    example_id: Id,
+    turns: dict[int, str],
+    queue: queues.Queue | None,
+    held: service.HeldBySomeone,
+) -> HTMLResponse:
+    """The example again with what this person typed still in the editor, who holds it and
+    until when, and (for a lead) a button that takes it over and saves."""
+    context = _example_context(session, user, get_example(session, example_id), queue)
+    context |= {"held": held.message, "draft": turns, "can_take_over": user.has_role(Role.LEAD)}
+    return render(request, "review/example.html", context, status_code=409)
+
+
+@router.post("/review/examples/{example_id}/take-over", response_model=None)
+def take_over(
+    example_id: Id,
+    session: DB,
+    user: PageLead,
+    queue: QueueParam,
+    turns: Annotated[dict[int, str], Depends(edited_turns)],
+    version: Annotated[int, Form()],
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """A lead takes the example over from the person holding it and saves their edit."""
+    get_example(session, example_id)  # 404 for one that does not exist
+    service.take_over(session, user, example_id)
+    if turns:
+        service.save_turns(session, user, example_id, turns, version=version, reason=reason,
+                           queue=queue)  # fmt: skip
+    return RedirectResponse(
+        f"/review/examples/{example_id}{_query(queue, last_id=example_id, last_action=TAKEN_OVER)}",
         status_code=303,
     )
 

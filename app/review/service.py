@@ -45,6 +45,10 @@ class StaleVersion(Conflict):
     """The example changed since the person loaded it; carries both versions."""
 
 
+class HeldBySomeone(Conflict):
+    """Another person holds the example's lease; says who and until when."""
+
+
 def _locked(session: Session, example_id: int, user: User, version: int) -> Example:
     """The example, row-locked, checked to be this user's to decide on and unchanged."""
     example = session.get(Example, example_id, with_for_update={"key_share": True})
@@ -65,11 +69,26 @@ def refuse_if_held(session: Session, example_id: int, user: User) -> None:
     if lease is None or lease.user_id == user.id:
         return
     name = session.scalar(select(User.name).where(User.id == lease.user_id))
-    raise Conflict(
+    raise HeldBySomeone(
         f"example {example_id} is being reviewed by {name} until {lease.expires_at:%H:%M} UTC",
         held_by=name,
         held_until=lease.expires_at.isoformat(),
     )
+
+
+def take_over(session: Session, lead: User, example_id: int) -> str | None:
+    """A lead takes an example from whoever holds it (who is told so by their next save or
+    decision); returns the name of the person it was taken from, if anyone held it."""
+    if not lead.has_role(Role.LEAD):
+        raise Forbidden("only a lead takes an example over from another person")
+    lease = holder(session, example_id)
+    previous = None
+    if lease is not None and lease.user_id != lead.id:
+        previous = session.scalar(select(User.name).where(User.id == lease.user_id))
+        session.delete(lease)
+        session.flush()
+    take_lease(session, lead, example_id)
+    return previous
 
 
 def check_edit(session: Session, user: User, example_id: int, fields: Iterable[str]) -> None:

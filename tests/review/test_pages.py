@@ -112,6 +112,47 @@ def test_a_stale_edit_shows_both_versions(
     assert "<del>" in page and "<ins>Mine, first.</ins>" in page
 
 
+def test_a_lead_meets_a_held_example_keeps_the_edit_and_takes_it_over(
+    client: TestClient, session: Session, annotator: User, pool: list[Example]
+) -> None:
+    """Issue 13: a lead saving on an example an annotator held got a bare 409 page, the typed
+    edit lost, with no word of who held it."""
+    from app.review.queue import take_lease
+
+    example = pool[0]
+    assert take_lease(session, annotator, example.id)
+    lead = make_user(session, "lead")
+    token = sign_in(client, lead)
+    url = f"/review/examples/{example.id}/edit"
+    typed = "The lead rewrote this carefully."
+    held = client.post(url, data={"csrf_token": token, "version": "1", "turn_1": typed})
+    assert held.status_code == 409
+    assert f"being reviewed by {annotator.name} until" in held.text
+    assert held.text.count(typed) == 2  # in the editor and in the take-over form
+    assert "Take it over and save my edit" in held.text
+    taken = client.post(
+        f"/review/examples/{example.id}/take-over",
+        data={"csrf_token": token, "version": "1", "turn_1": typed},
+        follow_redirects=False,
+    )
+    assert taken.status_code == 303 and "taken+over" in taken.headers["location"]
+    session.refresh(example)
+    assert example.output == typed
+    # The annotator is told who took it when they try to decide.
+    client.cookies.clear()
+    token = sign_in(client, annotator)
+    refused = client.post(
+        f"/review/examples/{example.id}/decide",
+        data={"csrf_token": token, "action": "accept", "version": str(example.version)},
+    )
+    assert refused.status_code == 409 and f"being reviewed by {lead.name}" in refused.text
+    # An annotator cannot take an example over.
+    assert client.post(
+        f"/review/examples/{example.id}/take-over",
+        data={"csrf_token": token, "version": str(example.version)},
+    ).status_code == 403
+
+
 def test_write_a_new_example_into_a_collection_and_undo_it(
     client: TestClient, session: Session, annotator: User, pool: list[Example]
 ) -> None:
