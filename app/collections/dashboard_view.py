@@ -20,7 +20,7 @@ from app.review import service as review
 from app.scoring.service import list_scorers
 from app.selection.service import DEDUP_METHODS, METHODS
 
-DOWNLOAD_FORMATS = ("alpaca", "sharegpt", "openai", "jsonl", "parquet")
+DOWNLOAD_FORMATS = ("alpaca", "sharegpt", "openai", "jsonl", "parquet", "dpo")
 ITEMS_PAGE = 25
 
 

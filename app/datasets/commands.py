@@ -99,7 +99,10 @@ def import_(
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="output file")],
     format: Annotated[
-        str, typer.Option(help="alpaca|sharegpt|openai|dolly|lima|jsonl|parquet")
+        str,
+        typer.Option(
+            help="alpaca|sharegpt|openai|dolly|lima|jsonl|parquet, or dpo: preference pairs"
+        ),
     ] = "jsonl",
     dataset: Annotated[str | None, typer.Option("--dataset")] = None,
     collection: Annotated[str | None, typer.Option("--collection")] = None,

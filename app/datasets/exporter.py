@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Select, func, null, select
 from sqlalchemy.orm import Session
 
+from app.datasets.preferences import preference_pairs
 from app.datasets.queries import count_examples, get_dataset
 from app.datasets.records import CONTENT_FIELDS
 from app.datasets.writers import WRITERS, ExampleView
@@ -31,7 +32,7 @@ from app.models import (
 )
 from app.platform.errors import InvalidInput, NotFound
 
-EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet")
+EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet", "dpo")
 CHUNK = 2_000
 
 
@@ -145,6 +146,9 @@ def embeddings_for(session: Session, hashes: Sequence[str], model: str) -> dict[
 
 
 def _records(session: Session, source: ExportSource, options: ExportOptions) -> Iterator[dict]:
+    if options.format == "dpo":  # pairs, not one record per example
+        yield from preference_pairs(session, source.kind, source.id)
+        return
     writer = WRITERS[options.format]
     model = options.embedding_model
     if options.with_embeddings and model is None:
@@ -179,10 +183,11 @@ def _atomic(out: Path) -> Iterator[IO[bytes]]:
 
 
 def container_for(fmt: str, out: Path | None) -> str:
-    """json (a list), jsonl or parquet, from the format and the output file's extension."""
+    """json (a list), jsonl or parquet, from the format and the output file's extension
+    (preference pairs are JSON lines, as TRL reads them)."""
     if fmt == "parquet":
         return "parquet"
-    if fmt == "jsonl" or (out is not None and out.suffix.lower() == ".jsonl"):
+    if fmt in ("jsonl", "dpo") or (out is not None and out.suffix.lower() == ".jsonl"):
         return "jsonl"
     return "json"
 

@@ -147,10 +147,13 @@ def test_a_lead_meets_a_held_example_keeps_the_edit_and_takes_it_over(
     )
     assert refused.status_code == 409 and f"being reviewed by {lead.name}" in refused.text
     # An annotator cannot take an example over.
-    assert client.post(
-        f"/review/examples/{example.id}/take-over",
-        data={"csrf_token": token, "version": str(example.version)},
-    ).status_code == 403
+    assert (
+        client.post(
+            f"/review/examples/{example.id}/take-over",
+            data={"csrf_token": token, "version": str(example.version)},
+        ).status_code
+        == 403
+    )
 
 
 def test_write_a_new_example_into_a_collection_and_undo_it(
