@@ -17,6 +17,7 @@ from app.models import (
     CollectionItem,
     Dataset,
     Example,
+    Revision,
     Score,
     Scorer,
     ScoreState,
@@ -74,6 +75,7 @@ class Comparison(TypedDict):
     sampled: int | None  # how many pool examples were drawn; None: all were counted
     bins: list[SharedBin]
     top: float  # the largest share of either side, the charts' common height
+    stale: int  # the collection's examples edited since, with no score of what they say now
 
 
 def _scored_values(scorer: Scorer) -> Select[Any]:
@@ -197,9 +199,27 @@ def score_comparison(
                 sampled=len(drawn) if drawn is not None else None,
                 bins=shared,
                 top=max([*shares, 0.0]),
+                stale=_stale(session, collection, scorer),
             )
         )
     return result
+
+
+def _stale(session: Session, collection: Collection, scorer: Scorer) -> int:
+    """The collection's edited examples that this scorer has not scored since."""
+    edited = exists().where(Revision.example_id == Example.id)
+    scored = exists().where(
+        Score.scorer_id == scorer.id, Score.content_hash == Example.content_hash
+    )
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(CollectionItem)
+            .join(Example, Example.id == CollectionItem.example_id)
+            .where(CollectionItem.collection_id == collection.id, edited, ~scored)
+        )
+        or 0
+    )
 
 
 def _values_of(

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import DuplicateCluster, DuplicateMember, Example, Score, Scorer
+from app.datasets.service import content_hash
+from app.models import DuplicateCluster, DuplicateMember, Example, Revision, Score, Scorer
 from app.platform.vectors.models import DEFAULT_MODEL
 from app.platform.vectors.search import nearest_examples
 
@@ -48,6 +49,35 @@ def scores_of(session: Session, example: Example) -> list[ScoreView]:
         )
         for score, scorer in rows
     ]
+
+
+@dataclass(frozen=True)
+class StaleScore:
+    """A score of the example's content before an edit, with no score of its content now."""
+
+    score: ScoreView
+    edit: int  # the edit it predates: 1 for the first
+
+
+def stale_scores_of(
+    session: Session, example: Example, current: list[ScoreView]
+) -> list[StaleScore]:
+    """Scores of the example's earlier contents by scorers that have not scored what it says
+    now, each from the content just before the latest edit that has one."""
+    befores = session.scalars(
+        select(Revision.before).where(Revision.example_id == example.id).order_by(Revision.id)
+    ).all()
+    scored_now = {s.scorer for s in current}
+    found: dict[str, StaleScore] = {}
+    for edit, before in reversed(list(enumerate(befores, 1))):
+        messages = before.get("messages")
+        if not messages:
+            continue
+        earlier = Example(content_hash=content_hash(messages))
+        for view in scores_of(session, earlier):
+            if view.scorer not in scored_now and view.scorer not in found:
+                found[view.scorer] = StaleScore(view, edit)
+    return sorted(found.values(), key=lambda s: s.score.scorer)
 
 
 def duplicates_of(session: Session, example: Example) -> list[tuple[str, list[Example]]]:

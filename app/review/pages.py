@@ -123,6 +123,7 @@ def _example_context(
         "query": _query(queue),
         "held_by_other": lease is not None and lease.user_id != user.id,
         "scores": scores,
+        "stale_scores": seen.stale_scores_of(session, example, scores),
         "lima": next((s for s in scores if s.scorer == "lima"), None),
         "duplicates": seen.duplicates_of(session, example),
         "guidelines": collection.guidelines if collection else "",

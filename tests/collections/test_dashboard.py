@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.collections import distributions, service
 from app.collections.embedding_map import EXACT_SVD_LIMIT, principal_components
+from app.datasets.service import update_example
 from app.models import Example
 from app.platform.sampling import sample_pool
 from app.scoring.chunks import upsert_scores
@@ -78,6 +79,12 @@ def test_open_ranges_bin_between_the_values_seen(session: Session) -> None:
     assert [b["selected"] for b in comparison["bins"]] == [0] * 9 + [1]
     assert comparison["pool"]["mean"] == 40.0 and comparison["selected"]["count"] == 1
     assert comparison["top"] == 1.0  # the collection's one example is all of it
+    assert comparison["stale"] == 0
+    # An edited member's score no longer counts, and the chart says so.
+    service.add_items(session, collection, [examples[3].id])
+    update_example(session, examples[3].id, 1, {"output": "rewritten"}, None)
+    [comparison] = distributions.score_comparison(session, collection, [dataset], bins=10)
+    assert comparison["stale"] == 1 and comparison["selected"]["count"] == 1
 
 
 def test_a_sample_is_uniform_over_interleaved_datasets(session: Session) -> None:

@@ -192,6 +192,27 @@ def test_write_a_new_example_into_a_collection_and_undo_it(
     assert session.get(Example, example_id) is None
 
 
+def test_an_edited_example_shows_its_old_scores_as_stale(
+    client: TestClient, session: Session, annotator: User, pool: list[Example]
+) -> None:
+    """Issue 13: after an edit the example said "Not scored yet" and its scores vanished."""
+    from app.datasets.service import update_example
+
+    example = pool[0]
+    scorer = Scorer(name="alpagasus", version=1, key="s" * 64, kind="llm_rating", model="gpt-x")
+    session.add(scorer)
+    session.flush()
+    session.add(Score(content_hash=example.content_hash, scorer_id=scorer.id, value=3.5))
+    session.flush()
+    update_example(session, example.id, 1, {"output": "Better."}, annotator)
+    update_example(session, example.id, 2, {"output": "Best."}, annotator)
+    sign_in(client, annotator)
+    page = client.get(f"/review/examples/{example.id}").text
+    assert "Not scored since the last edit." in page
+    assert "stale (before edit 1)" in page and "3.5" in page
+    assert "sift score --dataset" not in page  # the re-scoring hint is for leads
+
+
 def test_scores_duplicates_neighbours_and_guidelines_are_shown(
     client: TestClient, session: Session, annotator: User, pool: list[Example]
 ) -> None:
