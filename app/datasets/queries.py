@@ -108,7 +108,7 @@ def search_condition(text: str) -> ColumnElement[bool]:
     return Example.search_text.op("@@")(tsquery)
 
 
-def _filtered(dataset: Dataset, filters: ExampleFilter) -> Select[Example]:
+def filtered_examples(dataset: Dataset, filters: ExampleFilter) -> Select[Example]:
     """The dataset's examples with every filter but the ordering applied."""
     query = select(Example).where(Example.dataset_id == dataset.id)
     if filters.source:
@@ -134,7 +134,7 @@ def list_examples(
     limit = max(1, min(limit, 500))
     if filters.similar_to is not None:
         return [e for e, _ in similar_examples(session, dataset, filters, limit)], None
-    query = _filtered(dataset, filters)
+    query = filtered_examples(dataset, filters)
     if after is not None:
         query = query.where(Example.id > after)
     rows = list(session.scalars(query.order_by(Example.id).limit(limit + 1)))
@@ -147,7 +147,7 @@ def similar_examples(
 ) -> list[tuple[Example, float]]:
     """The filtered examples nearest to `filters.similar_to` by embedding, with their cosine,
     best first, from the model's HNSW index."""
-    ids = _filtered(dataset, filters).with_only_columns(Example.id)
+    ids = filtered_examples(dataset, filters).with_only_columns(Example.id)
     ranked = similar_to(session, ids, filters.similar_to or "", filters.model, limit)
     return by_ids(session, ranked)
 

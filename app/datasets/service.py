@@ -27,6 +27,7 @@ from app.datasets.queries import ExampleFilter as ExampleFilter
 from app.datasets.queries import all_datasets as all_datasets
 from app.datasets.queries import by_ids as by_ids
 from app.datasets.queries import count_examples as count_examples
+from app.datasets.queries import filtered_examples as filtered_examples
 from app.datasets.queries import get_dataset as get_dataset
 from app.datasets.queries import get_example as get_example
 from app.datasets.queries import like_pattern as like_pattern

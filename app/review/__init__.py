@@ -7,4 +7,5 @@ DOMAIN = Domain(
     api="app.review.routes:router",
     pages="app.review.pages:router",
     commands="app.review.commands:commands",
+    tasks="app.review.tasks",
 )

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
 from app.collections.service import get_collection
-from app.datasets.service import example_out
+from app.datasets.service import example_out, get_dataset
 from app.models import ReviewAction, User
 from app.platform.db import DB
+from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.platform.validation import Id
 from app.review import queue as queues
 from app.review import service
-from app.review.schemas import AgreementOut, DecisionIn, DecisionOut, NextOut, QueueIn, UndoOut
+from app.review.bulk import BulkAction, start_bulk
+from app.review.schemas import (
+    AgreementOut,
+    BulkIn,
+    BulkOut,
+    DecisionIn,
+    DecisionOut,
+    NextOut,
+    QueueIn,
+    UndoOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 
@@ -69,3 +80,16 @@ def agreement(name: str, session: DB, _: ApiLead) -> AgreementOut:
     kappa per pair, and each one against the settled statuses."""
     figures = service.collection_agreement(session, get_collection(session, name))
     return AgreementOut.model_validate(figures.as_json())
+
+
+@router.post("/datasets/{name}/examples/bulk", response_model=BulkOut)
+def bulk(name: str, body: BulkIn, session: DB, user: ApiLead, response: Response) -> BulkOut:
+    """Accept, reject (with a reason), add to a collection or remove from it every example of
+    the dataset that matches the filter: at once for a few thousand (200), as a job beyond
+    (202). Examples someone else holds in review are left alone, and counted."""
+    dataset = get_dataset(session, name)
+    action = BulkAction(**body.model_dump())
+    matched, counts, job = start_bulk(session, user, dataset, action)
+    if job is not None:
+        response.status_code = 202
+    return BulkOut(matched=matched, counts=counts, job=JobOut.model_validate(job) if job else None)

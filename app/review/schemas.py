@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.datasets.service import ExampleOut
+from app.platform.jobs.schemas import JobOut
+from app.platform.validation import Id
 
 
 class QueueIn(BaseModel):
@@ -66,3 +68,23 @@ class AgreementOut(BaseModel):
     items: int = Field(description="examples with at least one decision")
     annotators: list[AnnotatorAgreementOut]
     notes: list[str] = Field(description="why a figure is null, and what it was computed on")
+
+
+class BulkIn(BaseModel):
+    """An action and the examples of the dataset it applies to: those matching the filter
+    (the same as the examples list), narrowed to `ids` when given."""
+
+    action: Literal["accept", "reject", "add", "remove"]
+    reason: str = Field(default="", max_length=2000)
+    collection: str | None = Field(default=None, description="for add and remove")
+    source: str | None = None
+    status: str | None = None
+    q: str | None = None
+    score: list[str] = Field(default_factory=list, description="e.g. alpagasus<3")
+    ids: list[Id] | None = Field(default=None, max_length=100_000)
+
+
+class BulkOut(BaseModel):
+    matched: int
+    counts: dict[str, int] | None = Field(description="what changed, when it ran at once")
+    job: JobOut | None = Field(description="the job that runs it, for more than a few thousand")

@@ -1,0 +1,159 @@
+"""One decision on many examples at once: every example of a dataset that matches a filter (or
+the ids given), accepted, rejected with a reason, added to a collection or removed from it.
+A few thousand run in the request; more run as a job. Set-based: one UPDATE and one INSERT of
+decisions per action, never a row at a time."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, exists, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.collections.service import add_items, get_collection, remove_items
+from app.datasets.service import ExampleFilter, filtered_examples
+from app.models import (
+    Dataset,
+    Example,
+    ExampleStatus,
+    Job,
+    ReviewAction,
+    ReviewDecision,
+    ReviewLease,
+    User,
+)
+from app.models.base import utcnow
+from app.platform.errors import InvalidInput
+from app.platform.jobs.dispatch import create_job
+from app.scoring.service import score_condition
+
+BULK_KIND = "bulk"
+BULK_ACTIONS = ("accept", "reject", "add", "remove")
+STATUS_OF = {"accept": ExampleStatus.ACCEPTED.value, "reject": ExampleStatus.REJECTED.value}
+# Up to this many matching examples the action runs in the request; more run as a job.
+INLINE_LIMIT = 2_000
+MAX_IDS = 100_000
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """What to do, and to which examples of the dataset (as stored in a job's parameters)."""
+
+    action: str
+    reason: str = ""
+    collection: str | None = None
+    source: str | None = None
+    status: str | None = None
+    q: str | None = None
+    score: list[str] = field(default_factory=list)
+    ids: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in BULK_ACTIONS:
+            raise InvalidInput(
+                f"action: one of {', '.join(BULK_ACTIONS)}, not {self.action!r}", field="action"
+            )
+        if self.action == "reject" and not self.reason.strip():
+            raise InvalidInput("reason: say why these examples are rejected", field="reason")
+        if self.action in ("add", "remove") and not self.collection:
+            raise InvalidInput(
+                f"collection: name the collection to {self.action}", field="collection"
+            )
+        if self.ids is not None and len(self.ids) > MAX_IDS:
+            raise InvalidInput(f"ids: at most {MAX_IDS:,}; use a filter for more", field="ids")
+
+    def params(self) -> dict[str, Any]:
+        """The action as job parameters."""
+        return asdict(self)
+
+
+def matching(session: Session, dataset: Dataset, bulk: BulkAction) -> Select[Any]:
+    """The ids of the dataset's examples the action applies to."""
+    filters = ExampleFilter(
+        source=bulk.source,
+        status=bulk.status,
+        q=bulk.q,
+        conditions=[score_condition(session, expression) for expression in bulk.score],
+    )
+    query = filtered_examples(dataset, filters).with_only_columns(Example.id)
+    if bulk.ids is not None:
+        query = query.where(Example.id.in_(bulk.ids))
+    return query
+
+
+def count_matching(session: Session, dataset: Dataset, bulk: BulkAction) -> int:
+    """How many examples the action would touch."""
+    return (
+        session.scalar(
+            select(func.count()).select_from(matching(session, dataset, bulk).subquery())
+        )
+        or 0
+    )
+
+
+def start_bulk(
+    session: Session, user: User, dataset: Dataset, bulk: BulkAction
+) -> tuple[int, dict[str, int] | None, Job | None]:
+    """(how many match, the counts when it ran here, or the job that runs it): a few thousand
+    run in the request, more as a job."""
+    count = count_matching(session, dataset, bulk)
+    if count <= INLINE_LIMIT:
+        return count, apply(session, user, dataset, bulk), None
+    job = create_job(
+        session, BULK_KIND, bulk.params(), queue="cpu", user=user, dataset_id=dataset.id
+    )
+    return count, None, job
+
+
+def apply(session: Session, user: User, dataset: Dataset, bulk: BulkAction) -> dict[str, int]:
+    """Do it, in the session's transaction; counts of what changed and what was left alone.
+    Running it again changes nothing more."""
+    ids = matching(session, dataset, bulk)
+    if bulk.action in STATUS_OF:
+        return _decide(session, user, ids, bulk)
+    collection = get_collection(session, bulk.collection or "")
+    chosen = list(session.scalars(ids))
+    if bulk.action == "add":
+        added = add_items(session, collection, chosen, user=user, reason=bulk.reason or "bulk")
+        return {"matched": len(chosen), "changed": added}
+    return {"matched": len(chosen), "changed": remove_items(session, collection, chosen)}
+
+
+def _decide(session: Session, user: User, ids: Select[Any], bulk: BulkAction) -> dict[str, int]:
+    """Set the status of every matching example not already so and not held by someone else;
+    one decision per example changed, which undo and the agreement figures read."""
+    new = STATUS_OF[bulk.action]
+    held = exists().where(
+        ReviewLease.example_id == Example.id,
+        ReviewLease.user_id != user.id,
+        ReviewLease.expires_at > utcnow(),
+    )
+    wanted = ids.where(Example.status != new)
+    target = (
+        select(Example.id.label("id"), Example.status.label("before"))
+        .where(Example.id.in_(wanted), ~held)
+        .with_for_update(of=Example)
+        .subquery()
+    )
+    changed = session.execute(
+        update(Example)
+        .where(Example.id == target.c.id)
+        .values(status=new, version=Example.version + 1)
+        .returning(Example.id, target.c.before)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if changed:
+        session.execute(
+            insert(ReviewDecision),
+            [
+                {"example_id": example_id, "user_id": user.id, "action": ReviewAction(bulk.action).value,
+                 "reason": bulk.reason.strip(), "status_before": before}
+                for example_id, before in changed
+            ],
+        )  # fmt: skip
+    matched = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+    skipped_held = (
+        session.scalar(select(func.count()).select_from(wanted.where(held).subquery())) or 0
+    )
+    return {"matched": matched, "changed": len(changed), "held": skipped_held}
