@@ -1,5 +1,6 @@
 """One decision on many examples at once: every example of a dataset that matches a filter (or
-the ids given), accepted, rejected with a reason, added to a collection or removed from it.
+the ids given), accepted, rejected with a reason, added to a collection or removed from it,
+or given a source or a category.
 A few thousand run in the request; more run as a job. Set-based: one UPDATE and one INSERT of
 decisions per action, never a row at a time."""
 
@@ -29,7 +30,9 @@ from app.platform.jobs.dispatch import create_job
 from app.scoring.service import score_condition
 
 BULK_KIND = "bulk"
-BULK_ACTIONS = ("accept", "reject", "add", "remove")
+BULK_ACTIONS = ("accept", "reject", "add", "remove", "set-source", "set-category")
+# The column each labelling action sets (to `value`; blank clears it).
+LABELS = {"set-source": Example.source, "set-category": Example.category}
 STATUS_OF = {"accept": ExampleStatus.ACCEPTED.value, "reject": ExampleStatus.REJECTED.value}
 # Up to this many matching examples the action runs in the request; more run as a job.
 INLINE_LIMIT = 2_000
@@ -43,6 +46,7 @@ class BulkAction:
     action: str
     reason: str = ""
     collection: str | None = None
+    value: str = ""
     source: str | None = None
     status: str | None = None
     q: str | None = None
@@ -60,6 +64,8 @@ class BulkAction:
             raise InvalidInput(
                 f"collection: name the collection to {self.action}", field="collection"
             )
+        if len(self.value) > 200:
+            raise InvalidInput("value: at most 200 characters", field="value")
         if self.ids is not None and len(self.ids) > MAX_IDS:
             raise InvalidInput(f"ids: at most {MAX_IDS:,}; use a filter for more", field="ids")
 
@@ -112,12 +118,26 @@ def apply(session: Session, user: User, dataset: Dataset, bulk: BulkAction) -> d
     ids = matching(session, dataset, bulk)
     if bulk.action in STATUS_OF:
         return _decide(session, user, ids, bulk)
+    if bulk.action in LABELS:
+        return _label(session, ids, LABELS[bulk.action], bulk.value.strip() or None)
     collection = get_collection(session, bulk.collection or "")
     chosen = list(session.scalars(ids))
     if bulk.action == "add":
         added = add_items(session, collection, chosen, user=user, reason=bulk.reason or "bulk")
         return {"matched": len(chosen), "changed": added}
     return {"matched": len(chosen), "changed": remove_items(session, collection, chosen)}
+
+
+def _label(session: Session, ids: Select[Any], column: Any, value: str | None) -> dict[str, int]:
+    """Set the source or category of every matching example not already so."""
+    matched = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+    changed = session.execute(
+        update(Example)
+        .where(Example.id.in_(ids), column.is_distinct_from(value))
+        .values({column: value, Example.version: Example.version + 1})
+        .execution_options(synchronize_session=False)
+    )
+    return {"matched": matched, "changed": getattr(changed, "rowcount", 0)}
 
 
 def _decide(session: Session, user: User, ids: Select[Any], bulk: BulkAction) -> dict[str, int]:

@@ -74,9 +74,10 @@ class BulkIn(BaseModel):
     """An action and the examples of the dataset it applies to: those matching the filter
     (the same as the examples list), narrowed to `ids` when given."""
 
-    action: Literal["accept", "reject", "add", "remove"]
+    action: Literal["accept", "reject", "add", "remove", "set-source", "set-category"]
     reason: str = Field(default="", max_length=2000)
     collection: str | None = Field(default=None, description="for add and remove")
+    value: str = Field(default="", description="the source or category to set (blank clears)")
     source: str | None = None
     status: str | None = None
     q: str | None = None

@@ -37,8 +37,10 @@ def safe_next(target: str | None) -> str:
 
 
 @router.get("/")
-def home() -> RedirectResponse:
-    """The studio starts at the list of datasets."""
+def home(user: MaybeUser) -> RedirectResponse:
+    """The studio starts at the list of datasets; an annotator's at their review queue."""
+    if user is not None and not user.has_role(Role.LEAD):
+        return RedirectResponse("/review", status_code=303)
     return RedirectResponse("/datasets", status_code=303)
 
 

@@ -102,6 +102,27 @@ def test_add_and_remove_by_filter(client: TestClient, session: Session) -> None:
     assert item_ids(session, collection) == []
 
 
+def test_a_source_set_by_filter_and_cleared_by_ids(client: TestClient, session: Session) -> None:
+    """Issue 13: an import without a source could never be given one afterwards."""
+    dataset = _scored(session, [10.0, 20.0, 30.0])
+    ids = list(session.scalars(select(Example.id).where(Example.dataset_id == dataset.id)))
+    _, lead = make_token(session, "lead")
+    url = f"/api/v1/datasets/{dataset.name}/examples/bulk"
+    body = {"action": "set-source", "value": "wikihow", "score": ["length>=20"]}
+    assert client.post(url, json=body, headers=lead).json()["counts"] == {
+        "matched": 2, "changed": 2,
+    }  # fmt: skip
+    session.expire_all()
+    sources = dict(
+        session.execute(select(Example.id, Example.source).where(Example.id.in_(ids))).all()
+    )
+    assert [sources[i] for i in ids] == [None, "wikihow", "wikihow"]
+    cleared = {"action": "set-source", "value": "", "ids": [ids[1]]}
+    assert client.post(url, json=cleared, headers=lead).json()["counts"]["changed"] == 1
+    category = {"action": "set-category", "value": "howto"}
+    assert client.post(url, json=category, headers=lead).json()["counts"]["changed"] == 3
+
+
 def test_many_run_as_a_job(committed: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk_module, "INLINE_LIMIT", 3)
     with transaction() as session:

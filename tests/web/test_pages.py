@@ -52,10 +52,17 @@ def test_anonymous_visitors_are_sent_to_sign_in(client: TestClient) -> None:
     assert response.headers["location"].startswith("/login?next=/datasets")
 
 
-def test_home_leads_to_the_datasets(client: TestClient) -> None:
+def test_home_leads_to_the_datasets_and_annotators_to_their_queue(
+    client: TestClient, annotator: User, lead: User
+) -> None:
     response = client.get("/", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/datasets"
+    sign_in(client, annotator)
+    assert client.get("/", follow_redirects=False).headers["location"] == "/review"
+    client.cookies.clear()
+    sign_in(client, lead)
+    assert client.get("/", follow_redirects=False).headers["location"] == "/datasets"
 
 
 def test_sign_in_with_the_right_password(client: TestClient, annotator: User) -> None:
