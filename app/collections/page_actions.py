@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from app.collections import dashboard, service
 from app.collections.dashboard_view import DOWNLOAD_FORMATS, collection_url, render_dashboard
 from app.collections.recipe_form import Recipe, spec_from_form
 from app.datasets.service import ExportSource, export_download
-from app.models import Collection
+from app.models import Collection, Snapshot
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.forms import whole_number
@@ -183,6 +184,7 @@ def compare(
     collection = service.get_collection(session, name)
     before = dashboard.collection_snapshot(session, collection, old)
     after = dashboard.collection_snapshot(session, collection, new)
+    diff = service.compare_snapshots(session, before, after)
     context = {
         "user": user,
         "section": "collections",
@@ -190,9 +192,20 @@ def compare(
         "base": collection_url(collection.name),
         "old": before,
         "new": after,
-        "diff": service.compare_snapshots(session, before, after),
+        "diff": diff,
+        "prompts": _diff_prompts(session, before, after, diff),
     }
     return render(request, "collections/compare.html", context, fragment="collections/_diff.html")
+
+
+def _diff_prompts(
+    session: Session, before: Snapshot, after: Snapshot, diff: dict[str, list[int]]
+) -> dict[int, str]:
+    """The prompt of each example the diff lists (the first 500 of each kind), as frozen in
+    the snapshot that holds it (the old one for removed examples)."""
+    shown = {kind: ids[:500] for kind, ids in diff.items()}
+    prompts = service.snapshot_prompts(session, after, shown["added"] + shown["edited"])
+    return prompts | service.snapshot_prompts(session, before, shown["removed"])
 
 
 @router.get("/collections/{name}/snapshots/{snapshot_id}/export", response_model=None)

@@ -333,6 +333,24 @@ def list_snapshots(session: Session, collection: Collection) -> list[Snapshot]:
     return list(session.scalars(query.order_by(Snapshot.id.desc())))
 
 
+def snapshot_prompts(
+    session: Session, snapshot: Snapshot, example_ids: Sequence[int], width: int = 120
+) -> dict[int, str]:
+    """The first prompt of each of these examples as the snapshot froze it, cut to `width`."""
+    rows = session.execute(
+        select(SnapshotItem.example_id, SnapshotItem.messages).where(
+            SnapshotItem.snapshot_id == snapshot.id, SnapshotItem.example_id.in_(example_ids)
+        )
+    )
+    prompts: dict[int, str] = {}
+    for example_id, messages in rows:
+        if example_id is None:
+            continue
+        text = next((m["content"] for m in messages if m["role"] == "user"), "")
+        prompts[example_id] = text if len(text) <= width else text[: width - 1] + "…"
+    return prompts
+
+
 def compare_snapshots(session: Session, old: Snapshot, new: Snapshot) -> dict[str, list[int]]:
     """What changed from `old` to `new`, by example: added, removed, and edited (same example,
     other content). Items whose example was deleted are matched by content."""

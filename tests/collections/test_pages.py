@@ -435,6 +435,8 @@ def test_freeze_compare_and_download(client: TestClient, session: Session, lead:
     ).text  # fmt: skip
     assert "<b>1</b> added, <b>1</b> removed, <b>0</b> edited" in diff
     assert f'<a href="/examples/{examples[2].id}">' in diff
+    # Each listed example with its prompt, as the snapshot holding it froze it.
+    assert "Say the number 2." in diff and "Say the number 0." in diff
     assert "<html" in client.get(f"{base}/compare?old={first.id}&new={second.id}").text
 
     jsonl = client.get(f"{base}/snapshots/{second.id}/export", params={"format": "jsonl"})
