@@ -28,6 +28,7 @@ def _jobs_page(
         "user": user,
         "section": "jobs",
         "jobs": shown_jobs(jobs, user),
+        "outlook": service.outlook(session, jobs),
         "datasets": datasets,
         # The table polls for fresh progress only while something can still move.
         "polling": any(j.state in ACTIVE for j in jobs),

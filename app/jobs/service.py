@@ -22,6 +22,40 @@ def list_jobs(session: Session, limit: int = 50, active_only: bool = False) -> l
     return jobs
 
 
+def outlook(session: Session, jobs: list[Job]) -> dict[int, str]:
+    """A line for each job that can still move: how long a running one has left (at its pace
+    so far), and what a queued one waits behind (the running jobs of its queue)."""
+    running = session.execute(
+        select(Job.queue, func.min(Job.id), func.count())
+        .where(Job.state == JobState.RUNNING.value)
+        .group_by(Job.queue)
+    )
+    busy = {queue: (first, count) for queue, first, count in running}
+    lines = {}
+    now = utcnow()
+    for job in jobs:
+        if job.state == JobState.RUNNING.value and job.started_at and job.total and job.done:
+            elapsed = (now - job.started_at).total_seconds()
+            left = elapsed * (job.total - job.done) / job.done
+            lines[job.id] = f"about {_duration(left)} left"
+        elif job.state == JobState.QUEUED.value:
+            first, count = busy.get(job.queue, (None, 0))
+            lines[job.id] = (
+                f"waiting behind job {first}" + (f" and {count - 1} more" if count > 1 else "")
+                if first is not None
+                else "waiting for a worker"
+            )
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def show_chunk_progress(session: Session, jobs: list[Job]) -> None:
     """Let running chunked jobs show how far their chunks are now (the job's row is
     recomputed only when a chunk ends): loaded values only, nothing is written."""

@@ -50,6 +50,27 @@ def test_progress_moves_with_each_poll_without_inline_styles(
     assert '<progress value="1000" max="1000">' in last and "every 1s" not in last
 
 
+def test_a_running_job_says_how_long_it_has_left_and_a_queued_one_what_it_waits_behind(
+    client: TestClient, session: Session
+) -> None:
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+
+    running = make_job(
+        session, state=JobState.RUNNING.value, done=250, total=1000, queue="cpu",
+        started_at=utcnow() - timedelta(seconds=100),
+    )  # fmt: skip
+    waiting = make_job(session, state=JobState.QUEUED.value, queue="cpu")
+    alone = make_job(session, state=JobState.QUEUED.value, queue="gpu")
+    sign_in(client, make_user(session, "annotator"))
+    page = client.get("/jobs").text
+    assert "about 5 min left" in page  # 250 of 1,000 in 100 s: 300 s to go
+    assert f"waiting behind job {running.id}" in page
+    assert "waiting for a worker" in page
+    assert waiting.id != alone.id
+
+
 def test_a_running_job_without_a_total_shows_a_moving_bar(
     client: TestClient, session: Session
 ) -> None:
