@@ -1,4 +1,4 @@
-"""`sift snapshot` and `sift collection update`."""
+"""`sift snapshot`, `sift collection update` and `sift collection delete`."""
 
 from __future__ import annotations
 
@@ -48,13 +48,28 @@ def update(
     consensus: Annotated[
         str | None, typer.Option(help="majority or unanimous: how their decisions settle it")
     ] = None,
+    rename: Annotated[str | None, typer.Option(help="a new name")] = None,
 ) -> None:
-    """Change how a collection is reviewed: annotators per example and the consensus rule."""
-    from app.collections.service import get_collection, update_review_settings
+    """Change a collection: its name, annotators per example and the consensus rule."""
+    from app.collections.service import get_collection, rename_collection, update_review_settings
 
     with user_errors(), transaction() as session:
         changed = update_review_settings(
             get_collection(session, name), overlap=overlap, consensus=consensus
         )
-        line = f"{name}: {changed.overlap} annotator(s) per example, {changed.consensus} rule"
+        if rename is not None:
+            rename_collection(session, changed, rename)
+        line = (
+            f"{changed.name}: {changed.overlap} annotator(s) per example, {changed.consensus} rule"
+        )
     out.print(line)
+
+
+@collection.command("delete")
+def delete(name: Annotated[str, typer.Argument(help="the collection")]) -> None:
+    """Delete a collection without snapshots (its examples stay in their datasets)."""
+    from app.collections.service import delete_collection, get_collection
+
+    with user_errors(), transaction() as session:
+        held = delete_collection(session, get_collection(session, name))
+    out.print(f"deleted collection {name} ({held:,} items; the examples stay)")

@@ -70,6 +70,46 @@ def review_settings(
     return _back(collection, "review")
 
 
+@router.post("/collections/{name}/rename", response_model=None)
+def rename(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    new_name: Annotated[str, Form()] = "",
+) -> Response:
+    """Give the collection another name, then show it under that name."""
+    collection = service.get_collection(session, name)
+    try:
+        service.rename_collection(session, collection, new_name)
+    except SiftError as exc:
+        return render_dashboard(
+            request, session, user, collection, error=exc.message, status=exc.status_code
+        )
+    return _back(collection, "manage")
+
+
+@router.post("/collections/{name}/delete", response_model=None)
+def delete(
+    request: Request,
+    name: str,
+    session: DB,
+    user: PageLead,
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    """Delete the collection once its name is typed to confirm; back to the list."""
+    collection = service.get_collection(session, name)
+    try:
+        if confirm.strip() != collection.name:
+            raise InvalidInput("type the collection's name to delete it", field="confirm")
+        service.delete_collection(session, collection)
+    except SiftError as exc:
+        return render_dashboard(
+            request, session, user, collection, error=exc.message, status=exc.status_code
+        )
+    return RedirectResponse("/collections", status_code=303)
+
+
 @router.post("/collections/{name}/preview")
 def preview_fragment(
     request: Request, name: str, session: DB, user: PageLead, form: Recipe

@@ -81,10 +81,21 @@ def get_collection(name: str, session: DB, _: ApiAnnotator) -> CollectionOut:
 
 @router.patch("/collections/{name}", response_model=CollectionOut)
 def update_collection(name: str, body: CollectionPatch, session: DB, _: ApiLead) -> CollectionOut:
-    """Change how many annotators decide each example (`overlap`) and the `consensus` rule."""
+    """Rename the collection, or change how many annotators decide each example (`overlap`)
+    and the `consensus` rule."""
     collection = service.get_collection(session, name)
     service.update_review_settings(collection, overlap=body.overlap, consensus=body.consensus)
+    if body.name is not None:
+        service.rename_collection(session, collection, body.name)
     return collection_out(session, collection)
+
+
+@router.delete("/collections/{name}")
+def delete_collection(name: str, session: DB, _: ApiLead) -> dict[str, object]:
+    """Delete a collection that has no snapshot (409 naming them otherwise); its examples stay
+    in their datasets."""
+    collection = service.get_collection(session, name)
+    return {"deleted": collection.name, "items": service.delete_collection(session, collection)}
 
 
 @router.post("/collections/{name}/items", response_model=ItemsOut)

@@ -26,6 +26,7 @@ class CollectionCreate(BaseModel):
 
 
 class CollectionPatch(BaseModel):
+    name: str | None = Field(default=None, description="a new name")
     overlap: int | None = None
     consensus: str | None = None
 

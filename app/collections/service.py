@@ -67,6 +67,40 @@ def create_collection(
     return collection
 
 
+def rename_collection(session: Session, collection: Collection, new_name: str) -> Collection:
+    """Give the collection another name (free, and valid as at creation); its snapshots and
+    decisions follow it."""
+    new_name = new_name.strip()
+    if not NAME_PATTERN.match(new_name):
+        raise InvalidInput(
+            "a collection name must be 1 to 200 printable characters without '/'", field="name"
+        )
+    taken = select(Collection.id).where(Collection.name == new_name, Collection.id != collection.id)
+    if session.scalar(taken) is not None:
+        raise Conflict(f"a collection called {new_name!r} exists already", field="name")
+    collection.name = new_name
+    session.flush()
+    return collection
+
+
+def delete_collection(session: Session, collection: Collection) -> int:
+    """Delete the collection with its items and the decisions made in its queue (the examples
+    stay in their datasets); refused while snapshots of it exist, which training runs and
+    evaluations may use. Returns how many items it held."""
+    frozen = [s.id for s in list_snapshots(session, collection)]
+    if frozen:
+        raise Conflict(
+            f"collection {collection.name!r} has {len(frozen)} snapshot(s) "
+            f"({', '.join(f'#{i}' for i in frozen[:10])}) that runs and evaluations may use: "
+            "it cannot be deleted",
+            snapshots=frozen,
+        )
+    held = collection_size(session, collection)
+    session.delete(collection)
+    session.flush()
+    return held
+
+
 CONSENSUS_RULES = ("majority", "unanimous")
 MAX_OVERLAP = 10
 

@@ -519,6 +519,29 @@ def test_review_settings_disputes_and_agreement_on_the_dashboard(
     assert disputed.status_code == 200
 
 
+def test_rename_and_delete_from_the_dashboard(
+    client: TestClient, session: Session, lead: User
+) -> None:
+    collection = make_collection(session, lead)
+    token = sign_in(client, lead)
+    base = f"/collections/{collection.name}"
+    new_name = unique("renamed")
+    moved = client.post(
+        f"{base}/rename", data={"csrf_token": token, "new_name": new_name}, follow_redirects=False
+    )
+    assert moved.status_code == 303 and moved.headers["location"].startswith(
+        f"/collections/{new_name}"
+    )
+    base = f"/collections/{new_name}"
+    wrong = client.post(f"{base}/delete", data={"csrf_token": token, "confirm": "nope"})
+    assert wrong.status_code == 422 and "type the collection" in wrong.text
+    gone = client.post(
+        f"{base}/delete", data={"csrf_token": token, "confirm": new_name}, follow_redirects=False
+    )
+    assert gone.status_code == 303 and gone.headers["location"] == "/collections"
+    assert client.get(base).status_code == 404
+
+
 def test_guidelines_are_saved(client: TestClient, session: Session, lead: User) -> None:
     collection = make_collection(session, lead)
     token = sign_in(client, lead)

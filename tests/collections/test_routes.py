@@ -101,3 +101,36 @@ def test_preview_and_select(client: TestClient, session: Session) -> None:
     assert bad.status_code == 422 and "method" in bad.text
     missing = client.post(f"/api/v1/collections/{unique('no')}/select", json=recipe, headers=lead)
     assert missing.status_code == 404
+
+
+def test_a_collection_is_renamed_and_deleted_unless_it_has_snapshots(
+    client: TestClient, session: Session
+) -> None:
+    """Issue 13: there was no way to rename or delete a collection."""
+    _, lead = make_token(session, "lead")
+    dataset = make_dataset(session)
+    examples = [make_example(session, dataset, i) for i in range(2)]
+    name, renamed = unique("set"), unique("renamed")
+    client.post("/api/v1/collections", json={"name": name}, headers=lead)
+    ids = [e.id for e in examples]
+    client.post(f"/api/v1/collections/{name}/items", json={"example_ids": ids}, headers=lead)
+    moved = client.patch(f"/api/v1/collections/{name}", json={"name": renamed}, headers=lead)
+    assert moved.status_code == 200 and moved.json()["name"] == renamed
+    assert client.get(f"/api/v1/collections/{name}", headers=lead).status_code == 404
+    other = unique("other")
+    client.post("/api/v1/collections", json={"name": other}, headers=lead)
+    clash = client.patch(f"/api/v1/collections/{renamed}", json={"name": other}, headers=lead)
+    assert clash.status_code == 409
+    frozen = client.post(f"/api/v1/collections/{renamed}/snapshots", headers=lead).json()
+    refused = client.delete(f"/api/v1/collections/{renamed}", headers=lead)
+    assert refused.status_code == 409 and f"#{frozen['id']}" in refused.json()["error"]
+    gone = client.delete(f"/api/v1/collections/{other}", headers=lead)
+    assert gone.status_code == 200 and gone.json() == {"deleted": other, "items": 0}
+    assert client.get(f"/api/v1/collections/{other}", headers=lead).status_code == 404
+    # The examples of a deleted collection stay in their dataset.
+    third = unique("third")
+    client.post("/api/v1/collections", json={"name": third}, headers=lead)
+    client.post(f"/api/v1/collections/{third}/items", json={"example_ids": ids}, headers=lead)
+    assert client.delete(f"/api/v1/collections/{third}", headers=lead).json()["items"] == 2
+    session.expire_all()
+    assert all(session.get(type(e), e.id) is not None for e in examples)
