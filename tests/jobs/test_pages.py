@@ -71,6 +71,19 @@ def test_a_running_job_says_how_long_it_has_left_and_a_queued_one_what_it_waits_
     assert waiting.id != alone.id
 
 
+def test_an_import_counts_megabytes_and_an_unpriced_job_shows_no_cost(
+    client: TestClient, session: Session
+) -> None:
+    make_job(session, kind="import", queue="cpu", state=JobState.RUNNING.value,
+             done=3 * 1048576, total=12 * 1048576)  # fmt: skip
+    make_job(session, state=JobState.SUCCEEDED.value, done=5, total=5,
+             counts={"sent": 5, "cost": 0.0})  # fmt: skip
+    sign_in(client, make_user(session, "annotator"))
+    page = client.get("/jobs").text
+    assert "3.0 / 12.0 MB" in page
+    assert "sent <b>5</b>" in page and "$0.0000" not in page
+
+
 def test_a_running_job_without_a_total_shows_a_moving_bar(
     client: TestClient, session: Session
 ) -> None:
