@@ -156,6 +156,7 @@ def test_the_score_form_binds_endpoints_budgets_and_local_models(
     token = sign_in(client, lead)
     page = client.get(f"/datasets/{pool.name}").text
     assert '<option value="priced">' in page
+    assert '<option value="default">' not in page  # the blank choice is the default already
     url = f"/datasets/{pool.name}/score"
     assert (
         post(
