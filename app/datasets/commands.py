@@ -31,7 +31,10 @@ def import_(
     path: Path,
     dataset: Annotated[str, typer.Option("--dataset", help="created if new")],
     format: Annotated[
-        str, typer.Option(help="auto|alpaca|sharegpt|openai|dolly|lima|csv|parquet|jsonl")
+        str,
+        typer.Option(
+            help="auto|alpaca|sharegpt|openai|dolly|lima|self-instruct|csv|parquet|jsonl|hf"
+        ),
     ] = "auto",
     source: Annotated[str | None, typer.Option(help="source of records that name none")] = None,
     skip_invalid: Annotated[
@@ -106,7 +109,9 @@ def export(
     ] = "jsonl",
     dataset: Annotated[str | None, typer.Option("--dataset")] = None,
     collection: Annotated[str | None, typer.Option("--collection")] = None,
-    snapshot: Annotated[int | None, typer.Option("--snapshot")] = None,
+    snapshot: Annotated[
+        str | None, typer.Option("--snapshot", help="a snapshot's number or digest")
+    ] = None,
     with_scores: Annotated[bool, typer.Option("--with-scores")] = False,
     with_embeddings: Annotated[bool, typer.Option("--with-embeddings")] = False,
     embedding_model: Annotated[str | None, typer.Option("--embedding-model")] = None,

@@ -27,10 +27,10 @@ from app.models import (
     Score,
     Scorer,
     ScoreState,
-    Snapshot,
     SnapshotItem,
 )
 from app.platform.errors import InvalidInput, NotFound
+from app.platform.snapshots import find_snapshot
 
 EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet", "dpo")
 CHUNK = 2_000
@@ -96,7 +96,7 @@ def resolve_source(
     *,
     dataset: str | None = None,
     collection: str | None = None,
-    snapshot: int | None = None,
+    snapshot: int | str | None = None,
 ) -> tuple[ExportSource, int]:
     """What to export, named by exactly one of dataset, collection or snapshot, and its size."""
     if sum(x is not None for x in (dataset, collection, snapshot)) != 1:
@@ -110,9 +110,8 @@ def resolve_source(
             raise NotFound(f"no collection called {collection!r}")
         total = session.scalar(select(func.count()).where(CollectionItem.collection_id == row.id))
         return ExportSource("collection", row.id), total or 0
-    frozen = session.get(Snapshot, snapshot)
-    if frozen is None:
-        raise NotFound(f"no snapshot {snapshot}")
+    assert snapshot is not None
+    frozen = find_snapshot(session, snapshot)
     return ExportSource("snapshot", frozen.id), frozen.example_count
 
 

@@ -30,7 +30,10 @@ from app.platform.db import driver_connection
 from app.platform.errors import InvalidInput
 from app.platform.validation import first_nul, nul_message
 
-FORMATS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "lima", "csv", "parquet", "jsonl")
+FORMATS = (
+    "auto", "alpaca", "sharegpt", "openai", "dolly", "lima", "self-instruct", "csv", "parquet",
+    "jsonl",
+)  # fmt: skip
 MAX_REPORTED_ERRORS = 100
 
 # (records read, bytes read, total bytes): called every few thousand records.
