@@ -21,8 +21,8 @@ test: install  ## install what is missing and run the whole suite
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app sift tests bench
+	$(BIN)/ruff format --check app sift tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -47,7 +47,7 @@ $(INSTALLED): $(BIN)/python pyproject.toml
 		$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" \
 		|| $(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
 	fi
-	$(BIN)/pip install --quiet -e ".[ml,dev]"
+	$(BIN)/pip install --quiet -e ".[ml,hf,dev]"
 	touch $@
 
 $(VENDOR): package.json package-lock.json
