@@ -120,7 +120,7 @@ def arrow_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for record in records:
         row = dict(record)
         if "meta" in row and not isinstance(row["meta"], str):
-            row["meta"] = json.dumps(row["meta"], ensure_ascii=False, sort_keys=True)
+            row["meta"] = json.dumps(row["meta"], ensure_ascii=False)
         rows.append(row)
     return rows
 

@@ -6,7 +6,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Select, func, null, select
 from sqlalchemy.orm import Session
 
+from app.datasets.hf import write_dataset_dict
 from app.datasets.preferences import preference_pairs
 from app.datasets.queries import count_examples, get_dataset
 from app.datasets.records import CONTENT_FIELDS
@@ -33,6 +34,8 @@ from app.platform.errors import InvalidInput, NotFound
 from app.platform.snapshots import find_snapshot
 
 EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet", "dpo")
+# Written to a path only (never streamed over HTTP): a Hugging Face DatasetDict folder.
+FILE_FORMATS = (*EXPORT_FORMATS, "hf")
 CHUNK = 2_000
 
 
@@ -244,11 +247,18 @@ def export_to_file(
     out: Path,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the export to `out` atomically; return how many records were written."""
-    if options.format not in EXPORT_FORMATS:
+    """Write the export to `out` atomically; return how many records were written. `hf`: a
+    DatasetDict folder (one `train` split) of Sift's own records, for datasets.load_from_disk."""
+    if options.format not in FILE_FORMATS:
         raise InvalidInput(
-            f"unknown export format {options.format!r}: choose one of {', '.join(EXPORT_FORMATS)}"
+            f"unknown export format {options.format!r}: choose one of {', '.join(FILE_FORMATS)}"
         )
+    if options.format == "hf":
+        records = _records(session, source, replace(options, format="jsonl"))
+        count = write_dataset_dict(records, out)
+        if progress:
+            progress(count)
+        return count
     container = container_for(options.format, out)
     count = 0
 
