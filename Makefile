@@ -10,7 +10,7 @@ VENDOR := static/vendor/.installed
 # fetch gigabytes of CUDA packages on a machine without a GPU.
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: run test lint install bench clean
+.PHONY: run test lint install bench clean wheel
 
 run: install  ## set up everything and start the studio at http://127.0.0.1:8000
 	$(BIN)/sift db upgrade
@@ -57,5 +57,8 @@ $(VENDOR): package.json package-lock.json
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(dir $@)
 	touch $@
 
+wheel: install  ## build dist/sift-*.whl: `pip install` it anywhere (templates, static, migrations inside)
+	$(BIN)/pip wheel . --no-deps --no-build-isolation -w dist
+
 clean:
-	rm -rf $(VENV) node_modules static/vendor
+	rm -rf $(VENV) node_modules static/vendor build dist app/_bundled
