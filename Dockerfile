@@ -22,22 +22,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 sift \
     && useradd --system --uid 10001 --gid sift --home-dir /home/sift --create-home sift
 
-WORKDIR /app
-
-# Dependencies and the `sift` command first, so that a code-only change reuses this layer's
-# dependencies from the cache as far as pip allows.
-COPY pyproject.toml ./
-COPY app ./app
-RUN pip install . && rm -rf build *.egg-info
-
-# Sift finds its templates, static files and migrations next to the `app` package, so the
-# source tree in /app is the one imported (it comes before site-packages on the path).
-ENV PYTHONPATH=/app
+# The same wheel `pip install .` builds anywhere: templates, static files (with the vendored
+# htmx and Swagger UI from the assets stage), migrations and alembic.ini go inside the package
+# (setup.py), so the image keeps no source tree and runs from any folder.
+WORKDIR /build
+COPY pyproject.toml setup.py MANIFEST.in NOTICE.md ./
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
 COPY --from=assets /build/static/vendor/ ./static/vendor/
+COPY app ./app
+COPY sift ./sift
+RUN pip install . && cd / && rm -rf /build
+WORKDIR /home/sift
 
 RUN mkdir -p /data && chown sift:sift /data
 ENV SIFT_DATA_DIR=/data

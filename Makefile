@@ -10,7 +10,7 @@ VENDOR := static/vendor/.installed
 # fetch gigabytes of CUDA packages on a machine without a GPU.
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: run test lint install bench clean
+.PHONY: run test lint install bench clean wheel
 
 run: install  ## set up everything and start the studio at http://127.0.0.1:8000
 	$(BIN)/sift db upgrade
@@ -21,8 +21,8 @@ test: install  ## install what is missing and run the whole suite
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app sift tests bench
+	$(BIN)/ruff format --check app sift tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -47,7 +47,7 @@ $(INSTALLED): $(BIN)/python pyproject.toml
 		$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" \
 		|| $(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
 	fi
-	$(BIN)/pip install --quiet -e ".[ml,dev]"
+	$(BIN)/pip install --quiet -e ".[ml,hf,dev]"
 	touch $@
 
 $(VENDOR): package.json package-lock.json
@@ -57,5 +57,8 @@ $(VENDOR): package.json package-lock.json
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(dir $@)
 	touch $@
 
+wheel: install  ## build dist/sift-*.whl: `pip install` it anywhere (templates, static, migrations inside)
+	$(BIN)/pip wheel . --no-deps --no-build-isolation -w dist
+
 clean:
-	rm -rf $(VENV) node_modules static/vendor
+	rm -rf $(VENV) node_modules static/vendor build dist app/_bundled

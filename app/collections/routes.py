@@ -25,7 +25,8 @@ from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
-from app.platform.validation import Id, IdempotencyKey
+from app.platform.snapshots import SnapshotRef
+from app.platform.validation import IdempotencyKey
 from app.selection import service as selection
 
 router = APIRouter(prefix="/api/v1", tags=["collections"])
@@ -160,8 +161,16 @@ def list_snapshots(name: str, session: DB, _: ApiAnnotator) -> list[SnapshotOut]
     return [SnapshotOut.model_validate(s) for s in service.list_snapshots(session, collection)]
 
 
+@router.get("/snapshots/{snapshot_id}", response_model=SnapshotOut)
+def get_snapshot(snapshot_id: SnapshotRef, session: DB, _: ApiAnnotator) -> SnapshotOut:
+    """One snapshot, by its number or its digest."""
+    return SnapshotOut.model_validate(service.get_snapshot(session, snapshot_id))
+
+
 @router.get("/snapshots/{snapshot_id}/compare/{other_id}", response_model=SnapshotDiff)
-def compare_snapshots(snapshot_id: Id, other_id: Id, session: DB, _: ApiAnnotator) -> SnapshotDiff:
+def compare_snapshots(
+    snapshot_id: SnapshotRef, other_id: SnapshotRef, session: DB, _: ApiAnnotator
+) -> SnapshotDiff:
     """Examples added, removed and edited from one snapshot to another."""
     old, new = service.get_snapshot(session, snapshot_id), service.get_snapshot(session, other_id)
     return SnapshotDiff.model_validate(service.compare_snapshots(session, old, new))
@@ -169,7 +178,7 @@ def compare_snapshots(snapshot_id: Id, other_id: Id, session: DB, _: ApiAnnotato
 
 @router.get("/snapshots/{snapshot_id}/export")
 def export_snapshot(
-    snapshot_id: Id,
+    snapshot_id: SnapshotRef,
     session: StreamDB,
     _: ApiLead,
     format: str = "jsonl",

@@ -21,7 +21,8 @@ from app.models import (
     SnapshotItem,
     User,
 )
-from app.platform.errors import Conflict, NotFound
+from app.platform.errors import Conflict
+from app.platform.snapshots import find_snapshot
 
 
 def _digest(rows: Sequence[dict[str, Any]]) -> str:
@@ -102,12 +103,9 @@ def create_snapshot(
     return snapshot, True
 
 
-def get_snapshot(session: Session, snapshot_id: int) -> Snapshot:
-    """The snapshot with this id; NotFound otherwise."""
-    snapshot = session.get(Snapshot, snapshot_id)
-    if snapshot is None:
-        raise NotFound(f"no snapshot {snapshot_id}")
-    return snapshot
+def get_snapshot(session: Session, ref: int | str) -> Snapshot:
+    """A snapshot by its number or its digest (or a unique prefix of 8+ hex digits)."""
+    return find_snapshot(session, ref)
 
 
 def list_snapshots(session: Session, collection: Collection) -> list[Snapshot]:

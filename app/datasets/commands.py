@@ -31,7 +31,10 @@ def import_(
     path: Path,
     dataset: Annotated[str, typer.Option("--dataset", help="created if new")],
     format: Annotated[
-        str, typer.Option(help="auto|alpaca|sharegpt|openai|dolly|lima|csv|parquet|jsonl")
+        str,
+        typer.Option(
+            help="auto|alpaca|sharegpt|openai|dolly|lima|self-instruct|csv|parquet|jsonl|hf"
+        ),
     ] = "auto",
     source: Annotated[str | None, typer.Option(help="source of records that name none")] = None,
     skip_invalid: Annotated[
@@ -40,17 +43,23 @@ def import_(
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. output=answer")
     ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="hf: the split of a DatasetDict folder (default train)"),
+    ] = None,
     background: Annotated[bool, typer.Option("--background", help="run as a job")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="with --background: follow the job")] = False,
 ) -> None:
-    """Import a file into a dataset: every record is validated; re-importing adds nothing."""
+    """Import a file (or a Hugging Face save_to_disk folder) into a dataset: every record is
+    validated; re-importing adds nothing."""
     from app.datasets import service
+    from app.datasets.hf import is_saved_dataset
     from app.datasets.importer import ImportRejected, import_file
 
     mapping = _parse_mapping(map_ or [])
     path = path.resolve()
-    if not path.is_file():
-        fail(f"no such file: {path}")
+    if not (path.is_file() or is_saved_dataset(path)):
+        fail(f"no such file: {path}" + (" (nor a saved dataset folder)" if path.is_dir() else ""))
     if background:
         launch(
             lambda session: service.start_import_job(
@@ -61,13 +70,14 @@ def import_(
                 source=source,
                 skip_invalid=skip_invalid,
                 mapping=mapping,
+                split=split,
             ),
             f"import {path.name}",
             wait,
         )
         return
     with progress_bar("bytes") as bar:
-        task = bar.add_task(f"import {path.name}", total=path.stat().st_size, counts="")
+        task = bar.add_task(f"import {path.name}", total=None, counts="")
         try:
             with transaction() as session:
                 target = service.get_or_create_dataset(session, dataset)
@@ -80,6 +90,7 @@ def import_(
                     skip_invalid=skip_invalid,
                     mapping=mapping,
                     max_record_chars=get_settings().import_max_record_chars,
+                    split=split,
                     progress=lambda _n, done, total: bar.update(task, completed=done, total=total),
                 )
         except ImportRejected as exc:
@@ -97,16 +108,19 @@ def import_(
 
 @commands.command("export")
 def export(
-    out_path: Annotated[Path, typer.Option("--out", help="output file")],
+    out_path: Annotated[Path, typer.Option("--out", help="output file (hf: a folder)")],
     format: Annotated[
         str,
         typer.Option(
-            help="alpaca|sharegpt|openai|dolly|lima|jsonl|parquet, or dpo: preference pairs"
+            help="alpaca|sharegpt|openai|dolly|lima|jsonl|parquet, dpo (preference pairs), "
+            "or hf (a Hugging Face DatasetDict folder)"
         ),
     ] = "jsonl",
     dataset: Annotated[str | None, typer.Option("--dataset")] = None,
     collection: Annotated[str | None, typer.Option("--collection")] = None,
-    snapshot: Annotated[int | None, typer.Option("--snapshot")] = None,
+    snapshot: Annotated[
+        str | None, typer.Option("--snapshot", help="a snapshot's number or digest")
+    ] = None,
     with_scores: Annotated[bool, typer.Option("--with-scores")] = False,
     with_embeddings: Annotated[bool, typer.Option("--with-embeddings")] = False,
     embedding_model: Annotated[str | None, typer.Option("--embedding-model")] = None,

@@ -6,7 +6,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Select, func, null, select
 from sqlalchemy.orm import Session
 
+from app.datasets.hf import write_dataset_dict
 from app.datasets.preferences import preference_pairs
 from app.datasets.queries import count_examples, get_dataset
 from app.datasets.records import CONTENT_FIELDS
@@ -27,12 +28,14 @@ from app.models import (
     Score,
     Scorer,
     ScoreState,
-    Snapshot,
     SnapshotItem,
 )
 from app.platform.errors import InvalidInput, NotFound
+from app.platform.snapshots import find_snapshot
 
 EXPORT_FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "lima", "jsonl", "parquet", "dpo")
+# Written to a path only (never streamed over HTTP): a Hugging Face DatasetDict folder.
+FILE_FORMATS = (*EXPORT_FORMATS, "hf")
 CHUNK = 2_000
 
 
@@ -96,7 +99,7 @@ def resolve_source(
     *,
     dataset: str | None = None,
     collection: str | None = None,
-    snapshot: int | None = None,
+    snapshot: int | str | None = None,
 ) -> tuple[ExportSource, int]:
     """What to export, named by exactly one of dataset, collection or snapshot, and its size."""
     if sum(x is not None for x in (dataset, collection, snapshot)) != 1:
@@ -110,9 +113,8 @@ def resolve_source(
             raise NotFound(f"no collection called {collection!r}")
         total = session.scalar(select(func.count()).where(CollectionItem.collection_id == row.id))
         return ExportSource("collection", row.id), total or 0
-    frozen = session.get(Snapshot, snapshot)
-    if frozen is None:
-        raise NotFound(f"no snapshot {snapshot}")
+    assert snapshot is not None
+    frozen = find_snapshot(session, snapshot)
     return ExportSource("snapshot", frozen.id), frozen.example_count
 
 
@@ -245,11 +247,18 @@ def export_to_file(
     out: Path,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the export to `out` atomically; return how many records were written."""
-    if options.format not in EXPORT_FORMATS:
+    """Write the export to `out` atomically; return how many records were written. `hf`: a
+    DatasetDict folder (one `train` split) of Sift's own records, for datasets.load_from_disk."""
+    if options.format not in FILE_FORMATS:
         raise InvalidInput(
-            f"unknown export format {options.format!r}: choose one of {', '.join(EXPORT_FORMATS)}"
+            f"unknown export format {options.format!r}: choose one of {', '.join(FILE_FORMATS)}"
         )
+    if options.format == "hf":
+        records = _records(session, source, replace(options, format="jsonl"))
+        count = write_dataset_dict(records, out)
+        if progress:
+            progress(count)
+        return count
     container = container_for(options.format, out)
     count = 0
 

@@ -22,6 +22,7 @@ import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.datasets.hf import is_saved_dataset
 from app.datasets.parsers import PARSERS, detect_format
 from app.datasets.readers import FileError, RecordStream, SourceRecord, detect_container
 from app.datasets.records import CONTENT_FIELDS, ExampleDraft, RecordError
@@ -30,7 +31,10 @@ from app.platform.db import driver_connection
 from app.platform.errors import InvalidInput
 from app.platform.validation import first_nul, nul_message
 
-FORMATS = ("auto", "alpaca", "sharegpt", "openai", "dolly", "lima", "csv", "parquet", "jsonl")
+FORMATS = (
+    "auto", "alpaca", "sharegpt", "openai", "dolly", "lima", "self-instruct", "csv", "parquet",
+    "jsonl", "hf",
+)  # fmt: skip
 MAX_REPORTED_ERRORS = 100
 
 # (records read, bytes read, total bytes): called every few thousand records.
@@ -249,8 +253,10 @@ def _is_empty(session: Session, dataset_id: int) -> bool:
 
 def _resolve(path: Path, fmt: str) -> tuple[str, str | None]:
     """(container, record format or None for auto) for a --format value."""
-    if fmt in ("csv", "parquet"):
+    if fmt in ("csv", "parquet", "hf"):
         return fmt, None
+    if is_saved_dataset(path):
+        return "hf", None if fmt == "auto" else fmt
     if fmt == "jsonl":
         return "jsonl", None
     container = detect_container(path)
@@ -280,6 +286,7 @@ class _Pass:
     mapping: Mapping[str, str]
     max_record_chars: int
     progress: ProgressCallback | None
+    split: str | None = None
 
 
 def import_file(
@@ -294,18 +301,20 @@ def import_file(
     origin: str = Origin.IMPORT.value,
     max_record_chars: int = 2_000_000,
     progress: ProgressCallback | None = None,
+    split: str | None = None,
 ) -> ImportSummary:
-    """Import every valid record of `path` into `dataset`, in the session's transaction."""
+    """Import every valid record of `path` (a file, or a folder saved by Hugging Face
+    datasets, of which `split`) into `dataset`, in the session's transaction."""
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    if not path.is_file():
+    if not (path.is_file() or is_saved_dataset(path)):
         raise InvalidInput(f"no such file: {path}")
     try:
         container, record_format = _resolve(path, fmt)
     except FileError as exc:
         raise InvalidInput(str(exc)) from exc
     job = _Pass(path, container, record_format, source, skip_invalid, mapping or {},
-                max_record_chars, progress)  # fmt: skip
+                max_record_chars, progress, split)  # fmt: skip
     direct = _is_empty(session, dataset.id)
     try:
         return _read_and_write(job, dataset, _open_sink(session, dataset.id, origin, direct=direct))
@@ -317,9 +326,9 @@ def import_file(
 
 def _read_and_write(job: _Pass, dataset: Dataset, sink: _Sink) -> ImportSummary:
     record_format = job.record_format
-    unit = {"jsonl": "line", "csv": "row"}.get(job.container, "record")
+    unit = {"jsonl": "line", "csv": "row", "hf": "row"}.get(job.container, "record")
     summary = ImportSummary(dataset=dataset.name, format=record_format or job.container)
-    stream = RecordStream(job.path, job.container, job.max_record_chars)
+    stream = RecordStream(job.path, job.container, job.max_record_chars, job.split)
     writing = True
     try:
         for item in stream:

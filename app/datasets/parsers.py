@@ -278,6 +278,42 @@ def parse_sift(record: Mapping[str, Any]) -> ExampleDraft:
     )
 
 
+SELF_INSTRUCT_KEYS = frozenset({"id", "instruction", "instances", "source", "category"})
+
+
+def parse_self_instruct(record: Mapping[str, Any]) -> ExampleDraft:
+    """A Self-Instruct seed task (`instruction` plus `instances` of `input`/`output`), read as
+    Alpaca's generate_instruction.py reads it: the instruction with its first instance. Any
+    further instances are kept in meta (the 175 seed tasks each have exactly one)."""
+    instances = record.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise RecordError("field 'instances' must be a non-empty list of input/output objects")
+    first = instances[0]
+    if not isinstance(first, dict):
+        raise RecordError(f"instances item 1 must be an object, got {_type_name(first)}")
+    for key in ("input", "output"):
+        if key in first and not isinstance(first[key], str):
+            raise RecordError(f"field 'instances[0].{key}' must be a string")
+    if "output" not in first:
+        raise RecordError("field 'instances[0].output' is missing")
+    draft = parse_alpaca(
+        {
+            "instruction": record.get("instruction"),
+            "input": first.get("input"),
+            "output": first["output"],
+        }
+        | {k: record[k] for k in ("source", "category") if k in record},
+        "self-instruct",
+    )
+    draft.source_keys = list(record)
+    draft.external_id = _external_id(record)
+    meta = _extras(record, SELF_INSTRUCT_KEYS if draft.external_id else SELF_INSTRUCT_KEYS - {"id"})
+    if len(instances) > 1:
+        meta["more_instances"] = instances[1:]
+    draft.meta = meta
+    return draft
+
+
 PARSERS: dict[str, Callable[[Mapping[str, Any]], ExampleDraft]] = {
     "alpaca": parse_alpaca,
     "lima": lambda record: parse_alpaca(record, "lima"),
@@ -285,6 +321,7 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], ExampleDraft]] = {
     "sharegpt": parse_sharegpt,
     "openai": parse_openai,
     "sift": parse_sift,
+    "self-instruct": parse_self_instruct,
 }
 
 
@@ -297,6 +334,8 @@ def detect_format(record: Any) -> str:
         return "sift"
     if "conversations" in keys:
         return "sharegpt"
+    if "instances" in keys and "instruction" in keys:
+        return "self-instruct"
     if "messages" in keys:
         return "openai"
     if "context" in keys or "response" in keys:

@@ -252,19 +252,40 @@ def _parquet_rows(batch: Any, max_chars: int) -> Iterator[tuple[int, Any]]:
 class RecordStream:
     """The records of a file and how far through it the reading is."""
 
-    def __init__(self, path: Path, container: str, max_chars: int) -> None:
+    def __init__(
+        self, path: Path, container: str, max_chars: int, split: str | None = None
+    ) -> None:
         self.path = path
         self.container = container
         self.max_chars = max_chars
-        self.total_bytes = path.stat().st_size
+        self.split = split
+        self.total_bytes = (
+            sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            if path.is_dir()
+            else path.stat().st_size
+        )
         self._counter: _Progress | None = None
+        self._rows = (0, 0)  # Hugging Face datasets: (rows read, rows in all)
 
     @property
     def bytes_read(self) -> int:
-        """Bytes consumed so far (the whole file once a non-streaming reader is done)."""
+        """Bytes consumed so far (the whole file once a non-streaming reader is done); for a
+        Hugging Face dataset, the share of its rows read."""
+        if self.container == "hf":
+            done, total = self._rows
+            return self.total_bytes * done // total if total else 0
         return self._counter.position if self._counter else 0
 
     def __iter__(self) -> Iterator[SourceRecord]:
+        if self.container == "hf":
+            from app.datasets.hf import rows
+
+            for number, total, row in rows(self.path, self.split):
+                self._rows = (number, total)
+                yield SourceRecord(number, row)
+            if self._rows[1] == 0:
+                raise FileError(f"{self.path.name} has no rows to import")
+            return
         if self.container == "csv":
             yield from read_csv(self.path, self.max_chars)
             return

@@ -216,6 +216,7 @@ def start_import_job(
     source: str | None = None,
     mapping: dict[str, str] | None = None,
     user: User | None = None,
+    split: str | None = None,
 ) -> Job:
     """A background import of a file already on disk (an upload, or a path on the server)."""
     params = {
@@ -224,5 +225,5 @@ def start_import_job(
         "skip_invalid": skip_invalid,
         "source": source,
         "mapping": mapping or {},
-    }
+    } | ({"split": split} if split else {})
     return create_job(session, "import", params, queue="cpu", user=user, dataset_id=dataset.id)

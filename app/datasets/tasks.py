@@ -34,6 +34,7 @@ def run_import(session: Session, job: Job, progress: Progress) -> dict[str, Any]
             skip_invalid=params.get("skip_invalid", False),
             mapping=params.get("mapping") or {},
             max_record_chars=get_settings().import_max_record_chars,
+            split=params.get("split"),
             progress=lambda _records, done, total: progress(done, total),
         )
     except JobCancelled:

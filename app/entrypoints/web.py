@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio.to_thread
 import psycopg
@@ -29,11 +28,11 @@ from app.platform.db import DB, is_transient
 from app.platform.domain import load
 from app.platform.errors import SiftError, Unavailable
 from app.platform.logging import configure_logging
+from app.platform.resources import resource
 from app.platform.security import user_for_token
 from app.platform.validation import refuse_nul_input
 from app.platform.web import check_csrf, error_page, optional_page_user, templates
 
-ROOT = Path(__file__).resolve().parents[2]
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -208,7 +207,7 @@ def create_app() -> FastAPI:
     for domain in DOMAINS:
         if domain.pages:
             app.include_router(load(domain.pages))
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=resource("static")), name="static")
 
     # Outside /api/ it counts as a page: the CSRF dependency (a no-op on GET) as on every page.
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(check_csrf)])

@@ -113,7 +113,9 @@ def import_test_set(
         str | None, typer.Option("--prompt-field", help="the field that holds the prompt")
     ] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="instead of a file")] = None,
-    snapshot: Annotated[int | None, typer.Option("--snapshot", help="instead of a file")] = None,
+    snapshot: Annotated[
+        str | None, typer.Option("--snapshot", help="instead of a file: a number or digest")
+    ] = None,
 ) -> None:
     """Import a test set: a file (Vicuna, WizardLM, Self-Instruct, MT-Bench, or any records
     with a prompt field), or the user turns of a dataset or a snapshot."""

@@ -125,7 +125,7 @@ def import_test_set_from(
     name: str,
     *,
     dataset: str | None = None,
-    snapshot: int | None = None,
+    snapshot: int | str | None = None,
     user: User | None = None,
 ) -> tuple[EvalTestSet, bool]:
     """A test set of the user turns of a dataset's examples or a snapshot's items (their

@@ -15,8 +15,8 @@ from app.generation.store import insert_examples
 from app.models import Dataset, Example, User
 from app.platform.errors import InvalidInput
 
-# Self-Instruct's 175 seed tasks, where the project keeps its public data.
-SEED_TASKS = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpaca" / "seed_tasks.jsonl"
+# Self-Instruct's 175 seed tasks (Apache-2.0), shipped inside the package: see data/NOTICE.md.
+SEED_TASKS = Path(__file__).resolve().parent / "data" / "seed_tasks.jsonl"
 SEED_DATASET = "self-instruct-seeds"
 
 

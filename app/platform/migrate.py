@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from app.platform.resources import resource
 
 
 def upgrade_database() -> None:
@@ -12,6 +10,6 @@ def upgrade_database() -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config(str(resource("alembic.ini")))
+    config.set_main_option("script_location", str(resource("migrations")))
     command.upgrade(config, "head")

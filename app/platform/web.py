@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -16,10 +15,10 @@ from app.models import Role, User
 from app.platform.db import get_session
 from app.platform.errors import Conflict, Forbidden, SiftError
 from app.platform.markdown import render_markdown
+from app.platform.resources import resource
 from app.platform.security import csrf_matches, new_csrf_token
 
-ROOT = Path(__file__).resolve().parents[2]
-templates = Jinja2Templates(directory=ROOT / "templates")
+templates = Jinja2Templates(directory=resource("templates"))
 templates.env.filters["markdown"] = render_markdown
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -143,6 +143,8 @@ def select_(
         out.print(
             f"{method}: {shown['selected']:,} of {shown['pool']:,} candidates; by {group_by}: {groups}"
         )
+        if shown.get("evol_score"):
+            out.print(shown["evol_score"])
         if shown.get("scores_after"):
             before, after = shown["scores_before"], shown["scores_after"]
             out.print(

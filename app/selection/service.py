@@ -27,6 +27,7 @@ from app.selection.dedup import run_dedup as run_dedup
 from app.selection.dedup import start_dedup_job as start_dedup_job
 from app.selection.deita import deita_select, score_order
 from app.selection.embed_job import start_embed_job as start_embed_job
+from app.selection.evol import DERIVED, DERIVED_NOTE, EVOL, derived_evol, has_stored_evol
 from app.selection.sampling import quota_sample, random_sample
 from app.selection.spec import DEDUP_METHODS as DEDUP_METHODS
 from app.selection.spec import METHODS as METHODS
@@ -61,6 +62,8 @@ class Preview(TypedDict):
     scorer: NotRequired[str]
     scores_before: NotRequired[Distribution]
     scores_after: NotRequired[Distribution]
+    # The deita method on Deita's two scores when no deita-evol scores exist: says so.
+    evol_score: NotRequired[str]
 
 
 @dataclass
@@ -73,6 +76,8 @@ class Pool:
     # The filters that made the pool, so that scores are read with one join, not by id lists.
     conditions: list[ColumnElement[bool]] = field(default_factory=list)
     scores: dict[str, dict[int, float]] = field(default_factory=dict)
+    # What the selection should say it did beyond its counts (e.g. a derived evol score).
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def _conditions(
@@ -147,7 +152,7 @@ def _deita(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> li
     from app.platform.vectors.models import DEFAULT_MODEL
     from app.platform.vectors.store import load_embeddings
 
-    scores = _scores(session, spec.scorer or "deita-evol", pool)
+    scores = _evol_or(session, spec, pool)
     scored = [i for i in pool.ids if i in scores]
     model = spec.embedding_model or DEFAULT_MODEL
     hashes = dict(
@@ -168,6 +173,20 @@ def _deita(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> li
     return [ordered[int(k)] for k in deita_select(matrix, budget, spec.threshold)]
 
 
+def _evol_or(session: Session, spec: SelectionSpec, pool: Pool) -> dict[int, float]:
+    """The spec's scorer's values, or the pool's stored evol scores, or (with none) the evol
+    score derived from Deita's complexity and quality."""
+    if spec.scorer:
+        return _scores(session, spec.scorer, pool)
+    stored = _scores(session, EVOL, pool) if has_stored_evol(session) else {}
+    if stored:
+        return stored
+    if DERIVED not in pool.scores:
+        pool.scores[DERIVED] = derived_evol(session, pool.conditions)
+        pool.notes["evol_score"] = DERIVED_NOTE
+    return pool.scores[DERIVED]
+
+
 def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> Preview:
     """What the spec would pick: count, score distribution and per-group counts, before
     (the filtered pool) and after."""
@@ -182,6 +201,8 @@ def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> Preview:
         groups_after=dict(Counter(pool.groups[i] for i in chosen).most_common()),
         example_ids=chosen[:1000],
     )
+    if "evol_score" in pool.notes:
+        result["evol_score"] = pool.notes["evol_score"]
     ref = spec.scorer or next((scorer_of(f) for f in spec.filters), None)
     if ref:
         scores = _scores(session, ref, pool)
@@ -245,7 +266,9 @@ def select_into(
     user: User | None = None,
 ) -> dict[str, Any]:
     """Run the spec and add what it picks to the collection, up to the room it has left."""
-    chosen = select_ids(session, spec)
+    spec.check()
+    pool = candidate_pool(session, spec)
+    chosen = _pick(session, spec, pool)
     present = set(collections.item_ids(session, collection))
     fresh = [i for i in chosen if i not in present]
     room = collection.target_size - len(present)
@@ -259,6 +282,7 @@ def select_into(
         "added": added,
         "already_in": len(chosen) - len(fresh),
         "over_target": max(len(fresh) - max(room, 0), 0),
+        **pool.notes,
     }
 
 

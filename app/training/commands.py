@@ -26,9 +26,11 @@ def _overrides(values: list[str]) -> dict[str, Any]:
 
 @commands.command("train")
 def train(
-    snapshot: Annotated[int, typer.Option("--snapshot", help="the snapshot id to train on")],
+    snapshot: Annotated[
+        str, typer.Option("--snapshot", help="the snapshot to train on: its number or digest")
+    ],
     base_model: Annotated[Path, typer.Option("--base-model", help="a local model folder")],
-    preset: Annotated[str, typer.Option(help="lima, alpaca or custom")] = "alpaca",
+    preset: Annotated[str, typer.Option(help="lima, alpaca, vicuna or custom")] = "alpaca",
     method: Annotated[str | None, typer.Option(help="lora or full")] = None,
     template: Annotated[
         str | None, typer.Option(help="auto (the model's own), alpaca, vicuna")
@@ -50,6 +52,9 @@ def train(
     }  # fmt: skip
     with user_errors():
         params = build_params(preset, **overrides)
+        fallback = service.template_fallback(str(base_model), params)
+    if fallback is not None:
+        out.print(service.template_note(str(base_model), fallback, params.preset))
     with job_transaction() as session:
         run, created = service.create_run(session, snapshot, str(base_model), params)
         run_id, job_id, state = run.id, run.job_id, service.run_state(session, run)

@@ -18,7 +18,7 @@ class TrainingParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: Literal["lima", "alpaca", "custom"] = "custom"
+    preset: Literal["lima", "alpaca", "vicuna", "custom"] = "custom"
     method: Method = "lora"
     # "auto": the base model's own chat template; a base model without one needs a name.
     template: Template = "auto"
@@ -61,6 +61,7 @@ class TrainingParams(BaseModel):
 # 0.1, lr 1e-5 decaying linearly to 1e-6 without warm-up, batch 32, up to 2,048 tokens.
 # Alpaca (Taori et al., 2023) and AlpaGasus (Chen et al., 2023, table 9): 3 epochs, lr 2e-5,
 # batch 128, cosine with 3% warm-up, no weight decay, 512 tokens.
+# Vicuna (FastChat's README and train scripts): the same but up to 2,048 tokens.
 PRESETS: dict[str, dict[str, Any]] = {
     "lima": {
         "epochs": 15,
@@ -86,14 +87,28 @@ PRESETS: dict[str, dict[str, Any]] = {
         "weight_decay": 0.0,
         "max_seq_length": 512,
     },
+    "vicuna": {
+        "epochs": 3,
+        "learning_rate": 2e-5,
+        "min_learning_rate": None,
+        "scheduler": "cosine",
+        "warmup_ratio": 0.03,
+        "batch_size": 128,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,
+        "weight_decay": 0.0,
+        "max_seq_length": 2048,
+    },
 }
+# A preset's own chat template, used on a base model that has none (and said so).
+PRESET_TEMPLATES = {"alpaca": "alpaca", "vicuna": "vicuna"}
 
 
 def build_params(preset: str | None = None, **overrides: Any) -> TrainingParams:
     """A preset's values with `overrides` on top (None leaves the preset's value)."""
     name = preset or "custom"
     if name != "custom" and name not in PRESETS:
-        raise InvalidInput(f"preset: {name!r} is not one of lima, alpaca", field="preset")
+        raise InvalidInput(f"preset: {name!r} is not one of lima, alpaca, vicuna", field="preset")
     values = {**PRESETS.get(name, {}), "preset": name}
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.platform.snapshots import SnapshotRef
 from app.platform.validation import Id
 from app.training.presets import Method, Scheduler, Template
 
@@ -16,9 +17,9 @@ class RunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    snapshot_id: Id
+    snapshot_id: Id | SnapshotRef  # its number, or its digest
     base_model: str = Field(min_length=1, max_length=500)
-    preset: Literal["lima", "alpaca", "custom"] = "custom"
+    preset: Literal["lima", "alpaca", "vicuna", "custom"] = "custom"
     method: Method | None = None
     template: Template | None = None
     epochs: float | None = None

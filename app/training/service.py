@@ -22,7 +22,6 @@ from app.models import (
     Job,
     JobState,
     RunState,
-    Snapshot,
     TrainingMetric,
     TrainingRun,
     User,
@@ -39,6 +38,7 @@ from app.platform.jobs.dispatch import (
 )
 from app.platform.jobs.schemas import hide_paths_in_text, hide_server_paths, sees_server_paths
 from app.platform.model_paths import allowed_model_path
+from app.platform.snapshots import find_snapshot
 from app.training import layout
 from app.training.artifacts import artifact_path as artifact_path
 from app.training.artifacts import load_trained_model as load_trained_model
@@ -48,7 +48,7 @@ from app.training.execution import execute_run as execute_run
 from app.training.execution import store_metrics as store_metrics
 from app.training.layout import final_dir as final_dir
 from app.training.layout import run_dir as run_dir
-from app.training.presets import TrainingParams
+from app.training.presets import PRESET_TEMPLATES, TrainingParams
 
 JOB_KIND = "train"
 ACTIVE = frozenset({RunState.QUEUED.value, RunState.RUNNING.value})
@@ -79,6 +79,26 @@ def check_base_model(base_model: str, template: str) -> str:
     return str(folder)
 
 
+def template_fallback(base_model: str, params: TrainingParams) -> str | None:
+    """The preset's own template when the run asks for the model's and the model has none
+    (Alpaca and Vicuna presets); None when the run trains with what it asked for."""
+    fallback = PRESET_TEMPLATES.get(params.preset)
+    if params.template != "auto" or fallback is None:
+        return None
+    folder = allowed_model_path(base_model, field="base_model")
+    if not (folder / "tokenizer_config.json").is_file() or _has_chat_template(folder):
+        return None
+    return fallback
+
+
+def template_note(base_model: str, template: str, preset: str) -> str:
+    """The line that says a preset's template stands in for a missing chat template."""
+    return (
+        f"the base model {base_model} has no chat template: "
+        f"the {preset} preset trains with its own {template} template"
+    )
+
+
 def _has_chat_template(folder: Path) -> bool:
     if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
         return True
@@ -88,7 +108,7 @@ def _has_chat_template(folder: Path) -> bool:
 
 def create_run(
     session: Session,
-    snapshot_id: int,
+    snapshot_ref: int | str,
     base_model: str,
     params: TrainingParams,
     *,
@@ -97,8 +117,10 @@ def create_run(
 ) -> tuple[TrainingRun, bool]:
     """A queued run and its job, in this transaction; (run, created). The same idempotency
     key (given or derived) gives the existing run back, also when two launches race."""
-    if session.get(Snapshot, snapshot_id) is None:
-        raise NotFound(f"no snapshot {snapshot_id}")
+    snapshot_id = find_snapshot(session, snapshot_ref).id
+    fallback = template_fallback(base_model, params)
+    if fallback is not None:
+        params = params.model_copy(update={"template": fallback})
     base_model = check_base_model(base_model, params.template)
     # A client's key is tied to its caller; the derived key is the content itself.
     key = scoped_key(user, idempotency_key) or derived_key(snapshot_id, base_model, params)
