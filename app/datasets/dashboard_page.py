@@ -89,6 +89,7 @@ def examples_context(
         "filters": filters,
         "statuses": [s.value for s in ExampleStatus],
         "base_url": base,
+        "filter_query": query,
         "first_url": f"{base}?{urlencode(query)}" if after is not None else None,
         "next_url": (
             f"{base}?{urlencode({**query, 'after': next_after})}"

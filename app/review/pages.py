@@ -17,12 +17,13 @@ from app.platform.db import DB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, check_csrf, render
+from app.review import bulk_page, service
 from app.review import context as seen
 from app.review import queue as queues
-from app.review import service
 from app.review.diff import turn_diffs
 
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
+router.include_router(bulk_page.router)
 
 
 def current_queue(request: Request, session: DB, user: PageUser) -> queues.Queue | None:

@@ -143,3 +143,33 @@ def test_many_run_as_a_job(committed: Engine, monkeypatch: pytest.MonkeyPatch) -
             )
         )
         assert accepted == 5, name
+
+
+def test_the_dataset_page_applies_an_action_to_all_matching_or_the_ticked_rows(
+    client: TestClient, session: Session
+) -> None:
+    from tests.web.test_pages import sign_in
+
+    dataset = _scored(session, [1.0, 50.0, 2.0, 80.0])
+    ids = list(session.scalars(select(Example.id).where(Example.dataset_id == dataset.id)))
+    lead = make_user(session, "lead")
+    token = sign_in(client, lead)
+    page = client.get(f"/datasets/{dataset.name}", params={"score": "length<10"}).text
+    assert 'id="bulk-form"' in page and 'name="score" value="length&lt;10"' in page
+    url = f"/datasets/{dataset.name}/bulk"
+    done = client.post(
+        url,
+        data={"csrf_token": token, "action": "reject", "reason": "short", "score": "length<10"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and "score=length" in done.headers["location"]
+    assert _statuses(session, dataset) == ["rejected", "candidate", "rejected", "candidate"]
+    ticked = client.post(
+        url, data={"csrf_token": token, "action": "accept", "ids": [str(ids[1])]},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert ticked.status_code == 303
+    assert _statuses(session, dataset) == ["rejected", "accepted", "rejected", "candidate"]
+    client.cookies.clear()
+    sign_in(client, make_user(session, "annotator"))
+    assert 'id="bulk-form"' not in client.get(f"/datasets/{dataset.name}").text

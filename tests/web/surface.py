@@ -59,6 +59,17 @@ _fresh = itertools.count(1)
 PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
+def _takes_a_number(info: Any) -> bool:
+    """True for a path parameter that is an id: an int, or text whose pattern a number fits
+    (a snapshot by its number or digest)."""
+    if info is None:
+        return False
+    if info.annotation is int:
+        return True
+    patterns = [getattr(m, "pattern", None) for m in info.metadata]
+    return any(p and re.fullmatch(p.strip("^$"), str(MISSING_ID)) for p in patterns)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One method of one route."""
@@ -99,15 +110,17 @@ class Endpoint:
 
     def url(self, values: Mapping[str, Any] | None = None) -> str:
         """The path with parameters filled from `values`, else with values that name nothing."""
-        types = {f.name: f.field_info.annotation for f in self.params("path_params")}
+        fields = {f.name: f.field_info for f in self.params("path_params")}
 
         def fill(match: re.Match[str]) -> str:
             name = match.group(1)
             if values and name in values:
                 value = values[name]
+            elif _takes_a_number(fields.get(name)):
+                value = MISSING_ID
             else:
                 # A fresh name each time: a route that creates by name must not feed the next.
-                value = MISSING_ID if types.get(name) is int else f"{MISSING_NAME}-{next(_fresh)}"
+                value = f"{MISSING_NAME}-{next(_fresh)}"
             return quote(str(value), safe="")
 
         return PARAMETER.sub(fill, self.path)
