@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.evaluation import ifeval, judge
 from app.evaluation.answers import (
     ENDPOINT,
+    RUN,
     Answer,
     GenerationSettings,
     ModelRef,
@@ -203,16 +204,16 @@ def generate_locally(
     settings: GenerationSettings,
     answers: dict[str, Answer],
 ) -> None:
-    """Fill the empty slots with answers from the run's model, in batches."""
-    from app.evaluation.local_model import generator_for
+    """Fill the empty slots with answers from the run's (or the local) model, in batches."""
+    from app.evaluation.local_model import generator_for, generator_for_model
 
     missing = [p for p in prompts if answers[p.prompt_id].turns is None]
     if not missing:
         return
-    run = session.get(TrainingRun, ref.run_id)
-    assert run is not None
+    run = session.get(TrainingRun, ref.run_id) if ref.kind == RUN else None
     release(session)  # generating takes minutes: hold no transaction meanwhile
-    made = generator_for(run).answer([p.turns for p in missing], settings)
+    generator = generator_for(run) if run is not None else generator_for_model(ref.name)
+    made = generator.answer([p.turns for p in missing], settings)
     for prompt, answer in zip(missing, made, strict=True):
         answer.key = answers[prompt.prompt_id].key
         answers[prompt.prompt_id] = answer

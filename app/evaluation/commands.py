@@ -11,6 +11,7 @@ from rich.table import Table
 
 from app.platform.cli.console import fail, out, user_errors
 from app.platform.cli.jobs import launch
+from app.platform.cli.models import prepare_local_model
 from app.platform.db import transaction
 
 if TYPE_CHECKING:
@@ -63,8 +64,12 @@ def _result_line(shown: EvaluationSummary) -> str:
 @eval_cli.callback(invoke_without_command=True)
 def evaluate(
     ctx: typer.Context,
-    a: Annotated[str | None, typer.Option("--a", help="model A: run:ID or endpoint:NAME")] = None,
-    b: Annotated[str | None, typer.Option("--b", help="model B: run:ID or endpoint:NAME")] = None,
+    a: Annotated[
+        str | None, typer.Option("--a", help="model A: run:ID, model:PATH or endpoint:NAME")
+    ] = None,
+    b: Annotated[
+        str | None, typer.Option("--b", help="model B: run:ID, model:PATH or endpoint:NAME")
+    ] = None,
     test_set: Annotated[str | None, typer.Option("--test-set", help="a test set's name")] = None,
     judge: Annotated[str | None, typer.Option("--judge", help="the judge's endpoint")] = None,
     judge_prompt: Annotated[
@@ -107,13 +112,16 @@ def evaluate(
         started.append(run.id)
         return session.get_one(Job, run.job_id)
 
+    _prepare(a, b)
     launch(start, f"evaluate {a} against {b} on {test_set}", wait)
     _print_result(started[0])
 
 
 @eval_cli.command("ifeval")
 def ifeval_command(
-    model: Annotated[str, typer.Option("--model", help="run:ID or endpoint:NAME")],
+    model: Annotated[
+        str, typer.Option("--model", help="run:ID, model:PATH (a folder or .gguf) or endpoint:NAME")
+    ],
     prompts: Annotated[
         Path | None,
         typer.Option("--prompts", help="a JSONL file in IFEval's layout (default: the 541)"),
@@ -149,8 +157,20 @@ def ifeval_command(
         started.append(run.id)
         return session.get_one(Job, run.job_id)
 
+    _prepare(model)
     launch(start, f"IFEval of {model}", wait)
     _print_result(started[0])
+
+
+def _prepare(*models: str) -> None:
+    """Convert a local GGUF model now, saying so, before its evaluation starts."""
+    from app.evaluation.answers import MODEL, ModelRef
+
+    for text in models:
+        with user_errors():
+            ref = ModelRef.parse(text)
+        if ref.kind == MODEL:
+            prepare_local_model(ref.name)
 
 
 def _print_result(run_id: int) -> None:

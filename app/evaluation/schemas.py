@@ -51,7 +51,7 @@ class TestSetDetail(TestSetOut):
 
 class EvaluationCreate(BaseModel):
     model_a: str = Field(
-        description="run:ID or endpoint:NAME (a bare id is a run, a name an endpoint)"
+        description="run:ID, model:PATH (a local folder or .gguf file) or endpoint:NAME (a bare id is a run, a name an endpoint)"
     )
     model_b: str
     test_set: str
@@ -70,7 +70,7 @@ class RetryIn(BaseModel):
 
 class IFEvalCreate(BaseModel):
     model: str = Field(
-        description="run:ID or endpoint:NAME (a bare id is a run, a name an endpoint)"
+        description="run:ID, model:PATH (a local folder or .gguf file) or endpoint:NAME (a bare id is a run, a name an endpoint)"
     )
     records: list[Any] | None = Field(
         default=None,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.collections.service import get_snapshot
 from app.datasets.service import get_dataset
 from app.evaluation import ifeval, judge
-from app.evaluation.answers import ENDPOINT, RUN, GenerationSettings, ModelRef, check_model
+from app.evaluation.answers import ENDPOINT, MODEL, RUN, GenerationSettings, ModelRef, check_model
 from app.evaluation.testsets import PromptDraft, parse_records, prompts_digest, read_file
 from app.models import EvalItem, EvalPrompt, EvalRun, EvalTestSet, Example, Job, SnapshotItem, User
 from app.platform.errors import Conflict, InvalidInput, NotFound
@@ -329,7 +329,7 @@ def _queue_job(
 ) -> Job:
     models = [run.model_a] if run.kind == ifeval.KIND else [run.model_a, run.model_b]
     # A model of a training run generates locally: that is work for the GPU workers.
-    queue = "gpu" if any(ModelRef.parse(m).kind == RUN for m in models) else "io"
+    queue = "gpu" if any(ModelRef.parse(m).kind in (RUN, MODEL) for m in models) else "io"
     prompts = session.get(EvalTestSet, run.test_set_id)
     total = prompts.prompt_count if prompts else None
     if total is not None and run.params.get("limit"):

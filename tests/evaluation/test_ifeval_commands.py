@@ -7,11 +7,15 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from if_verifiable import IFEvalSample, evaluate_output_for_sample
 
 from app.evaluation import ifeval
+from app.evaluation.answers import ModelRef
+from app.platform.errors import InvalidInput
 from tests.factories import write_jsonl
 from tests.llm_server import LLMServer
+from tests.real_models import RealModel, reuse_conversion
 from tests.test_cli import (  # noqa: F401  (fixtures)
     Sift,
     assert_user_error,
@@ -101,3 +105,32 @@ def test_ifeval_on_a_file_of_ones_own(ready: Sift, llm: LLMServer, tmp_path: Pat
         ready("eval", "ifeval", "--model", "alpha", "--prompts", tmp_path / "none.jsonl"),
         "no such file",
     )
+
+
+def test_ifeval_of_a_local_gguf_model(ready: Sift, smollm2: RealModel) -> None:  # noqa: F811
+    reuse_conversion(smollm2)  # this data folder finds the session's conversion
+    args = ["eval", "ifeval", "--limit", "3", "--max-tokens", "16", "--wait"]
+    result = ready(*args, "--model", smollm2.gguf)
+    assert result.exit_code == 0, result.output
+    assert f"{smollm2.gguf.name}: using its converted model folder" in result.stdout
+    assert (
+        f"evaluation 1: IFEval of model:{smollm2.gguf} on ifeval (3 of 3 prompts" in result.stdout
+    )
+    body = json.loads(ready("eval", "show", "1", "--json").stdout)
+    assert body["prompts"] == 3 and body["instructions"] >= 3
+    # The same file named as model:PATH: the same model, its stored answers reused.
+    again = ready(*args, "--model", f"model:{smollm2.gguf}")
+    assert again.exit_code == 0, again.output
+    assert json.loads(ready("eval", "show", "2", "--json").stdout)["metrics"] == body["metrics"]
+    missing = ready(*args, "--model", "/no/such/model.gguf")
+    assert_user_error(missing, "no such GGUF file: /no/such/model.gguf")
+
+
+def test_model_references() -> None:
+    assert str(ModelRef.parse("7")) == "run:7"
+    assert str(ModelRef.parse("alpha")) == "endpoint:alpha"
+    assert str(ModelRef.parse("/m/SmolLM2.gguf")) == "model:/m/SmolLM2.gguf"
+    assert str(ModelRef.parse("model:/m/folder")) == "model:/m/folder"
+    assert ModelRef.parse("./x.gguf").name == str(Path("x.gguf").resolve())
+    with pytest.raises(InvalidInput, match="is not run:ID, model:PATH"):
+        ModelRef.parse("cloud:x")
