@@ -48,7 +48,8 @@ from app.training.execution import execute_run as execute_run
 from app.training.execution import store_metrics as store_metrics
 from app.training.layout import final_dir as final_dir
 from app.training.layout import run_dir as run_dir
-from app.training.presets import TrainingParams
+from app.training.presets import TrainingParams as TrainingParams
+from app.training.presets import build_params as build_params
 
 JOB_KIND = "train"
 ACTIVE = frozenset({RunState.QUEUED.value, RunState.RUNNING.value})
