@@ -2,4 +2,9 @@
 
 from app.platform.domain import Domain
 
-DOMAIN = Domain("experiments", commands="app.experiments.commands:commands")
+DOMAIN = Domain(
+    "experiments",
+    api="app.experiments.routes:router",
+    pages="app.experiments.pages:router",
+    commands="app.experiments.commands:commands",
+)

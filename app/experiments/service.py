@@ -110,6 +110,11 @@ def get_experiment(session: Session, name: str) -> Experiment:
     return found
 
 
+def list_experiments(session: Session) -> list[Experiment]:
+    """Every experiment, newest first."""
+    return list(session.scalars(select(Experiment).order_by(Experiment.id.desc())))
+
+
 def arms_of(session: Session, experiment: Experiment) -> list[ExperimentArm]:
     """The experiment's arms in the order given."""
     query = select(ExperimentArm).where(ExperimentArm.experiment_id == experiment.id)
