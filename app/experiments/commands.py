@@ -57,7 +57,15 @@ def create(
     ifeval: Annotated[
         str, typer.Option("--eval", help="ifeval (all 541 prompts) or ifeval:N (the first N)")
     ] = "ifeval",
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="per IFEval answer")] = 512,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="per answer")] = 512,
+    judge: Annotated[
+        str | None,
+        typer.Option("--judge", help="an endpoint: judge every arm against the baseline"),
+    ] = None,
+    test_set: Annotated[str | None, typer.Option("--test-set", help="the judge's test set")] = None,
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", help="the arm the others are judged against")
+    ] = None,
 ) -> None:
     """Create an experiment: its arms, the base model and training config they all share."""
     from app.experiments import service
@@ -75,7 +83,8 @@ def create(
     with user_errors(), transaction() as session:
         made = service.create_experiment(
             session, name, dataset, budget, list(arms), str(base_model), params,
-            ifeval_prompts=int(count) if count else None, max_tokens=max_tokens,
+            ifeval_prompts=int(count) if count else None, max_tokens=max_tokens, judge=judge,
+            test_set=test_set, baseline=baseline,
         )  # fmt: skip
         line = f"experiment {made.name}: {len(arms)} arms of {budget} from {dataset}"
     out.print(f"{line}; run it with: sift experiment run {name} --wait", highlight=False)
@@ -95,18 +104,20 @@ def run(
             a.name for a in service.arms_of(session, service.get_experiment(session, name))
         ]
     waiting = 0
-    for arm_name in arm_names:
-        for step, start in (("training", service.start_run), ("IFEval", service.start_evaluation)):
-            with user_errors(), job_transaction() as session:
-                experiment = service.get_experiment(session, name)
-                arm = next(a for a in service.arms_of(session, experiment) if a.name == arm_name)
-                job_id = start(session, experiment, arm)
-            if job_id is None:
-                continue
-            run_job(job_id, f"{name} · {arm_name} · {step}", wait)
-            if not wait:
-                waiting += 1
-                break  # its IFEval starts once the run has succeeded: run this again then
+    steps = (("training", service.start_run), ("IFEval", service.start_evaluation))
+    # Each arm trained and scored, then each judged against the baseline (whose run it needs).
+    plan = [(a, s) for a in arm_names for s in steps]
+    plan += [(a, ("judged against the baseline", service.start_pairwise)) for a in arm_names]
+    for arm_name, (step, start) in plan:
+        with user_errors(), job_transaction() as session:
+            experiment = service.get_experiment(session, name)
+            arm = next(a for a in service.arms_of(session, experiment) if a.name == arm_name)
+            job_id = start(session, experiment, arm)
+        if job_id is None:
+            continue
+        run_job(job_id, f"{name} · {arm_name} · {step}", wait)
+        # Without --wait a later step starts once this one has ended: run this again then.
+        waiting += not wait
     if waiting:
         out.print(f"{waiting} job(s) queued; run `sift experiment run {name}` again once they end")
     show(name, as_json=False)

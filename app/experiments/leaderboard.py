@@ -72,6 +72,23 @@ def _metrics(session: Session, arm: ExperimentArm) -> dict[str, Any]:
     }
 
 
+def _pairwise(
+    session: Session, experiment: Experiment, arm: ExperimentArm
+) -> dict[str, Any] | None:
+    if arm.pairwise_id is None:
+        return None
+    run = evaluation.get_evaluation(session, arm.pairwise_id)
+    return {
+        "against": experiment.evaluation.get("baseline"),
+        "evaluation": run.id,
+        "state": run.state,
+        "wins": run.wins,
+        "ties": run.ties,
+        "losses": run.losses,
+        "errors": run.errors,
+    }
+
+
 def leaderboard(session: Session, experiment: Experiment) -> dict[str, Any]:
     """What `sift experiment show --json` prints: the arms in order with their size, snapshot,
     run (and its state), IFEval state and metrics, and the overlap matrix in the same order."""
@@ -90,11 +107,14 @@ def leaderboard(session: Session, experiment: Experiment) -> dict[str, Any]:
             "evaluation": arm.eval_id,
             "evaluation_state": done.state if done else None,
             "metrics": _metrics(session, arm),
+            "pairwise": _pairwise(session, experiment, arm),
         })  # fmt: skip
     return {
         "name": experiment.name,
         "budget": experiment.budget,
         "base_model": experiment.base_model,
+        "baseline": experiment.evaluation.get("baseline"),
+        "judge": experiment.evaluation.get("judge"),
         "arms": rows,
         "overlap": jaccard(selections),
     }

@@ -16,6 +16,7 @@ from app.evaluation import service as evaluation
 from app.evaluation.service import GenerationSettings
 from app.models import Dataset, Example, Experiment, ExperimentArm, Snapshot, TrainingRun, User
 from app.platform.errors import Conflict, InvalidInput, NotFound
+from app.platform.llm.endpoints import get_endpoint
 from app.selection import service as selection
 from app.training import service as training
 from app.training.service import TrainingParams
@@ -67,9 +68,14 @@ def create_experiment(
     *,
     ifeval_prompts: int | None = None,
     max_tokens: int = 512,
+    judge: str | None = None,
+    test_set: str | None = None,
+    baseline: str | None = None,
     user: User | None = None,
 ) -> Experiment:
-    """A new experiment with its arms; the base model is checked now, nothing runs yet."""
+    """A new experiment with its arms; the base model is checked now, nothing runs yet. With a
+    judge, every arm is also judged against the baseline arm (default: the first) on a test
+    set, in both answer orders."""
     if not NAME.match(name):
         raise InvalidInput("name: 1-100 letters, digits, '.', '_' or '-'", field="name")
     if session.scalar(select(Experiment).where(Experiment.name == name)) is not None:
@@ -82,6 +88,7 @@ def create_experiment(
     if len({s.name for s in specs}) != len(specs):
         raise InvalidInput("arms: each arm once", field="arm")
     GenerationSettings(max_tokens=max_tokens)  # checks the bounds
+    pairwise = _pairwise_settings(session, specs, judge, test_set, baseline)
     pool = get_dataset(session, dataset)
     experiment = Experiment(
         name=name,
@@ -89,7 +96,7 @@ def create_experiment(
         budget=budget,
         base_model=training.check_base_model(base_model, params.template),
         params=params.model_dump(),
-        evaluation={"ifeval": ifeval_prompts, "max_tokens": max_tokens},
+        evaluation={"ifeval": ifeval_prompts, "max_tokens": max_tokens, **pairwise},
         created_by_id=user.id if user else None,
     )
     session.add(experiment)
@@ -100,6 +107,28 @@ def create_experiment(
     )
     session.flush()
     return experiment
+
+
+def _pairwise_settings(
+    session: Session,
+    specs: list[ArmSpec],
+    judge: str | None,
+    test_set: str | None,
+    baseline: str | None,
+) -> dict[str, str]:
+    if judge is None:
+        if test_set or baseline:
+            raise InvalidInput("judge: a test set or a baseline needs a judge", field="judge")
+        return {}
+    get_endpoint(judge)  # raises, naming the endpoints there are
+    if not test_set:
+        raise InvalidInput("test_set: the judge compares answers on a test set", field="test_set")
+    evaluation.get_test_set(session, test_set)
+    names = [s.name for s in specs]
+    chosen = ArmSpec.parse(baseline).name if baseline else names[0]
+    if chosen not in names:
+        raise InvalidInput(f"baseline: {baseline!r} is not one of the arms", field="baseline")
+    return {"judge": judge.lower(), "test_set": test_set, "baseline": chosen}
 
 
 def get_experiment(session: Session, name: str) -> Experiment:
@@ -208,3 +237,30 @@ def start_evaluation(session: Session, experiment: Experiment, arm: ExperimentAr
 
 def _run(session: Session, arm: ExperimentArm) -> TrainingRun:
     return session.get_one(TrainingRun, arm.run_id)
+
+
+def start_pairwise(session: Session, experiment: Experiment, arm: ExperimentArm) -> int | None:
+    """The arm's model judged against the baseline arm's on the test set, in both orders,
+    started once both runs have succeeded; its job's id while it still has to run."""
+    settings = experiment.evaluation
+    if not settings.get("judge") or arm.name == settings["baseline"] or arm.run_id is None:
+        return None
+    baseline = next(a for a in arms_of(session, experiment) if a.name == settings["baseline"])
+    if baseline.run_id is None:
+        return None
+    for run_id in (arm.run_id, baseline.run_id):
+        if training.run_state(session, session.get_one(TrainingRun, run_id)) != "succeeded":
+            return None
+    if arm.pairwise_id is not None:
+        done = evaluation.get_evaluation(session, arm.pairwise_id)
+        return None if done.state == "succeeded" else done.job_id
+    run = evaluation.start_evaluation(
+        session,
+        f"run:{arm.run_id}",
+        f"run:{baseline.run_id}",
+        settings["test_set"],
+        settings["judge"],
+        generation=GenerationSettings(max_tokens=int(settings.get("max_tokens", 512))),
+    )
+    arm.pairwise_id = run.id
+    return run.job_id

@@ -24,7 +24,8 @@ class Experiment(IdMixin, CreatedMixin, Base):
     base_model: Mapped[str] = mapped_column(String(500))
     # The training parameters every arm's run gets (TrainingParams, as dumped).
     params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    # {"ifeval": N or null (all), "max_tokens": ...}
+    # {"ifeval": N or null (all), "max_tokens": ..., and for the pairwise judge: "judge",
+    # "test_set", "baseline" (an arm's name), or null}
     evaluation: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_by_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL")
@@ -50,5 +51,9 @@ class ExperimentArm(IdMixin, Base):
         BigId, ForeignKey("training_runs.id", ondelete="SET NULL")
     )
     eval_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("eval_runs.id", ondelete="SET NULL")
+    )
+    # The pairwise evaluation of this arm's model against the baseline arm's (both orders).
+    pairwise_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("eval_runs.id", ondelete="SET NULL")
     )

@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("snapshot_id", BIG_ID, nullable=True),
         sa.Column("run_id", BIG_ID, nullable=True),
         sa.Column("eval_id", BIG_ID, nullable=True),
+        sa.Column("pairwise_id", BIG_ID, nullable=True),
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
         sa.ForeignKeyConstraint(
             ["experiment_id"], ["experiments.id"],
@@ -74,6 +75,10 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["eval_id"], ["eval_runs.id"],
             name=op.f("fk_experiment_arms_eval_id_eval_runs"), ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["pairwise_id"], ["eval_runs.id"],
+            name=op.f("fk_experiment_arms_pairwise_id_eval_runs"), ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_experiment_arms")),
         sa.UniqueConstraint(

@@ -5,6 +5,7 @@ reuses everything."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,12 @@ from app.entrypoints.cli import cli
 from app.experiments.leaderboard import bootstrap, jaccard
 from app.experiments.service import ArmSpec
 from app.models import EvalRun, Snapshot, TrainingRun
+from app.platform.config import get_settings
 from app.platform.db import transaction
 from app.platform.errors import InvalidInput
-from tests.factories import write_json
+from tests.endpoints import configure_endpoint
+from tests.factories import write_json, write_jsonl
+from tests.llm_server import LLMServer
 from tests.training.tiny_model import build_tiny_base, short_records
 
 
@@ -29,20 +33,34 @@ def _invoke(*args: object) -> Any:
     return result
 
 
+@pytest.fixture
+def judge(monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMServer]:
+    """The test server as the endpoint `judge`: A's answer scores 8, B's 3, in either order."""
+    with LLMServer() as server:
+        configure_endpoint(monkeypatch, "judge", base_url=server.base_url, model="judge-model")
+        server.script(r"(?s)^", "8 3\nThe first answer is better.", model="judge-model")
+        yield server
+    get_settings.cache_clear()
+
+
 def test_an_experiment_of_two_arms_end_to_end(
-    embedded: Engine, data_dir: Path, tmp_path: Path
+    embedded: Engine, data_dir: Path, tmp_path: Path, judge: LLMServer
 ) -> None:
     records = short_records(data_dir, 200)
     texts = [join_prompt(r["instruction"], r["input"]) + " " + r["output"] for r in records]
     base = build_tiny_base(tmp_path / "tiny", texts)
     _invoke("import", write_json(tmp_path / "pool.json", records), "--dataset", "pool")
     _invoke("score", "--dataset", "pool", "--scorer", "length", "--wait")
+    questions = [{"prompt": f"Give {w} a name."} for w in ("a cat", "a dog", "a ship")]
+    _invoke(
+        "eval", "import-test-set", write_jsonl(tmp_path / "qs.jsonl", questions), "--name", "qs"
+    )
     created = _invoke(
         "experiment", "create", "first", "--dataset", "pool", "--budget", "8",
         "--arm", "random", "--arm", "threshold:length>=20", "--base-model", base,
         "--template", "alpaca", "--max-steps", "2", "--set", "micro_batch_size=4",
         "--set", "batch_size=4", "--set", "max_seq_length=64", "--eval", "ifeval:3",
-        "--max-tokens", "8",
+        "--max-tokens", "8", "--judge", "judge", "--test-set", "qs", "--baseline", "random",
     )  # fmt: skip
     assert "experiment first: 2 arms of 8 from pool" in created.stdout
     ran = _invoke("experiment", "run", "first", "--wait")
@@ -60,18 +78,24 @@ def test_an_experiment_of_two_arms_end_to_end(
         }  # fmt: skip
         for metric in arm["metrics"].values():
             assert metric["low"] <= metric["value"] <= metric["high"]
+    # The threshold arm judged against the random one, both orders: the judge always prefers
+    # the answer shown first, so every prompt is a win in one order and a loss in the other.
+    assert board["arms"][0]["pairwise"] is None and board["baseline"] == "random"
+    versus = board["arms"][1]["pairwise"]
+    assert versus["against"] == "random" and versus["state"] == "succeeded"
+    assert (versus["wins"], versus["ties"], versus["losses"]) == (0, 3, 0)
     overlap = board["overlap"]
     assert overlap[0][0] == overlap[1][1] == 1.0 and overlap[0][1] == overlap[1][0] < 1.0
     with transaction() as session:
         # Every arm: the same base model and config; one run and one IFEval each.
         runs = session.query(TrainingRun).all()
         assert len(runs) == 2 and len({(r.base_model, str(r.params)) for r in runs}) == 1
-        assert session.query(EvalRun).count() == 2
+        assert session.query(EvalRun).count() == 3  # two IFEval runs, one pairwise
         snapshots = session.query(Snapshot).count()
     # Run again: nothing is built, trained or answered twice.
     _invoke("experiment", "run", "first", "--wait")
     with transaction() as session:
-        assert session.query(TrainingRun).count() == 2 and session.query(EvalRun).count() == 2
+        assert session.query(TrainingRun).count() == 2 and session.query(EvalRun).count() == 3
         assert session.query(Snapshot).count() == snapshots
     shown = _invoke("experiment", "show", "first")
     assert "threshold:length>=20" in shown.stdout and "overlap (Jaccard)" in shown.stdout
