@@ -238,13 +238,15 @@ def list_evaluations() -> None:
     )
     with transaction() as session:
         for s in results.summaries(session, service.list_evaluations(session, limit=50)):
-            score = s.winning_score
+            # An IFEval run has no model B and no judge: its score is prompt-level strict.
+            ifeval = s.kind == "ifeval"
+            score = s.metrics.get("prompt_strict") if ifeval else s.winning_score
             table.add_row(
                 str(s.id),
                 s.model_a,
-                s.model_b,
+                "-" if ifeval else s.model_b,
                 s.test_set,
-                s.judge,
+                "IFEval rules" if ifeval else s.judge,
                 s.state,
                 *(str(n) for n in (s.wins, s.ties, s.losses, s.errors)),
                 f"{score:.3f}" if score is not None else "-",

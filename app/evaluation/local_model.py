@@ -1,4 +1,5 @@
-"""Answers from a training run's model, generated locally with transformers, in batches.
+"""Answers from a training run's model (or a local model folder or GGUF file), generated
+locally with transformers, in batches.
 
 The artifact is the training contract's: `{data_dir}/training/runs/{id}/final/` holds a PEFT
 LoRA adapter (on `run.base_model`) or a full model, and a tokenizer whose chat template is
