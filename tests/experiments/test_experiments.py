@@ -63,6 +63,20 @@ def test_an_experiment_of_two_arms_end_to_end(
         "--max-tokens", "8", "--judge", "judge", "--test-set", "qs", "--baseline", "random",
     )  # fmt: skip
     assert "experiment first: 2 arms of 8 from pool" in created.stdout
+    for extra, message in (
+        (["--judge", "judge"], "test_set: the judge compares answers on a test set"),
+        (["--judge", "judge", "--test-set", "qs", "--baseline", "deita"], "baseline: 'deita'"),
+        (["--arm", "random"], "arms: each arm once"),
+        (["--eval", "mmlu"], "--eval 'mmlu': write ifeval or ifeval:N"),
+    ):
+        refused = CliRunner().invoke(cli, ["experiment", "create", "second", "--dataset", "pool",
+                                           "--budget", "8", "--arm", "random", "--base-model",
+                                           str(base), "--template", "alpaca", *extra])  # fmt: skip
+        assert refused.exit_code == 1 and message in refused.output, refused.output
+    taken = CliRunner().invoke(cli, ["experiment", "create", "first", "--dataset", "pool",
+                                     "--budget", "8", "--arm", "random", "--base-model", str(base),
+                                     "--template", "alpaca"])  # fmt: skip
+    assert taken.exit_code == 1 and "exists already" in taken.output
     ran = _invoke("experiment", "run", "first", "--wait")
     assert (
         "first · random · training" in ran.output
