@@ -7,6 +7,7 @@ from app import (
     collections,
     datasets,
     evaluation,
+    experiments,
     generation,
     jobs,
     review,
@@ -28,6 +29,7 @@ DOMAINS: tuple[Domain, ...] = (
     generation.DOMAIN,
     training.DOMAIN,
     evaluation.DOMAIN,
+    experiments.DOMAIN,
     jobs.DOMAIN,
 )
 TASK_MODULES = tuple(domain.tasks for domain in DOMAINS if domain.tasks)

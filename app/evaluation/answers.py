@@ -1,4 +1,5 @@
-"""The models under evaluation and their answers: a training run's model or an endpoint.
+"""The models under evaluation and their answers: a training run's model, a local model (a
+folder or a GGUF file) or an endpoint.
 
 An answer is keyed by the model, the prompt's turns and the generation settings, and stored
 in `eval_answers`, so that it is never made twice: a second evaluation of the same model on
@@ -22,31 +23,42 @@ from app.platform.hashing import json_sha256
 from app.platform.llm.chat import ChatRequest
 from app.platform.llm.client import LLMClient
 from app.platform.llm.endpoints import get_endpoint, normalise_base_url
+from app.platform.local_models import check_model_path, file_sha256, is_gguf
 from app.training.service import final_dir, run_dir
 
-RUN, ENDPOINT = "run", "endpoint"
+RUN, ENDPOINT, MODEL = "run", "endpoint", "model"
 SUCCEEDED = "succeeded"
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """`run:ID` (a succeeded training run's model) or `endpoint:NAME` (a configured endpoint)."""
+    """`run:ID` (a succeeded training run's model), `model:PATH` (a local model folder or GGUF
+    file, answering with its own chat template) or `endpoint:NAME` (a configured endpoint)."""
 
     kind: str
     name: str
 
     @classmethod
     def parse(cls, text: str) -> ModelRef:
-        """`run:ID`, `endpoint:NAME`, a bare integer (a run) or a bare name (an endpoint)."""
+        """`run:ID`, `model:PATH`, `endpoint:NAME`, a bare integer (a run), a bare path (a local
+        model: it has a `/` or ends in .gguf) or a bare name (an endpoint)."""
         value = text.strip()
         kind, sep, name = value.partition(":")
-        if not sep:
-            kind, name = (RUN, value) if value.isdigit() else (ENDPOINT, value)
+        if not sep or (kind.strip().lower() not in (RUN, ENDPOINT, MODEL)):
+            if value.isdigit():
+                kind, name = RUN, value
+            elif "/" in value or is_gguf(value):
+                kind, name = MODEL, value
+            elif not sep:
+                kind, name = ENDPOINT, value
         kind, name = kind.strip().lower(), name.strip()
-        if kind not in (RUN, ENDPOINT) or not name:
+        if kind not in (RUN, ENDPOINT, MODEL) or not name:
             raise InvalidInput(
-                f"model: {text!r} is not run:ID, endpoint:NAME, an id or a name", field="model"
+                f"model: {text!r} is not run:ID, model:PATH, endpoint:NAME, an id or a name",
+                field="model",
             )
+        if kind == MODEL:
+            return cls(kind, str(Path(name).expanduser().resolve()))
         if kind == RUN and not name.isdigit():
             raise InvalidInput(f"model: run id {name!r} is not a number", field="model")
         return cls(kind, name.lower() if kind == ENDPOINT else name)
@@ -71,6 +83,10 @@ def check_model(session: Session, ref: ModelRef) -> str:
     if ref.kind == ENDPOINT:
         endpoint = get_endpoint(ref.name)
         return f"endpoint:{normalise_base_url(endpoint.base_url)}#{endpoint.model}"
+    if ref.kind == MODEL:
+        path = check_model_path(ref.name)
+        # A GGUF file is the same model wherever it lies: its answers are keyed by its bytes.
+        return f"model:sha256:{file_sha256(path)}" if is_gguf(path) else f"model:{path}"
     run = session.get(TrainingRun, ref.run_id)
     if run is None:
         raise NotFound(f"no training run {ref.run_id}")

@@ -1,4 +1,5 @@
-"""Answers from a training run's model, generated locally with transformers, in batches.
+"""Answers from a training run's model (or a local model folder or GGUF file), generated
+locally with transformers, in batches.
 
 The artifact is the training contract's: `{data_dir}/training/runs/{id}/final/` holds a PEFT
 LoRA adapter (on `run.base_model`) or a full model, and a tokenizer whose chat template is
@@ -9,12 +10,13 @@ when a model is loaded, so that importing this module costs nothing without the 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.evaluation.answers import Answer, GenerationSettings, run_final_dir
 from app.models import TrainingRun
 from app.platform.errors import InvalidInput
+from app.platform.local_models import load_causal_lm, model_folder
 from app.training.service import load_trained_model
 
 BATCH_SIZE = 8
@@ -41,11 +43,26 @@ KEEP_LOADED = 2
 
 def generator_for(run: TrainingRun) -> LocalGenerator:
     """The generator of a succeeded training run's model."""
-    key = str(run_final_dir(run.id).resolve())
+    return _kept(str(run_final_dir(run.id).resolve()), lambda: load_run_model(run))
+
+
+def generator_for_model(path: str) -> LocalGenerator:
+    """The generator of a local model (a folder or a GGUF file), with its own chat template."""
+
+    def load() -> tuple[Any, Any, Any]:
+        tokenizer, model, device = load_causal_lm(path, padding_side="left")
+        if not tokenizer.chat_template:
+            raise InvalidInput(f"model: {path} has no chat template to ask it with", field="model")
+        return tokenizer, model, device
+
+    return _kept(str(model_folder(path)), load)
+
+
+def _kept(key: str, load: Callable[[], tuple[Any, Any, Any]]) -> LocalGenerator:
     if key not in _LOADED:
         while len(_LOADED) >= KEEP_LOADED:
             _LOADED.popitem(last=False)
-        _LOADED[key] = LocalGenerator(*load_run_model(run))
+        _LOADED[key] = LocalGenerator(*load())
     _LOADED.move_to_end(key)
     return _LOADED[key]
 

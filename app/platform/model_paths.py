@@ -22,9 +22,11 @@ def configured_roots() -> list[Path]:
 
 
 def model_roots() -> list[Path]:
-    """The configured roots, Sift's own training runs and the folders of the model packages
-    that are installed."""
-    roots = [*configured_roots(), get_settings().data_dir / "runs"]
+    """The configured roots, Sift's own model and run folders, and the folders of the model
+    packages that are installed."""
+    data = get_settings().data_dir
+    # Sift's own folders always: converted GGUF models live in models/, trained ones in runs/.
+    roots = [*configured_roots(), data / "models", data / "runs"]
     for package in MODEL_PACKAGES:
         spec = importlib.util.find_spec(package)
         if spec is not None and spec.submodule_search_locations:

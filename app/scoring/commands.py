@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from app.platform.cli.jobs import launch
+from app.platform.cli.models import prepare_local_model
 
 commands = typer.Typer()
 
@@ -21,7 +22,8 @@ def score(
         str | None, typer.Option("--endpoint", help="LLM endpoint name (default: default)")
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="a local model folder for the Deita scorers")
+        str | None,
+        typer.Option("--model", help="a local model folder or .gguf file for the Deita scorers"),
     ] = None,
     budget: Annotated[float | None, typer.Option("--budget", help="stop at this many USD")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
@@ -30,6 +32,7 @@ def score(
     from app.datasets.service import get_dataset
     from app.scoring.service import start_score_job
 
+    prepare_local_model(model)
     launch(
         lambda session: start_score_job(
             session,

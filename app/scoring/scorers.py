@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.models import Scorer
 from app.platform.errors import InvalidInput, NotFound
 from app.platform.llm.endpoints import get_endpoint
-from app.platform.model_paths import allowed_model_path
+from app.platform.local_models import check_model_path
 from app.scoring.custom_recipes import custom_recipe
 from app.scoring.recipes import BUILTIN_RECIPES, Recipe, get_recipe, recipe_from_scorer
 
@@ -79,9 +79,7 @@ def choose_scorer(
         ids = {need: scorer.id for need, scorer in inputs.items()}
         return ScorerChoice(recipe, model, "derived", inputs=ids)
     if model_path:
-        path = allowed_model_path(model_path)
-        if not (path / "config.json").is_file():
-            raise InvalidInput(f"model: {model_path} is not a model folder", field="model")
+        path = check_model_path(model_path)
         return ScorerChoice(recipe.for_local_model(), str(path), "transformers")
     if recipe.uses_llm:
         endpoint = endpoint or DEFAULT_ENDPOINT

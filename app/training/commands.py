@@ -9,6 +9,7 @@ import typer
 
 from app.platform.cli.console import fail, out, user_errors
 from app.platform.cli.jobs import job_transaction, run_job
+from app.platform.cli.models import prepare_local_model
 
 commands = typer.Typer()
 
@@ -29,7 +30,9 @@ def train(
     snapshot: Annotated[
         str, typer.Option("--snapshot", help="the snapshot to train on: its number or digest")
     ],
-    base_model: Annotated[Path, typer.Option("--base-model", help="a local model folder")],
+    base_model: Annotated[
+        Path, typer.Option("--base-model", help="a local model folder or .gguf file")
+    ],
     preset: Annotated[str, typer.Option(help="lima, alpaca, vicuna or custom")] = "alpaca",
     method: Annotated[str | None, typer.Option(help="lora or full")] = None,
     template: Annotated[
@@ -53,6 +56,7 @@ def train(
     with user_errors():
         params = build_params(preset, **overrides)
         fallback = service.template_fallback(str(base_model), params)
+    prepare_local_model(base_model)
     if fallback is not None:
         out.print(service.template_note(str(base_model), fallback, params.preset))
     with job_transaction() as session:

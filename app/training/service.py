@@ -37,6 +37,7 @@ from app.platform.jobs.dispatch import (
     send_job,
 )
 from app.platform.jobs.schemas import hide_paths_in_text, hide_server_paths, sees_server_paths
+from app.platform.local_models import check_model_path, converted_folder, is_gguf
 from app.platform.model_paths import allowed_model_path
 from app.platform.snapshots import find_snapshot
 from app.training import layout
@@ -48,7 +49,9 @@ from app.training.execution import execute_run as execute_run
 from app.training.execution import store_metrics as store_metrics
 from app.training.layout import final_dir as final_dir
 from app.training.layout import run_dir as run_dir
-from app.training.presets import PRESET_TEMPLATES, TrainingParams
+from app.training.presets import PRESET_TEMPLATES
+from app.training.presets import TrainingParams as TrainingParams
+from app.training.presets import build_params as build_params
 
 JOB_KIND = "train"
 ACTIVE = frozenset({RunState.QUEUED.value, RunState.RUNNING.value})
@@ -65,8 +68,16 @@ def derived_key(snapshot_id: int, base_model: str, params: TrainingParams) -> st
 
 
 def check_base_model(base_model: str, template: str) -> str:
-    """The base model folder as an absolute path; it must hold a config and a tokenizer with a
-    chat template unless the run names one."""
+    """The base model (a folder or a GGUF file) as an absolute path; it must hold a config and a
+    tokenizer with a chat template unless the run names one. A GGUF file that has not been
+    converted yet is checked by its header only: the worker converts it (`sift train` does it
+    first, and says so)."""
+    if is_gguf(base_model):
+        gguf = check_model_path(base_model, field="base_model")
+        converted = converted_folder(gguf)
+        if converted.is_dir():
+            check_base_model(str(converted), template)
+        return str(gguf)
     folder = allowed_model_path(base_model, field="base_model")
     if not (folder / "config.json").is_file():
         raise InvalidInput(
