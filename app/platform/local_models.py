@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from app.platform.config import get_settings
 from app.platform.errors import InvalidInput
+from app.platform.model_paths import allowed_model_path
 
 GGUF_SUFFIX = ".gguf"
 GGUF_MAGIC = b"GGUF"
@@ -37,9 +38,10 @@ def is_gguf(path: str | Path) -> bool:
 
 
 def check_model_path(path: str | Path, *, field: str = "model") -> Path:
-    """The absolute path of a usable local model: a folder with a config.json, or a GGUF file
-    (checked by its magic bytes, not converted); InvalidInput naming the path otherwise."""
-    resolved = Path(path).expanduser().resolve()
+    """The absolute path of a usable local model under the model roots (`model_paths`): a
+    folder with a config.json, or a GGUF file (checked by its magic bytes, not converted);
+    InvalidInput naming the path otherwise."""
+    resolved = allowed_model_path(str(path), field=field)
     if is_gguf(resolved):
         _check_gguf(resolved, field)
         return resolved
