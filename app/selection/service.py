@@ -7,6 +7,7 @@ the domain's other modules (imported `as` their own name). Other domains import 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
@@ -27,6 +28,7 @@ from app.selection.dedup import run_dedup as run_dedup
 from app.selection.dedup import start_dedup_job as start_dedup_job
 from app.selection.deita import deita_select, score_order
 from app.selection.embed_job import start_embed_job as start_embed_job
+from app.selection.longest import longest_ids
 from app.selection.sampling import quota_sample, random_sample
 from app.selection.spec import DEDUP_METHODS as DEDUP_METHODS
 from app.selection.spec import METHODS as METHODS
@@ -57,6 +59,8 @@ class Preview(TypedDict):
     groups_before: dict[str, int]
     groups_after: dict[str, int]
     example_ids: list[int]  # the first 1,000 picked, in order
+    # How the method computed its picks, when it is not exact (facility location on a large pool).
+    note: NotRequired[str]
     # With a scorer (the spec's, or its first filter's): the scores before and after.
     scorer: NotRequired[str]
     scores_before: NotRequired[Distribution]
@@ -116,14 +120,24 @@ def _scores(session: Session, ref: str, pool: Pool) -> dict[int, float]:
     return pool.scores[ref]
 
 
-def select_ids(session: Session, spec: SelectionSpec) -> list[int]:
-    """The example ids the spec picks, in the method's order; writes nothing."""
+def select_ids(session: Session, spec: SelectionSpec, *, held: Sequence[int] = ()) -> list[int]:
+    """The example ids the spec picks, in the method's order; writes nothing. `held`: what the
+    target collection already holds (k-center and facility location start from it)."""
     spec.check()
-    return _pick(session, spec, candidate_pool(session, spec))
+    return _pick(session, spec, candidate_pool(session, spec), held)[0]
 
 
-def _pick(session: Session, spec: SelectionSpec, pool: Pool) -> list[int]:
+def _pick(
+    session: Session, spec: SelectionSpec, pool: Pool, held: Sequence[int] = ()
+) -> tuple[list[int], str | None]:
+    """The picks, and a note when the method approximated."""
     budget = spec.budget if spec.budget is not None else len(pool.ids)
+    if spec.method == "longest":
+        return longest_ids(session, pool.ids, budget, spec.tokenizer), None
+    return _pick_ranked(session, spec, pool, budget), None
+
+
+def _pick_ranked(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> list[int]:
     if spec.method == "random":
         return random_sample(pool.ids, budget, seed=spec.seed)
     if spec.method == "lima-quota":
@@ -168,12 +182,14 @@ def _deita(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> li
     return [ordered[int(k)] for k in deita_select(matrix, budget, spec.threshold)]
 
 
-def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> Preview:
+def preview(
+    session: Session, spec: SelectionSpec, bins: int = 20, *, held: Sequence[int] = ()
+) -> Preview:
     """What the spec would pick: count, score distribution and per-group counts, before
-    (the filtered pool) and after."""
+    (the filtered pool) and after; `held` as in `select_ids`."""
     spec.check()
     pool = candidate_pool(session, spec)
-    chosen = _pick(session, spec, pool)
+    chosen, note = _pick(session, spec, pool, held)
     result = Preview(
         method=spec.method,
         pool=len(pool.ids),
@@ -182,6 +198,8 @@ def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> Preview:
         groups_after=dict(Counter(pool.groups[i] for i in chosen).most_common()),
         example_ids=chosen[:1000],
     )
+    if note:
+        result["note"] = note
     ref = spec.scorer or next((scorer_of(f) for f in spec.filters), None)
     if ref:
         scores = _scores(session, ref, pool)
@@ -245,8 +263,10 @@ def select_into(
     user: User | None = None,
 ) -> dict[str, Any]:
     """Run the spec and add what it picks to the collection, up to the room it has left."""
-    chosen = select_ids(session, spec)
-    present = set(collections.item_ids(session, collection))
+    held = collections.item_ids(session, collection)
+    spec.check()
+    chosen, note = _pick(session, spec, candidate_pool(session, spec), held)
+    present = set(held)
     fresh = [i for i in chosen if i not in present]
     room = collection.target_size - len(present)
     recipe = name or f"{spec.method}-{spec.digest()}"
@@ -259,7 +279,7 @@ def select_into(
         "added": added,
         "already_in": len(chosen) - len(fresh),
         "over_target": max(len(fresh) - max(room, 0), 0),
-    }
+    } | ({"note": note} if note else {})
 
 
 def start_select_job(
