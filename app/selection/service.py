@@ -20,7 +20,9 @@ from app.datasets.service import get_dataset
 from app.models import Collection, Dataset, Example, Job, Score, ScoreState, Selection, User
 from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.platform.jobs.dispatch import create_job
+from app.platform.sampling import one_of
 from app.scoring.service import find_scorer, score_condition, scorer_of
+from app.selection import diversity
 from app.selection.dedup import ClusterView as ClusterView
 from app.selection.dedup import list_clusters as list_clusters
 from app.selection.dedup import representative_only as representative_only
@@ -134,6 +136,8 @@ def _pick(
     budget = spec.budget if spec.budget is not None else len(pool.ids)
     if spec.method == "longest":
         return longest_ids(session, pool.ids, budget, spec.tokenizer), None
+    if spec.method in ("k-center", "facility-location"):
+        return _diverse(session, spec, pool, budget, held)
     return _pick_ranked(session, spec, pool, budget), None
 
 
@@ -158,28 +162,80 @@ def _pick_ranked(session: Session, spec: SelectionSpec, pool: Pool, budget: int)
 
 
 def _deita(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> list[int]:
+    scores = _scores(session, spec.scorer or "deita-evol", pool)
+    scored = [i for i in pool.ids if i in scores]
+    ordered = [scored[i] for i in score_order([scores[i] for i in scored])]
+    if not ordered:
+        return []
+    matrix = _vectors(session, spec, ordered)
+    return [ordered[int(k)] for k in deita_select(matrix, budget, spec.threshold)]
+
+
+def _vectors(
+    session: Session, spec: SelectionSpec, ids: Sequence[int], *, held: bool = False
+) -> np.ndarray:
+    """The examples' stored embeddings, a row each in the order given; InvalidInput names how
+    many have none (a held example outside the pool may have none: it is left out)."""
     from app.platform.vectors.models import DEFAULT_MODEL
     from app.platform.vectors.store import load_embeddings
 
-    scores = _scores(session, spec.scorer or "deita-evol", pool)
-    scored = [i for i in pool.ids if i in scores]
     model = spec.embedding_model or DEFAULT_MODEL
     hashes = dict(
-        session.execute(select(Example.id, Example.content_hash).where(*pool.conditions)).all()
+        session.execute(
+            select(Example.id, Example.content_hash).where(one_of(session, Example.id, list(ids)))
+        ).all()
     )
     vectors = load_embeddings(session, sorted(set(hashes.values())), model)
-    missing = [i for i in scored if hashes[i] not in vectors]
-    if missing:
+    missing = [i for i in ids if hashes.get(i) not in vectors]
+    if missing and not held:
         raise InvalidInput(
             f"embedding_model: {len(missing)} candidates have no {model} embedding; "
             f"run `sift embed --dataset {spec.dataset}` first",
             field="embedding_model",
         )
-    ordered = [scored[i] for i in score_order([scores[i] for i in scored])]
-    if not ordered:
-        return []
-    matrix = np.stack([vectors[hashes[i]] for i in ordered]).astype(np.float32)
-    return [ordered[int(k)] for k in deita_select(matrix, budget, spec.threshold)]
+    rows = [vectors[hashes[i]] for i in ids if hashes.get(i) in vectors]
+    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def _diverse(
+    session: Session, spec: SelectionSpec, pool: Pool, budget: int, held: Sequence[int]
+) -> tuple[list[int], str | None]:
+    """k-center or facility location over the pool, from what the collection holds."""
+    taken = set(held)
+    candidates = [i for i in pool.ids if i not in taken]
+    scores = _scores(session, spec.scorer, pool) if spec.scorer else {}
+    if spec.method == "facility-location" and spec.alpha > 0:
+        candidates = [i for i in candidates if i in scores]  # q must be known
+    if not candidates or not budget:
+        return [], None
+    matrix = _vectors(session, spec, candidates)
+    held_matrix = _vectors(session, spec, list(held), held=True) if held else None
+    if held_matrix is not None and not len(held_matrix):
+        held_matrix = None
+    if spec.method == "k-center":
+        first = 0
+        if held_matrix is None:
+            first = _first_center(candidates, scores, spec.seed)
+        picks = diversity.k_center(matrix, budget, held=held_matrix, first=first)
+        return [candidates[k] for k in picks], None
+    quality = np.array([scores.get(i, 0.0) for i in candidates])
+    result = diversity.facility_location(
+        diversity.similarity(matrix),
+        budget,
+        quality=quality,
+        alpha=spec.alpha,
+        covered=diversity.coverage_of(matrix, held_matrix),
+    )
+    return [candidates[k] for k in result.picks], result.note
+
+
+def _first_center(candidates: list[int], scores: dict[int, float], seed: int) -> int:
+    """k-center's start in an empty collection: the best-scored candidate (the first on a tie),
+    or a seeded random one without scores."""
+    scored = [k for k, i in enumerate(candidates) if i in scores]
+    if scored:
+        return max(scored, key=lambda k: (scores[candidates[k]], -k))
+    return int(np.random.default_rng(seed).integers(len(candidates)))
 
 
 def preview(

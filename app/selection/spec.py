@@ -26,6 +26,8 @@ METHODS = (
     "lima-quota",
     "random",
     "longest",
+    "k-center",
+    "facility-location",
 )
 # Fields added after recipes were first saved: left out of `canonical` at their defaults, so
 # that a recipe saved before they existed keeps its stored form and its digest.
