@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import Scorer
+from app.models import Scorer, ScorerKind
 from app.platform.errors import InvalidInput, NotFound
 from app.platform.llm.endpoints import get_endpoint
 from app.scoring.custom_recipes import custom_recipe
@@ -78,6 +78,10 @@ def choose_scorer(
         model = "+".join(scorer.key[:16] for scorer in inputs.values())
         ids = {need: scorer.id for need, scorer in inputs.items()}
         return ScorerChoice(recipe, model, "derived", inputs=ids)
+    if recipe.kind == ScorerKind.LOCAL_LOGIT_SCORER and not model_path:
+        raise InvalidInput(
+            f"model: {recipe.name} needs a local model (--model PATH)", field="model"
+        )
     if model_path:
         path = Path(model_path).expanduser().resolve()
         if not (path / "config.json").is_file():
