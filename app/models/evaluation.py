@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json, StrEnum
@@ -66,6 +75,9 @@ class EvalAnswer(IdMixin, CreatedMixin, Base):
 class EvalRun(IdMixin, CreatedMixin, Base):
     __tablename__ = "eval_runs"
 
+    # "pairwise" (model A against model B, judged) or "ifeval" (model A alone, checked by
+    # IFEval's rules: model_b and judge are empty).
+    kind: Mapped[str] = mapped_column(String(20), default="pairwise", server_default="pairwise")
     model_a: Mapped[str] = mapped_column(String(500))
     model_b: Mapped[str] = mapped_column(String(500))
     test_set: Mapped[str] = mapped_column(String(200))
@@ -81,6 +93,11 @@ class EvalRun(IdMixin, CreatedMixin, Base):
     ties: Mapped[int] = mapped_column(Integer, default=0)
     losses: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
+    # IFEval: prompt_strict, prompt_loose, instruction_strict, instruction_loose, counts and
+    # accuracy per instruction type; recomputed from the items like the verdict totals.
+    metrics: Mapped[dict[str, Any]] = mapped_column(
+        Json, default=dict, server_default=text("'{}'::jsonb")
+    )
     job_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("jobs.id", ondelete="SET NULL"))
     created_by_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL")

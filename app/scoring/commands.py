@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from app.platform.cli.jobs import launch
+from app.platform.cli.models import prepare_local_model
 
 commands = typer.Typer()
 
@@ -27,7 +28,8 @@ def score(
         str | None,
         typer.Option(
             "--model",
-            help="a local model folder: Deita scorers, reward (sequence classification), ifd and ifd-ppl (causal LM)",
+            help="a local model folder or .gguf file: Deita scorers, ifd and ifd-ppl (causal "
+            "LM); a folder for reward (sequence classification)",
         ),
     ] = None,
     budget: Annotated[float | None, typer.Option("--budget", help="stop at this many USD")] = None,
@@ -37,6 +39,7 @@ def score(
     from app.datasets.service import get_dataset
     from app.scoring.service import start_score_job
 
+    prepare_local_model(model)
     launch(
         lambda session: start_score_job(
             session,

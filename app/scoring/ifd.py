@@ -145,7 +145,8 @@ def turn_texts(
 
 
 class IfdScorer:
-    """A local causal LM that scores IFD by one definition, in padded batches."""
+    """A local causal LM (folder or .gguf file) that scores IFD by one definition, in padded
+    batches."""
 
     def __init__(
         self,
@@ -155,17 +156,13 @@ class IfdScorer:
         max_length: int | None = None,
         batch_size: int = 16,
     ) -> None:
-        from pathlib import Path
-
-        from app.platform.local_models import load_causal_lm
+        from app.platform.local_models import check_model_path, load_causal_lm
 
         if definition not in DEFINITIONS:
             raise InvalidInput(f"IFD definition: one of {', '.join(DEFINITIONS)}", field="scorer")
         if batch_size < 1:
             raise InvalidInput("batch_size is at least 1", field="batch_size")
-        folder = Path(path)
-        if not (folder / "config.json").is_file():
-            raise InvalidInput(f"{folder} is not a model folder with a config.json", field="model")
+        folder = check_model_path(path)  # a folder or a .gguf file
         self.definition = definition
         self.max_length = max_length or DEFINITIONS[definition]
         self.batch_size = batch_size

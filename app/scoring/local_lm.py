@@ -11,19 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from app.platform.errors import InvalidInput
-from app.platform.local_models import load_causal_lm
+from app.platform.local_models import check_model_path, load_causal_lm
 from app.scoring.deita import SCORE_TOKENS
 
 
 class LocalLogitScorer:
-    """A causal LM loaded from a local folder that scores Deita prompts."""
+    """A causal LM loaded from a local folder or GGUF file that scores Deita prompts."""
 
     def __init__(self, path: str | Path, batch_size: int = 8) -> None:
         import torch
 
-        folder = Path(path)
-        if not (folder.is_dir() and (folder / "config.json").is_file()):
-            raise InvalidInput(f"{folder} is not a model folder with a config.json", field="model")
+        folder = check_model_path(path)
         if batch_size < 1:
             raise InvalidInput("batch_size is at least 1", field="batch_size")
         self.batch_size = batch_size

@@ -4,7 +4,6 @@ nothing), found by name, name@version or key."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.models import Scorer, ScorerKind
 from app.platform.errors import InvalidInput, NotFound
 from app.platform.llm.endpoints import get_endpoint
+from app.platform.local_models import check_model_path
 from app.scoring.custom_recipes import custom_recipe
 from app.scoring.recipes import BUILTIN_RECIPES, Recipe, get_recipe, recipe_from_scorer
 
@@ -83,9 +83,7 @@ def choose_scorer(
             f"model: {recipe.name} needs a local model (--model PATH)", field="model"
         )
     if model_path:
-        path = Path(model_path).expanduser().resolve()
-        if not (path / "config.json").is_file():
-            raise InvalidInput(f"model: {model_path} is not a model folder", field="model")
+        path = check_model_path(model_path)
         return ScorerChoice(recipe.for_local_model(), str(path), "transformers")
     if recipe.uses_llm:
         endpoint = endpoint or DEFAULT_ENDPOINT

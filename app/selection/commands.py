@@ -8,6 +8,7 @@ import typer
 
 from app.platform.cli.console import fail, out, user_errors
 from app.platform.cli.jobs import launch
+from app.platform.cli.models import prepare_local_model
 from app.platform.db import transaction
 
 if TYPE_CHECKING:
@@ -23,7 +24,10 @@ def embed(
     dataset: Annotated[str, typer.Option("--dataset")],
     model: Annotated[
         str | None,
-        typer.Option(help="a local sentence-transformers or causal LM folder (default: MiniLM)"),
+        typer.Option(
+            help="a local sentence-transformers or causal LM folder, or a causal LM .gguf file "
+            "(default: MiniLM)"
+        ),
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
 ) -> None:
@@ -31,6 +35,7 @@ def embed(
     from app.datasets.service import get_dataset
     from app.selection.embed_job import start_embed_job
 
+    prepare_local_model(model)
     launch(
         lambda session: start_embed_job(session, get_dataset(session, dataset), model),
         f"embed {dataset}",

@@ -7,6 +7,7 @@ from typing import Any
 
 from app.models import TrainingRun
 from app.platform.errors import Conflict, NotFound
+from app.platform.local_models import model_folder
 from app.training import layout
 
 
@@ -35,7 +36,7 @@ def load_trained_model(run: TrainingRun, *, device: str | None = None) -> tuple[
         from peft import PeftModel
 
         base = AutoModelForCausalLM.from_pretrained(
-            run.base_model, local_files_only=True, dtype=dtype
+            model_folder(run.base_model), local_files_only=True, dtype=dtype
         )
         model: Any = PeftModel.from_pretrained(base, final, local_files_only=True)
     else:

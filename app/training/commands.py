@@ -9,6 +9,7 @@ import typer
 
 from app.platform.cli.console import fail, out, user_errors
 from app.platform.cli.jobs import job_transaction, run_job
+from app.platform.cli.models import prepare_local_model
 
 commands = typer.Typer()
 
@@ -27,7 +28,9 @@ def _overrides(values: list[str]) -> dict[str, Any]:
 @commands.command("train")
 def train(
     snapshot: Annotated[int, typer.Option("--snapshot", help="the snapshot id to train on")],
-    base_model: Annotated[Path, typer.Option("--base-model", help="a local model folder")],
+    base_model: Annotated[
+        Path, typer.Option("--base-model", help="a local model folder or .gguf file")
+    ],
     preset: Annotated[str, typer.Option(help="lima, alpaca or custom")] = "alpaca",
     method: Annotated[str | None, typer.Option(help="lora or full")] = None,
     template: Annotated[
@@ -50,6 +53,7 @@ def train(
     }  # fmt: skip
     with user_errors():
         params = build_params(preset, **overrides)
+    prepare_local_model(base_model)
     with job_transaction() as session:
         run, created = service.create_run(session, snapshot, str(base_model), params)
         run_id, job_id, state = run.id, run.job_id, service.run_state(session, run)

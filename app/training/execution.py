@@ -14,6 +14,7 @@ from app.models import Job, RunState, SnapshotItem, TrainingMetric, TrainingRun
 from app.models.base import utcnow
 from app.platform.db import release, side_transaction, upsert_where
 from app.platform.jobs.progress import JobCancelled, Progress
+from app.platform.local_models import model_folder
 from app.training import layout
 from app.training.presets import TrainingParams
 
@@ -60,6 +61,8 @@ def execute_run(session: Session, run: TrainingRun, progress: Progress) -> dict[
         write_inputs(session, run, folder)
         release(session)  # training takes minutes: hold no transaction meanwhile
         layout.heartbeat(folder)
+        # A GGUF base model is converted here once, before one process per GPU would each try.
+        model_folder(run.base_model)
         params = TrainingParams(**run.params)
 
         def on_step(step: int, total: int) -> None:

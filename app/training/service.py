@@ -38,6 +38,7 @@ from app.platform.jobs.dispatch import (
     send_job,
 )
 from app.platform.jobs.schemas import hide_paths_in_text, hide_server_paths, sees_server_paths
+from app.platform.local_models import check_model_path, converted_folder, is_gguf
 from app.training import layout
 from app.training.artifacts import artifact_path as artifact_path
 from app.training.artifacts import load_trained_model as load_trained_model
@@ -64,8 +65,16 @@ def derived_key(snapshot_id: int, base_model: str, params: TrainingParams) -> st
 
 
 def check_base_model(base_model: str, template: str) -> str:
-    """The base model folder as an absolute path; it must hold a config and a tokenizer with a
-    chat template unless the run names one."""
+    """The base model (a folder or a GGUF file) as an absolute path; it must hold a config and a
+    tokenizer with a chat template unless the run names one. A GGUF file that has not been
+    converted yet is checked by its header only: the worker converts it (`sift train` does it
+    first, and says so)."""
+    if is_gguf(base_model):
+        gguf = check_model_path(base_model, field="base_model")
+        converted = converted_folder(gguf)
+        if converted.is_dir():
+            check_base_model(str(converted), template)
+        return str(gguf)
     folder = Path(base_model).expanduser()
     if not (folder / "config.json").is_file():
         raise InvalidInput(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.platform.local_models import model_folder
 from app.training import layout
 from app.training.chat_templates import apply_template
 from app.training.data import encode_all, pack
@@ -48,7 +49,7 @@ def load_tokenizer(base_model: str, template: str) -> tuple[Any, str]:
     name ("own" for the model's own)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(model_folder(base_model), local_files_only=True)
     name = apply_template(tokenizer, template, base_model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -79,7 +80,9 @@ def build_model(base_model: str, params: TrainingParams, bf16: bool) -> Any:
     # LoRA keeps the frozen base in bf16 on a GPU that has it; a full fine-tune keeps fp32
     # master weights and trains under bf16 autocast.
     dtype = torch.bfloat16 if bf16 and params.method == "lora" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_model, local_files_only=True, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_folder(base_model), local_files_only=True, dtype=dtype
+    )
     model.config.use_cache = False
     if params.method == "full":
         return model

@@ -19,6 +19,7 @@ from app.scoring.example_text import ExampleText
 from app.scoring.interpretation import from_turn_scores
 from app.scoring.local_lm import LocalLogitScorer
 from app.scoring.recipes import get_recipe
+from tests.real_models import RealModel
 from tests.scoring.tiny_llama import build_tiny_llama
 
 QUERIES = [
@@ -111,3 +112,10 @@ def test_a_path_without_a_model_is_invalid(tmp_path: Path) -> None:
         LocalLogitScorer(tmp_path)
     with pytest.raises(InvalidInput):
         LocalLogitScorer(tmp_path / "missing")
+
+
+def test_a_gguf_file_scores_like_its_converted_folder(smollm2: RealModel) -> None:
+    # SmolLM2 from its GGUF file, through the one loading path: the same scores as its folder.
+    from_file = LocalLogitScorer(smollm2.gguf, batch_size=2).score(prompts()[:2])
+    from_folder = LocalLogitScorer(smollm2.folder, batch_size=2).score(prompts()[:2])
+    assert from_file == from_folder and all(1.0 <= s <= 6.0 for s in from_file)

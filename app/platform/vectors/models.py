@@ -19,7 +19,7 @@ from typing import Protocol, cast
 import numpy as np
 
 from app.platform.errors import InvalidInput
-from app.platform.local_models import load_causal_lm
+from app.platform.local_models import check_model_path, is_gguf, load_causal_lm, model_folder
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BATCH_SIZE = 32
@@ -79,7 +79,8 @@ class SentenceEmbedder:
 
 
 class CausalLMEmbedder:
-    """Deita's embedding: the final hidden state of a causal LM at the conversation's last token."""
+    """Deita's embedding: the final hidden state of a causal LM (a folder or a GGUF file) at the
+    conversation's last token."""
 
     def __init__(self, folder: Path, name: str, max_length: int = 2048) -> None:
         self.name = name
@@ -134,6 +135,9 @@ def resolve_model(model: str | None) -> tuple[str, Path, str]:
     """(stored name, folder, kind) of a model reference; InvalidInput when it is not usable."""
     if model is None or model == DEFAULT_MODEL:
         return DEFAULT_MODEL, bundled_model_path(), "sentence-transformers"
+    if is_gguf(model):  # a GGUF file holds a causal LM
+        gguf = check_model_path(model)
+        return str(gguf), gguf, "causal-lm"
     folder = Path(model).expanduser().resolve()
     if not folder.is_dir():
         raise InvalidInput(
@@ -178,7 +182,7 @@ def model_dim(model: str) -> int:
     loaded (they are small, and the worker embedding with it keeps it loaded)."""
     name, folder, kind = resolve_model(model)
     if kind == "causal-lm":
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((model_folder(folder) / "config.json").read_text(encoding="utf-8"))
         return int(config.get("hidden_size") or 0)
     return load_embedder(name).dim
 
