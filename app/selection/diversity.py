@@ -28,6 +28,8 @@ from app.platform.errors import InvalidInput
 SCALE = 1 << 24  # similarities in [0, 1] as integers: float32's precision, exact sums
 EXACT_LIMIT = 5000  # above this many points: the sparse k-nearest-neighbour similarity
 NEIGHBOURS = 32
+LAZY_BATCH = 16  # stale bounds refreshed at once by the lazy greedy
+GROUP = 64  # columns per group when searching a row's nearest neighbours
 CHUNK_BYTES = 1 << 25  # temporaries of about 32 MiB per chunk
 
 
@@ -132,14 +134,18 @@ def _dense(points: np.ndarray) -> Similarity:
 
 def _nearest(points: np.ndarray, k: int) -> Similarity:
     n = points.shape[0]
-    step = max(1, CHUNK_BYTES // (4 * n))
+    groups = -(-n // GROUP)
+    step = max(1, CHUNK_BYTES // (4 * groups * GROUP))
+    # Columns padded to whole groups with -inf, which never make a row's k nearest.
+    block = np.full((step, groups * GROUP), -np.inf, dtype=np.float32)
     rows, columns, values = [], [], []
     for start in range(0, n, step):
-        block = points[start : start + step] @ points.T
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        near = _fixed(np.take_along_axis(block, top, axis=1))
+        stop = min(n, start + step)
+        np.matmul(points[start:stop], points.T, out=block[: stop - start, :n])
+        top, near = _top_k(block[: stop - start], k)
+        near = _fixed(near)
         keep = near > 0
-        rows.append(np.broadcast_to(np.arange(start, start + len(block))[:, None], top.shape)[keep])
+        rows.append(np.broadcast_to(np.arange(start, stop)[:, None], top.shape)[keep])
         columns.append(top[keep])
         values.append(near[keep])
     column = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
@@ -147,6 +153,22 @@ def _nearest(points: np.ndarray, k: int) -> Similarity:
     indptr = np.concatenate([[0], np.cumsum(np.bincount(column, minlength=n))])
     row, value = _joined(rows, values)
     return Similarity(indptr, row[order].astype(np.int32), value[order], k)
+
+
+def _top_k(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k largest entries (columns, values). A row's k largest lie in the k groups
+    of `GROUP` columns with the largest maxima, so only those are searched."""
+    count, width = block.shape
+    groups = width // GROUP
+    if groups > k:
+        maxima = block.reshape(count, groups, GROUP).max(axis=2)
+        best = np.argpartition(maxima, groups - k, axis=1)[:, groups - k :]
+        columns = (best[:, :, None] * GROUP + np.arange(GROUP)).reshape(count, k * GROUP)
+    else:
+        columns = np.broadcast_to(np.arange(width), (count, width))
+    values = np.take_along_axis(block, columns, axis=1)
+    top = np.argpartition(values, values.shape[1] - k, axis=1)[:, values.shape[1] - k :]
+    return np.take_along_axis(columns, top, axis=1), np.take_along_axis(values, top, axis=1)
 
 
 def coverage_of(vectors: np.ndarray, held: np.ndarray | None = None) -> np.ndarray:
@@ -175,13 +197,19 @@ def facility_location(
     heap = [(-float(g), j) for j, g in enumerate(state.gains(np.arange(sim.size)))]
     heapq.heapify(heap)
     while len(state.picks) < state.target and heap:
-        _, j = heapq.heappop(heap)
-        gain = float(state.gains(np.array([j]))[0])
-        # Every other bound is at least its true gain: j wins if it beats the best bound left.
-        if not heap or (gain, -j) >= (-heap[0][0], -heap[0][1]):
+        # The best few bounds are refreshed together: one vectorised evaluation, not many.
+        popped = [heapq.heappop(heap) for _ in range(min(LAZY_BATCH, len(heap)))]
+        columns = np.array([j for _, j in popped])
+        fresh = [float(g) for g in state.gains(columns)]
+        best = max(range(len(popped)), key=lambda i: (fresh[i], -popped[i][1]))
+        j = popped[best][1]
+        # Every bound left is at least its true gain: j wins if it beats the best of them.
+        taken = not heap or (fresh[best], -j) >= (-heap[0][0], -heap[0][1])
+        if taken:
             state.take(j)
-        else:
-            heapq.heappush(heap, (-gain, j))
+        for i, (_, other) in enumerate(popped):
+            if not (taken and i == best):
+                heapq.heappush(heap, (-fresh[i], other))  # a fresh gain is a bound from now on
     return state.result()
 
 

