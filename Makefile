@@ -30,6 +30,7 @@ bench: install  ## every benchmark; each prints its ratios and exits 1 on a miss
 	$(BIN)/python bench/import.py
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/select.py
+	$(BIN)/python bench/signals.py
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/train.py
 	@echo "bench/ui.py: the studio's pages on 1,000,000 examples and 50 annotators at once;" \

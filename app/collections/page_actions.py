@@ -118,7 +118,8 @@ def preview_fragment(
     collection = service.get_collection(session, name)
     context: dict[str, Any] = {"collection": collection}
     try:
-        context["preview"] = selection.preview(session, spec_from_form(form))
+        held = service.item_ids(session, collection)
+        context["preview"] = selection.preview(session, spec_from_form(form), held=held)
     except SiftError as exc:
         context["error"] = exc.message  # htmx swaps only 2xx answers: the error is the fragment
     return render(request, "collections/_preview.html", context)

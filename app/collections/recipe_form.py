@@ -28,6 +28,8 @@ class RecipeForm(BaseModel):
     quotas: str = ""
     one_per_cluster: str = ""
     seed: str = ""
+    tokenizer: str = ""
+    alpha: str = ""
     name: str = ""
 
 
@@ -50,6 +52,8 @@ def spec_from_form(form: RecipeForm) -> SelectionSpec:
             "quotas": forms.quotas(form.quotas, "group") or None,
             "one_per_cluster": forms.optional(form.one_per_cluster),
             "seed": forms.integer(form.seed, "seed", default=0),
+            "tokenizer": forms.optional(form.tokenizer),
+            "alpha": forms.number(form.alpha, "alpha", default=0.0),
         }
     )
 

@@ -117,8 +117,12 @@ def remove_items(name: str, body: ItemsIn, session: DB, _: ApiLead) -> ItemsOut:
 
 @router.post("/selections/preview", response_model=PreviewOut)
 def preview_selection(body: SelectionIn, session: DB, _: ApiLead) -> PreviewOut:
-    """What a recipe would pick, before anything is written."""
-    return PreviewOut.model_validate(selection.preview(session, body.spec()))
+    """What a recipe would pick, before anything is written (k-center and facility-location
+    start from what `collection` holds)."""
+    held: list[int] = []
+    if body.collection:
+        held = service.item_ids(session, service.get_collection(session, body.collection))
+    return PreviewOut.model_validate(selection.preview(session, body.spec(), held=held))
 
 
 @router.post("/collections/{name}/select", response_model=JobOut, status_code=202)

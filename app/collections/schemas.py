@@ -84,10 +84,15 @@ class SelectionIn(SelectionSpec):
     """A selection recipe (see `sift select --help`): the spec's own rules, and a name."""
 
     name: str | None = Field(default=None, description="save the recipe under this name")
+    collection: str | None = Field(
+        default=None,
+        description="preview: k-center and facility-location start from what it holds",
+    )
 
     def spec(self) -> SelectionSpec:
-        """The recipe without its name."""
-        return SelectionSpec(**{k: v for k, v in asdict(self).items() if k != "name"})
+        """The recipe without its name and collection."""
+        extra = ("name", "collection")
+        return SelectionSpec(**{k: v for k, v in asdict(self).items() if k not in extra})
 
 
 class Distribution(BaseModel):
@@ -106,3 +111,4 @@ class PreviewOut(BaseModel):
     scorer: str | None = None
     scores_before: Distribution | None = None
     scores_after: Distribution | None = None
+    note: str | None = Field(default=None, description="how the method approximated, if it did")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import exists, func, select
@@ -26,16 +25,10 @@ from app.platform.llm.budget import run_all_paid
 from app.platform.llm.chat import ChatResult
 from app.platform.llm.client import LLMClient
 from app.platform.llm.endpoints import get_endpoint
-from app.scoring.chat_requests import build_requests, local_prompts
+from app.scoring.chat_requests import build_requests
 from app.scoring.example_text import ExampleText
-from app.scoring.interpretation import (
-    ScoreResult,
-    derive,
-    from_turn_scores,
-    interpret,
-    score_locally,
-)
-from app.scoring.local_lm import LocalLogitScorer
+from app.scoring.interpretation import ScoreResult, derive, interpret, score_locally
+from app.scoring.local_scoring import score_with_local_model
 from app.scoring.recipes import Recipe, recipe_from_scorer
 
 SETTLED = (ScoreState.OK.value, ScoreState.PARSE_ERROR.value)
@@ -190,20 +183,11 @@ def _derive(
     ]
 
 
-@lru_cache(maxsize=2)
-def _local_model(path: str) -> LocalLogitScorer:
-    # Loading a model takes seconds; a worker keeps the last ones it used.
-    return LocalLogitScorer(path)
-
-
 def _score_with_local_model(
     recipe: Recipe, path: str, examples: list[Pending]
 ) -> list[tuple[ScoreResult, list[ChatResult]] | None]:
-    prompts = [local_prompts(recipe, example.text) for example in examples]
-    values = iter(_local_model(path).score([p for turn_prompts in prompts for p in turn_prompts]))
-    return [
-        (from_turn_scores([next(values) for _ in turn_prompts]), []) for turn_prompts in prompts
-    ]
+    scores = score_with_local_model(recipe, path, [example.text for example in examples])
+    return [(score, []) for score in scores]
 
 
 async def _rate(

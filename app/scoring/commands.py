@@ -16,14 +16,21 @@ commands = typer.Typer()
 def score(
     dataset: Annotated[str, typer.Option("--dataset")],
     scorer: Annotated[
-        str, typer.Option("--scorer", help="lima, length, alpagasus, deita-… or yours")
+        str,
+        typer.Option(
+            "--scorer", help="lima, length, alpagasus, deita-…, reward, ifd, ifd-ppl or yours"
+        ),
     ],
     endpoint: Annotated[
         str | None, typer.Option("--endpoint", help="LLM endpoint name (default: default)")
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", help="a local model folder or .gguf file for the Deita scorers"),
+        typer.Option(
+            "--model",
+            help="a local model folder or .gguf file: Deita scorers, ifd and ifd-ppl (causal "
+            "LM); a folder for reward (sequence classification)",
+        ),
     ] = None,
     budget: Annotated[float | None, typer.Option("--budget", help="stop at this many USD")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,

@@ -16,7 +16,7 @@ from typing import Any
 from app.models.scoring import Scorer, ScorerKind
 from app.platform.errors import InvalidInput
 from app.platform.hashing import json_sha256
-from app.scoring import deita, lima
+from app.scoring import deita, ifd, lima
 from app.scoring.prompts import (
     ALPAGASUS_ACCURACY,
     ALPAGASUS_HELPFULNESS,
@@ -102,7 +102,10 @@ class Recipe:
         }
 
     def for_local_model(self) -> Recipe:
-        """The same Deita recipe, scored by a local transformers model instead of an endpoint."""
+        """The same Deita recipe, scored by a local transformers model instead of an endpoint
+        (a recipe that only a local model scores, as it is)."""
+        if self.kind == ScorerKind.LOCAL_LOGIT_SCORER:
+            return self
         if self.parse != "deita":
             raise InvalidInput(f"{self.name} cannot be scored by a local model", field="scorer")
         return replace(self, kind=ScorerKind.LOCAL_LOGIT_SCORER)
@@ -156,6 +159,22 @@ def _deita(name: str, dimension: str, template: str) -> Recipe:
     )
 
 
+def _ifd(name: str, definition: str, prompt: str) -> Recipe:
+    """An IFD recipe (app/scoring/ifd.py), scored by a local causal LM."""
+    return Recipe(
+        name=name,
+        kind=ScorerKind.LOCAL_LOGIT_SCORER,
+        parse="ifd",
+        low=0,
+        params={
+            "definition": definition,
+            "prompt": prompt,
+            "max_length": ifd.DEFINITIONS[definition],
+            "multi_turn": "each answer after the turns before it, joined by blank lines; mean",
+        },
+    )
+
+
 BUILTIN_RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
@@ -177,6 +196,14 @@ BUILTIN_RECIPES: dict[str, Recipe] = {
             params={"combine": "sum_of_products"},
             needs=("deita-complexity", "deita-quality"),
         ),
+        Recipe(
+            name="reward",
+            kind=ScorerKind.LOCAL_LOGIT_SCORER,
+            parse="reward",
+            params={"input": "chat template, else (prompt, answer) text pair", "value": "logit"},
+        ),
+        _ifd("ifd", "cherry", ifd.CHERRY_PROMPT_INPUT),
+        _ifd("ifd-ppl", "superfiltering", ifd.SUPERFILTERING_PROMPT_INPUT),
     )
 }
 

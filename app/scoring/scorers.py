@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import Scorer
+from app.models import Scorer, ScorerKind
 from app.platform.errors import InvalidInput, NotFound
 from app.platform.llm.endpoints import get_endpoint
 from app.platform.local_models import check_model_path
@@ -78,6 +78,10 @@ def choose_scorer(
         model = "+".join(scorer.key[:16] for scorer in inputs.values())
         ids = {need: scorer.id for need, scorer in inputs.items()}
         return ScorerChoice(recipe, model, "derived", inputs=ids)
+    if recipe.kind == ScorerKind.LOCAL_LOGIT_SCORER and not model_path:
+        raise InvalidInput(
+            f"model: {recipe.name} needs a local model (--model PATH)", field="model"
+        )
     if model_path:
         path = check_model_path(model_path)
         return ScorerChoice(recipe.for_local_model(), str(path), "transformers")

@@ -87,14 +87,24 @@ def _quotas(pairs: list[str]) -> dict[str, int] | None:
 @commands.command("select")
 def select_(
     dataset: Annotated[str, typer.Option("--dataset")],
-    method: Annotated[str, typer.Option("--method", help="threshold|deita|lima-quota|random")],
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="threshold|deita|lima-quota|random|longest|k-center|facility-location",
+        ),
+    ],
     into: Annotated[str, typer.Option("--into", help="the collection (created if new)")],
     budget: Annotated[int | None, typer.Option("--budget", help="how many to pick")] = None,
     filters: Annotated[
         list[str] | None, typer.Option("--filter", help="e.g. alpagasus>=4.5 (repeatable)")
     ] = None,
     scorer: Annotated[
-        str | None, typer.Option(help="sort by (deita: default deita-evol; lima-quota: best first)")
+        str | None,
+        typer.Option(
+            help="sort by (deita: default deita-evol; lima-quota: best first); k-center: the "
+            "first pick when the collection is empty; facility-location: the quality term"
+        ),
     ] = None,
     threshold: Annotated[float, typer.Option(help="deita: largest cosine to anything kept")] = 0.9,
     embedding_model: Annotated[str | None, typer.Option("--embedding-model")] = None,
@@ -109,6 +119,13 @@ def select_(
         str | None, typer.Option("--one-per-cluster", help="exact|minhash|embedding")
     ] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(help="longest: count tokens of this local tokenizer folder, not characters"),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option(help="facility-location: weight of the scorer's quality, in [0, 1]")
+    ] = 0.0,
     name: Annotated[str | None, typer.Option("--name", help="save the recipe by this name")] = None,
     target_size: Annotated[int, typer.Option("--target-size", help="for a new collection")] = 1000,
     preview: Annotated[
@@ -117,7 +134,7 @@ def select_(
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
 ) -> None:
     """Pick examples of a dataset with a recipe and add them to a collection."""
-    from app.collections.service import create_collection, get_collection
+    from app.collections.service import create_collection, get_collection, item_ids
     from app.platform.errors import NotFound
     from app.selection.service import SelectionSpec, save_selection, start_select_job
     from app.selection.service import preview as preview_selection
@@ -137,11 +154,17 @@ def select_(
                 "quotas": _quotas(quota or []),
                 "one_per_cluster": one_per_cluster,
                 "seed": seed,
+                "tokenizer": tokenizer,
+                "alpha": alpha,
             }
         )
     if preview:
         with user_errors(), transaction() as session:
-            shown = preview_selection(session, spec)
+            try:  # the diversity methods start from what the collection already holds
+                held = item_ids(session, get_collection(session, into))
+            except NotFound:
+                held = []
+            shown = preview_selection(session, spec, held=held)
         groups = ", ".join(
             f"{g or '(none)'} {n:,}" for g, n in list(shown["groups_after"].items())[:8]
         )
@@ -155,6 +178,8 @@ def select_(
             out.print(
                 f"{shown['scorer']}: mean {before['mean']:.3f} in the pool, {after['mean']:.3f} selected"
             )
+        if shown.get("note"):
+            out.print(shown["note"])
         return
 
     def start(session: Session) -> Job:

@@ -7,6 +7,7 @@ the domain's other modules (imported `as` their own name). Other domains import 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
@@ -19,7 +20,9 @@ from app.datasets.service import get_dataset
 from app.models import Collection, Dataset, Example, Job, Score, ScoreState, Selection, User
 from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.platform.jobs.dispatch import create_job
+from app.platform.sampling import one_of
 from app.scoring.service import find_scorer, score_condition, scorer_of
+from app.selection import diversity
 from app.selection.dedup import ClusterView as ClusterView
 from app.selection.dedup import list_clusters as list_clusters
 from app.selection.dedup import representative_only as representative_only
@@ -28,6 +31,7 @@ from app.selection.dedup import start_dedup_job as start_dedup_job
 from app.selection.deita import deita_select, score_order
 from app.selection.embed_job import start_embed_job as start_embed_job
 from app.selection.evol import DERIVED, DERIVED_NOTE, EVOL, derived_evol, has_stored_evol
+from app.selection.longest import longest_ids
 from app.selection.sampling import quota_sample, random_sample
 from app.selection.spec import DEDUP_METHODS as DEDUP_METHODS
 from app.selection.spec import METHODS as METHODS
@@ -58,6 +62,8 @@ class Preview(TypedDict):
     groups_before: dict[str, int]
     groups_after: dict[str, int]
     example_ids: list[int]  # the first 1,000 picked, in order
+    # How the method computed its picks, when it is not exact (facility location on a large pool).
+    note: NotRequired[str]
     # With a scorer (the spec's, or its first filter's): the scores before and after.
     scorer: NotRequired[str]
     scores_before: NotRequired[Distribution]
@@ -121,14 +127,26 @@ def _scores(session: Session, ref: str, pool: Pool) -> dict[int, float]:
     return pool.scores[ref]
 
 
-def select_ids(session: Session, spec: SelectionSpec) -> list[int]:
-    """The example ids the spec picks, in the method's order; writes nothing."""
+def select_ids(session: Session, spec: SelectionSpec, *, held: Sequence[int] = ()) -> list[int]:
+    """The example ids the spec picks, in the method's order; writes nothing. `held`: what the
+    target collection already holds (k-center and facility location start from it)."""
     spec.check()
-    return _pick(session, spec, candidate_pool(session, spec))
+    return _pick(session, spec, candidate_pool(session, spec), held)[0]
 
 
-def _pick(session: Session, spec: SelectionSpec, pool: Pool) -> list[int]:
+def _pick(
+    session: Session, spec: SelectionSpec, pool: Pool, held: Sequence[int] = ()
+) -> tuple[list[int], str | None]:
+    """The picks, and a note when the method approximated."""
     budget = spec.budget if spec.budget is not None else len(pool.ids)
+    if spec.method == "longest":
+        return longest_ids(session, pool.ids, budget, spec.tokenizer), None
+    if spec.method in ("k-center", "facility-location"):
+        return _diverse(session, spec, pool, budget, held)
+    return _pick_ranked(session, spec, pool, budget), None
+
+
+def _pick_ranked(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> list[int]:
     if spec.method == "random":
         return random_sample(pool.ids, budget, seed=spec.seed)
     if spec.method == "lima-quota":
@@ -149,28 +167,39 @@ def _pick(session: Session, spec: SelectionSpec, pool: Pool) -> list[int]:
 
 
 def _deita(session: Session, spec: SelectionSpec, pool: Pool, budget: int) -> list[int]:
+    scores = _evol_or(session, spec, pool)
+    scored = [i for i in pool.ids if i in scores]
+    ordered = [scored[i] for i in score_order([scores[i] for i in scored])]
+    if not ordered:
+        return []
+    matrix = _vectors(session, spec, ordered)
+    return [ordered[int(k)] for k in deita_select(matrix, budget, spec.threshold)]
+
+
+def _vectors(
+    session: Session, spec: SelectionSpec, ids: Sequence[int], *, held: bool = False
+) -> np.ndarray:
+    """The examples' stored embeddings, a row each in the order given; InvalidInput names how
+    many have none (a held example outside the pool may have none: it is left out)."""
     from app.platform.vectors.models import DEFAULT_MODEL
     from app.platform.vectors.store import load_embeddings
 
-    scores = _evol_or(session, spec, pool)
-    scored = [i for i in pool.ids if i in scores]
     model = spec.embedding_model or DEFAULT_MODEL
     hashes = dict(
-        session.execute(select(Example.id, Example.content_hash).where(*pool.conditions)).all()
+        session.execute(
+            select(Example.id, Example.content_hash).where(one_of(session, Example.id, list(ids)))
+        ).all()
     )
     vectors = load_embeddings(session, sorted(set(hashes.values())), model)
-    missing = [i for i in scored if hashes[i] not in vectors]
-    if missing:
+    missing = [i for i in ids if hashes.get(i) not in vectors]
+    if missing and not held:
         raise InvalidInput(
             f"embedding_model: {len(missing)} candidates have no {model} embedding; "
             f"run `sift embed --dataset {spec.dataset}` first",
             field="embedding_model",
         )
-    ordered = [scored[i] for i in score_order([scores[i] for i in scored])]
-    if not ordered:
-        return []
-    matrix = np.stack([vectors[hashes[i]] for i in ordered]).astype(np.float32)
-    return [ordered[int(k)] for k in deita_select(matrix, budget, spec.threshold)]
+    rows = [vectors[hashes[i]] for i in ids if hashes.get(i) in vectors]
+    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
 def _evol_or(session: Session, spec: SelectionSpec, pool: Pool) -> dict[int, float]:
@@ -187,12 +216,55 @@ def _evol_or(session: Session, spec: SelectionSpec, pool: Pool) -> dict[int, flo
     return pool.scores[DERIVED]
 
 
-def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> Preview:
+def _diverse(
+    session: Session, spec: SelectionSpec, pool: Pool, budget: int, held: Sequence[int]
+) -> tuple[list[int], str | None]:
+    """k-center or facility location over the pool, from what the collection holds."""
+    taken = set(held)
+    candidates = [i for i in pool.ids if i not in taken]
+    scores = _scores(session, spec.scorer, pool) if spec.scorer else {}
+    if spec.method == "facility-location" and spec.alpha > 0:
+        candidates = [i for i in candidates if i in scores]  # q must be known
+    if not candidates or not budget:
+        return [], None
+    matrix = _vectors(session, spec, candidates)
+    held_matrix = _vectors(session, spec, list(held), held=True) if held else None
+    if held_matrix is not None and not len(held_matrix):
+        held_matrix = None
+    if spec.method == "k-center":
+        first = 0
+        if held_matrix is None:
+            first = _first_center(candidates, scores, spec.seed)
+        picks = diversity.k_center(matrix, budget, held=held_matrix, first=first)
+        return [candidates[k] for k in picks], None
+    quality = np.array([scores.get(i, 0.0) for i in candidates])
+    result = diversity.facility_location(
+        diversity.similarity(matrix),
+        budget,
+        quality=quality,
+        alpha=spec.alpha,
+        covered=diversity.coverage_of(matrix, held_matrix),
+    )
+    return [candidates[k] for k in result.picks], result.note
+
+
+def _first_center(candidates: list[int], scores: dict[int, float], seed: int) -> int:
+    """k-center's start in an empty collection: the best-scored candidate (the first on a tie),
+    or a seeded random one without scores."""
+    scored = [k for k, i in enumerate(candidates) if i in scores]
+    if scored:
+        return max(scored, key=lambda k: (scores[candidates[k]], -k))
+    return int(np.random.default_rng(seed).integers(len(candidates)))
+
+
+def preview(
+    session: Session, spec: SelectionSpec, bins: int = 20, *, held: Sequence[int] = ()
+) -> Preview:
     """What the spec would pick: count, score distribution and per-group counts, before
-    (the filtered pool) and after."""
+    (the filtered pool) and after; `held` as in `select_ids`."""
     spec.check()
     pool = candidate_pool(session, spec)
-    chosen = _pick(session, spec, pool)
+    chosen, note = _pick(session, spec, pool, held)
     result = Preview(
         method=spec.method,
         pool=len(pool.ids),
@@ -203,6 +275,8 @@ def preview(session: Session, spec: SelectionSpec, bins: int = 20) -> Preview:
     )
     if "evol_score" in pool.notes:
         result["evol_score"] = pool.notes["evol_score"]
+    if note:
+        result["note"] = note
     ref = spec.scorer or next((scorer_of(f) for f in spec.filters), None)
     if ref:
         scores = _scores(session, ref, pool)
@@ -266,10 +340,11 @@ def select_into(
     user: User | None = None,
 ) -> dict[str, Any]:
     """Run the spec and add what it picks to the collection, up to the room it has left."""
+    held = collections.item_ids(session, collection)
     spec.check()
     pool = candidate_pool(session, spec)
-    chosen = _pick(session, spec, pool)
-    present = set(collections.item_ids(session, collection))
+    chosen, note = _pick(session, spec, pool, held)
+    present = set(held)
     fresh = [i for i in chosen if i not in present]
     room = collection.target_size - len(present)
     recipe = name or f"{spec.method}-{spec.digest()}"
@@ -283,7 +358,7 @@ def select_into(
         "already_in": len(chosen) - len(fresh),
         "over_target": max(len(fresh) - max(room, 0), 0),
         **pool.notes,
-    }
+    } | ({"note": note} if note else {})
 
 
 def start_select_job(

@@ -20,7 +20,18 @@ from app.collections.service import GROUP_FIELDS
 from app.platform.errors import InvalidInput
 from app.selection.dedup import METHODS as DEDUP_METHODS
 
-METHODS = ("threshold", "deita", "lima-quota", "random")
+METHODS = (
+    "threshold",
+    "deita",
+    "lima-quota",
+    "random",
+    "longest",
+    "k-center",
+    "facility-location",
+)
+# Fields added after recipes were first saved: left out of `canonical` at their defaults, so
+# that a recipe saved before they existed keeps its stored form and its digest.
+LATER_FIELDS = {"tokenizer": None, "alpha": 0.0}
 
 
 @dataclass
@@ -29,7 +40,7 @@ class SelectionSpec:
 
     dataset: str = Field(description="the pool to select from")
     method: str = Field(
-        description="threshold | deita | lima-quota | random",
+        description=" | ".join(METHODS),
         json_schema_extra={"enum": list(METHODS)},
     )
     budget: int | None = Field(
@@ -39,7 +50,9 @@ class SelectionSpec:
     )
     filters: list[str] = field(default_factory=list)  # score expressions, all must hold
     source: str | None = None
-    scorer: str | None = None  # deita: the sort key; lima-quota: best first; threshold: order
+    # deita: the sort key; lima-quota: best first; threshold: order; k-center: the first pick;
+    # facility-location: the quality term
+    scorer: str | None = None
     threshold: float = Field(
         default=0.9,
         description="deita: the largest cosine similarity to anything kept, in (-1, 1]",
@@ -60,6 +73,15 @@ class SelectionSpec:
     # A near-duplicate method (exact | minhash | embedding): keep cluster representatives only.
     one_per_cluster: str | None = None
     seed: int = 0
+    tokenizer: str | None = Field(
+        default=None,
+        description="longest: count tokens of this local tokenizer folder (default: characters)",
+    )
+    alpha: float = Field(
+        default=0.0,
+        description="facility-location: weight of the scorer's quality term, in [0, 1]",
+        json_schema_extra={"minimum": 0, "maximum": 1},
+    )
 
     def __post_init__(self) -> None:
         self.check()
@@ -95,10 +117,20 @@ class SelectionSpec:
             raise InvalidInput("tau: must be above 0", field="tau")
         if self.one_per_cluster and self.one_per_cluster not in DEDUP_METHODS:
             raise InvalidInput(f"one_per_cluster: one of {DEDUP_METHODS}", field="one_per_cluster")
+        if not 0 <= self.alpha <= 1:
+            raise InvalidInput("alpha: a weight in [0, 1]", field="alpha")
+        if self.alpha > 0 and self.method == "facility-location" and not self.scorer:
+            raise InvalidInput("scorer: alpha above 0 weighs a scorer's values", field="scorer")
+        if self.tokenizer is not None and self.method != "longest":
+            raise InvalidInput("tokenizer: only longest counts tokens", field="tokenizer")
 
     def canonical(self) -> dict[str, Any]:
         """The spec as stored with a saved recipe and a collection."""
-        return asdict(self)
+        values = asdict(self)
+        for name, default in LATER_FIELDS.items():
+            if values[name] == default:
+                del values[name]
+        return values
 
     def digest(self) -> str:
         """A short hash of the spec, naming an unnamed recipe."""

@@ -318,6 +318,9 @@ def test_builtin_names() -> None:
         "deita-complexity",
         "deita-quality",
         "deita-evol",
+        "reward",
+        "ifd",
+        "ifd-ppl",
     }
     with pytest.raises(InvalidInput, match="alpagasus-helpfulness"):
         get_recipe("gpt-judge")
