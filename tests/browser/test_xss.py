@@ -24,6 +24,7 @@ from app.evaluation.service import store_test_set
 from app.evaluation.testsets import PromptDraft
 from app.models import User
 from app.models.evaluation import EvalItem, EvalRun
+from app.models.experiments import Experiment, ExperimentArm
 from app.models.review import ReviewAction
 from app.models.training import TrainingRun
 from app.platform.jobs.dispatch import create_job, run_jobs_here
@@ -122,8 +123,17 @@ def seeded(
         )  # fmt: skip
         session.add(run)
         evaluation, item = seed_evaluation(session, lead)
+        experiment = Experiment(
+            name=unique("experiment"), dataset_id=dataset.id, budget=10, base_model=hostile(42),
+            params={"note": hostile(43)}, evaluation={"judge": hostile(44)}, created_by_id=lead.id,
+        )  # fmt: skip
+        session.add(experiment)
+        session.flush()
+        session.add(ExperimentArm(experiment_id=experiment.id, position=0, name=hostile(45)[:100],
+                                  spec=hostile(46)[:200]))  # fmt: skip
         session.flush()
         return {
+            "experiments/name": experiment.name,
             "datasets/name": dataset.name,
             "collections/name": collection.name,
             "example_id": examples[1].id,

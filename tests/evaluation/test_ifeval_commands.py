@@ -107,7 +107,11 @@ def test_ifeval_on_a_file_of_ones_own(ready: Sift, llm: LLMServer, tmp_path: Pat
     )
 
 
-def test_ifeval_of_a_local_gguf_model(ready: Sift, smollm2: RealModel) -> None:  # noqa: F811
+def test_ifeval_of_a_local_gguf_model(
+    ready: Sift,  # noqa: F811
+    smollm2: RealModel,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     reuse_conversion(smollm2)  # this data folder finds the session's conversion
     args = ["eval", "ifeval", "--limit", "3", "--max-tokens", "16", "--wait"]
     result = ready(*args, "--model", smollm2.gguf)
@@ -122,8 +126,10 @@ def test_ifeval_of_a_local_gguf_model(ready: Sift, smollm2: RealModel) -> None: 
     again = ready(*args, "--model", f"model:{smollm2.gguf}")
     assert again.exit_code == 0, again.output
     assert json.loads(ready("eval", "show", "2", "--json").stdout)["metrics"] == body["metrics"]
-    missing = ready(*args, "--model", "/no/such/model.gguf")
-    assert_user_error(missing, "no such GGUF file: /no/such/model.gguf")
+    missing = tmp_path / "model.gguf"  # under the model roots (the tests' temporary folders)
+    assert_user_error(ready(*args, "--model", missing), f"no such GGUF file: {missing}")
+    outside = ready(*args, "--model", "/no/such/model.gguf")
+    assert_user_error(outside, "is not under a folder Sift may read models from")
 
 
 def test_model_references() -> None:
