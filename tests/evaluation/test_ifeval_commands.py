@@ -109,7 +109,7 @@ def test_ifeval_on_a_file_of_ones_own(ready: Sift, llm: LLMServer, tmp_path: Pat
 
 def test_ifeval_of_a_local_gguf_model(
     ready: Sift,  # noqa: F811
-    smollm2: RealModel,  # noqa: F811
+    smollm2: RealModel,
     tmp_path: Path,
 ) -> None:
     reuse_conversion(smollm2)  # this data folder finds the session's conversion
