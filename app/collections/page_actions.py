@@ -4,6 +4,7 @@ the lead role; a failed write shows the dashboard again with the reason."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -14,7 +15,7 @@ from app.collections import dashboard, service
 from app.collections.dashboard_view import DOWNLOAD_FORMATS, collection_url, render_dashboard
 from app.collections.recipe_form import Recipe, spec_from_form
 from app.datasets.service import ExportSource, export_download
-from app.models import Collection, Snapshot
+from app.models import Collection, Snapshot, User
 from app.platform.db import DB, StreamDB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.forms import whole_number
@@ -29,6 +30,25 @@ ExampleIds = Annotated[list[str] | None, Form(alias="example_id")]
 
 def _back(collection: Collection, anchor: str) -> RedirectResponse:
     return RedirectResponse(f"{collection_url(collection.name)}#{anchor}", status_code=303)
+
+
+def _change(
+    request: Request,
+    session: Session,
+    user: User,
+    collection: Collection,
+    change: Callable[[], object],
+    done: Callable[[], Response],
+) -> Response:
+    """Make a change to the collection and answer `done()` (made after it, so a rename's
+    address has the new name), or the dashboard with the error beside the forms."""
+    try:
+        change()
+    except SiftError as exc:
+        return render_dashboard(
+            request, session, user, collection, error=exc.message, status=exc.status_code
+        )
+    return done()
 
 
 @router.post("/collections/{name}/guidelines", response_model=None)
@@ -59,15 +79,12 @@ def review_settings(
 ) -> Response:
     """Set how many annotators decide each example and the rule that settles it."""
     collection = service.get_collection(session, name)
-    try:
-        service.update_review_settings(
-            collection, overlap=whole_number(overlap, "overlap", default=1), consensus=consensus
-        )
-    except SiftError as exc:
-        return render_dashboard(
-            request, session, user, collection, error=exc.message, status=exc.status_code
-        )
-    return _back(collection, "review")
+
+    def change() -> object:
+        annotators = whole_number(overlap, "overlap", default=1)
+        return service.update_review_settings(collection, overlap=annotators, consensus=consensus)
+
+    return _change(request, session, user, collection, change, lambda: _back(collection, "review"))
 
 
 @router.post("/collections/{name}/rename", response_model=None)
@@ -80,13 +97,11 @@ def rename(
 ) -> Response:
     """Give the collection another name, then show it under that name."""
     collection = service.get_collection(session, name)
-    try:
-        service.rename_collection(session, collection, new_name)
-    except SiftError as exc:
-        return render_dashboard(
-            request, session, user, collection, error=exc.message, status=exc.status_code
-        )
-    return _back(collection, "manage")
+
+    def change() -> object:
+        return service.rename_collection(session, collection, new_name)
+
+    return _change(request, session, user, collection, change, lambda: _back(collection, "manage"))
 
 
 @router.post("/collections/{name}/delete", response_model=None)
@@ -99,15 +114,16 @@ def delete(
 ) -> Response:
     """Delete the collection once its name is typed to confirm; back to the list."""
     collection = service.get_collection(session, name)
-    try:
+
+    def change() -> object:
         if confirm.strip() != collection.name:
             raise InvalidInput("type the collection's name to delete it", field="confirm")
-        service.delete_collection(session, collection)
-    except SiftError as exc:
-        return render_dashboard(
-            request, session, user, collection, error=exc.message, status=exc.status_code
-        )
-    return RedirectResponse("/collections", status_code=303)
+        return service.delete_collection(session, collection)
+
+    def done() -> Response:
+        return RedirectResponse("/collections", status_code=303)
+
+    return _change(request, session, user, collection, change, done)
 
 
 @router.post("/collections/{name}/preview")
