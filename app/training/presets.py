@@ -62,6 +62,18 @@ class TrainingParams(BaseModel):
 # Alpaca (Taori et al., 2023) and AlpaGasus (Chen et al., 2023, table 9): 3 epochs, lr 2e-5,
 # batch 128, cosine with 3% warm-up, no weight decay, 512 tokens.
 # Vicuna (FastChat's README and train scripts): the same but up to 2,048 tokens.
+ALPACA: dict[str, Any] = {
+    "epochs": 3,
+    "learning_rate": 2e-5,
+    "min_learning_rate": None,
+    "scheduler": "cosine",
+    "warmup_ratio": 0.03,
+    "batch_size": 128,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.999,
+    "weight_decay": 0.0,
+    "max_seq_length": 512,
+}
 PRESETS: dict[str, dict[str, Any]] = {
     "lima": {
         "epochs": 15,
@@ -75,30 +87,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "weight_decay": 0.1,
         "max_seq_length": 2048,
     },
-    "alpaca": {
-        "epochs": 3,
-        "learning_rate": 2e-5,
-        "min_learning_rate": None,
-        "scheduler": "cosine",
-        "warmup_ratio": 0.03,
-        "batch_size": 128,
-        "adam_beta1": 0.9,
-        "adam_beta2": 0.999,
-        "weight_decay": 0.0,
-        "max_seq_length": 512,
-    },
-    "vicuna": {
-        "epochs": 3,
-        "learning_rate": 2e-5,
-        "min_learning_rate": None,
-        "scheduler": "cosine",
-        "warmup_ratio": 0.03,
-        "batch_size": 128,
-        "adam_beta1": 0.9,
-        "adam_beta2": 0.999,
-        "weight_decay": 0.0,
-        "max_seq_length": 2048,
-    },
+    "alpaca": ALPACA,
+    "vicuna": {**ALPACA, "max_seq_length": 2048},
 }
 # A preset's own chat template, used on a base model that has none (and said so).
 PRESET_TEMPLATES = {"alpaca": "alpaca", "vicuna": "vicuna"}
