@@ -78,6 +78,8 @@ def login(
     request.session.clear()
     request.session["user_id"] = user.id
     request.session["session_version"] = user.session_version
+    # For the navigation of pages that get no user (error pages); never for a permission.
+    request.session["user_name"], request.session["user_role"] = user.name, user.role
     request.session["csrf"] = new_csrf_token()  # a token seen before signing in is not reused
     return RedirectResponse(safe_next(next), status_code=303)
 

@@ -399,3 +399,12 @@ def test_the_dataset_page_draws_score_histograms_and_filters_on_scores(
     typo = client.get(f"/datasets/{dataset.name}", params={"score": "lima>>1"})
     assert typo.status_code == 200 and "is not SCORER OP NUMBER" in typo.text
     assert len(set(re.findall(r'href="/examples/(\d+)"', typo.text))) == 4
+
+
+def test_an_error_page_keeps_the_navigation(client: TestClient, lead: User) -> None:
+    """Issue 13: error pages lost the navigation (they get no user object)."""
+    sign_in(client, lead)
+    missing = client.get("/collections/no-such-collection-0x5eed")
+    assert missing.status_code == 404
+    assert 'href="/collections"' in missing.text
+    assert f'<span class="who">{lead.name} <span class="role">lead</span>' in missing.text
