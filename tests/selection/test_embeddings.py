@@ -202,6 +202,7 @@ def test_the_embed_job_stores_one_vector_per_content_and_skips_what_is_stored(
     second = _run_embed()
     assert second.state == JobState.SUCCEEDED.value
     assert counter.encoded == 5  # nothing computed again
+    assert second.counts == {"already_done": 5}  # said, not "skipped 0" (issue 13)
 
     with transaction() as session:
         pool = session.scalar(select(Dataset).where(Dataset.name == "pool"))
@@ -209,6 +210,7 @@ def test_the_embed_job_stores_one_vector_per_content_and_skips_what_is_stored(
         make_example(session, pool, 99)
     third = _run_embed()
     assert third.counts["embedded"] == 1 and counter.encoded == 6
+    assert third.counts["already_done"] == 5
     with transaction() as session:
         assert session.scalar(select(func.count()).select_from(Embedding)) == 6
     assert no_network == []

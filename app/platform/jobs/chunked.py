@@ -291,6 +291,10 @@ def _settle(session: Session, job_id: int) -> tuple[str, int, int | None, dict[s
         .order_by(JobChunk.index)
     ).all()
     counts: dict[str, Any] = {}
+    # What needed no chunk (scored, embedded, answered before): said, not left as a blank.
+    already = (job.total or 0) - sum(int(c.params.get("size", 0)) for c in chunks)
+    if already > 0:
+        counts["already_done"] = already
     for chunk in chunks:
         add_counts(counts, chunk.counts)
     done = _job_done(job.total, chunks)
