@@ -116,7 +116,8 @@ def seeded(
             session, "import", {"path": hostile(36), "format": hostile(37)}, queue="cpu",
             user=lead, dataset_id=dataset.id,
         )  # fmt: skip
-        job.error = hostile(38)
+        # Failed, as a job with an error is: a queued one would be run by other browser tests.
+        job.state, job.error = "failed", hostile(38)
         run = TrainingRun(
             snapshot_id=snapshot.id, base_model=hostile(39), params={"note": hostile(40)},
             logs=hostile(41), created_by_id=lead.id,
