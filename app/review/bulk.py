@@ -88,14 +88,14 @@ def matching(session: Session, dataset: Dataset, bulk: BulkAction) -> Select[Any
     return query
 
 
+def _count(session: Session, ids: Select[Any]) -> int:
+    """How many rows a query of ids gives."""
+    return session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+
+
 def count_matching(session: Session, dataset: Dataset, bulk: BulkAction) -> int:
     """How many examples the action would touch."""
-    return (
-        session.scalar(
-            select(func.count()).select_from(matching(session, dataset, bulk).subquery())
-        )
-        or 0
-    )
+    return _count(session, matching(session, dataset, bulk))
 
 
 def start_bulk(
@@ -130,7 +130,7 @@ def apply(session: Session, user: User, dataset: Dataset, bulk: BulkAction) -> d
 
 def _label(session: Session, ids: Select[Any], column: Any, value: str | None) -> dict[str, int]:
     """Set the source or category of every matching example not already so."""
-    matched = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+    matched = _count(session, ids)
     changed = session.execute(
         update(Example)
         .where(Example.id.in_(ids), column.is_distinct_from(value))
@@ -172,8 +172,6 @@ def _decide(session: Session, user: User, ids: Select[Any], bulk: BulkAction) ->
                 for example_id, before in changed
             ],
         )  # fmt: skip
-    matched = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
-    skipped_held = (
-        session.scalar(select(func.count()).select_from(wanted.where(held).subquery())) or 0
-    )
+    matched = _count(session, ids)
+    skipped_held = _count(session, wanted.where(held))
     return {"matched": matched, "changed": len(changed), "held": skipped_held}
