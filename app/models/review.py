@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, StrEnum
@@ -22,7 +22,19 @@ class ReviewDecision(IdMixin, CreatedMixin, Base):
     """One decision of one annotator; undo marks it undone and restores what it changed."""
 
     __tablename__ = "review_decisions"
-    __table_args__ = (Index("ix_review_decisions_user_id_created_at", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_review_decisions_user_id_created_at", "user_id", "created_at"),
+        Index(
+            "ix_review_decisions_unchecked",
+            "id",
+            postgresql_where=text("checked_at IS NULL AND undone_at IS NULL"),
+        ),
+        Index(
+            "ix_review_decisions_sent_back",
+            "user_id",
+            postgresql_where=text("\"check\" = 'sent_back'"),
+        ),
+    )
 
     example_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("examples.id", ondelete="CASCADE"), index=True
@@ -40,6 +52,20 @@ class ReviewDecision(IdMixin, CreatedMixin, Base):
         BigId, ForeignKey("revisions.id", ondelete="SET NULL")
     )
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A lead's second pass over an annotator's decision: approved, fixed (edited by the lead,
+    # then approved) or sent back (withdrawn, with a note, for the annotator to do again).
+    check: Mapped[str | None] = mapped_column(String(20))
+    check_note: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checked_by: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class ReviewCheck(StrEnum):
+    APPROVED = "approved"
+    FIXED = "fixed"
+    SENT_BACK = "sent_back"
 
 
 class ReviewLease(Base):

@@ -17,13 +17,15 @@ from app.platform.db import DB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, check_csrf, render
-from app.review import bulk_page, service
+from app.review import bulk_page, second_pass, second_pass_page, service
 from app.review import context as seen
 from app.review import queue as queues
 from app.review.diff import turn_diffs
+from app.review.forms import edited_turns
 
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 router.include_router(bulk_page.router)
+router.include_router(second_pass_page.router)
 
 
 def current_queue(request: Request, session: DB, user: PageUser) -> queues.Queue | None:
@@ -74,6 +76,13 @@ def review_home(request: Request, session: DB, user: PageUser) -> HTMLResponse:
         "section": "review",
         "collections": list_collections(session),
         "datasets": all_datasets(session),
+        "sent_back": second_pass.sent_back_to(session, user),
+        "checked": second_pass.check_counts(session, user),
+        "to_check": (
+            second_pass.count_pending(session, second_pass.Scope())
+            if user.has_role(Role.LEAD)
+            else None
+        ),
     }
     return render(request, "review/home.html", context)
 
@@ -132,6 +141,7 @@ def _example_context(
         "last": service.last_decision(session, user),
         "reasons": REJECT_REASONS,
         "provenance": provenance_for(session, [example.id]).get(example.id),
+        "sent_back": second_pass.sent_back_note(session, user, example.id),
     }
 
 
@@ -200,16 +210,6 @@ def decide(
     )
     target = _queue_of(queue, example)
     return _go_next(session, user, target, last_id=example_id, last_action=action)
-
-
-async def edited_turns(request: Request) -> dict[int, str]:
-    """The form's `turn_N` fields by turn index (a form names as many as the example has)."""
-    form = await request.form()
-    return {
-        int(key.removeprefix("turn_")): str(value).replace("\r\n", "\n")
-        for key, value in form.items()
-        if key.startswith("turn_") and key.removeprefix("turn_").isdigit()
-    }
 
 
 @router.post("/review/examples/{example_id}/edit", response_model=None)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Select, and_, any_, bindparam, delete, exists, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.collections.service import get_collection
 from app.datasets.service import get_dataset, search_condition
@@ -189,6 +189,34 @@ def _open_for(user: User, now: datetime, queue: Queue) -> Any:
     return and_(~held, ~skipped, ~consensus.voted_by(collection.id, user), votes_wanted)
 
 
+def redone_since(decision: type[ReviewDecision], user: User) -> Any:
+    """True where this user decided the decision's example again after it (a skip counts: it
+    hands the example to someone else): what a lead sent back has been dealt with."""
+    later = aliased(ReviewDecision)
+    return exists().where(
+        later.example_id == decision.example_id,
+        later.user_id == user.id,
+        later.id > decision.id,
+        later.undone_at.is_(None),
+    )
+
+
+def sent_back_pending(user: User) -> Any:
+    """True for an example of the enclosing query that a lead sent back to this user and that
+    they have not done again."""
+    sent = aliased(ReviewDecision)
+    return (
+        select(sent.id)
+        .where(
+            sent.example_id == Example.id,
+            sent.user_id == user.id,
+            sent.check == "sent_back",
+            ~redone_since(sent, user),
+        )
+        .exists()
+    )
+
+
 def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> list[Example]:
     """The next examples this user would be given, in order."""
     ids = list(
@@ -268,6 +296,12 @@ def next_example(session: Session, queue: Queue, user: User) -> Example | None:
     held = session.scalar(own)
     if held is not None and take_lease(session, user, held):
         return session.get(Example, held)
+    # Then what a lead sent back to this user, before anything new.
+    for example_id in session.scalars(
+        _members(queue).where(sent_back_pending(user)).order_by(None).limit(8)
+    ):
+        if take_lease(session, user, example_id):
+            return session.get(Example, example_id)
     after, tried = 0, list[int]()
     while True:
         candidates = _members(queue).where(_open_for(user, now, queue))

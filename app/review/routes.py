@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from app.collections.service import get_collection
@@ -13,16 +13,20 @@ from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.platform.validation import Id
 from app.review import queue as queues
-from app.review import service
+from app.review import second_pass, service
 from app.review.bulk import BulkAction, start_bulk
 from app.review.schemas import (
     AgreementOut,
     BulkIn,
     BulkOut,
+    CheckIn,
+    CheckOut,
     DecisionIn,
     DecisionOut,
     NextOut,
+    PendingCheckOut,
     QueueIn,
+    SentBackOut,
     UndoOut,
 )
 
@@ -72,6 +76,63 @@ def decide(example_id: Id, body: DecisionIn, session: DB, user: ApiAnnotator) ->
 def undo(session: DB, user: ApiAnnotator) -> UndoOut:
     """Undo the caller's last decision."""
     return UndoOut(example_id=service.undo_last(session, user))
+
+
+@router.get("/review/checks", response_model=list[PendingCheckOut])
+def pending_checks(
+    session: DB, _: ApiLead, collection: str = "", dataset: str = "", after: int = 0,
+    limit: int = Query(50, ge=1, le=500),
+) -> list[PendingCheckOut]:  # fmt: skip
+    """Annotators' decisions and edits waiting for a lead's check, oldest first (page on with
+    `after`, the last decision id seen)."""
+    scope = second_pass.Scope(
+        collection=get_collection(session, collection) if collection else None,
+        dataset=get_dataset(session, dataset) if dataset else None,
+    )
+    return [
+        PendingCheckOut(
+            decision_id=p.decision.id,
+            example_id=p.decision.example_id,
+            annotator=p.annotator,
+            action=p.decision.action,
+            reason=p.decision.reason,
+            collection=p.collection,
+            created_at=p.decision.created_at,
+        )
+        for p in second_pass.pending(session, scope, after=after, limit=limit)
+    ]
+
+
+@router.post("/review/decisions/{decision_id}/check", response_model=CheckOut)
+def check(decision_id: Id, body: CheckIn, session: DB, user: ApiLead) -> CheckOut:
+    """Approve an annotator's decision, mark it fixed (after editing the example), or send it
+    back with a note (an accept or reject is withdrawn); 409 when it was checked already."""
+    act = {
+        "approve": second_pass.approve,
+        "fixed": second_pass.mark_fixed,
+        "send_back": second_pass.send_back,
+    }[body.outcome]
+    decision = act(session, user, decision_id, body.note)
+    return CheckOut(
+        decision_id=decision.id, example_id=decision.example_id, check=decision.check or "",
+        check_note=decision.check_note, checked_at=decision.checked_at,
+    )  # fmt: skip
+
+
+@router.get("/review/sent-back", response_model=list[SentBackOut])
+def sent_back(session: DB, user: ApiAnnotator) -> list[SentBackOut]:
+    """What leads sent back to the caller and they have not done again, with the notes."""
+    return [
+        SentBackOut(
+            decision_id=s.decision_id,
+            example_id=s.example_id,
+            action=s.action,
+            note=s.note,
+            lead=s.lead,
+            collection=s.collection,
+        )
+        for s in second_pass.sent_back_to(session, user, limit=500)
+    ]
 
 
 @router.get("/collections/{name}/agreement", response_model=AgreementOut)

@@ -89,3 +89,37 @@ class BulkOut(BaseModel):
     matched: int
     counts: dict[str, int] | None = Field(description="what changed, when it ran at once")
     job: JobOut | None = Field(description="the job that runs it, for more than a few thousand")
+
+
+class PendingCheckOut(BaseModel):
+    decision_id: int
+    example_id: int
+    annotator: str
+    action: str
+    reason: str
+    collection: str | None
+    created_at: datetime
+
+
+class CheckIn(BaseModel):
+    outcome: Literal["approve", "fixed", "send_back"] = Field(
+        description="fixed: the lead has edited the example (PATCH) and approves"
+    )
+    note: str = Field(default="", max_length=2000, description="required to send back")
+
+
+class CheckOut(BaseModel):
+    decision_id: int
+    example_id: int
+    check: str
+    check_note: str | None
+    checked_at: datetime
+
+
+class SentBackOut(BaseModel):
+    decision_id: int
+    example_id: int
+    action: str
+    note: str
+    lead: str
+    collection: str | None
