@@ -76,7 +76,7 @@ def test_the_lead_checks_decisions_one_after_another_on_the_page(
             "version": "2",
             "turn_1": "Fixed answer.",
             "note": "one fact was wrong",
-        },  # fmt: skip
+        },
         follow_redirects=False,
     )
     assert fixed.status_code == 303, fixed.text
@@ -93,7 +93,7 @@ def test_the_lead_checks_decisions_one_after_another_on_the_page(
 def test_the_annotator_sees_what_was_sent_back_with_the_note(
     client: TestClient, session: Session
 ) -> None:
-    name, examples, annotator = _decided(session, 2)
+    name, _, annotator = _decided(session, 2)
     _, lead = make_token(session, "lead")
     checks = client.get("/api/v1/review/checks", params={"collection": name}, headers=lead)
     assert [c["action"] for c in checks.json()] == ["accept", "reject"]
