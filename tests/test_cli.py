@@ -358,3 +358,17 @@ def test_select_snapshot_and_export_a_collection(ready: Sift, tmp_path: Path) ->
     full = ready("select", "--dataset", "pool", "--method", "random", "--budget", "3",
                  "--into", "set", "--wait")  # fmt: skip
     assert full.exit_code == 0 and "over target 3" in full.output, full.output
+
+
+def test_dataset_rename_dependents_and_delete(ready: Sift, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "data.json", records(3))
+    assert ready("import", path, "--dataset", "d").exit_code == 0
+    renamed = ready("dataset", "rename", "d", "e")
+    assert renamed.exit_code == 0 and "renamed dataset d to e" in renamed.stdout
+    found = ready("dataset", "dependents", "e", "--json")
+    assert found.exit_code == 0 and json.loads(found.stdout)["examples"] == 3
+    refused = ready("dataset", "delete", "e", input="n\n")
+    assert refused.exit_code == 1
+    deleted = ready("dataset", "delete", "e", "--yes")
+    assert deleted.exit_code == 0 and "deleted dataset e (3 examples)" in deleted.stdout
+    assert_user_error(ready("dataset", "delete", "e", "--yes"), "no dataset")

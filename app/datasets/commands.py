@@ -1,4 +1,4 @@
-"""`sift import` and `sift export`."""
+"""`sift import`, `sift export` and `sift dataset rename|dependents|delete`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from app.platform.cli.console import err, fail, out, progress_bar, user_errors
-from app.platform.cli.jobs import launch
+from app.platform.cli.jobs import launch, run_job
 from app.platform.config import get_settings
 from app.platform.db import transaction
 from app.platform.errors import SiftError
@@ -138,3 +138,79 @@ def export(
             session, source, options, out_path, lambda n: bar.update(task, completed=n)
         )
     out.print(f"exported {count:,} records as {format} to {out_path}")
+
+
+dataset = typer.Typer(help="Rename or delete a dataset, and see what depends on it.")
+commands.add_typer(dataset, name="dataset")
+
+
+@dataset.command("rename")
+def rename(
+    name: Annotated[str, typer.Argument(help="the dataset")],
+    new_name: Annotated[str, typer.Argument(help="its new name")],
+) -> None:
+    """Rename a dataset (collections' recipes that name it follow)."""
+    from app.datasets.removal import rename_dataset
+    from app.datasets.service import get_dataset
+
+    with user_errors(), transaction() as session:
+        rename_dataset(session, get_dataset(session, name), new_name)
+    out.print(f"renamed dataset {name} to {new_name}")
+
+
+@dataset.command("dependents")
+def dependents(
+    name: Annotated[str, typer.Argument(help="the dataset")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """What deleting the dataset would touch, and what stops it."""
+    import json
+
+    from app.datasets.removal import dependents as find
+    from app.datasets.service import get_dataset
+
+    with user_errors(), transaction() as session:
+        found = find(session, get_dataset(session, name)).as_json()
+    if as_json:
+        out.print_json(json.dumps(found))
+        return
+    out.print(f"{found['examples']:,} examples")
+    for key in (
+        "collections",
+        "snapshots",
+        "runs",
+        "evaluations",
+        "recipes",
+        "experiments",
+        "jobs",
+    ):
+        if found[key]:
+            out.print(f"{key}: {found[key]}")
+    for reason in found["blockers"]:
+        err.print(f"cannot be deleted: {reason}")
+
+
+@dataset.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="the dataset")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask to confirm")] = False,
+    wait: Annotated[bool, typer.Option(help="wait for a deletion that runs as a job")] = True,
+) -> None:
+    """Delete a dataset and its examples (snapshots keep their copies)."""
+    from app.datasets.removal import delete_dataset, dependents
+    from app.datasets.service import get_dataset
+
+    with user_errors(), transaction() as session:
+        found = dependents(session, get_dataset(session, name))
+    if not yes and not typer.confirm(
+        f"delete dataset {name} and its {found.examples:,} examples "
+        f"(collections holding them: {len(found.collections)})?"
+    ):
+        raise typer.Exit(1)
+    with user_errors(), transaction() as session:
+        job = delete_dataset(session, get_dataset(session, name), None)
+        job_id = job.id if job else None
+    if job_id is None:
+        out.print(f"deleted dataset {name} ({found.examples:,} examples)")
+    else:
+        run_job(job_id, f"deleting {name}", wait)

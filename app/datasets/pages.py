@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.datasets import dashboard, job_forms, service
+from app.datasets import dashboard, job_forms, manage_page, service
 from app.datasets.dashboard_page import examples_context, jobs_context, render_dashboard
 from app.datasets.downloads import export_download
 from app.datasets.exporter import ExportSource
@@ -29,6 +29,7 @@ from app.selection.service import DEDUP_METHODS, ClusterView, list_clusters
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 # The dashboard's job forms (score, embed, dedup, recipes) are pages of their own module.
 router.include_router(job_forms.router)
+router.include_router(manage_page.router)
 
 
 def _list_page(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from app.datasets import service
+from app.datasets import removal, service
 from app.datasets.downloads import export_stream
 from app.datasets.exporter import (
     EXPORT_FORMATS,
@@ -18,6 +18,7 @@ from app.datasets.importer import FORMATS
 from app.datasets.schemas import (
     DatasetCreate,
     DatasetOut,
+    DatasetUpdate,
     ExampleOut,
     ExamplePage,
     ExamplePatch,
@@ -66,6 +67,40 @@ def get_dataset(name: str, session: DB, _: ApiAnnotator) -> DatasetOut:
         example_count=service.count_examples(session, dataset),
         created_at=dataset.created_at,
     )
+
+
+@router.patch("/datasets/{name}", response_model=DatasetOut)
+def update_dataset(name: str, body: DatasetUpdate, session: DB, _: ApiLead) -> DatasetOut:
+    """Rename the dataset or change its description (collections' recipes follow a rename)."""
+    dataset = service.get_dataset(session, name)
+    if body.name is not None:
+        removal.rename_dataset(session, dataset, body.name)
+    if body.description is not None:
+        dataset.description = body.description
+    return get_dataset(dataset.name, session, _)
+
+
+@router.get("/datasets/{name}/dependents")
+def dataset_dependents(name: str, session: DB, _: ApiLead) -> dict[str, object]:
+    """What a deletion would touch (collections, snapshots, runs, evaluations, recipes) and
+    what stops it (experiments, unfinished jobs)."""
+    return removal.dependents(session, service.get_dataset(session, name)).as_json()
+
+
+@router.delete("/datasets/{name}")
+def delete_dataset(name: str, session: DB, user: ApiLead, response: Response) -> dict[str, object]:
+    """Delete the dataset and its examples (snapshots keep their copies): 200 when done at
+    once, 202 with the job for a large one; 409 naming what stops it."""
+    dataset = service.get_dataset(session, name)
+    examples = service.count_examples(session, dataset)
+    job = removal.delete_dataset(session, dataset, user)
+    if job is not None:
+        response.status_code = 202
+    return {
+        "deleted": name,
+        "examples": examples,
+        "job": JobOut.model_validate(job).model_dump(mode="json") if job else None,
+    }
 
 
 @router.post("/datasets/{name}/imports", response_model=JobOut, status_code=202)

@@ -15,6 +15,11 @@ class DatasetCreate(BaseModel):
     description: str = ""
 
 
+class DatasetUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+
+
 class DatasetOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.datasets.importer import import_file
+from app.datasets.removal import DELETE_KIND, delete_in_batches
 from app.models import Dataset, Job, JobState
 from app.platform.config import get_settings
 from app.platform.db import on_commit
@@ -54,3 +55,10 @@ def forget_upload(path: Path) -> None:
     (`sift import PATH`) are never touched."""
     if path.resolve().is_relative_to(get_settings().uploads_dir):
         path.unlink(missing_ok=True)
+
+
+@job_handler(DELETE_KIND, queue="cpu")
+def run_delete(session: Session, job: Job, progress: Progress) -> dict[str, Any]:
+    """Delete a large dataset's examples, then the dataset (renamed out of the way already)."""
+    deleted = delete_in_batches(session, job.params["dataset_id"], progress)
+    return {"deleted": deleted, "dataset": job.params["name"]}
