@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.datasets.service import save_upload
 from app.evaluation import results, service
 from app.evaluation.answers import GenerationSettings
 from app.evaluation.ifeval import KIND as IFEVAL
 from app.evaluation.judge import JUDGE_PROMPTS
+from app.evaluation.testsets import FORMATS as TEST_SET_FORMATS
 from app.models import ItemState, JobState, Role, TrainingRun, User
 from app.platform.config import get_settings
 from app.platform.db import DB
@@ -51,6 +53,7 @@ def _list_page(
     form: dict[str, str] | None = None,
     status: int = 200,
     ifeval_error: str | None = None,
+    test_set_error: str | None = None,
 ) -> HTMLResponse:
     runs = service.list_evaluations(session)
     shown = results.summaries(session, runs)
@@ -60,6 +63,8 @@ def _list_page(
         "evaluations": [s for s in shown if s.kind == results.PAIRWISE],
         "ifeval_runs": [s for s in shown if s.kind == IFEVAL],
         "ifeval_error": ifeval_error,
+        "test_set_error": test_set_error,
+        "test_set_formats": TEST_SET_FORMATS,
         "comparisons": results.comparisons(runs),
         "test_sets": service.list_test_sets(session),
         "models": _model_choices(session),
@@ -113,6 +118,39 @@ def start_evaluation(
         }
         return _list_page(request, session, user, exc.message, form, status=exc.status_code)
     return RedirectResponse(f"/evaluations/{run.id}", status_code=303)
+
+
+@router.post("/evaluations/test-sets", response_model=None)
+def upload_test_set(
+    request: Request,
+    session: DB,
+    user: PageLead,
+    file: Annotated[UploadFile, File()],
+    name: Annotated[str, Form()] = "",
+    format: Annotated[str, Form()] = "auto",
+    prompt_field: Annotated[str, Form()] = "",
+) -> Response:
+    """Import an uploaded test-set file (JSON list, JSONL or CSV) at once; a bad record is
+    named on the page and nothing is stored."""
+    path = save_upload(file.file, file.filename) if file.filename else None
+    try:
+        if path is None:
+            raise InvalidInput("choose a test-set file to upload", field="file")
+        if not name.strip():
+            raise InvalidInput("name the test set", field="name")
+        with session.begin_nested():
+            service.import_test_set_file(
+                session, path, name.strip(), format, prompt_field.strip() or None, user,
+                source=f"upload: {file.filename}"[:200],
+            )  # fmt: skip
+    except SiftError as exc:
+        return _list_page(
+            request, session, user, status=exc.status_code, test_set_error=exc.message
+        )
+    finally:
+        if path is not None:
+            path.unlink(missing_ok=True)
+    return RedirectResponse("/evaluations#test-sets", status_code=303)
 
 
 @router.post("/evaluations/ifeval", response_model=None)

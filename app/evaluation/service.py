@@ -86,12 +86,14 @@ def import_test_set_file(
     fmt: str = "auto",
     prompt_field: str | None = None,
     user: User | None = None,
+    source: str | None = None,
 ) -> tuple[EvalTestSet, bool]:
-    """Import a test-set file (JSON list, JSONL or CSV); nothing is stored if a record is bad."""
+    """Import a test-set file (JSON list, JSONL or CSV); nothing is stored if a record is bad.
+    `source` names where it came from (default: the file's name)."""
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
     found, drafts = parse_records(read_file(path), fmt, prompt_field)
-    return store_test_set(session, name, found, path.name, drafts, user)
+    return store_test_set(session, name, found, source or path.name, drafts, user)
 
 
 def import_test_set_records(

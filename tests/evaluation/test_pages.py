@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.evaluation.service import import_test_set_records
 from app.models import EvalRun, Job
 from app.platform.config import get_settings
+from tests.conftest import DATA
 from tests.evaluation.helpers import configure_endpoints, judged_run
 from tests.factories import make_user
 from tests.web.test_pages import HOSTILE, sign_in
@@ -157,3 +159,34 @@ def test_anonymous_visitors_sign_in_first(client: TestClient) -> None:
     response = client.get("/evaluations", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/login?next=/evaluations")
+
+
+def test_a_lead_uploads_a_test_set_and_a_bad_record_is_named(
+    client: TestClient, session: Session, tmp_path: Path
+) -> None:
+    token = sign_in(client, make_user(session, "lead"))
+    vicuna = DATA / "alpagasus" / "vicuna_test_set.jsonl"
+    name = f"vicuna-{tmp_path.name}"
+    with vicuna.open("rb") as upload:
+        done = client.post(
+            "/evaluations/test-sets",
+            data={"csrf_token": token, "name": name},
+            files={"file": ("vicuna.jsonl", upload)},
+            follow_redirects=False,
+        )
+    assert done.status_code == 303, done.text
+    listing = client.get("/evaluations").text
+    assert name in listing and "upload: vicuna.jsonl" in listing and ">80<" in listing
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question_id": 1, "text": "fine"}\n{"question_id": 2}\n')
+    with bad.open("rb") as upload:
+        refused = client.post(
+            "/evaluations/test-sets",
+            data={"csrf_token": token, "name": "bad"},
+            files={"file": ("bad.jsonl", upload)},
+        )
+    assert refused.status_code == 422 and "record 2" in refused.text
+    assert not list(get_settings().uploads_dir.glob("*"))  # nothing left behind
+    annotator = TestClient(client.app)
+    sign_in(annotator, make_user(session))
+    assert "test-set-upload" not in annotator.get("/evaluations").text
