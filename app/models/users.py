@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, func, true
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, false, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, StrEnum
@@ -69,3 +69,5 @@ class SignInAttempt(IdMixin, Base):
     attempted_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # False while the password is being checked; a success deletes the row instead.
+    failed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

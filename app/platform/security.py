@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import threading
 import time
@@ -36,9 +37,16 @@ TOKEN_TOUCH_INTERVAL_S = 60.0
 TOKEN_TOUCH_LOCK_TIMEOUT = "100ms"
 
 
+# argon2 takes 64 MiB and four threads for a few hundred milliseconds: a burst of sign-ins (a
+# team arriving at nine) took the memory and starved the requests holding locks, until the
+# sign-in limits' lock timed out (503). At most one hash per core runs; the rest wait a turn.
+_HASHING = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
 def hash_password(password: str) -> str:
     """An argon2id hash of a password."""
-    return _hasher.hash(password)
+    with _HASHING:
+        return _hasher.hash(password)
 
 
 # Checked against when there is no usable hash (unknown name, deactivated account, no password),
@@ -49,14 +57,15 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when the password matches the stored hash. Without a hash argon2 still runs
     (against a dummy) and the answer is False."""
-    if not password_hash:
-        with contextlib.suppress(VerificationError, InvalidHashError):
-            _hasher.verify(_DUMMY_HASH, password)
-        return False
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    with _HASHING:
+        if not password_hash:
+            with contextlib.suppress(VerificationError, InvalidHashError):
+                _hasher.verify(_DUMMY_HASH, password)
+            return False
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 def hash_token(token: str) -> str:

@@ -71,7 +71,8 @@ def login(
         response.headers["retry-after"] = str(wait)
         return response
     user = authenticate(session, name.strip(), password) if name and password else None
-    if user is None:  # the attempt stays recorded: it counts as a failure
+    if user is None:  # the attempt stays recorded, as a failure
+        sign_in_limits.failed(session, name, address)
         return render(request, "users/login.html", context, status_code=400)
     sign_in_limits.succeeded(session, name, address)
     # A new session: nothing from before signing in (a planted cookie included) carries over.

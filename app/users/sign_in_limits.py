@@ -5,7 +5,9 @@ guesser at one account), one name from any address (a guesser spread over many a
 and one address across names (one password tried on many accounts). An attempt is recorded
 before its password is checked, under a lock on its name and address, so that a burst of
 parallel guesses cannot all slip in under the limit; a refused attempt is not recorded, so
-waiting out the window always works.
+waiting out the window always works. Per address, the limit counts failures; attempts still
+being checked count only against a larger allowance, so that a team behind one address (an
+office's NAT) can sign in at the same moment while a burst of guesses is still capped.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from app.models import SignInAttempt
@@ -29,6 +31,8 @@ class Limits:
     per_name_and_address: int = 5
     per_name: int = 20
     per_address: int = 30
+    # Attempts from one address still being checked, beyond its failures: people signing in.
+    in_flight_per_address: int = 100
     window: timedelta = timedelta(minutes=5)
 
 
@@ -68,7 +72,8 @@ def _wait(session: Session, name: str, address: str, now: datetime) -> int:
     counts = (
         (same_name & same_address, LIMITS.per_name_and_address),
         (same_name, LIMITS.per_name),
-        (same_address, LIMITS.per_address),
+        (same_address & SignInAttempt.failed, LIMITS.per_address),
+        (same_address, LIMITS.per_address + LIMITS.in_flight_per_address),
     )
     waits = [0.0]
     for where, limit in counts:
@@ -83,6 +88,21 @@ def _wait(session: Session, name: str, address: str, now: datetime) -> int:
         if oldest_that_counts is not None:
             waits.append((oldest_that_counts + LIMITS.window - now).total_seconds())
     return max(0, int(max(waits) + 0.999))
+
+
+def failed(session: Session, name: str, address: str) -> None:
+    """Mark this name's attempts from this address that were being checked as failed (in a
+    transaction of its own, like the recording)."""
+    with side_transaction(session) as side:
+        side.execute(
+            update(SignInAttempt)
+            .where(
+                SignInAttempt.name == name.strip().casefold()[:100],
+                SignInAttempt.address == address[:64],
+                ~SignInAttempt.failed,
+            )
+            .values(failed=True)
+        )
 
 
 def succeeded(session: Session, name: str, address: str) -> None:

@@ -19,7 +19,7 @@ from app.models import SignInAttempt
 from app.models.base import utcnow
 from app.platform.db import make_engine, transaction
 from app.users.service import create_user
-from app.users.sign_in_limits import LIMITS, begin_attempt, succeeded
+from app.users.sign_in_limits import LIMITS, begin_attempt, failed, succeeded
 from tests.conftest import JOBS_DATABASE, migrated_database
 from tests.factories import unique
 from tests.services import REDIS_URL
@@ -57,9 +57,23 @@ def test_a_name_tried_from_many_addresses_is_limited(session: Session) -> None:
 
 def test_one_password_across_many_names_is_limited_per_address(session: Session) -> None:
     for _ in range(LIMITS.per_address):
-        assert begin_attempt(session, unique("victim"), "6.6.6.6") == 0
+        victim = unique("victim")
+        assert begin_attempt(session, victim, "6.6.6.6") == 0
+        failed(session, victim, "6.6.6.6")
     assert begin_attempt(session, unique("victim"), "6.6.6.6") > 0
     assert begin_attempt(session, unique("victim"), "6.6.6.7") == 0
+
+
+def test_a_team_behind_one_address_signs_in_at_once_and_a_burst_is_still_capped(
+    session: Session,
+) -> None:
+    # Attempts still being checked are not failures: more than the failure limit of people
+    # may be signing in from one address at the same moment.
+    team = [begin_attempt(session, unique("member"), "7.7.7.7") for _ in range(60)]
+    assert team == [0] * 60
+    burst = LIMITS.per_address + LIMITS.in_flight_per_address - 60
+    assert [begin_attempt(session, unique("guess"), "7.7.7.7") for _ in range(burst)] == [0] * burst
+    assert begin_attempt(session, unique("guess"), "7.7.7.7") > 0
 
 
 def test_success_forgets_the_pairs_failures(session: Session) -> None:
