@@ -37,6 +37,8 @@ class Limits:
 
 
 LIMITS = Limits()
+# How long a sign-in waits for its turn on its name's and address's locks.
+QUEUE_TIMEOUT_S = 30
 # Advisory-lock namespaces, so that a name and an address never share a lock by chance.
 _NAME_LOCK, _ADDRESS_LOCK = 7301, 7302
 
@@ -54,7 +56,10 @@ def begin_attempt(session: Session, name: str, address: str, *, now: datetime | 
     now = now or utcnow()
     with side_transaction(session) as side:
         # Name first, then address, always in this order: two attempts never wait on each other
-        # in a circle. Held for the few milliseconds of this transaction.
+        # in a circle. Held for the few milliseconds of this transaction; but everyone signing
+        # in from one address (an office) queues on its lock, so the wait may be longer than
+        # the usual lock timeout: a sign-in waits its turn rather than answer 503.
+        side.execute(text(f"SET LOCAL lock_timeout = '{QUEUE_TIMEOUT_S}s'"))
         side.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"),
                      {"ns": _NAME_LOCK, "key": _key(name)})  # fmt: skip
         side.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"),
