@@ -118,9 +118,25 @@ def side_transaction(session: Session) -> Iterator[Session]:
     writes is a record that can be rebuilt, so a crash that loses the last few milliseconds of
     it costs nothing but a repeat. Safe to use from any thread.
     """
-    with transaction(session.get_bind().engine) as side:
+    with transaction(side_engine(session.get_bind().engine)) as side:
         side.execute(text("SET LOCAL synchronous_commit = off"))
         yield side
+
+
+# Side transactions have a small pool of their own: a request (or task) holding its pooled
+# connection opens one, so drawing both from one pool let every request in flight hold one
+# connection and wait for a second until the pool timed out (50 people signing in at once).
+SIDE_POOL_SIZE = 4
+
+
+@lru_cache(maxsize=16)
+def _side_engine(url: str) -> Engine:
+    return make_engine(url, pool_size=SIDE_POOL_SIZE, max_overflow=SIDE_POOL_SIZE)
+
+
+def side_engine(engine: Engine) -> Engine:
+    """The engine of side transactions for the database `engine` connects to."""
+    return _side_engine(engine.url.render_as_string(hide_password=False))
 
 
 def conflict_insert(table: Any) -> Any:
