@@ -85,3 +85,6 @@ class SnapshotItem(IdMixin, ExampleContent, Base):
     example_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("examples.id", ondelete="SET NULL")
     )
+    # The answers to the collection's questions when it was frozen: {key: {annotator: value}}
+    # (None when there were none).
+    answers: Mapped[dict[str, Any] | None] = mapped_column(Json)
