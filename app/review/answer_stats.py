@@ -104,7 +104,8 @@ def answer_condition(question: ReviewQuestion, value: str) -> Any:
     if question.kind == QuestionKind.LABELS:
         return ReviewAnswer.value.contains([text])
     if question.kind == QuestionKind.TEXT:
-        return ReviewAnswer.value.op("#>>")(literal_column("'{}'")).ilike(like_pattern(text))
+        as_text = ReviewAnswer.value.op("#>>", return_type=Text())(literal_column("'{}'"))
+        return as_text.ilike(like_pattern(text))
     raise InvalidInput(f"{question.key}: a ranking is not filtered by value", field="question")
 
 

@@ -19,7 +19,7 @@ from app.review.question_schemas import (
     RemovedOut,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["review"])
+router = APIRouter(tags=["review"])  # included in app.review.routes, under /api/v1
 
 
 @router.get("/collections/{name}/questions", response_model=list[QuestionOut])
