@@ -1,8 +1,8 @@
 // The review page's questions by keyboard. One question is highlighted: keys 1-9 answer it (a
 // rating, a label, toggle one of several labels, or the next best variant of a ranking), 0
 // clears it, q moves to the next question (Shift+q: the one before; on a text question, into
-// its box). The answers go with the accept and reject forms, and accepting or rejecting
-// without a required answer says so here instead of sending the form.
+// its box), Enter types in a highlighted text question. The answers go with the accept and
+// reject forms; accepting or rejecting without a required answer says so here instead.
 (function () {
   "use strict";
 
@@ -88,6 +88,9 @@
     } else if (event.key === "0") {
       event.preventDefault();
       clear(question);
+    } else if (event.key === "Enter" && question.dataset.kind === "text" && !event.target.closest("button, a")) {
+      event.preventDefault();
+      question.querySelector("textarea").focus();
     } else if (event.key === "q" || event.key === "Q") {
       event.preventDefault();
       activate(active + (event.key === "Q" ? -1 : 1));
