@@ -109,3 +109,37 @@ def test_an_annotator_answers_a_rating_and_a_label_by_keyboard(
     assert "1 example where someone answered" in lead.locator("body").inner_text()
     screenshot(lead, "collection-questions")
     assert errors_of(lead) == []
+
+
+def test_an_annotator_ranks_an_evol_quality_groups_variants_by_keyboard(
+    page_as: Callable[..., Any], db: Db, users: dict[str, User]
+) -> None:
+    from tests.review.test_questions import variants_of
+
+    name = unique("ranked")
+    with db() as session:
+        pool = create_dataset(session, unique("pool"))
+        root = make_example(session, pool, 0)
+        group = [root.id, *(v.id for v in variants_of(session, root, 2))]
+        collection = create_collection(session, name, target_size=10)
+        add_items(session, collection, group)
+        add_question(session, collection, QuestionSpec("best", "ranking", "Best answer first", required=True))  # fmt: skip
+    page = page_as("annotator")
+    page.goto(f"/review/queue?collection={quote(name)}")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert current_id(page) == root.id
+    for key in ("3", "1"):
+        page.keyboard.press(key)
+    page.keyboard.press("a")  # one variant not ranked yet: held back
+    assert "best" in page.locator("#questions-error").inner_text()
+    page.keyboard.press("0")  # start again
+    assert page.locator(".place", has_text="ranked").count() == 0
+    for key in ("3", "1", "2"):
+        page.keyboard.press(key)
+    assert page.locator(".place").all_inner_texts() == ["ranked 2", "ranked 3", "ranked 1"]
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    order = [group[2], group[0], group[1]]
+    assert answers_of(db, users["annotator"], name, root.id) == {"best": order}
+    assert errors_of(page) == []
