@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.models import ReviewAnswer, ReviewQuestion, SnapshotItem, User
 
 Answers = dict[str, dict[str, Any]]
+CHUNK = 5_000
 
 
 def question_keys(session: Session, collection_id: int) -> list[str]:
@@ -36,18 +37,20 @@ def answers_by_example(
     if not keys or not example_ids:
         return {}
     found: dict[int, Answers] = {i: {key: {} for key in keys} for i in example_ids}
-    rows = session.execute(
-        select(ReviewAnswer.example_id, ReviewQuestion.key, User.name, ReviewAnswer.value)
-        .join(ReviewQuestion, ReviewQuestion.id == ReviewAnswer.question_id)
-        .join(User, User.id == ReviewAnswer.user_id)
-        .where(
-            ReviewQuestion.collection_id == collection_id,
-            ReviewAnswer.example_id.in_(list(example_ids)),
+    wanted = list(found)
+    for start in range(0, len(wanted), CHUNK):  # a snapshot of a big collection asks for all
+        rows = session.execute(
+            select(ReviewAnswer.example_id, ReviewQuestion.key, User.name, ReviewAnswer.value)
+            .join(ReviewQuestion, ReviewQuestion.id == ReviewAnswer.question_id)
+            .join(User, User.id == ReviewAnswer.user_id)
+            .where(
+                ReviewQuestion.collection_id == collection_id,
+                ReviewAnswer.example_id.in_(wanted[start : start + CHUNK]),
+            )
+            .order_by(User.name)
         )
-        .order_by(User.name)
-    )
-    for example_id, key, annotator, value in rows:
-        found[example_id][key][annotator] = value
+        for example_id, key, annotator, value in rows:
+            found[example_id][key][annotator] = value
     return found
 
 
