@@ -107,7 +107,7 @@ def test_an_annotator_answers_a_rating_and_a_label_by_keyboard(
         bars.get_by_role("link", name="4").click()
     assert f"/examples/{ids[0]}" in lead.locator("table.items").inner_html()
     assert "1 example where someone answered" in lead.locator("body").inner_text()
-    screenshot(lead, "collection-questions")
+    screenshot(lead, "collection-answers")
     assert errors_of(lead) == []
 
 
