@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from app.collections.question_commands import question_cli
 from app.platform.cli.console import out, user_errors
 from app.platform.db import transaction
 
@@ -37,6 +38,7 @@ def snapshot(
 
 collection = typer.Typer(help="Collections' settings.")
 commands.add_typer(collection, name="collection")
+collection.add_typer(question_cli, name="question")
 
 
 @collection.command("update")

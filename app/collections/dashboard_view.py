@@ -58,6 +58,7 @@ def render_dashboard(
         "actions": review_stats.REVIEW_ACTIONS,
         "agreement": review_stats.agreement(session, collection),
         **overlap_context(session, collection),
+        **review.questions_panel(session, collection),
         "review_url": "/review/queue?" + urlencode({"collection": collection.name}),
         "dataset_names": [d.name for d in datasets.all_datasets(session)],
         "pool_names": [d.name for d in pool],

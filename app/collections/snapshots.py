@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -21,17 +22,21 @@ from app.models import (
     SnapshotItem,
     User,
 )
+from app.platform.answers import answers_by_example
 from app.platform.errors import Conflict
 from app.platform.snapshots import find_snapshot
 
 
 def _digest(rows: Sequence[dict[str, Any]]) -> str:
-    """A hash of the items' content and review status in order: equal content, equal digest."""
+    """A hash of the items' content, review status and answers (where the collection asks
+    questions) in order: equal content, equal digest."""
     sha = hashlib.sha256()
     for row in rows:
         sha.update(row["content_hash"].encode())
         for field in ("source", "category", "status"):
             sha.update(b"\x1f" + (row[field] or "").encode())
+        if row.get("answers"):  # frozen answers are part of what is frozen
+            sha.update(b"\x1d" + orjson.dumps(row["answers"], option=orjson.OPT_SORT_KEYS))
         sha.update(b"\x1e")
     return sha.hexdigest()
 
@@ -83,6 +88,9 @@ def create_snapshot(
             + ", ".join(f"{n:,} {status}" for status, n in sorted(left_out.items()))
             + " (rejected examples are never frozen)"
         )
+    answers = answers_by_example(session, collection.id, [r["example_id"] for r in rows])
+    for row in rows:
+        row["answers"] = answers.get(row["example_id"])
     digest = _digest(rows)
     existing = session.scalar(select(Snapshot).where(Snapshot.digest == digest))
     if existing is not None:

@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Select, func, null, select
 from sqlalchemy.orm import Session
 
+from app.datasets.answers_export import answers_for, exports_answers
 from app.datasets.hf import write_dataset_dict
 from app.datasets.preferences import preference_pairs
 from app.datasets.queries import count_examples, get_dataset
@@ -65,12 +66,13 @@ def _views(session: Session, source: ExportSource) -> Iterator[list[ExampleView]
             SnapshotItem.example_id.label("id"),
             SnapshotItem.status,
             null().label("origin"),
+            SnapshotItem.answers,
         )
         where: Any = SnapshotItem.snapshot_id == source.id
     else:
         table = Example
         key = Example.id
-        extra = (Example.id, Example.status, Example.origin)
+        extra = (Example.id, Example.status, Example.origin, null().label("answers"))
         where = Example.dataset_id == source.id
     columns = [getattr(table, name) for name in CONTENT_FIELDS]
     base: Select[Any] = select(key.label("sort_key"), *extra, *columns)
@@ -91,7 +93,7 @@ def _views(session: Session, source: ExportSource) -> Iterator[list[ExampleView]
         last = rows[-1].sort_key
 
 
-VIEW_EXTRA = ("id", "status", "origin")
+VIEW_EXTRA = ("id", "status", "origin", "answers")
 
 
 def resolve_source(
@@ -157,12 +159,16 @@ def _records(session: Session, source: ExportSource, options: ExportOptions) -> 
         model = default_embedding_model(session)
         if model is None:
             raise InvalidInput("--with-embeddings: no embeddings have been computed yet")
+    with_answers = exports_answers(session, source.kind, source.id)
     for chunk in _views(session, source):
         hashes = [view.content_hash for view in chunk]
         scores = latest_scores(session, hashes) if options.with_scores else {}
         vectors = embeddings_for(session, hashes, model) if model else {}
-        for view in chunk:
+        answers = answers_for(session, source.kind, source.id, chunk) if with_answers else {}
+        for index, view in enumerate(chunk):
             record = writer(view)
+            if with_answers:
+                record["answers"] = answers[index]
             if options.with_scores:
                 record["scores"] = scores.get(view.content_hash, {})
             if options.with_embeddings:
@@ -222,6 +228,8 @@ def _write_parquet(fh: IO[bytes], records: Iterator[dict]) -> int:
         nonlocal writer
         for row in batch:
             row["meta"] = orjson.dumps(row["meta"]).decode()
+            if "answers" in row:  # shaped by each collection's questions: JSON text, as meta
+                row["answers"] = orjson.dumps(row["answers"]).decode()
         table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
         if writer is None:
             writer = pq.ParquetWriter(fh, table.schema)

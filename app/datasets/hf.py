@@ -103,10 +103,12 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 def arrow_rows(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Export records as Arrow holds them: `meta` (free-form, differently shaped on each
-    example) as JSON text, as the Parquet export writes it; the rest unchanged."""
+    example) and `answers` (shaped by each collection's questions) as JSON text, as the
+    Parquet export writes them; the rest unchanged."""
     for record in records:
-        if "meta" in record and not isinstance(record["meta"], str):
-            record = {**record, "meta": json.dumps(record["meta"], ensure_ascii=False)}
+        for name in ("meta", "answers"):
+            if name in record and not isinstance(record[name], str):
+                record = {**record, name: json.dumps(record[name], ensure_ascii=False)}
         yield record
 
 

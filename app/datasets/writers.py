@@ -30,6 +30,8 @@ class ExampleView:
     content_hash: str
     status: str | None = None
     origin: str | None = None
+    # A snapshot item's frozen answers to the collection's questions.
+    answers: dict[str, Any] | None = None
 
 
 def _keep_source_shape(

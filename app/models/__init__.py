@@ -14,6 +14,7 @@ from app.models.evaluation import (
 from app.models.experiments import Experiment, ExperimentArm
 from app.models.generation import GenerationMethod, Provenance
 from app.models.jobs import TERMINAL_STATES, ChunkState, Job, JobChunk, JobState
+from app.models.questions import QuestionKind, ReviewAnswer, ReviewQuestion
 from app.models.review import ReviewAction, ReviewCheck, ReviewDecision, ReviewLease
 from app.models.scoring import (
     Embedding,
@@ -58,10 +59,13 @@ __all__ = [
     "LLMCallState",
     "Origin",
     "Provenance",
+    "QuestionKind",
     "ReviewAction",
+    "ReviewAnswer",
     "ReviewCheck",
     "ReviewDecision",
     "ReviewLease",
+    "ReviewQuestion",
     "Revision",
     "Role",
     "RunState",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json
@@ -85,3 +86,6 @@ class SnapshotItem(IdMixin, ExampleContent, Base):
     example_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("examples.id", ondelete="SET NULL")
     )
+    # The answers to the collection's questions when it was frozen: {key: {annotator: value}}
+    # (None when there were none).
+    answers: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))

@@ -17,15 +17,17 @@ from app.platform.db import DB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, check_csrf, render
-from app.review import bulk_page, second_pass, second_pass_page, service
+from app.review import bulk_page, question_pages, second_pass, second_pass_page, service
 from app.review import context as seen
 from app.review import queue as queues
+from app.review.answer_form import asked_context
 from app.review.diff import turn_diffs
 from app.review.forms import edited_turns
 
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 router.include_router(bulk_page.router)
 router.include_router(second_pass_page.router)
+router.include_router(question_pages.router)
 
 
 def current_queue(request: Request, session: DB, user: PageUser) -> queues.Queue | None:
@@ -142,6 +144,7 @@ def _example_context(
         "reasons": REJECT_REASONS,
         "provenance": provenance_for(session, [example.id]).get(example.id),
         "sent_back": second_pass.sent_back_note(session, user, example.id),
+        **asked_context(session, user, example, collection),
     }
 
 
@@ -193,9 +196,11 @@ def decide(
     queue: QueueParam,
     action: Annotated[str, Form()],
     version: Annotated[int, Form()],
+    answers: question_pages.FormAnswers,
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    """Accept, reject or skip, then go on to the next example of the queue."""
+    """Accept, reject or skip (with the answers to the collection's questions), then go on to
+    the next example of the queue."""
     if action not in {"accept", "reject", "skip"}:
         raise InvalidInput(f"unknown action {action!r}", field="action")
     example = get_example(session, example_id)
@@ -207,6 +212,7 @@ def decide(
         version=version,
         reason=reason,
         queue=queue,
+        answers=answers,
     )
     target = _queue_of(queue, example)
     return _go_next(session, user, target, last_id=example_id, last_action=action)

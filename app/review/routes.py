@@ -12,8 +12,9 @@ from app.platform.db import DB
 from app.platform.jobs.schemas import JobOut
 from app.platform.security import ApiAnnotator, ApiLead
 from app.platform.validation import Id
+from app.review import question_routes, second_pass, service
 from app.review import queue as queues
-from app.review import second_pass, service
+from app.review.answer_agreement import question_agreement
 from app.review.bulk import BulkAction, start_bulk
 from app.review.schemas import (
     AgreementOut,
@@ -31,6 +32,7 @@ from app.review.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
+router.include_router(question_routes.router)
 
 
 def _queue(session: Session, spec: QueueIn, user: User) -> queues.Queue:
@@ -68,6 +70,7 @@ def decide(example_id: Id, body: DecisionIn, session: DB, user: ApiAnnotator) ->
         version=body.version,
         reason=body.reason,
         queue=queue,
+        answers=body.answers,
     )
     return DecisionOut.model_validate(decision, from_attributes=True)
 
@@ -138,9 +141,11 @@ def sent_back(session: DB, user: ApiAnnotator) -> list[SentBackOut]:
 @router.get("/collections/{name}/agreement", response_model=AgreementOut)
 def agreement(name: str, session: DB, _: ApiLead) -> AgreementOut:
     """How far the collection's annotators agree: Krippendorff's alpha, Fleiss' kappa, Cohen's
-    kappa per pair, and each one against the settled statuses."""
-    figures = service.collection_agreement(session, get_collection(session, name))
-    return AgreementOut.model_validate(figures.as_json())
+    kappa per pair, each one against the settled statuses, and alpha per question."""
+    collection = get_collection(session, name)
+    figures = service.collection_agreement(session, collection).as_json()
+    figures["questions"] = [q.as_json() for q in question_agreement(session, collection)]
+    return AgreementOut.model_validate(figures)
 
 
 @router.post("/datasets/{name}/examples/bulk", response_model=BulkOut)

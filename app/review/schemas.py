@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from app.datasets.service import ExampleOut
 from app.platform.jobs.schemas import JobOut
 from app.platform.validation import Id
+from app.review.question_schemas import QuestionAgreementOut
 
 
 class QueueIn(BaseModel):
@@ -32,6 +33,9 @@ class DecisionIn(QueueIn):
     action: Literal["accept", "reject", "skip"]
     version: int = Field(description="the version the decision was made on")
     reason: str = ""
+    answers: dict[str, Any] = Field(
+        default_factory=dict, description="answers to the collection's questions, by key"
+    )
 
 
 class DecisionOut(BaseModel):
@@ -68,6 +72,9 @@ class AgreementOut(BaseModel):
     items: int = Field(description="examples with at least one decision")
     annotators: list[AnnotatorAgreementOut]
     notes: list[str] = Field(description="why a figure is null, and what it was computed on")
+    questions: list[QuestionAgreementOut] = Field(
+        default_factory=list, description="Krippendorff's alpha per question, at its level"
+    )
 
 
 class BulkIn(BaseModel):

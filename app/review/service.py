@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +27,16 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
-from app.review import consensus
+from app.review import consensus, questions
 from app.review.agreement import Agreement as Agreement
 from app.review.agreement import collection_agreement as collection_agreement
 from app.review.consensus import count_disputed as count_disputed
+from app.review.questions import QuestionSpec as QuestionSpec
+from app.review.questions import add_question as add_question
+from app.review.questions import answer_counts as answer_counts
+from app.review.questions import list_questions as list_questions
+from app.review.questions import remove_question as remove_question
+from app.review.questions_panel import questions_panel as questions_panel
 from app.review.queue import Queue, holder, release, take_lease
 
 # What a decision makes of the example's status; edits and skips leave it as it was.
@@ -151,8 +157,11 @@ def decide(
     version: int,
     reason: str = "",
     queue: Queue | None = None,
+    answers: Mapping[str, Any] | None = None,
 ) -> ReviewDecision:
     """Accept, reject (with a reason) or skip an example seen at `version`; frees its lease.
+    `answers` (question key -> value) are recorded first; an annotator's accept or reject
+    needs the collection's required questions answered.
 
     In a collection reviewed by several annotators, an accept or reject is a vote: the status
     follows the collection's consensus rule once enough people voted. A lead's decision on a
@@ -165,6 +174,12 @@ def decide(
     example = _locked(session, example_id, user, version)
     before = example.status
     collection = queue.collection if queue else None
+    if answers and collection is None:
+        raise InvalidInput("answers go with a collection's queue: name it", field="collection")
+    if collection is not None:
+        questions.save_answers(session, user, collection, example_id, answers or {})
+        if action in STATUS_AFTER:
+            questions.check_required(session, user, collection, example_id)
     voting = action in STATUS_AFTER and _is_vote(session, user, collection, example)
     if action in STATUS_AFTER and not voting:
         example.status = STATUS_AFTER[action]
