@@ -79,6 +79,7 @@ def review_home(request: Request, session: DB, user: PageUser) -> HTMLResponse:
         "collections": list_collections(session),
         "datasets": all_datasets(session),
         "sent_back": second_pass.sent_back_to(session, user),
+        "today": second_pass.decided_today(session, user),
         "checked": second_pass.check_counts(session, user),
         "to_check": (
             second_pass.count_pending(session, second_pass.Scope())
@@ -108,6 +109,7 @@ def queue_page(
         "statuses": [s.value for s in ExampleStatus] + ["any"],
         "done": done,
         "last": service.last_decision(session, user),
+        "today": second_pass.decided_today(session, user),
     }
     return render(request, "review/queue.html", context)
 

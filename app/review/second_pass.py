@@ -268,3 +268,19 @@ def check_counts(session: Session, user: User) -> dict[str, int]:
         .group_by(ReviewDecision.check)
     )
     return {check or "": count for check, count in rows}
+
+
+def decided_today(session: Session, user: User) -> int:
+    """How many live decisions and edits this user made since midnight UTC."""
+    midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    return (
+        session.scalar(
+            select(func.count()).where(
+                ReviewDecision.user_id == user.id,
+                ReviewDecision.created_at >= midnight,
+                ReviewDecision.undone_at.is_(None),
+                ReviewDecision.action.in_(CHECKED),
+            )
+        )
+        or 0
+    )

@@ -105,6 +105,7 @@ def test_the_annotator_sees_what_was_sent_back_with_the_note(
     sign_in(client, session.scalars(select(User).where(User.name == annotator)).one())
     home = client.get("/review")
     assert "Sent back to you" in home.text and "on topic &lt;i&gt;" in home.text
+    assert "<b>1</b> decided by you today" in home.text  # the reject sent back is withdrawn
     page = client.get(f"/review/examples/{rejected['example_id']}", params={"collection": name})
     assert "sent your reject back: on topic &lt;i&gt;" in page.text
     _, ann_token = make_token(session, "annotator")
