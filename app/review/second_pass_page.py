@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.collections.service import get_collection, list_collections
 from app.datasets.service import get_dataset, get_example
 from app.models import Revision, User
+from app.platform.answers import answers_by_example
 from app.platform.db import DB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.validation import Id
@@ -77,11 +78,17 @@ def _check_context(
     changes = (
         turn_diffs(revision.before["messages"], revision.after["messages"]) if revision else []
     )
+    answers = (
+        answers_by_example(session, decision.collection_id, [example.id]).get(example.id, {})
+        if decision.collection_id
+        else {}
+    )
     return {
         "user": user,
         "section": "review",
         "scope": scope,
         "query": _query(scope),
+        "answers": answers,
         "decision": decision,
         "annotator": waiting.annotator,
         "collection": waiting.collection,

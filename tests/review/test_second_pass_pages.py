@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from app.collections.service import add_items, create_collection
 from app.models import Example, ReviewAction, User
 from app.review import queue as queues
-from app.review import service
+from app.review import second_pass, service
+from app.review.questions import QuestionSpec, add_question, save_answers
 from tests.factories import make_dataset, make_example, make_token, make_user, unique
 from tests.web.test_pages import sign_in
 
@@ -112,3 +113,21 @@ def test_the_annotator_sees_what_was_sent_back_with_the_note(
     assert client.get("/api/v1/review/checks", headers=ann_token).status_code == 403
     forbidden = client.post(url, json={"outcome": "approve"}, headers=ann_token)
     assert forbidden.status_code == 403
+
+
+def test_the_check_page_shows_the_annotators_answers(client: TestClient, session: Session) -> None:
+    dataset = make_dataset(session)
+    example = make_example(session, dataset, 0)
+    collection = create_collection(session, unique("asked"))
+    add_items(session, collection, [example.id])
+    add_question(session, collection, QuestionSpec("quality", "rating", "How good?"))
+    ann = make_user(session)
+    queue = queues.open_queue(session, collection=collection.name, user=ann)
+    taken = queues.next_example(session, queue, ann)
+    assert taken is not None
+    save_answers(session, ann, collection, taken.id, {"quality": 4})
+    service.decide(session, ann, taken.id, ReviewAction.ACCEPT, version=taken.version, queue=queue)
+    sign_in(client, make_user(session, "lead"))
+    [waiting] = second_pass.pending(session, second_pass.Scope(collection=collection))
+    page = client.get(f"/review/checks/{waiting.decision.id}")
+    assert page.status_code == 200 and f"{ann.name}: 4" in page.text
