@@ -96,11 +96,15 @@ def dataset_page(
     score: str = "",
     after: BigInt | None = None,
     similar_to: str = "",
+    sort: str = "",
+    cursor: str = "",
 ) -> HTMLResponse:
-    """A dataset's dashboard with its examples, filtered and paged by id (or the nearest by
-    meaning to `similar_to`); htmx gets only the table."""
+    """A dataset's dashboard with its examples, filtered and paged by id or sorted by a score
+    (or the nearest by meaning to `similar_to`); htmx gets only the table."""
     dataset = service.get_dataset(session, name)
-    examples = examples_context(session, dataset, source, status, q, score, after, similar_to)
+    examples = examples_context(
+        session, dataset, source, status, q, score, after, similar_to, sort=sort, cursor=cursor
+    )
     return render_dashboard(request, session, user, dataset, examples)
 
 

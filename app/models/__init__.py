@@ -14,7 +14,7 @@ from app.models.evaluation import (
 from app.models.experiments import Experiment, ExperimentArm
 from app.models.generation import GenerationMethod, Provenance
 from app.models.jobs import TERMINAL_STATES, ChunkState, Job, JobChunk, JobState
-from app.models.review import ReviewAction, ReviewDecision, ReviewLease
+from app.models.review import ReviewAction, ReviewAssignment, ReviewDecision, ReviewLease
 from app.models.scoring import (
     Embedding,
     LLMCall,
@@ -59,6 +59,7 @@ __all__ = [
     "Origin",
     "Provenance",
     "ReviewAction",
+    "ReviewAssignment",
     "ReviewDecision",
     "ReviewLease",
     "Revision",
