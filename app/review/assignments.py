@@ -53,11 +53,11 @@ def assign(session: Session, lead: User, ids: Select[Any], users: list[User]) ->
             )
         ).with_only_columns(Example.id, literal(user.id), literal(lead.id))
         result = session.execute(
-            insert(ReviewAssignment).from_select(
-                ["example_id", "user_id", "assigned_by_id"], missing
-            )
+            insert(ReviewAssignment)
+            .from_select(["example_id", "user_id", "assigned_by_id"], missing)
+            .returning(ReviewAssignment.example_id)
         )
-        added += getattr(result, "rowcount", 0)
+        added += len(result.all())
     removed = getattr(dropped, "rowcount", 0)
     return {"matched": matched, "changed": added + removed, "assigned": added,
             "unassigned": removed}  # fmt: skip
