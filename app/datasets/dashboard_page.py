@@ -121,6 +121,8 @@ def examples_context(
         "statuses": [s.value for s in ExampleStatus],
         "base_url": base,
         "filter_query": query,
+        "bulk_hidden": {k: v for k, v in sorted_query.items() if k != "similar_to"},
+        "bulk_count_url": "/bulk/count?" + urlencode({"dataset": dataset.name, **query}),
     }
 
 

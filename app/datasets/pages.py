@@ -126,7 +126,7 @@ def scores_fragment(request: Request, name: str, session: DB, user: PageUser) ->
     histograms = dashboard.cached(
         session, dataset, "histograms", lambda: dataset_histograms(session, dataset)
     )
-    context = {"dataset": dataset, "histograms": histograms}
+    context = {"dataset": dataset, "histograms": histograms, "base_url": dataset_url(dataset.name)}
     return render(request, "datasets/_scores.html", context)
 
 

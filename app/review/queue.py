@@ -203,6 +203,12 @@ def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> lis
     return [found[i] for i in ids]
 
 
+def waiting_examples(queue: Queue, user: User) -> Select[Any]:
+    """Every example of the queue open to this user, in no order (for a table sorted by score)."""
+    open_ids = _members(queue).order_by(None).where(_open_for(user, utcnow(), queue))
+    return select(Example).where(Example.id.in_(open_ids))
+
+
 def count_waiting(session: Session, queue: Queue, user: User) -> tuple[int, bool]:
     """How many examples wait for this user, counted up to COUNT_CAP (SEARCHED_COUNT_CAP with
     a text filter); and whether capped."""
