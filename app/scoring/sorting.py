@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.models import Example, Score, Scorer, ScoreState
 from app.platform.errors import InvalidInput
@@ -67,19 +67,7 @@ def sorted_page(
     scored_after, unscored_after = _parse_cursor(cursor)
     rows: list[Example] = []
     if unscored_after is None:
-        joined = base.join(
-            Score,
-            and_(
-                Score.content_hash == Example.content_hash,
-                Score.scorer_id == scorer.id,
-                Score.state == ScoreState.OK.value,
-            ),
-        ).add_columns(Score.value)
-        key = tuple_(Score.value, Score.content_hash, Example.id)
-        if scored_after is not None:
-            joined = joined.where(key > scored_after if sort.ascending else key < scored_after)
-        order = (Score.value, Score.content_hash, Example.id)
-        joined = joined.order_by(*(c if sort.ascending else c.desc() for c in order))
+        joined = scored_order(base, scorer.id, sort, scored_after)
         found = session.execute(joined.limit(limit + 1)).all()
         rows = [example for example, _ in found]
         if len(found) > limit:
@@ -101,6 +89,26 @@ def sorted_page(
         # the last scored example.
         return rows[:limit], f"u:{rows[limit - 1].id if limit > scored else 0}"
     return rows, None
+
+
+def scored_order(base: Select[Any], scorer_id: int, sort: ScoreSort, after: Any) -> Select[Any]:
+    """`base`'s examples with an ok score from the scorer, with their value, in `sort`'s order
+    (ties by content hash, then id, so that the index gives the order), after a cursor's key."""
+    # An alias: score filters in `base` are EXISTS over scores, which must not correlate to it.
+    ranked = aliased(Score, name="ranked")
+    joined = base.join(
+        ranked,
+        and_(
+            ranked.content_hash == Example.content_hash,
+            ranked.scorer_id == scorer_id,
+            ranked.state == ScoreState.OK.value,
+        ),
+    ).add_columns(ranked.value)
+    key = tuple_(ranked.value, ranked.content_hash, Example.id)
+    if after is not None:
+        joined = joined.where(key > after if sort.ascending else key < after)
+    order = (ranked.value, ranked.content_hash, Example.id)
+    return joined.order_by(*(c if sort.ascending else c.desc() for c in order))
 
 
 def _parse_cursor(cursor: str | None) -> tuple[Any, int | None]:
