@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, exists, func, insert, select, update
+from sqlalchemy import Select, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from app.collections.service import add_items, get_collection, remove_items
@@ -206,36 +206,56 @@ def _label(session: Session, ids: Select[Any], column: Any, value: str | None) -
 
 def _decide(session: Session, user: User, ids: Select[Any], bulk: BulkAction) -> dict[str, int]:
     """Set the status of every matching example not already so and not held by someone else;
-    one decision per example changed, which undo and the agreement figures read."""
+    one decision per example changed, which undo and the agreement figures read.
+
+    One statement: the filter is read once (the matching rows, whether someone else holds
+    each), then the UPDATE of those to change and the INSERT of their decisions run from it in
+    the database. (Three passes over a score filter and 100,000 decisions sent from Python took
+    twice as long as this on a million.)"""
     new = STATUS_OF[bulk.action]
     held = exists().where(
         ReviewLease.example_id == Example.id,
         ReviewLease.user_id != user.id,
         ReviewLease.expires_at > utcnow(),
     )
-    wanted = ids.where(Example.status != new)
+    matched = ids.add_columns(Example.status.label("status"), held.label("held")).cte("matched")
+    wanted = select(matched.c.id).where(matched.c.status != new, ~matched.c.held)
     target = (
         select(Example.id.label("id"), Example.status.label("before"))
-        .where(Example.id.in_(wanted), ~held)
+        .where(Example.id.in_(wanted))
         .with_for_update(of=Example)
-        .subquery()
+        .cte("target")
     )
-    changed = session.execute(
+    changed = (
         update(Example)
-        .where(Example.id == target.c.id)
+        .where(Example.id == target.c.id, Example.status != new)
         .values(status=new, version=Example.version + 1)
-        .returning(Example.id, target.c.before)
-        .execution_options(synchronize_session=False)
-    ).all()
-    if changed:
-        session.execute(
-            insert(ReviewDecision),
-            [
-                {"example_id": example_id, "user_id": user.id, "action": ReviewAction(bulk.action).value,
-                 "reason": bulk.reason.strip(), "status_before": before}
-                for example_id, before in changed
-            ],
-        )  # fmt: skip
-    matched = _count(session, ids)
-    skipped_held = _count(session, wanted.where(held))
-    return {"matched": matched, "changed": len(changed), "held": skipped_held}
+        .returning(Example.id.label("id"), target.c.before)
+        .cte("changed")
+    )
+    decided = (
+        insert(ReviewDecision)
+        .from_select(
+            ["example_id", "user_id", "action", "reason", "status_before"],
+            select(
+                changed.c.id,
+                literal(user.id),
+                literal(ReviewAction(bulk.action).value),
+                literal(bulk.reason.strip()),
+                changed.c.before,
+            ),
+            include_defaults=False,  # created_at from the server's now(), as the default gives
+        )
+        .returning(ReviewDecision.example_id)
+        .cte("decided")
+    )
+    counted = select(
+        select(func.count()).select_from(matched).scalar_subquery(),
+        select(func.count()).select_from(decided).scalar_subquery(),
+        select(func.count())
+        .select_from(matched)
+        .where(matched.c.held, matched.c.status != new)
+        .scalar_subquery(),
+    )
+    matched_n, changed_n, held_n = session.execute(counted).one()
+    return {"matched": matched_n, "changed": changed_n, "held": held_n}
