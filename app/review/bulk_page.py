@@ -4,10 +4,11 @@ review queue and a collection's pick list and map."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
@@ -15,13 +16,15 @@ from app.collections.service import get_collection
 from app.datasets.service import get_dataset
 from app.models import Dataset, ExampleStatus, Job
 from app.platform.db import DB
-from app.platform.errors import InvalidInput
+from app.platform.errors import InvalidInput, SiftError
 from app.platform.web import PageLead, check_csrf
 from app.review.bulk import BulkAction, matching, start_bulk
 
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 # "All N matching": counted exactly up to this many, then "more than".
 COUNT_CAP = 1_000_000
+# The session key of a refusal, shown once beside the form on the next page.
+FLASH = "bulk_error"
 
 
 def _scores(text: str) -> list[str]:
@@ -92,17 +95,44 @@ def _back(path: str, query: dict[str, Any], anchor: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode(query)}#{anchor}", status_code=303)
 
 
+def _run(
+    request: Request,
+    start: Callable[[], tuple[int, dict[str, int] | None, Job | None]],
+    path: str,
+    query: dict[str, Any],
+    anchor: str,
+) -> RedirectResponse:
+    """Start the action and go back to the table saying what it did; a refusal (no reason, an
+    unknown annotator or scorer) is said there too, beside the form (kept in the session for
+    the next page, so that no link can put words on the page)."""
+    try:
+        done = start()
+    except SiftError as exc:
+        request.session[FLASH] = exc.message
+        return _back(path, query, anchor)
+    return _back(path, query | _outcome(*done), anchor)
+
+
 @router.post("/datasets/{name}/bulk")
-def dataset_bulk(name: str, session: DB, user: PageLead, form: Bulk) -> RedirectResponse:
+def dataset_bulk(
+    request: Request, name: str, session: DB, user: PageLead, form: Bulk
+) -> RedirectResponse:
     """One action on the ticked examples, or on every example matching the table's filter;
     back to the table (a large one runs as a job, shown in the dataset's jobs)."""
     dataset = get_dataset(session, name)
-    done = start_bulk(session, user, dataset, form.bulk())
-    return _back(f"/datasets/{quote(name, safe='')}", form.filters() | _outcome(*done), "examples")
+    path = f"/datasets/{quote(name, safe='')}"
+    return _run(
+        request,
+        lambda: start_bulk(session, user, dataset, form.bulk()),
+        path,
+        form.filters(),
+        "examples",
+    )
 
 
 @router.post("/review/queue/bulk")
 def queue_bulk(
+    request: Request,
     session: DB,
     user: PageLead,
     form: Bulk,
@@ -113,21 +143,26 @@ def queue_bulk(
     """The same on a review queue: a collection's members or a dataset's examples with the
     queue's filters (its status "any" is every status; disputed examples only by ticking)."""
     status = form.status or ExampleStatus.CANDIDATE.value
-    if status == "disputed" and not form.ids:
-        raise InvalidInput("tick the disputed examples to act on", field="ids")
     form.status = "" if status in ("any", "disputed") else status
-    if queue_collection:
-        get_collection(session, queue_collection)
-        done = start_bulk(session, user, None, form.bulk(in_collection=queue_collection))
-    else:
-        done = start_bulk(session, user, get_dataset(session, queue_dataset), form.bulk())
     where = {"collection": queue_collection} if queue_collection else {"dataset": queue_dataset}
     back = where | form.filters() | {"status": status, "similar_to": similar_to}
-    return _back("/review/queue", {k: v for k, v in back.items() if v} | _outcome(*done), "table")
+    found = None if queue_collection else get_dataset(session, queue_dataset)
+    if queue_collection:
+        get_collection(session, queue_collection)
+
+    def start() -> tuple[int, dict[str, int] | None, Job | None]:
+        if status == "disputed" and not form.ids:
+            raise InvalidInput("tick the disputed examples to act on", field="ids")
+        scope = {"in_collection": queue_collection} if queue_collection else {}
+        return start_bulk(session, user, found, form.bulk(**scope))
+
+    query = {k: v for k, v in back.items() if v}
+    return _run(request, start, "/review/queue", query, "table")
 
 
 @router.post("/collections/{name}/bulk")
 def collection_bulk(
+    request: Request,
     name: str,
     session: DB,
     user: PageLead,
@@ -135,17 +170,21 @@ def collection_bulk(
     dataset: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     """The same from a collection's page: the pick list (a pool dataset's examples not in the
-    collection, by its filter) or the examples a lasso enclosed on the map (their ids)."""
+    collection, by its filter, which the page then shows again) or the examples a lasso
+    enclosed on the map (their ids)."""
     collection = get_collection(session, name)
-    if dataset:
-        bulk = form.bulk(not_in_collection=collection.name)
-        done = start_bulk(session, user, get_dataset(session, dataset), bulk)
-    else:
+    found = get_dataset(session, dataset) if dataset else None
+
+    def start() -> tuple[int, dict[str, int] | None, Job | None]:
+        if found is not None:
+            return start_bulk(session, user, found, form.bulk(not_in_collection=collection.name))
         if not form.ids:
             raise InvalidInput("draw round some points on the map first", field="ids")
-        done = start_bulk(session, user, None, form.bulk())
-    anchor = "pick" if dataset else "map"
-    return _back(f"/collections/{quote(name, safe='')}", _outcome(*done), anchor)
+        return start_bulk(session, user, None, form.bulk())
+
+    pick = {f"pick_{k}": v for k, v in ({"dataset": dataset} | form.filters()).items() if v}
+    path = f"/collections/{quote(name, safe='')}"
+    return _run(request, start, path, pick if found else {}, "pick" if found else "map")
 
 
 @router.get("/bulk/count")

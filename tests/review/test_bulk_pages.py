@@ -196,3 +196,45 @@ def test_the_map_colours_by_status_and_its_lasso_ids_feed_the_bulk_form(
         "rejected", "rejected", "candidate",
     ]  # fmt: skip
     del dataset
+
+
+def test_a_refused_bulk_form_says_why_beside_the_form_once(
+    client: TestClient, session: Session
+) -> None:
+    dataset, examples = _scored(session, VALUES)
+    token = sign_in(client, make_user(session, "lead"))
+    refused = client.post(
+        f"/datasets/{dataset.name}/bulk",
+        data={"csrf_token": token, "action": "reject", "score": "length<10"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 303 and "bulk_matched" not in refused.headers["location"]
+    page = client.get(refused.headers["location"]).text
+    assert "Nothing was changed: reason: say why these examples are rejected" in page
+    assert "Nothing was changed" not in client.get(refused.headers["location"]).text
+    unknown = client.post(
+        "/review/queue/bulk",
+        data={"csrf_token": token, "queue_dataset": dataset.name, "action": "assign",
+              "annotators": "nobody-by-that-name"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert "nobody-by-that-name" in client.get(unknown.headers["location"]).text
+    assert _statuses(session, examples) == ["candidate"] * len(examples)
+
+
+def test_the_pick_list_comes_back_with_its_filter_after_a_bulk_action(
+    client: TestClient, session: Session
+) -> None:
+    dataset, _ = _scored(session, VALUES)
+    collection = create_collection(session, unique("set"))
+    token = sign_in(client, make_user(session, "lead"))
+    done = client.post(
+        f"/collections/{collection.name}/bulk",
+        data={"csrf_token": token, "dataset": dataset.name, "score": "length:20..",
+              "action": "set-category", "value": "long"},
+        follow_redirects=False,
+    )  # fmt: skip
+    location = done.headers["location"]
+    assert "pick_score=length%3A20.." in location and "bulk_matched=3" in location
+    page = client.get(location).text
+    assert f"/pool?dataset={dataset.name}&amp;score=length%3A20.." in page
