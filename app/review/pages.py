@@ -83,8 +83,7 @@ def review_home(request: Request, session: DB, user: PageUser) -> HTMLResponse:
 def queue_page(
     request: Request, session: DB, user: PageUser, queue: QueueParam, done: int = 0
 ) -> Response:
-    """A queue: its filters, how many wait, the next few (or all, sorted by a score), the
-    button to start, and a lead's bulk form."""
+    """A queue: its filters, how many wait, the next few (or all by a score), bulk for leads."""
     if queue is None:
         return RedirectResponse("/review", status_code=303)
     waiting, capped = queues.count_waiting(session, queue, user)
