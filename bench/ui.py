@@ -11,6 +11,7 @@ under 50 ms.
     python bench/ui.py                      # 1,000,000 examples (building them takes minutes)
     python bench/ui.py --n 100000 --seconds 20
     python bench/ui.py --reuse              # keep the pool that an earlier run built
+    python bench/ui.py --only bulk          # a bulk action on 100,000 of a million, as a job
 
 With no --url (nor $SIFT_BENCH_UI_POSTGRES_URL) it runs on Sift's embedded PostgreSQL (with
 pgvector), started here in the bench data folder and kept between runs for --reuse.
@@ -23,7 +24,9 @@ parse errors), `lima` and `length` (the answer's characters); a distinct real Mi
 for every example (bench/vectors.py: every distinct prompt of the shared data sets embedded by
 the bundled model, then mixtures of two of them); the full-text and HNSW indexes built after
 the load; a collection of 1,000 with source quotas, 600 review decisions by three reviewers (a
-tenth undone) and two snapshots; a few finished jobs. `--only-search` measures only the
+tenth undone) and two snapshots; a few finished jobs. `--only bulk` measures only a bulk
+action on 100,000 examples as a job and the tables sorted by a score (bench/ui_bulk.py, on a
+pool without vectors in a database of its own). `--only-search` measures only the
 neighbours and the text searches, `--ef-search 100,200` the neighbours at each `hnsw.ef_search`
 (instead of Sift's own).
 
@@ -132,8 +135,9 @@ LIMA = SCORES.format(value=f"round(4 * {V}) / 4.0", state="'ok'")  # the share o
 LENGTH = SCORES.format(value="length(output)::float", state="'ok'")  # as the recipe counts
 
 
-def build_pool(url: str, n: int) -> None:
-    """The pool, the hot and scratch datasets, scores, embeddings, the collection and jobs."""
+def build_pool(url: str, n: int, vectors: bool = True) -> None:
+    """The pool, the hot and scratch datasets, scores, embeddings (unless not `vectors`), the
+    collection and jobs."""
     import psycopg
 
     from app.datasets.service import parse_alpaca
@@ -182,8 +186,9 @@ def build_pool(url: str, n: int) -> None:
         for name, query in (("alpagasus", ALPAGASUS), ("lima", LIMA), ("length", LENGTH)):
             conn.execute(query, {"scorer": scorer_ids[name], "dataset": ids[POOL]})
         step(f"{3 * n:,} scores")
-        embed(conn, ids[POOL])
-        step(f"{n:,} embeddings")
+        if vectors:
+            embed(conn, ids[POOL])
+            step(f"{n:,} embeddings")
         build_search_indexes(conn, indexes)
         step("full-text and HNSW indexes")
         make_collection(conn, n)
@@ -931,6 +936,24 @@ def search_only(args: argparse.Namespace) -> bool:
     return met
 
 
+def bulk_bench(args: argparse.Namespace) -> bool:
+    """`--only bulk`: the pool (kept with --reuse), then bench/ui_bulk.py's measurements."""
+    from bench.ui_bulk import bulk_only
+
+    os.environ["SIFT_DATABASE_URL"] = args.url
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
+    if args.reuse and pool_size(args.url) == args.n:
+        print(f"Reusing the pool of {args.n:,} examples in {args.url}")
+        migrate(args.url)
+        reset_reviews(args.url)
+    else:
+        print(f"Building a pool of {args.n:,} examples (no vectors) in {args.url}")
+        build_pool(args.url, args.n, vectors=False)
+    met = bulk_only(args.url, args.n, min(args.repeat, 50))
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    return met
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="examples in the pool")
@@ -945,7 +968,13 @@ def main() -> None:
     parser.add_argument("--only-search", action="store_true", help="neighbours and text search")
     parser.add_argument("--ef-search", help="comma-separated hnsw.ef_search values to compare")
     parser.add_argument("--url", help="a PostgreSQL URL with pgvector (default: the embedded one)")
+    parser.add_argument(
+        "--only", choices=("bulk",), help="bulk: a bulk action on 100,000 and sorted tables alone"
+    )
     args = parser.parse_args()
+    if args.only == "bulk":  # a pool without vectors, in a database of its own
+        args.url = args.url or bench_url(f"{DATABASE}_bulk", "SIFT_BENCH_UI_POSTGRES_URL")
+        sys.exit(0 if bulk_bench(args) else 1)
     args.url = args.url or bench_url(DATABASE, "SIFT_BENCH_UI_POSTGRES_URL")
 
     os.environ["SIFT_DATABASE_URL"] = args.url  # before the app reads its settings

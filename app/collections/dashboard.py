@@ -8,6 +8,7 @@ read by a fragment of its own, so that the dashboard itself only touches the col
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,10 +185,12 @@ def pick_list(
     source: str = "",
     after: int | None = None,
     limit: int = 20,
+    conditions: Sequence[Any] = (),
 ) -> tuple[list[Example], int | None]:
     """One page (keyset on the id) of the dataset's examples that are not in the collection,
-    optionally with the words of `q` in their text and from one source."""
-    query = _pickable(collection, dataset, q, source)
+    optionally with the words of `q` in their text, from one source, and meeting `conditions`
+    (score filters)."""
+    query = pickable(collection, dataset, q, source, conditions)
     if after is not None:
         query = query.where(Example.id > after)
     rows = list(session.scalars(query.order_by(Example.id).limit(limit + 1)))
@@ -195,8 +198,17 @@ def pick_list(
     return rows[:limit], next_after
 
 
-def _pickable(collection: Collection, dataset: Dataset, q: str, source: str) -> Select[Any]:
-    query = select(Example).where(Example.dataset_id == dataset.id, ~_in_collection(collection))
+def pickable(
+    collection: Collection,
+    dataset: Dataset,
+    q: str = "",
+    source: str = "",
+    conditions: Sequence[Any] = (),
+) -> Select[Any]:
+    """The pick list's examples, filtered, in no order."""
+    query = select(Example).where(
+        Example.dataset_id == dataset.id, ~_in_collection(collection), *conditions
+    )
     if source:
         query = query.where(Example.source == source)
     if q:
@@ -213,10 +225,11 @@ def pick_similar(
     q: str = "",
     source: str = "",
     limit: int = 20,
+    conditions: Sequence[Any] = (),
 ) -> list[tuple[Example, float]]:
     """The `limit` examples of the pick list nearest to the sentence `text` by embedding, with
     their cosine, best first; InvalidInput when the model has no vectors."""
-    ids = _pickable(collection, dataset, q, source).with_only_columns(Example.id)
+    ids = pickable(collection, dataset, q, source, conditions).with_only_columns(Example.id)
     return by_ids(session, similar_to(session, ids, text, None, limit))
 
 

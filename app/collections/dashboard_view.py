@@ -62,6 +62,10 @@ def render_dashboard(
         "review_url": "/review/queue?" + urlencode({"collection": collection.name}),
         "dataset_names": [d.name for d in datasets.all_datasets(session)],
         "pool_names": [d.name for d in pool],
+        # The pick list's filters after a bulk action on it (bulk_page.py), to show it again.
+        "pick_query": urlencode(
+            {k[5:]: v for k, v in request.query_params.items() if k.startswith("pick_")}
+        ),
         "scorers": sorted({s.name for s in list_scorers(session)}),
         "methods": METHODS,
         "cluster_methods": DEDUP_METHODS,

@@ -5,8 +5,7 @@ the lead role."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import urlencode
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,7 +19,8 @@ from app.collections.dashboard_view import (
     render_dashboard,
 )
 from app.collections.embedding_map import embedding_map
-from app.datasets import service as datasets
+from app.collections.map_colours import map_context
+from app.collections.pick_table import pick_context
 from app.models import User
 from app.platform import forms
 from app.platform.db import DB
@@ -31,7 +31,6 @@ from app.platform.web import PageLead, check_csrf, is_htmx, render
 # Every state-changing request to these pages must carry the session's CSRF token.
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 router.include_router(page_actions.router)
-PICK_PAGE = 20
 
 
 # ---------------------------------------------------------------- the list
@@ -103,18 +102,24 @@ def scores_fragment(request: Request, name: str, session: DB, user: PageLead) ->
     """Each score's distribution over the pool against the collection."""
     collection = service.get_collection(session, name)
     pool = dashboard.pool_datasets(session, collection)
-    context = {"comparisons": distributions.score_comparison(session, collection, pool)}
+    context = {
+        "comparisons": distributions.score_comparison(session, collection, pool),
+        "base": collection_url(collection.name),
+    }
     return render(request, "collections/_scores.html", context)
 
 
 @router.get("/collections/{name}/map")
-def map_fragment(request: Request, name: str, session: DB, user: PageLead) -> HTMLResponse:
-    """The embedding map: a pool sample and the collection on two principal components."""
+def map_fragment(
+    request: Request, name: str, session: DB, user: PageLead, colour: str = "", scorer: str = ""
+) -> HTMLResponse:
+    """The embedding map: a pool sample and the collection on two principal components,
+    coloured by membership, status, source or a score; a lasso on it feeds the bulk form."""
     collection = service.get_collection(session, name)
     pool = dashboard.pool_datasets(session, collection)
-    return render(
-        request, "collections/_map.html", {"map": embedding_map(session, collection, pool)}
-    )
+    drawn = embedding_map(session, collection, pool)
+    context = map_context(session, collection, drawn, colour, scorer)
+    return render(request, "collections/_map.html", context)
 
 
 @router.get("/collections/{name}/jobs")
@@ -149,55 +154,17 @@ def pool_fragment(
     dataset: str = "",
     q: str = "",
     source: str = "",
+    score: str = "",
+    sort: str = "",
     after: BigInt | None = None,
+    cursor: str = "",
     similar_to: str = "",
 ) -> HTMLResponse:
-    """Examples of a pool dataset not yet in the collection, searchable by words (keyset pages)
-    or by meaning (the nearest, one page)."""
+    """Examples of a pool dataset not yet in the collection, searchable by words, source and
+    score (keyset pages), sorted by a score, or by meaning (the nearest, one page)."""
     collection = service.get_collection(session, name)
-    pool = dashboard.pool_datasets(session, collection)
-    names = [d.name for d in datasets.all_datasets(session)]
-    chosen = dataset or (pool[0].name if pool else (names[0] if names else ""))
-    examples: list[Any] = []
-    similarity: dict[int, float] = {}
-    next_url = notice = None
-    if chosen and similar_to.strip():
-        found = datasets.get_dataset(session, chosen)
-        try:
-            ranked = dashboard.pick_similar(
-                session, collection, found, similar_to.strip(), q=q.strip(),
-                source=source.strip(), limit=PICK_PAGE,
-            )  # fmt: skip
-        except SiftError as exc:  # no embeddings yet: say so in the pick list
-            notice = exc.message
-        else:
-            examples = [e for e, _ in ranked]
-            similarity = {e.id: cosine for e, cosine in ranked}
-    elif chosen:
-        found = datasets.get_dataset(session, chosen)
-        examples, next_after = dashboard.pick_list(
-            session,
-            collection,
-            found,
-            q=q.strip(),
-            source=source.strip(),
-            after=after,
-            limit=PICK_PAGE,
-        )
-        if next_after is not None:
-            query = {"dataset": chosen, "q": q, "source": source, "after": next_after}
-            next_url = f"{collection_url(collection.name)}/pool?{urlencode(query)}"
-    context = {
-        "base": collection_url(collection.name),
-        "dataset_names": names,
-        "chosen": chosen,
-        "q": q,
-        "source": source,
-        "similar_to": similar_to,
-        "similarity": similarity,
-        "notice": notice,
-        "examples": examples,
-        "next_url": next_url,
-        "after": after,
-    }
+    context = pick_context(
+        session, collection, dataset=dataset, q=q, source=source, score=score, sort=sort,
+        after=after, cursor=cursor, similar_to=similar_to,
+    )  # fmt: skip
     return render(request, "collections/_pool.html", context)

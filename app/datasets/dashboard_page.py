@@ -17,7 +17,7 @@ from app.datasets.urls import dataset_url
 from app.models import Dataset, Example, ExampleStatus, Role, User
 from app.platform.errors import SiftError
 from app.platform.web import render
-from app.scoring.service import score_condition
+from app.scoring.service import ScoreSort, score_columns, score_condition, sorted_page
 from app.selection.service import DEDUP_METHODS
 
 PAGE_SIZE = 50
@@ -42,14 +42,21 @@ def examples_context(
     score: str,
     after: int | None,
     similar_to: str = "",
+    sort: str = "",
+    cursor: str = "",
 ) -> dict[str, Any]:
-    """One filtered page of the examples table, with its paging links; with `similar_to`, the
-    nearest examples by meaning instead (one page, each with its cosine)."""
+    """One filtered page of the examples table, with its paging links and score columns; by id,
+    or by a score (`sort`, keyset `cursor`); with `similar_to`, the nearest examples by meaning
+    instead (one page, each with its cosine)."""
     notice = None
     try:
         conditions = [score_condition(session, part) for part in score.split(",") if part.strip()]
     except SiftError as exc:  # a typo in the filter box: say so, show everything
         notice, conditions = exc.message, []
+    try:
+        order = ScoreSort.parse(sort)
+    except SiftError as exc:
+        notice, order = exc.message, None
     filters = service.ExampleFilter(
         source=source or None,
         status=status or None,
@@ -59,7 +66,8 @@ def examples_context(
     )
     similarity: dict[int, float] = {}
     examples: list[Example] = []
-    next_after = None
+    next_after: int | None = None
+    next_cursor: str | None = None
     if filters.similar_to:
         try:
             ranked = service.similar_examples(session, dataset, filters, PAGE_SIZE)
@@ -70,7 +78,13 @@ def examples_context(
             similarity = {e.id: cosine for e, cosine in ranked}
             if not ranked:
                 notice = "No embedded example matches: embed the dataset, or loosen the filters."
-    else:
+    elif order is not None:
+        try:
+            base_query = service.filtered_examples(dataset, filters)
+            examples, next_cursor = sorted_page(session, base_query, order, cursor, PAGE_SIZE)
+        except SiftError as exc:  # an unknown scorer or a damaged cursor
+            notice, order = exc.message, None
+    if not filters.similar_to and order is None:
         examples, next_after = service.list_examples(session, dataset, filters, after, PAGE_SIZE)
     base = dataset_url(dataset.name)
     fields = (
@@ -81,7 +95,24 @@ def examples_context(
         ("similar_to", similar_to),
     )
     query = {k: v for k, v in fields if v}
+    sorted_query = {**query, "sort": order.param} if order else query
+    columns = score_columns(session, examples, also=order.scorer if order else None)
+    paging = {
+        "first_url": f"{base}?{urlencode(sorted_query)}" if after is not None or cursor else None,
+        "next_url": (
+            f"{base}?{urlencode({**sorted_query, 'cursor': next_cursor})}"
+            if order and next_cursor
+            else f"{base}?{urlencode({**query, 'after': next_after})}"
+            if next_after is not None
+            else None
+        ),
+    }
     return {
+        **paging,
+        "score_columns": columns,
+        "sort_links": sort_links(base, query, columns.labels, order),
+        "order": order,
+        "histogram_link": f"{base}?{urlencode({k: v for k, v in query.items() if k != 'score'})}",
         "notice": notice,
         "score": score,
         "examples": examples,
@@ -90,13 +121,20 @@ def examples_context(
         "statuses": [s.value for s in ExampleStatus],
         "base_url": base,
         "filter_query": query,
-        "first_url": f"{base}?{urlencode(query)}" if after is not None else None,
-        "next_url": (
-            f"{base}?{urlencode({**query, 'after': next_after})}"
-            if next_after is not None
-            else None
-        ),
+        "bulk_hidden": {k: v for k, v in sorted_query.items() if k != "similar_to"},
+        "bulk_count_url": "/bulk/count?" + urlencode({"dataset": dataset.name, **query}),
     }
+
+
+def sort_links(
+    base: str, query: dict[str, str], labels: list[str], order: ScoreSort | None
+) -> dict[str, str]:
+    """Each score column's header link: highest first, or flipped when it is the order now."""
+    links = {}
+    for label in labels:
+        then = order.flipped() if order and order.scorer == label else ScoreSort(label)
+        links[label] = f"{base}?{urlencode({**query, 'sort': then.param})}"
+    return links
 
 
 def jobs_context(session: Session, dataset: Dataset) -> dict[str, Any]:

@@ -97,11 +97,15 @@ def dataset_page(
     score: str = "",
     after: BigInt | None = None,
     similar_to: str = "",
+    sort: str = "",
+    cursor: str = "",
 ) -> HTMLResponse:
-    """A dataset's dashboard with its examples, filtered and paged by id (or the nearest by
-    meaning to `similar_to`); htmx gets only the table."""
+    """A dataset's dashboard with its examples, filtered and paged by id or sorted by a score
+    (or the nearest by meaning to `similar_to`); htmx gets only the table."""
     dataset = service.get_dataset(session, name)
-    examples = examples_context(session, dataset, source, status, q, score, after, similar_to)
+    examples = examples_context(
+        session, dataset, source, status, q, score, after, similar_to, sort=sort, cursor=cursor
+    )
     return render_dashboard(request, session, user, dataset, examples)
 
 
@@ -123,7 +127,7 @@ def scores_fragment(request: Request, name: str, session: DB, user: PageUser) ->
     histograms = dashboard.cached(
         session, dataset, "histograms", lambda: dataset_histograms(session, dataset)
     )
-    context = {"dataset": dataset, "histograms": histograms}
+    context = {"dataset": dataset, "histograms": histograms, "base_url": dataset_url(dataset.name)}
     return render(request, "datasets/_scores.html", context)
 
 

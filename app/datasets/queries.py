@@ -108,9 +108,12 @@ def search_condition(text: str) -> ColumnElement[bool]:
     return Example.search_text.op("@@")(tsquery)
 
 
-def filtered_examples(dataset: Dataset, filters: ExampleFilter) -> Select[Example]:
-    """The dataset's examples with every filter but the ordering applied."""
-    query = select(Example).where(Example.dataset_id == dataset.id)
+def filtered_examples(dataset: Dataset | None, filters: ExampleFilter) -> Select[Example]:
+    """The dataset's examples (every dataset's, with None) with every filter but the ordering
+    applied."""
+    query = select(Example)
+    if dataset is not None:
+        query = query.where(Example.dataset_id == dataset.id)
     if filters.source:
         query = query.where(Example.source == filters.source)
     if filters.status:

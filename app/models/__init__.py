@@ -15,7 +15,13 @@ from app.models.experiments import Experiment, ExperimentArm
 from app.models.generation import GenerationMethod, Provenance
 from app.models.jobs import TERMINAL_STATES, ChunkState, Job, JobChunk, JobState
 from app.models.questions import QuestionKind, ReviewAnswer, ReviewQuestion
-from app.models.review import ReviewAction, ReviewCheck, ReviewDecision, ReviewLease
+from app.models.review import (
+    ReviewAction,
+    ReviewAssignment,
+    ReviewCheck,
+    ReviewDecision,
+    ReviewLease,
+)
 from app.models.scoring import (
     Embedding,
     LLMCall,
@@ -62,6 +68,7 @@ __all__ = [
     "QuestionKind",
     "ReviewAction",
     "ReviewAnswer",
+    "ReviewAssignment",
     "ReviewCheck",
     "ReviewDecision",
     "ReviewLease",

@@ -80,3 +80,22 @@ class ReviewLease(Base):
         BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ReviewAssignment(CreatedMixin, Base):
+    """An example set aside for one annotator by a lead: it goes to their queue first, and to
+    nobody else's (several assignees share it, for a collection reviewed by several)."""
+
+    __tablename__ = "review_assignments"
+    # "What is assigned to me" walks this index in id order.
+    __table_args__ = (Index("ix_review_assignments_user_id_example_id", "user_id", "example_id"),)
+
+    example_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("examples.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    assigned_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )

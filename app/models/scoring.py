@@ -57,7 +57,17 @@ class Scorer(IdMixin, CreatedMixin, Base):
 
 class Score(IdMixin, CreatedMixin, Base):
     __tablename__ = "scores"
-    __table_args__ = (UniqueConstraint("content_hash", "scorer_id"),)
+    __table_args__ = (
+        UniqueConstraint("content_hash", "scorer_id"),
+        # Tables sorted by a score walk this index (either way) instead of sorting the pool.
+        Index(
+            "ix_scores_scorer_id_value_content_hash",
+            "scorer_id",
+            "value",
+            "content_hash",
+            postgresql_where=text("state = 'ok'"),
+        ),
+    )
 
     content_hash: Mapped[str] = mapped_column(String(32))
     scorer_id: Mapped[int] = mapped_column(

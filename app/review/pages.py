@@ -23,6 +23,7 @@ from app.review import queue as queues
 from app.review.answer_form import asked_context
 from app.review.diff import turn_diffs
 from app.review.forms import edited_turns
+from app.review.queue_table import queue_table
 
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 router.include_router(bulk_page.router)
@@ -94,7 +95,7 @@ def review_home(request: Request, session: DB, user: PageUser) -> HTMLResponse:
 def queue_page(
     request: Request, session: DB, user: PageUser, queue: QueueParam, done: int = 0
 ) -> Response:
-    """A queue: its filters, how many wait, the next few, and the button to start."""
+    """A queue: its filters, how many wait, the next few (or all by a score), bulk for leads."""
     if queue is None:
         return RedirectResponse("/review", status_code=303)
     waiting, capped = queues.count_waiting(session, queue, user)
@@ -105,7 +106,7 @@ def queue_page(
         "query": _query(queue),
         "waiting": waiting,
         "capped": capped,
-        "upcoming": queues.upcoming(session, queue, user),
+        **queue_table(session, queue, user, request.query_params),
         "statuses": [s.value for s in ExampleStatus] + ["any"],
         "done": done,
         "last": service.last_decision(session, user),

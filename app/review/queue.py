@@ -29,7 +29,7 @@ from app.platform.config import get_settings
 from app.platform.db import conflict_insert
 from app.platform.errors import Forbidden, InvalidInput
 from app.platform.vectors.search import similar_to as nearest_to
-from app.review import consensus
+from app.review import assignments, consensus
 from app.scoring.service import score_condition
 
 # Counting a huge queue exactly is slow and tells a person nothing more than "lots".
@@ -183,10 +183,13 @@ def _open_for(user: User, now: datetime, queue: Queue) -> Any:
         ReviewDecision.undone_at.is_(None),
     )
     collection = queue.collection
-    if collection is None or collection.overlap <= 1 or queue.status == DISPUTED:
+    if queue.status == DISPUTED:  # the lead's to settle, whoever the example was assigned to
         return and_(~held, ~skipped)
+    mine = assignments.open_to(user)
+    if collection is None or collection.overlap <= 1:
+        return and_(~held, ~skipped, mine)
     votes_wanted = consensus.voters(collection.id) < collection.overlap
-    return and_(~held, ~skipped, ~consensus.voted_by(collection.id, user), votes_wanted)
+    return and_(~held, ~skipped, mine, ~consensus.voted_by(collection.id, user), votes_wanted)
 
 
 def redone_since(decision: type[ReviewDecision], user: User) -> Any:
@@ -218,12 +221,20 @@ def sent_back_pending(user: User) -> Any:
 
 
 def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> list[Example]:
-    """The next examples this user would be given, in order."""
-    ids = list(
-        session.scalars(_members(queue).where(_open_for(user, utcnow(), queue)).limit(limit))
-    )
+    """The next examples this user would be given, in order (those assigned to them first)."""
+    waiting = _members(queue).where(_open_for(user, utcnow(), queue))
+    ids = list(session.scalars(waiting.where(assignments.assigned_to(user)).limit(limit)))
+    if len(ids) < limit:
+        rest = waiting.where(~assignments.assigned_to(user)).limit(limit - len(ids))
+        ids += session.scalars(rest)
     found = {e.id: e for e in session.scalars(select(Example).where(Example.id.in_(ids)))}
     return [found[i] for i in ids]
+
+
+def waiting_examples(queue: Queue, user: User) -> Select[Any]:
+    """Every example of the queue open to this user, in no order (for a table sorted by score)."""
+    open_ids = _members(queue).order_by(None).where(_open_for(user, utcnow(), queue))
+    return select(Example).where(Example.id.in_(open_ids))
 
 
 def count_waiting(session: Session, queue: Queue, user: User) -> tuple[int, bool]:
@@ -302,9 +313,21 @@ def next_example(session: Session, queue: Queue, user: User) -> Example | None:
     ):
         if take_lease(session, user, example_id):
             return session.get(Example, example_id)
+    # What a lead assigned to this user comes before the rest of the queue.
+    return _lease_first(session, queue, user, now, assignments.assigned_to(user)) or (
+        _lease_first(session, queue, user, now, None)
+    )
+
+
+def _lease_first(
+    session: Session, queue: Queue, user: User, now: datetime, narrowed: Any
+) -> Example | None:
+    """Lease the first open example of the queue (narrowed further when given) to this user."""
     after, tried = 0, list[int]()
     while True:
         candidates = _members(queue).where(_open_for(user, now, queue))
+        if narrowed is not None:
+            candidates = candidates.where(narrowed)
         # Read on past the ones tried: by id, or (a queue by meaning) by leaving them out.
         if queue.ranked is None:
             candidates = candidates.where(Example.id > after)

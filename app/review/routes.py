@@ -150,12 +150,28 @@ def agreement(name: str, session: DB, _: ApiLead) -> AgreementOut:
 
 @router.post("/datasets/{name}/examples/bulk", response_model=BulkOut)
 def bulk(name: str, body: BulkIn, session: DB, user: ApiLead, response: Response) -> BulkOut:
-    """Accept, reject (with a reason), add to a collection or remove from it every example of
-    the dataset that matches the filter: at once for a few thousand (200), as a job beyond
-    (202). Examples someone else holds in review are left alone, and counted."""
+    """Accept, reject (with a reason), add to a collection or remove from it, set the source or
+    category, assign to annotators or score every example of the dataset that matches the
+    filter: at once for a few thousand (200), as a job beyond (202; "score" always starts a
+    score job on the selection). Examples someone else holds in review are left alone, and
+    counted."""
     dataset = get_dataset(session, name)
     action = BulkAction(**body.model_dump())
     matched, counts, job = start_bulk(session, user, dataset, action)
+    if job is not None:
+        response.status_code = 202
+    return BulkOut(matched=matched, counts=counts, job=JobOut.model_validate(job) if job else None)
+
+
+@router.post("/collections/{name}/examples/bulk", response_model=BulkOut)
+def collection_bulk(
+    name: str, body: BulkIn, session: DB, user: ApiLead, response: Response
+) -> BulkOut:
+    """The same actions on the collection's members (across its datasets) that match the
+    filter, narrowed to `ids` when given."""
+    get_collection(session, name)
+    action = BulkAction(**(body.model_dump() | {"in_collection": name}))
+    matched, counts, job = start_bulk(session, user, None, action)
     if job is not None:
         response.status_code = 202
     return BulkOut(matched=matched, counts=counts, job=JobOut.model_validate(job) if job else None)

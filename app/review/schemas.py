@@ -81,10 +81,21 @@ class BulkIn(BaseModel):
     """An action and the examples of the dataset it applies to: those matching the filter
     (the same as the examples list), narrowed to `ids` when given."""
 
-    action: Literal["accept", "reject", "add", "remove", "set-source", "set-category"]
+    action: Literal[
+        "accept", "reject", "add", "remove", "set-source", "set-category", "assign", "score"
+    ]
     reason: str = Field(default="", max_length=2000)
     collection: str | None = Field(default=None, description="for add and remove")
-    value: str = Field(default="", description="the source or category to set (blank clears)")
+    value: str = Field(
+        default="",
+        description="set-source, set-category: the value (blank clears); assign: annotators' "
+        "names, comma-separated (blank: open to everyone again); score: the scorer",
+    )
+    endpoint: str | None = Field(default=None, description="score: the LLM endpoint")
+    in_collection: str | None = Field(default=None, description="only members of a collection")
+    not_in_collection: str | None = Field(
+        default=None, description="only examples not in a collection (its pick list)"
+    )
     source: str | None = None
     status: str | None = None
     q: str | None = None

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import BigInteger, any_, bindparam, exists, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.models import Example, Job, Score, Scorer, ScorerKind, ScoreState
@@ -43,9 +44,18 @@ class Pending:
     text: ExampleText
 
 
-def _unscored(dataset_id: int, scorer_id: int) -> Any:
+def _among(example_ids: Sequence[int] | None) -> Any:
+    """Examples of a job restricted to a selection (every example of the dataset without one)."""
+    if example_ids is None:
+        return true()
+    # One array parameter: a 100,000-id selection is not 100,000 bound parameters.
+    return Example.id == any_(bindparam(None, list(example_ids), type_=ARRAY(BigInteger())))
+
+
+def _unscored(dataset_id: int, scorer_id: int, example_ids: Sequence[int] | None = None) -> Any:
     return select(Example.content_hash).where(
         Example.dataset_id == dataset_id,
+        _among(example_ids),
         ~exists().where(
             Score.content_hash == Example.content_hash,
             Score.scorer_id == scorer_id,
@@ -55,20 +65,37 @@ def _unscored(dataset_id: int, scorer_id: int) -> Any:
 
 
 def plan_chunks(
-    session: Session, dataset_id: int, scorer_id: int, size: int
+    session: Session,
+    dataset_id: int,
+    scorer_id: int,
+    size: int,
+    example_ids: Sequence[int] | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The dataset's size and the hash ranges, `size` unscored examples each, to score."""
-    total = session.scalar(select(func.count()).where(Example.dataset_id == dataset_id)) or 0
-    hashes = session.scalars(_unscored(dataset_id, scorer_id).order_by(Example.content_hash)).all()
+    """The size of the dataset (or of the selection) and the hash ranges, `size` unscored
+    examples each, to score."""
+    total = (
+        session.scalar(
+            select(func.count()).where(Example.dataset_id == dataset_id, _among(example_ids))
+        )
+        or 0
+    )
+    unscored = _unscored(dataset_id, scorer_id, example_ids)
+    hashes = session.scalars(unscored.order_by(Example.content_hash)).all()
     return total, key_ranges(hashes, size)
 
 
 def pending_examples(
-    session: Session, dataset_id: int, scorer_id: int, lo: str, hi: str
+    session: Session,
+    dataset_id: int,
+    scorer_id: int,
+    lo: str,
+    hi: str,
+    example_ids: Sequence[int] | None = None,
 ) -> list[Pending]:
-    """The examples with hashes in [lo, hi] that have no settled score yet."""
+    """The examples with hashes in [lo, hi] (of the selection, when given) that have no settled
+    score yet."""
     query = (
-        _unscored(dataset_id, scorer_id)
+        _unscored(dataset_id, scorer_id, example_ids)
         .add_columns(Example.messages, Example.instruction, Example.input, Example.output)
         .where(Example.content_hash >= lo, Example.content_hash <= hi)
         .order_by(Example.content_hash)
@@ -88,7 +115,14 @@ def score_chunk(
         raise NotFound(f"the scorer of job {job.id} no longer exists")
     assert job.dataset_id is not None
     recipe = recipe_from_scorer(scorer)
-    examples = pending_examples(session, job.dataset_id, scorer.id, params["lo"], params["hi"])
+    examples = pending_examples(
+        session,
+        job.dataset_id,
+        scorer.id,
+        params["lo"],
+        params["hi"],
+        job.params.get("example_ids"),
+    )
     counts: dict[str, Any] = {}
     paused = False
     results: list[tuple[ScoreResult, list[ChatResult]] | None]

@@ -30,6 +30,10 @@ from app.scoring.scorers import create_custom_scorer as create_custom_scorer
 from app.scoring.scorers import find_scorer as find_scorer
 from app.scoring.scorers import get_or_create_scorer as get_or_create_scorer
 from app.scoring.scorers import list_scorers as list_scorers
+from app.scoring.sorting import ScoreColumns as ScoreColumns
+from app.scoring.sorting import ScoreSort as ScoreSort
+from app.scoring.sorting import score_columns as score_columns
+from app.scoring.sorting import sorted_page as sorted_page
 
 
 def queue_for(recipe: Recipe) -> str:
@@ -51,8 +55,10 @@ def start_score_job(
     budget_usd: float | None = None,
     user: User | None = None,
     idempotency_key: str | None = None,
+    example_ids: list[int] | None = None,
 ) -> Job:
-    """Queue a job that scores every example of the dataset that has no score yet."""
+    """Queue a job that scores every example of the dataset (only `example_ids`, when given)
+    that has no score yet."""
     choice = choose_scorer(session, scorer_name, endpoint=endpoint, model_path=model_path)
     if budget_usd is not None:
         if budget_usd <= 0:
@@ -71,6 +77,8 @@ def start_score_job(
     }
     if choice.inputs:
         params["inputs"] = choice.inputs
+    if example_ids is not None:
+        params["example_ids"] = sorted(set(example_ids))
     job = create_job(
         session,
         "score",
