@@ -10,6 +10,7 @@ from app.models import ChunkState, Job, JobChunk, JobState
 from app.models.base import utcnow
 from app.platform.errors import Conflict, InvalidInput
 from app.platform.jobs.dispatch import get_job, send_job
+from app.platform.llm.batch_status import reserved_by_open_batches
 
 
 def list_jobs(session: Session, limit: int = 50, active_only: bool = False) -> list[Job]:
@@ -102,8 +103,9 @@ def resume_job(session: Session, job_id: int, *, budget_usd: float | None = None
             )
         job.budget_usd = budget_usd
     # Nothing of this job is running now: what was reserved and never settled was lost with
-    # the calls of a dead or stopped worker.
-    job.reserved_usd = 0.0
+    # the calls of a dead or stopped worker; only its Batch API batches still run, and keep
+    # theirs (the resumed job polls them).
+    job.reserved_usd = reserved_by_open_batches(session, job_id)
     job.state = JobState.QUEUED.value
     job.error = None
     job.attempts = 0

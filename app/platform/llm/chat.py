@@ -59,6 +59,7 @@ class CallStats:
 
     sent: int = 0  # requests sent for the first time (retries not included)
     cache_hits: int = 0
+    batched: int = 0  # answers that came back in a Batch API batch
     retries: int = 0  # further attempts after a retryable failure
     failed: int = 0
     prompt_tokens: int = 0
