@@ -126,7 +126,8 @@ async def _process(batches: Batches, batch: dict[str, Any], respond: Respond) ->
         }
         return
     batch["request_counts"]["total"] = len(lines)
-    batch.update(status="in_progress", in_progress_at=int(time.time()))
+    if batch["status"] != "cancelling":
+        batch.update(status="in_progress", in_progress_at=int(time.time()))
     started = time.monotonic()
     while batches.held or time.monotonic() - started < batches.delay_s:
         if batch["status"] == "cancelling":
@@ -150,13 +151,14 @@ async def _process(batches: Batches, batch: dict[str, Any], respond: Respond) ->
         counts["completed" if code == 200 else "failed"] += 1
         with batches.lock:
             batches.lines_answered += 1
+    cancelled = batch["status"] == "cancelling"
     batch.update(status="finalizing", finalizing_at=int(time.time()))
     for key, entries in (("output_file_id", output), ("error_file_id", errors)):
         if entries:
             data = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
             batch[key] = batches.add_file(f"{batch['id']}-{key}.jsonl", data, "batch_output")["id"]
     now = int(time.time())
-    if batch["status"] == "cancelling" or (batch["cancelling_at"] and not expired):
+    if cancelled:
         batch.update(status="cancelled", cancelled_at=now)
     elif expired:
         batch.update(status="expired", expired_at=now)

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete, select
+from typer.testing import CliRunner
+
+from app.entrypoints.cli import cli
 
 from app.jobs.service import cancel_job, resume_job
 from app.models import Job, JobChunk, JobState, LLMBatch, LLMCall, Score
@@ -142,6 +145,10 @@ def test_a_job_stopped_mid_batch_polls_the_same_batch_when_resumed(server: LLMSe
     with transaction() as session:
         line = batch_lines(session, [job_id])[job_id]
         assert line == "Batch API: 2 batches (2 in_progress), 0 of 6 requests answered"
+    shown = CliRunner().invoke(cli, ["jobs", "show", str(job_id)])
+    assert shown.exit_code == 0, shown.output
+    assert "2 in_progress" in shown.output and "0/4" in shown.output and "batch-0" in shown.output
+    with transaction() as session:
         cancel_job(session, job_id)
     with transaction() as session:
         resume_job(session, job_id)
