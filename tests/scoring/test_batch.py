@@ -12,7 +12,6 @@ from sqlalchemy import Engine, delete, select
 from typer.testing import CliRunner
 
 from app.entrypoints.cli import cli
-
 from app.jobs.service import cancel_job, resume_job
 from app.models import Job, JobChunk, JobState, LLMBatch, LLMCall, Score
 from app.platform.config import get_settings

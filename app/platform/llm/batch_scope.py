@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import openai
 import structlog
@@ -46,12 +46,9 @@ from app.platform.llm.budget import (
     settle_now,
 )
 from app.platform.llm.cache import lookup_answers, store_calls
-from app.platform.llm.chat import ChatRequest, ChatResult, request_payload
+from app.platform.llm.chat import CallStats, ChatRequest, ChatResult, request_payload
 from app.platform.llm.endpoints import get_endpoint, require_priced
 from app.platform.llm.responses import error_message, from_cache
-
-if TYPE_CHECKING:
-    from app.platform.llm.client import LLMClient
 
 log = structlog.get_logger(__name__)
 _CURRENT: ContextVar[BatchScope | None] = ContextVar("sift_batch_scope", default=None)
@@ -78,6 +75,18 @@ def active(scope: BatchScope | None) -> Iterator[None]:
         yield
     finally:
         _CURRENT.reset(token)
+
+
+class AskingClient(Protocol):
+    """What the scope needs of the LLM client that asks it (`app.platform.llm.client`)."""
+
+    name: str
+    endpoint: LLMEndpoint
+    stats: CallStats
+
+    async def cached(self, key: str) -> ChatResult | None:
+        """The cached answer of a request, counted as a hit, or None."""
+        ...
 
 
 class BatchPending(Exception):
@@ -125,7 +134,7 @@ class BatchScope:
 
     # ------------------------------------------------------------ answering the client
 
-    async def answer(self, client: LLMClient, key: str, request: ChatRequest) -> ChatResult:
+    async def answer(self, client: AskingClient, key: str, request: ChatRequest) -> ChatResult:
         """A collected batch's answer, else the cache's, else the request is deferred."""
         batched = self.answers.pop(key, None)
         if batched is not None:
