@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 # that takes its third-party packages from .venv through a path entry (no second copy of torch);
 # `make test` keeps the editable install in .venv.
 RUN_VENV := .venv-run
+HOST ?= 127.0.0.1
+PORT ?= 8000
 INSTALLED := $(VENV)/.installed
 # Third-party browser code, pinned in package-lock.json and copied here by `npm ci`.
 VENDOR := static/vendor/.installed
@@ -16,7 +18,7 @@ TORCH_VERSION ?= 2.13.0
 
 .PHONY: run test lint install bench clean wheel
 
-run: wheel  ## build the wheel, install it and start the studio at http://127.0.0.1:8000
+run: wheel  ## build the wheel, install it and start the studio at http://$(HOST):$(PORT)
 	test -x $(RUN_VENV)/bin/python || $(PYTHON) -m venv $(RUN_VENV)
 	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
 		> "$$($(RUN_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/_sift_deps.pth"
@@ -24,7 +26,7 @@ run: wheel  ## build the wheel, install it and start the studio at http://127.0.
 		"$$(ls -t dist/sift-*.whl | head -1)"
 	$(RUN_VENV)/bin/sift db upgrade
 	$(RUN_VENV)/bin/sift user add admin --role admin --if-missing
-	$(RUN_VENV)/bin/sift serve
+	$(RUN_VENV)/bin/sift serve --host $(HOST) --port $(PORT)
 
 test: install  ## install what is missing and run the whole suite
 	$(BIN)/python -m pytest
