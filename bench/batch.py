@@ -90,6 +90,11 @@ def main() -> None:
             configure(args.url, base_url, args.concurrency, args.chunk, folder)
             os.environ |= {"SIFT_LLM__DEFAULT__PRICE_IN": "0.01",
                            "SIFT_LLM__DEFAULT__PRICE_OUT": "0.02", "SIFT_BATCH_POLL_S": "0.05"}  # fmt: skip
+            from app.platform.config import get_settings
+            from app.platform.db import get_engine
+
+            get_settings.cache_clear()  # read before: the embedded server's folder
+            get_engine.cache_clear()
             load(args.n, Path(folder))
             live_s, _, live_spent = score(batch=False, budget=1e6)
             forget()
