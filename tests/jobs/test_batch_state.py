@@ -49,3 +49,7 @@ def test_the_jobs_page_and_the_api_show_the_batch_state(
         ("validating", 30, 0, 0),
     ]
     assert client.get("/api/v1/jobs", headers=headers).json()[0]["batches"] == []
+    # A plain job waiting on its batch is queued: it says what it waits for.
+    waiting = make_job(session, state=JobState.QUEUED.value, params={"batch": True})
+    _batch(session, waiting, "finalizing", (5, 5, 0))
+    assert "waiting for its Batch API batch" in client.get("/jobs").text

@@ -84,6 +84,19 @@ def summary_line(batches: Sequence[BatchView]) -> str:
     return line + (f", {failed:,} failed" if failed else "")
 
 
+def waiting_on_batches(session: Session, job_ids: Sequence[int]) -> set[int]:
+    """The jobs among `job_ids` that have a batch not collected yet."""
+    if not job_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(LLMBatch.job_id)
+            .where(LLMBatch.job_id.in_(list(job_ids)), LLMBatch.collected_at.is_(None))
+            .distinct()
+        )
+    )
+
+
 def reserved_by_open_batches(session: Session, job_id: int) -> float:
     """What the job's batches not yet collected hold in its budget."""
     held = session.scalar(
