@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from app.models import LLMBatch, LLMCall
 from app.platform.config import get_settings
 from app.platform.db import transaction
+from app.platform.errors import SiftError
 from app.platform.jobs.dispatch import create_job, run_jobs_here
 from app.platform.llm import batch_api
 from app.platform.llm.batch_results import body_of
@@ -116,3 +117,12 @@ def test_the_server_refuses_a_bad_input_file_and_cancels_a_held_batch(llm: LLMSe
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert held.status == "cancelled" and llm.batch_stats()["lines_answered"] == 0
+
+
+def test_an_endpoint_without_the_batch_api_is_one_clear_error(
+    llm: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_endpoint(monkeypatch, "default", base_url=llm.base_url + "/none", model="m")
+    job_id, _, _ = _row(["Hello?"], "nowhere")
+    with pytest.raises(SiftError, match=r"endpoint 'default': batch of job \d+: HTTP 404"):
+        BatchScope(job_id, None).refresh()
