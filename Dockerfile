@@ -22,11 +22,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 sift \
     && useradd --system --uid 10001 --gid sift --home-dir /home/sift --create-home sift
 
-# The same wheel `pip install .` builds anywhere: templates, static files (with the vendored
-# htmx and Swagger UI from the assets stage), migrations and alembic.ini go inside the package
-# (setup.py), so the image keeps no source tree and runs from any folder.
+# The wheel `make wheel` builds, and then that wheel installed (never the source tree):
+# templates, static files (with the vendored htmx and Swagger UI from the assets stage),
+# migrations and alembic.ini go inside the package (setup.py), so the image keeps no source
+# tree and runs from any folder.
 WORKDIR /build
-COPY pyproject.toml setup.py MANIFEST.in NOTICE.md ./
+COPY pyproject.toml setup.py MANIFEST.in NOTICE ./
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY templates ./templates
@@ -34,7 +35,9 @@ COPY static ./static
 COPY --from=assets /build/static/vendor/ ./static/vendor/
 COPY app ./app
 COPY sift ./sift
-RUN pip install . && cd / && rm -rf /build
+RUN pip wheel . --no-deps -w /dist \
+    && pip install "$(ls /dist/sift-*.whl)" \
+    && cd / && rm -rf /build /dist
 WORKDIR /home/sift
 
 RUN mkdir -p /data && chown sift:sift /data

@@ -3,6 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# `make run` runs the wheel `make wheel` builds, installed (not editable) into a venv of its own
+# that takes its third-party packages from .venv through a path entry (no second copy of torch);
+# `make test` keeps the editable install in .venv.
+RUN_VENV := .venv-run
+HOST ?= 127.0.0.1
+PORT ?= 8000
 INSTALLED := $(VENV)/.installed
 # Third-party browser code, pinned in package-lock.json and copied here by `npm ci`.
 VENDOR := static/vendor/.installed
@@ -12,10 +18,15 @@ TORCH_VERSION ?= 2.13.0
 
 .PHONY: run test lint install bench clean wheel
 
-run: install  ## set up everything and start the studio at http://127.0.0.1:8000
-	$(BIN)/sift db upgrade
-	$(BIN)/sift user add admin --role admin --if-missing
-	$(BIN)/sift serve
+run: wheel  ## build the wheel, install it and start the studio at http://$(HOST):$(PORT)
+	test -x $(RUN_VENV)/bin/python || $(PYTHON) -m venv $(RUN_VENV)
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+		> "$$($(RUN_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/_sift_deps.pth"
+	$(RUN_VENV)/bin/python -m pip install --quiet --no-deps --no-index --force-reinstall \
+		"$$(ls -t dist/sift-*.whl | head -1)"
+	$(RUN_VENV)/bin/sift db upgrade
+	$(RUN_VENV)/bin/sift user add admin --role admin --if-missing
+	$(RUN_VENV)/bin/sift serve --host $(HOST) --port $(PORT)
 
 test: install  ## install what is missing and run the whole suite
 	$(BIN)/python -m pytest
@@ -62,7 +73,8 @@ $(VENDOR): package.json package-lock.json
 	touch $@
 
 wheel: install  ## build dist/sift-*.whl: `pip install` it anywhere (templates, static, migrations inside)
+	rm -rf build/lib dist/sift-*.whl
 	$(BIN)/pip wheel . --no-deps --no-build-isolation -w dist
 
 clean:
-	rm -rf $(VENV) node_modules static/vendor build dist app/_bundled
+	rm -rf $(VENV) $(RUN_VENV) node_modules static/vendor build dist app/_bundled

@@ -20,6 +20,11 @@ matching rule wins over every directive but the faults. ``reset()`` forgets the 
 A scripted reply that ends with ``[[finish:length]]`` is sent without it, cut off
 (finish_reason "length").
 
+The Batch API (``/v1/files``, ``/v1/batches``: ``tests.llm_batches``) answers each line of a
+batch as the chat endpoint would, counted the same, after ``batch_delay_s`` (a batch stays
+in_progress while ``hold_batches()`` holds it); a prompt that would hang is never answered
+there, and its batch expires.
+
 Run in a thread with ``LLMServer()`` as a context manager, or as a process with
 ``python -m tests.llm_server --port 0 --latency-ms 50`` (prints its base URL first).
 """
@@ -58,6 +63,7 @@ DEFAULT_LOGPROBS = {
     " ": -8.0,
 }
 CUT_OFF = "[[finish:length]]"
+Answer = tuple[int, dict[str, Any], dict[str, str]]
 _DIRECTIVE = re.compile(r"\[\[(\w+)(?::(.*?))?\]\]", re.DOTALL)
 
 
@@ -83,8 +89,11 @@ def _options(spec: str) -> tuple[str, dict[str, str]]:
 class _State:
     """What the server has seen; shared by the handlers and the owner thread."""
 
-    def __init__(self, latency_s: float) -> None:
+    def __init__(self, latency_s: float, batch_delay_s: float = 0.0) -> None:
+        from tests.llm_batches import Batches
+
         self.latency_s = latency_s
+        self.batches = Batches(batch_delay_s)
         self.lock = threading.Lock()
         self.stopping = False
         self.reset()
@@ -128,7 +137,7 @@ class _State:
             }
 
 
-def _error(code: int, retry_after: dict[str, str]) -> Response:
+def _error(code: int, retry_after: dict[str, str]) -> Answer:
     headers = {}
     if "retry_after" in retry_after:
         headers["Retry-After"] = retry_after["retry_after"]
@@ -138,7 +147,7 @@ def _error(code: int, retry_after: dict[str, str]) -> Response:
     body = {
         "error": {"message": f"injected HTTP {code}", "type": kind, "param": None, "code": kind}
     }
-    return JSONResponse(body, status_code=code, headers=headers)
+    return code, body, headers
 
 
 def _logprob_content(reply: str, top: dict[str, float], n: int) -> list[dict[str, Any]]:
@@ -210,33 +219,40 @@ def _completion(body: dict[str, Any], directives: dict[str, str]) -> dict[str, A
     return completion
 
 
+async def respond(state: _State, body: dict[str, Any], *, batch: bool = False) -> Answer:
+    """The answer to one chat completion request: (HTTP status, JSON body, headers). In a
+    batch, a prompt that would hang is never answered (status 0) and latency is the batch's."""
+    users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
+    last = str(users[-1].get("content") or "") if users else ""
+    seen = state.arrive(prompt_key(last))
+    directives = _directives(last)
+    if "status" in directives:
+        code, options = _options(directives["status"])
+        if seen <= int(options.get("times", "1")):
+            return _error(int(code), options)
+    if "hang" in directives:
+        while not state.stopping and not batch:
+            await asyncio.sleep(0.05)
+        return (0, {}, {}) if batch else _error(503, {})
+    scripted = state.scripted(last, body.get("model"))
+    if scripted is not None:
+        directives["reply"] = scripted
+        # A scripted reply ending in the finish marker is sent as cut off.
+        if scripted.endswith(CUT_OFF):
+            directives["reply"], directives["finish"] = scripted[: -len(CUT_OFF)], "length"
+    latency = float(directives.get("latency", state.latency_s))
+    if latency > 0 and not batch:
+        await asyncio.sleep(latency)
+    return 200, _completion(body, directives), {}
+
+
 def build_app(state: _State) -> Starlette:
-    """The Starlette app over `state`."""
+    """The Starlette app over `state`, with the Batch API of `tests.llm_batches`."""
+    from tests.llm_batches import batch_routes
 
     async def chat(request: Request) -> Response:
-        body = await request.json()
-        users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
-        last = str(users[-1].get("content") or "") if users else ""
-        seen = state.arrive(prompt_key(last))
-        directives = _directives(last)
-        if "status" in directives:
-            code, options = _options(directives["status"])
-            if seen <= int(options.get("times", "1")):
-                return _error(int(code), options)
-        if "hang" in directives:
-            while not state.stopping:
-                await asyncio.sleep(0.05)
-            return _error(503, {})
-        scripted = state.scripted(last, body.get("model"))
-        if scripted is not None:
-            directives["reply"] = scripted
-            # A scripted reply ending in the finish marker is sent as cut off.
-            if scripted.endswith(CUT_OFF):
-                directives["reply"], directives["finish"] = scripted[: -len(CUT_OFF)], "length"
-        latency = float(directives.get("latency", state.latency_s))
-        if latency > 0:
-            await asyncio.sleep(latency)
-        return JSONResponse(_completion(body, directives))
+        code, body, headers = await respond(state, await request.json())
+        return JSONResponse(body, status_code=code, headers=headers)
 
     async def stats(_request: Request) -> Response:
         return JSONResponse(state.snapshot())
@@ -256,6 +272,7 @@ def build_app(state: _State) -> Starlette:
             Route("/_stats", stats, methods=["GET"]),
             Route("/_reset", reset, methods=["POST"]),
             Route("/_script", script, methods=["POST"]),
+            *batch_routes(state.batches, lambda body: respond(state, body, batch=True)),
         ]
     )
 
@@ -288,8 +305,8 @@ class _QuickServer(uvicorn.Server):
 class LLMServer:
     """The server on a free local port, served from a background thread."""
 
-    def __init__(self, latency_s: float = 0.0) -> None:
-        self.state = _State(latency_s)
+    def __init__(self, latency_s: float = 0.0, batch_delay_s: float = 0.0) -> None:
+        self.state = _State(latency_s, batch_delay_s)
         self._sock = _listen(0)
         self.port = self._sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -336,6 +353,18 @@ class LLMServer:
         `model`, when given) with `reply`, expanded with the match's groups."""
         self.state.add_rule(pattern, reply, model)
 
+    def hold_batches(self) -> None:
+        """Keep every batch in_progress, answering nothing, until `release_batches`."""
+        self.state.batches.held = True
+
+    def release_batches(self) -> None:
+        """Let held batches go on (after their delay)."""
+        self.state.batches.held = False
+
+    def batch_stats(self) -> dict[str, Any]:
+        """Like GET /_batches: files uploaded, batches created, lines answered, by status."""
+        return self.state.batches.snapshot()
+
     def __enter__(self) -> LLMServer:
         return self.start()
 
@@ -350,8 +379,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--batch-delay-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
-    state = _State(args.latency_ms / 1000)
+    state = _State(args.latency_ms / 1000, args.batch_delay_ms / 1000)
     sock = _listen(args.port)
     print(f"http://127.0.0.1:{sock.getsockname()[1]}/v1", flush=True)
     server = uvicorn.Server(_config(build_app(state)))

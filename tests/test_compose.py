@@ -124,7 +124,12 @@ def test_the_secret_is_passed_to_every_sift_service(compose: dict[str, Any]) -> 
 def test_dockerfile_builds_a_non_root_image_with_its_assets() -> None:
     text = DOCKERFILE.read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    assert re.search(r"^RUN pip install \.", text, re.M)
+    # It builds the wheel and installs that, as `make wheel` and `make run` do.
+    assert re.search(r"^RUN pip wheel \. --no-deps -w /dist", text, re.M)
+    assert 'pip install "$(ls /dist/sift-*.whl)"' in text
+    for line in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
+        for source in line.split():
+            assert (ROOT / source).exists(), f"the Dockerfile copies {source}, which is missing"
     assert "npm ci" in text and "htmx.org/dist/htmx.min.js" in text
     for path in ("templates", "static", "migrations", "alembic.ini"):
         assert re.search(rf"^COPY {re.escape(path)} ", text, re.M), path

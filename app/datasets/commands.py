@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -108,7 +109,9 @@ def import_(
 
 @commands.command("export")
 def export(
-    out_path: Annotated[Path, typer.Option("--out", help="output file (hf: a folder)")],
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="output file (hf: a folder)")
+    ] = None,
     format: Annotated[
         str,
         typer.Option(
@@ -124,10 +127,32 @@ def export(
     with_scores: Annotated[bool, typer.Option("--with-scores")] = False,
     with_embeddings: Annotated[bool, typer.Option("--with-embeddings")] = False,
     embedding_model: Annotated[str | None, typer.Option("--embedding-model")] = None,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to-hub",
+            help="also upload it (as hf) to the Hugging Face Hub as NAMESPACE/NAME; "
+            "the token comes from HF_TOKEN",
+        ),
+    ] = None,
+    private: Annotated[bool, typer.Option("--private", help="--push-to-hub: private")] = False,
 ) -> None:
     """Export a dataset, collection or snapshot; the file appears only when complete."""
     from app.datasets.exporter import ExportOptions, export_to_file, resolve_source
+    from app.datasets.hf import hub_target, push_folder
 
+    hub: tuple[str, str] | None = None
+    with user_errors():
+        if push_to_hub is not None:
+            if format not in ("hf", "jsonl"):  # jsonl: the default, left as it is
+                fail("--push-to-hub uploads a Hugging Face dataset: use --format hf")
+            format, hub = "hf", hub_target(push_to_hub)
+    if out_path is None and hub is None:
+        fail("--out: name the file (or folder) to write")
+    staging = None if out_path is not None else tempfile.TemporaryDirectory(prefix="sift-hub-")
+    if out_path is None:
+        assert staging is not None
+        out_path = Path(staging.name) / "dataset"
     options = ExportOptions(format, with_scores, with_embeddings, embedding_model)
     with user_errors(), transaction() as session, progress_bar() as bar:
         source, total = resolve_source(
@@ -137,7 +162,14 @@ def export(
         count = export_to_file(
             session, source, options, out_path, lambda n: bar.update(task, completed=n)
         )
-    out.print(f"exported {count:,} records as {format} to {out_path}")
+    if hub is None:
+        out.print(f"exported {count:,} records as {format} to {out_path}")
+        return
+    with user_errors():
+        url = push_folder(out_path, *hub, private=private)
+    if staging is not None:
+        staging.cleanup()
+    out.print(f"exported {count:,} records as hf and pushed them to {url}")
 
 
 dataset = typer.Typer(help="Rename or delete a dataset, and see what depends on it.")

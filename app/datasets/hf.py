@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,44 @@ BUILDERS = {
     ".arrow": "arrow", ".txt": "text",
 }  # fmt: skip
 SPLIT = "train"  # the one split of an export, and the default split read
+
+
+# A Hub dataset repository: "namespace/name".
+_HUB_REPO = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
+
+
+def hub_target(repo: str) -> tuple[str, str]:
+    """(repo, token) for `--push-to-hub REPO`, checked before anything is written: a
+    "namespace/name" and a token in HF_TOKEN."""
+    if not _HUB_REPO.fullmatch(repo) or ".." in repo:
+        raise InvalidInput(
+            f"--push-to-hub: {repo!r} is not a Hub dataset name: use NAMESPACE/NAME",
+            field="push_to_hub",
+        )
+    token = os.environ.get("HF_TOKEN", "").strip()
+    if not token:
+        raise InvalidInput(
+            "--push-to-hub needs a Hugging Face token with write access: set HF_TOKEN "
+            "(https://huggingface.co/settings/tokens)",
+            field="push_to_hub",
+        )
+    # Pushing needs the network, which Sift's reading and writing of datasets never use.
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ[name] = "0"
+    return repo, token
+
+
+def push_folder(folder: Path, repo: str, token: str, *, private: bool) -> str:
+    """Upload a DatasetDict folder to the Hugging Face Hub as the dataset `repo` (created if
+    missing) with `datasets`' own push_to_hub; the dataset's URL."""
+    datasets = _offline()  # online by now: hub_target cleared the offline switches
+    datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = False
+    loaded = datasets.load_from_disk(str(folder))
+    try:
+        loaded.push_to_hub(repo, token=token, private=private)
+    except Exception as exc:  # the Hub's and the network's errors, as one line
+        raise InvalidInput(f"--push-to-hub {repo}: {type(exc).__name__}: {exc}") from exc
+    return f"https://huggingface.co/datasets/{repo}"
 
 
 def _offline() -> Any:

@@ -71,10 +71,17 @@ def start_scoring(
     endpoint: Annotated[str, Form()] = "",
     model: Annotated[str, Form()] = "",
     budget_usd: Annotated[str, Form()] = "",
+    batch: Annotated[str, Form()] = "",
 ) -> Response:
     """Score every example of the dataset that has no score from the scorer yet."""
     dataset = service.get_dataset(session, name)
-    values = {"scorer": scorer, "endpoint": endpoint, "model": model, "budget_usd": budget_usd}
+    values = {
+        "scorer": scorer,
+        "endpoint": endpoint,
+        "model": model,
+        "budget_usd": budget_usd,
+        "batch": batch,
+    }
 
     def start() -> Job:
         if not scorer:
@@ -86,6 +93,7 @@ def start_scoring(
             endpoint=endpoint or None,
             model_path=model.strip() or None,
             budget_usd=forms.number(budget_usd, "budget_usd"),
+            batch=batch == "true",
             user=user,
         )
 

@@ -80,6 +80,10 @@ def evaluate(
     top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
     seed: Annotated[int, typer.Option(help="of sampled answers")] = 0,
     budget: Budget = None,
+    batch: Annotated[
+        bool,
+        typer.Option("--batch", help="through the OpenAI Batch API: half the price, within 24 h"),
+    ] = False,
     wait: Wait = False,
 ) -> None:
     """Evaluate model A against model B: both answer every prompt, the judge compares each
@@ -108,6 +112,7 @@ def evaluate(
             judge_prompt=judge_prompt,
             generation=settings,
             budget_usd=budget,
+            batch=batch,
         )
         started.append(run.id)
         return session.get_one(Job, run.job_id)

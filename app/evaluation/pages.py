@@ -95,6 +95,7 @@ def start_evaluation(
     judge_prompt: Annotated[str, Form()] = "auto",
     max_tokens: Annotated[int, Form()] = 512,
     temperature: Annotated[float, Form()] = 0.0,
+    batch: Annotated[str, Form()] = "",
 ) -> Response:
     """Start an evaluation and go to its page; a mistake shows the form again, filled in."""
     try:
@@ -106,6 +107,7 @@ def start_evaluation(
             judge,
             judge_prompt=judge_prompt,
             generation=GenerationSettings(max_tokens=max_tokens, temperature=temperature),
+            batch=batch == "true",
             user=user,
         )
     except SiftError as exc:  # raised before anything is written

@@ -83,6 +83,7 @@ def start_evaluation(
         judge_prompt=body.judge_prompt,
         generation=GenerationSettings(body.max_tokens, body.temperature, body.top_p, body.seed),
         budget_usd=body.budget_usd,
+        batch=body.batch,
         user=user,
         idempotency_key=idempotency_key,
     )

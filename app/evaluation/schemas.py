@@ -62,6 +62,7 @@ class EvaluationCreate(BaseModel):
     top_p: float = Field(default=1.0, gt=0, le=1)
     seed: int = 0
     budget_usd: float | None = Field(default=None, gt=0)
+    batch: bool = Field(default=False, description="through the OpenAI Batch API, at its price")
 
 
 class RetryIn(BaseModel):

@@ -209,11 +209,13 @@ def start_evaluation(
     judge_prompt: str = "auto",
     generation: GenerationSettings | None = None,
     budget_usd: float | None = None,
+    batch: bool = False,
     chunk_size: int = CHUNK_SIZE,
     user: User | None = None,
     idempotency_key: str | None = None,
 ) -> EvalRun:
-    """Queue an evaluation of model A against model B on a test set, judged in both orders."""
+    """Queue an evaluation of model A against model B on a test set, judged in both orders
+    (with `batch`, the endpoints' answers and the judge's calls go through the Batch API)."""
     refs = [ModelRef.parse(model_a), ModelRef.parse(model_b)]
     for ref in refs:
         check_model(session, ref)
@@ -252,14 +254,8 @@ def start_evaluation(
     )
     session.add(run)
     session.flush()
-    _queue_job(
-        session,
-        run,
-        chunk_size=chunk_size,
-        budget_usd=budget_usd,
-        user=user,
-        idempotency_key=idempotency_key,
-    )
+    _queue_job(session, run, chunk_size=chunk_size, budget_usd=budget_usd, user=user,
+               idempotency_key=idempotency_key, batch=batch)  # fmt: skip
     return run
 
 
@@ -328,6 +324,7 @@ def _queue_job(
     budget_usd: float | None,
     user: User | None,
     idempotency_key: str | None = None,
+    batch: bool = False,
 ) -> Job:
     models = [run.model_a] if run.kind == ifeval.KIND else [run.model_a, run.model_b]
     # A model of a training run generates locally: that is work for the GPU workers.
@@ -339,7 +336,7 @@ def _queue_job(
     job = create_job(
         session,
         "evaluate",
-        {"run_id": run.id, "chunk_size": chunk_size},
+        {"run_id": run.id, "chunk_size": chunk_size} | ({"batch": True} if batch else {}),
         queue=queue,
         user=user,
         total=total,
@@ -366,7 +363,10 @@ def retry_evaluation(
     if budget_usd is not None and budget_usd <= 0:
         raise InvalidInput("budget: must be more than 0 USD", field="budget_usd")
     chunk_size = current.params.get("chunk_size", CHUNK_SIZE) if current else CHUNK_SIZE
-    return _queue_job(session, run, chunk_size=chunk_size, budget_usd=budget_usd, user=user)
+    batch = bool(current and current.params.get("batch"))  # a retry runs as the run did
+    return _queue_job(
+        session, run, chunk_size=chunk_size, budget_usd=budget_usd, user=user, batch=batch
+    )
 
 
 def get_evaluation(session: Session, run_id: int) -> EvalRun:

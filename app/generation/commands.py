@@ -29,6 +29,9 @@ Endpoint = Annotated[str, typer.Option("--endpoint", help="LLM endpoint name")]
 Budget = Annotated[float | None, typer.Option("--budget", help="stop at this many USD")]
 Seed = Annotated[int, typer.Option("--seed", help="random seed of the sampling")]
 Wait = Annotated[bool, typer.Option("--wait", help="follow the job until it ends")]
+Batch = Annotated[
+    bool, typer.Option("--batch", help="through the OpenAI Batch API: half the price, within 24 h")
+]
 EstimateOnly = Annotated[
     bool, typer.Option("--estimate", help="show the calls and cost; start nothing")
 ]
@@ -76,6 +79,7 @@ def self_instruct(
     endpoint: Endpoint = "default",
     budget: Budget = None,
     seed: Seed = 0,
+    batch: Batch = False,
     wait: Wait = False,
     estimate_only: EstimateOnly = False,
 ) -> None:
@@ -83,7 +87,7 @@ def self_instruct(
     from app.generation.service import GenerationSpec
 
     spec = GenerationSpec(
-        "self-instruct", source or "", into, n, None, endpoint, budget, variant, seed
+        "self-instruct", source or "", into, n, None, endpoint, budget, variant, seed, batch=batch
     )
     _start(spec, wait, estimate_only, seed_tasks)
 
@@ -103,12 +107,13 @@ def evol_instruct(
     endpoint: Endpoint = "default",
     budget: Budget = None,
     seed: Seed = 0,
+    batch: Batch = False,
     wait: Wait = False,
     estimate_only: EstimateOnly = False,
 ) -> None:
     """Evolve prompts WizardLM's way (deepen or broaden), R rounds, with its elimination rules."""
     spec = _spec("evol-instruct", source, into, n, rounds)
-    spec.endpoint, spec.budget_usd, spec.seed = endpoint, budget, seed
+    spec.endpoint, spec.budget_usd, spec.seed, spec.batch = endpoint, budget, seed, batch
     _start(spec, wait, estimate_only, None)
 
 
@@ -121,10 +126,11 @@ def evol_quality(
     endpoint: Endpoint = "default",
     budget: Budget = None,
     seed: Seed = 0,
+    batch: Batch = False,
     wait: Wait = False,
     estimate_only: EstimateOnly = False,
 ) -> None:
     """Rewrite answers Deita's way; the variants of one answer stay side by side."""
     spec = _spec("evol-quality", source, into, n, rounds)
-    spec.endpoint, spec.budget_usd, spec.seed = endpoint, budget, seed
+    spec.endpoint, spec.budget_usd, spec.seed, spec.batch = endpoint, budget, seed, batch
     _start(spec, wait, estimate_only, None)

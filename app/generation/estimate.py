@@ -73,6 +73,9 @@ def estimate(session: Session, spec: GenerationSpec) -> Estimate:
         sample = source_tasks(session, source.id, last, min(inputs, ESTIMATE_SAMPLE))
         calls, per_call, note = _evol_calls(spec, endpoint, sample, inputs)
     cost = per_call * calls if endpoint.priced else None
+    if spec.batch:
+        cost = cost * endpoint.batch_price_factor if cost is not None else None
+        note += f"; as Batch API batches (one per step of the run), within {endpoint.batch_window}"
     return Estimate(
         spec.method, calls, inputs, spec.round_count, cost, spec.endpoint, endpoint.model, note
     )

@@ -37,6 +37,7 @@ def _spec(dataset: str, fields: dict[str, str]) -> GenerationSpec:
         budget_usd=forms.number(fields.get("budget_usd", ""), "budget_usd"),
         variant=fields.get("variant", "alpaca"),
         seed=forms.integer(fields.get("seed", ""), "seed") or 0,
+        batch=fields.get("batch", "") == "true",
     )
 
 
@@ -106,6 +107,7 @@ def start(
     budget_usd: Annotated[str, Form()] = "",
     variant: Annotated[str, Form()] = "alpaca",
     seed: Annotated[str, Form()] = "",
+    batch: Annotated[str, Form()] = "",
 ) -> Response:
     """Start the run and go to the jobs page, where its progress shows."""
     fields = {
@@ -117,6 +119,7 @@ def start(
         "budget_usd": budget_usd,
         "variant": variant,
         "seed": seed,
+        "batch": batch,
     }
     try:
         service.start_generation(session, _spec(name, fields), user=user)

@@ -22,6 +22,7 @@ class GenerateIn(BaseModel):
     variant: str = Field(default="alpaca", description="self-instruct: alpaca | self-instruct")
     seed: int = 0
     operations: list[str] = Field(default_factory=list)
+    batch: bool = Field(default=False, description="through the OpenAI Batch API, at its price")
 
     def spec(self, source: str) -> GenerationSpec:
         """The run this request asks for, reading from `source`."""

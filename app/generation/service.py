@@ -66,6 +66,8 @@ def start_generation(
         "estimated_calls": planned.calls,
         "max_calls": max(20, planned.calls * MAX_CALLS_FACTOR),
     }
+    if spec.batch:
+        params["batch"] = True
     total = (spec.n or DEFAULT_N) if spec.method == "self-instruct" else None
     job = create_job(
         session,

@@ -33,6 +33,7 @@ class GenerationSpec:
     variant: str = ALPACA
     seed: int = 0
     operations: list[str] = field(default_factory=list)  # evol: a subset of the operations
+    batch: bool = False  # through the OpenAI Batch API, at its price
 
     def check(self) -> None:
         """Refuse a spec that cannot run, naming the field."""

@@ -51,6 +51,42 @@ def jobs(
             pass
 
 
+@jobs_cli.command("show")
+def jobs_show(job_id: int) -> None:
+    """One job: its state, progress, counts and budget, and its Batch API batches."""
+    from app.jobs.service import get_job
+    from app.platform.llm.batch_status import job_batches, summary_line
+
+    with user_errors(), transaction() as session:
+        job = get_job(session, job_id)
+        batches = job_batches(session, [job_id]).get(job_id, [])
+        progress = f"{job.done:,}" + (f" of {job.total:,}" if job.total is not None else "")
+        lines = [f"job {job.id}: {job.kind} {job.state}, {progress}"]
+        if job.counts:
+            lines.append("counts: " + " ".join(f"{k}={v}" for k, v in job.counts.items()))
+        if job.budget_usd is not None:
+            lines.append(f"budget: ${job.budget_usd:.4f}, spent ${job.spent_usd:.4f}")
+        if job.error:
+            lines.append(f"error: {job.error}")
+    for line in lines:
+        out.print(line, highlight=False, markup=False)
+    if not batches:
+        return
+    out.print(summary_line(batches), highlight=False, markup=False)
+    table = Table("batch", "endpoint", "status", "answered", "failed", "cost", "id", box=None)
+    for view in batches:
+        table.add_row(
+            str(view.id),
+            view.endpoint,
+            view.status,
+            f"{view.completed:,}/{view.total:,}",
+            f"{view.failed:,}",
+            f"${view.cost_usd:.4f}" if view.collected else f"(${view.reserved_usd:.4f} held)",
+            view.batch_id or "(submitting)",
+        )
+    out.print(table)
+
+
 @jobs_cli.command("cancel")
 def jobs_cancel(job_id: int) -> None:
     """Cancel a job that has not finished."""

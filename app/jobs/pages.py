@@ -10,6 +10,7 @@ from app.jobs import service
 from app.models import Dataset, JobState, Role, User
 from app.platform.db import DB
 from app.platform.jobs.schemas import shown_jobs
+from app.platform.llm.batch_status import batch_lines
 from app.platform.validation import Id
 from app.platform.web import PageLead, PageUser, act, check_csrf, render
 
@@ -29,6 +30,7 @@ def _jobs_page(
         "section": "jobs",
         "jobs": shown_jobs(jobs, user),
         "outlook": service.outlook(session, jobs),
+        "batches": batch_lines(session, [job.id for job in jobs]),
         "datasets": datasets,
         # The table polls for fresh progress only while something can still move.
         "polling": any(j.state in ACTIVE for j in jobs),

@@ -8,6 +8,7 @@ from app.jobs import service
 from app.jobs.schemas import ResumeIn
 from app.platform.db import DB
 from app.platform.jobs.schemas import JobOut
+from app.platform.llm.batch_status import job_batches
 from app.platform.security import ApiAnnotator, ApiLead
 from app.platform.validation import Id
 
@@ -22,8 +23,11 @@ def list_jobs(session: DB, user: ApiAnnotator, active: bool = False) -> list[Job
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: Id, session: DB, user: ApiAnnotator) -> JobOut:
-    """One job with its progress and counts (without server paths for annotators)."""
-    return JobOut.shown_to(service.get_job(session, job_id), user)
+    """One job with its progress and counts (without server paths for annotators), and the
+    state of its Batch API batches, if it ran as batches."""
+    shown = JobOut.shown_to(service.get_job(session, job_id), user)
+    views = job_batches(session, [job_id]).get(job_id, [])
+    return shown.model_copy(update={"batches": [view.as_dict() for view in views]})
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)

@@ -10,6 +10,7 @@ from app.models import ChunkState, Job, JobChunk, JobState
 from app.models.base import utcnow
 from app.platform.errors import Conflict, InvalidInput
 from app.platform.jobs.dispatch import get_job, send_job
+from app.platform.llm.batch_status import reserved_by_open_batches, waiting_on_batches
 
 
 def list_jobs(session: Session, limit: int = 50, active_only: bool = False) -> list[Job]:
@@ -33,8 +34,11 @@ def outlook(session: Session, jobs: list[Job]) -> dict[int, str]:
     busy = {queue: (first, count) for queue, first, count in running}
     lines = {}
     now = utcnow()
+    batched = waiting_on_batches(session, [j.id for j in jobs if j.state == JobState.QUEUED.value])
     for job in jobs:
-        if job.state == JobState.RUNNING.value and job.started_at and job.total and job.done:
+        if job.id in batched:
+            lines[job.id] = "waiting for its Batch API batch"
+        elif job.state == JobState.RUNNING.value and job.started_at and job.total and job.done:
             elapsed = (now - job.started_at).total_seconds()
             left = elapsed * (job.total - job.done) / job.done
             lines[job.id] = f"about {_duration(left)} left"
@@ -102,8 +106,9 @@ def resume_job(session: Session, job_id: int, *, budget_usd: float | None = None
             )
         job.budget_usd = budget_usd
     # Nothing of this job is running now: what was reserved and never settled was lost with
-    # the calls of a dead or stopped worker.
-    job.reserved_usd = 0.0
+    # the calls of a dead or stopped worker; only its Batch API batches still run, and keep
+    # theirs (the resumed job polls them).
+    job.reserved_usd = reserved_by_open_batches(session, job_id)
     job.state = JobState.QUEUED.value
     job.error = None
     job.attempts = 0

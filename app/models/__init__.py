@@ -13,7 +13,7 @@ from app.models.evaluation import (
 )
 from app.models.experiments import Experiment, ExperimentArm
 from app.models.generation import GenerationMethod, Provenance
-from app.models.jobs import TERMINAL_STATES, ChunkState, Job, JobChunk, JobState
+from app.models.jobs import TERMINAL_STATES, ChunkState, Job, JobChunk, JobState, LLMBatch
 from app.models.questions import QuestionKind, ReviewAnswer, ReviewQuestion
 from app.models.review import (
     ReviewAction,
@@ -61,6 +61,7 @@ __all__ = [
     "Job",
     "JobChunk",
     "JobState",
+    "LLMBatch",
     "LLMCall",
     "LLMCallState",
     "Origin",

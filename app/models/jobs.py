@@ -89,3 +89,42 @@ class JobChunk(IdMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # as on Job
     progress_mark: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LLMBatch(IdMixin, CreatedMixin, Base):
+    """One OpenAI Batch API batch that a job (or one of its chunks) submitted: its ids on the
+    provider, what it asked, and what came back. A restarted worker polls it again instead of
+    submitting the same requests twice."""
+
+    __tablename__ = "llm_batches"
+
+    job_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    chunk_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("job_chunks.id", ondelete="CASCADE"), index=True
+    )
+    endpoint: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    # Sent as the batch's metadata, so that a batch created just before a crash is found again.
+    marker: Mapped[str] = mapped_column(String(64), unique=True)
+    # "submitting" until the provider has it, then the provider's status (validating,
+    # in_progress, finalizing, completed, failed, expired, cancelling, cancelled).
+    status: Mapped[str] = mapped_column(String(20), default="submitting")
+    input_file_id: Mapped[str | None] = mapped_column(String(200))
+    batch_id: Mapped[str | None] = mapped_column(String(200))
+    output_file_id: Mapped[str | None] = mapped_column(String(200))
+    error_file_id: Mapped[str | None] = mapped_column(String(200))
+    # request hash -> the response cache's payload of that request
+    requests: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    request_counts: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # request hash -> why no answer came back for it (reported per record, never a number)
+    failures: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    reserved_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Its answers are in the response cache and its cost is charged.
+    collected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The unit of work that asked has committed what the answers gave.
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

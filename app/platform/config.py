@@ -31,6 +31,9 @@ class LLMEndpoint(BaseModel):
     timeout_s: float = 60.0  # one attempt
     max_attempts: int = 5  # the first try and its retries
     max_retry_wait_s: float = 300.0  # a longer Retry-After fails the call instead
+    # Batch API jobs (`--batch`): the share of the live price a batch costs, and the window.
+    batch_price_factor: float = 0.5
+    batch_window: str = "24h"
 
     @property
     def priced(self) -> bool:
@@ -76,6 +79,8 @@ class Settings(BaseSettings):
     job_max_attempts: int = 3
     task_time_limit_s: int = 3_000
     llm: dict[str, LLMEndpoint] = Field(default_factory=dict)
+    # How often a job waiting on its Batch API batches asks the provider how far they are.
+    batch_poll_s: float = 30.0
     score_chunk_size: int = 256
     # How long an example handed to one annotator stays theirs without a decision.
     review_lease_s: int = 900

@@ -33,6 +33,10 @@ def score(
         ),
     ] = None,
     budget: Annotated[float | None, typer.Option("--budget", help="stop at this many USD")] = None,
+    batch: Annotated[
+        bool,
+        typer.Option("--batch", help="through the OpenAI Batch API: half the price, within 24 h"),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
 ) -> None:
     """Score every example of a dataset that has no score from this scorer yet."""
@@ -48,6 +52,7 @@ def score(
             endpoint=endpoint,
             model_path=model,
             budget_usd=budget,
+            batch=batch,
         ),
         lambda job: f"score {dataset} with {job.params['scorer']}",
         wait,

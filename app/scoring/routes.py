@@ -69,6 +69,7 @@ def start_scoring(
         endpoint=body.endpoint,
         model_path=body.model,
         budget_usd=body.budget_usd,
+        batch=body.batch,
         user=user,
         idempotency_key=idempotency_key,
     )

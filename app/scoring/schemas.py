@@ -41,6 +41,7 @@ class ScoreStart(BaseModel):
     endpoint: str | None = None
     model: str | None = Field(default=None, description="a local model folder (Deita scorers)")
     budget_usd: float | None = Field(default=None, gt=0)
+    batch: bool = Field(default=False, description="through the OpenAI Batch API, at its price")
 
 
 class Bin(BaseModel):

@@ -53,13 +53,20 @@ def start_score_job(
     endpoint: str | None = None,
     model_path: str | None = None,
     budget_usd: float | None = None,
+    batch: bool = False,
     user: User | None = None,
     idempotency_key: str | None = None,
     example_ids: list[int] | None = None,
 ) -> Job:
     """Queue a job that scores every example of the dataset (only `example_ids`, when given)
-    that has no score yet."""
+    that has no score yet (with `batch`, its LLM calls go through the Batch API at the batch
+    price)."""
     choice = choose_scorer(session, scorer_name, endpoint=endpoint, model_path=model_path)
+    if batch and (choice.endpoint is None or not choice.recipe.uses_llm):
+        raise InvalidInput(
+            f"batch: {choice.recipe.name} calls no LLM endpoint, so it has no batch to run",
+            field="batch",
+        )
     if budget_usd is not None:
         if budget_usd <= 0:
             raise InvalidInput("budget: must be more than 0 USD", field="budget_usd")
@@ -79,6 +86,8 @@ def start_score_job(
         params["inputs"] = choice.inputs
     if example_ids is not None:
         params["example_ids"] = sorted(set(example_ids))
+    if batch:
+        params["batch"] = True
     job = create_job(
         session,
         "score",

@@ -1,7 +1,7 @@
 """A lead's second pass: each annotator decision can be approved, fixed or sent back
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 
 Existing decisions stay unchecked (they appear in the leads' second-pass queue).
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0019"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -137,3 +137,24 @@ def test_a_snapshot_exports_as_a_dataset_dict_folder(
     clash.write_text("x")
     refused = CliRunner().invoke(cli, ["export", "--snapshot", digest, "--format", "hf", "--out", str(clash)])  # fmt: skip
     assert refused.exit_code == 1 and "is not a saved dataset" in refused.output
+
+
+def test_push_to_hub_refuses_cleanly_without_a_token_or_a_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pushing needs the network and a Hub account, neither of which a test has: what is
+    # checked here is that it is refused in one line before anything is read or written.
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    out = tmp_path / "never-written"
+    cases = {
+        ("--push-to-hub", "me/pool"): "set HF_TOKEN",
+        ("--push-to-hub", "no-namespace"): "is not a Hub dataset name",
+        ("--push-to-hub", "me/pool", "--format", "parquet"): "use --format hf",
+    }
+    for args, said in cases.items():
+        refused = CliRunner().invoke(cli, ["export", "--snapshot", "1", *args, "--out", str(out)])
+        assert refused.exit_code == 1, refused.output
+        assert said in refused.output and "Traceback" not in refused.output
+    assert not out.exists()
+    missing = CliRunner().invoke(cli, ["export", "--snapshot", "1"])
+    assert missing.exit_code == 1 and "--out" in missing.output

@@ -19,6 +19,7 @@ from app.platform.db import transaction
 from app.platform.jobs.dispatch import get_job, run_jobs_here
 from app.platform.jobs.registry import load_job_kinds
 from app.platform.jobs.runner import execute_job
+from app.platform.llm.batch_status import short_state
 
 
 def pid_file() -> Path:
@@ -88,8 +89,11 @@ def follow_job(job_id: int, title: str) -> str:
         while True:
             with transaction() as session:
                 job = get_job(session, job_id)
-                state, done, total, counts = job.state, job.done, job.total, job.counts
+                state, done, total, counts = job.state, job.done, job.total, dict(job.counts)
                 terminal = job.is_terminal or state == "paused_budget"
+                batches = None if terminal else short_state(session, job_id)
+            if batches:
+                counts["batch"] = batches
             bar.update(task, completed=done, total=total, counts=format_counts(counts))
             if terminal:
                 return state

@@ -13,6 +13,7 @@ references the job (a score's job_id) never makes another connection wait.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -26,10 +27,18 @@ from app.models.base import utcnow
 from app.platform.config import get_settings
 from app.platform.db import on_commit, retrying, transaction
 from app.platform.errors import SiftError
+from app.platform.jobs.batch_wait import (
+    WAITING,
+    open_scope,
+    poll_interval_s,
+    tell_listener,
+    wait_chunk,
+)
 from app.platform.jobs.heartbeat import beating, touch
 from app.platform.jobs.lifecycle import finish_job, pause_job
 from app.platform.jobs.progress import JobCancelled, JobPaused, Listener, Progress, job_state
 from app.platform.jobs.registry import JOB_KINDS, ChunkedWork, JobKind
+from app.platform.llm.batch_scope import BatchPending, BatchScope, active
 
 log = structlog.get_logger(__name__)
 _CHUNKS: Table = JobChunk.__table__  # type: ignore[assignment]
@@ -66,11 +75,18 @@ def start_chunked_job(
         log.exception("job.plan_crashed", job_id=job_id)
         finish_job(job_id, JobState.FAILED, f"{type(exc).__name__}: {exc}")
         return JobState.FAILED.value
-    if inline:
+    while inline and pending:
+        waiting = []
         for chunk_id in pending:
-            state = execute_chunk(chunk_id, listener)
+            state = execute_chunk(chunk_id, listener, send=False)
             if state in (JobState.CANCELLED.value, JobState.PAUSED_BUDGET.value, "failed"):
-                break
+                return settle_job(job_id, listener)
+            if state == WAITING:
+                waiting.append(chunk_id)
+        if waiting:
+            tell_listener(listener, job_id)
+            time.sleep(poll_interval_s())
+        pending = waiting
     return settle_job(job_id, listener)
 
 
@@ -148,8 +164,10 @@ def _claim_chunk(chunk_id: int) -> JobChunk | None:
     return retrying(claim)
 
 
-def execute_chunk(chunk_id: int, listener: Listener | None = None) -> str:
-    """Run one chunk in one transaction, then settle its job; safe to deliver twice."""
+def execute_chunk(chunk_id: int, listener: Listener | None = None, *, send: bool = True) -> str:
+    """Run one chunk in one transaction, then settle its job; safe to deliver twice. A chunk
+    of a Batch API job that waits on its batches is queued again (sent later unless `send`
+    is False: its caller runs it again itself)."""
     chunk = _claim_chunk(chunk_id)
     if chunk is None:
         _settle_owner(chunk_id)
@@ -162,12 +180,24 @@ def execute_chunk(chunk_id: int, listener: Listener | None = None) -> str:
     # Only a listener in this process needs to know how far the whole job is.
     base = _chunks_done(job) if listener else 0
     log.info("chunk.start", job_id=job.id, chunk=chunk.index, attempt=chunk.attempts)
+    scope = open_scope(job, chunk.id)
     try:
-        with beating(_CHUNKS, chunk.id), transaction() as session:
+        if scope is not None and scope.refresh():
+            return wait_chunk(chunk.id, job.queue, send=send)
+        with beating(_CHUNKS, chunk.id), transaction() as session, active(scope):
             progress = ChunkProgress(chunk.id, job.id, base, listener=listener)
             live_job = session.get(Job, job.id)
             assert live_job is not None
-            paused = _run_chunk(session, live_job, chunk, kind.chunked, progress)
+            paused = _run_chunk(session, live_job, chunk, kind.chunked, progress, scope)
+    except BatchPending:
+        assert scope is not None
+        if job_state(job.id) == JobState.CANCELLED.value:
+            _release_chunk(chunk.id)
+            return JobState.CANCELLED.value
+        if scope.submit():
+            return wait_chunk(chunk.id, job.queue, send=send)
+        _release_chunk(chunk.id)
+        paused = True
     except JobCancelled:
         _release_chunk(chunk.id)
         return job_state(job.id) or JobState.CANCELLED.value
@@ -187,7 +217,12 @@ def execute_chunk(chunk_id: int, listener: Listener | None = None) -> str:
 
 
 def _run_chunk(
-    session: Session, job: Job, chunk: JobChunk, work: ChunkedWork, progress: ChunkProgress
+    session: Session,
+    job: Job,
+    chunk: JobChunk,
+    work: ChunkedWork,
+    progress: ChunkProgress,
+    scope: BatchScope | None = None,
 ) -> bool:
     """Do the chunk and record it done; True when it stopped for the budget (what it did so
     far is kept, and the chunk waits in the queue's state for the job to resume)."""
@@ -196,6 +231,8 @@ def _run_chunk(
         paused = False
     except JobPaused as stop:
         counts, paused = stop.counts, True
+    if scope is not None:
+        scope.finish(session)  # BatchPending when it asked for something new
     # A plain read: a cancel that landed after the last check still wins.
     if session.scalar(select(Job.state).where(Job.id == job.id)) == JobState.CANCELLED.value:
         raise JobCancelled()

@@ -12,6 +12,7 @@ until its final write, so a cancel, a heartbeat or the sweeper never waits on it
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -22,9 +23,16 @@ from app.models import Job, JobState
 from app.models.base import utcnow
 from app.platform.db import transaction
 from app.platform.errors import SiftError
+from app.platform.jobs.batch_wait import (
+    WAITING,
+    open_scope,
+    poll_interval_s,
+    tell_listener,
+    wait_job,
+)
 from app.platform.jobs.chunked import start_chunked_job
 from app.platform.jobs.heartbeat import beating
-from app.platform.jobs.lifecycle import claim_job, finish_job
+from app.platform.jobs.lifecycle import claim_job, finish_job, pause_job
 from app.platform.jobs.progress import (
     JOBS_TABLE,
     PAUSED_NOTE,
@@ -35,6 +43,7 @@ from app.platform.jobs.progress import (
     job_state,
 )
 from app.platform.jobs.registry import JOB_KINDS, Handler
+from app.platform.llm.batch_scope import BatchPending, BatchScope, active
 
 log = structlog.get_logger(__name__)
 
@@ -43,8 +52,18 @@ def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool =
     """Run a job in this process; return its state.
 
     A chunked job is planned here and its chunks sent to the workers (the job stays running
-    until the last chunk settles it); with `inline` they run here, one after another.
+    until the last chunk settles it); with `inline` they run here, one after another, and a
+    job waiting on its Batch API batches is run again here until it ends.
     """
+    state = _execute_once(job_id, listener, inline=inline)
+    while inline and state == WAITING:
+        tell_listener(listener, job_id)
+        time.sleep(poll_interval_s())
+        state = _execute_once(job_id, listener, inline=inline)
+    return state
+
+
+def _execute_once(job_id: int, listener: Listener | None, *, inline: bool) -> str:
     claimed = claim_job(job_id)
     if claimed is None:
         return "skipped"
@@ -56,12 +75,23 @@ def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool =
     if kind.chunked is not None:
         return start_chunked_job(job_id, kind, listener=listener, inline=inline)
     assert kind.handler is not None
+    scope = open_scope(claimed, None)
     try:
-        with beating(JOBS_TABLE, job_id), transaction() as session:
+        if scope is not None and scope.refresh():
+            return wait_job(job_id, claimed.queue, send=not inline)
+        with beating(JOBS_TABLE, job_id), transaction() as session, active(scope):
             progress = Progress(job_id, listener=listener)
             job = session.get(Job, job_id)
             assert job is not None
-            state = _run_handler(session, job, kind.handler, progress)
+            state = _run_handler(session, job, kind.handler, progress, scope)
+    except BatchPending:
+        assert scope is not None
+        if job_state(job_id) == JobState.CANCELLED.value:
+            return JobState.CANCELLED.value
+        if scope.submit():
+            return wait_job(job_id, claimed.queue, send=not inline)
+        pause_job(job_id)
+        return JobState.PAUSED_BUDGET.value
     except JobCancelled:
         # Cancelled (or taken back by the sweeper) while it ran: its work rolled back, and
         # the row already says what happened.
@@ -79,12 +109,20 @@ def execute_job(job_id: int, listener: Listener | None = None, *, inline: bool =
     return state
 
 
-def _run_handler(session: Session, job: Job, handler: Handler, progress: Progress) -> str:
+def _run_handler(
+    session: Session,
+    job: Job,
+    handler: Handler,
+    progress: Progress,
+    scope: BatchScope | None = None,
+) -> str:
     try:
         counts = handler(session, job, progress)
         state = JobState.SUCCEEDED
     except JobPaused as paused:
         counts, state = paused.counts, JobState.PAUSED_BUDGET
+    if scope is not None:
+        scope.finish(session)  # BatchPending when it asked for something new
     stopped = state == JobState.PAUSED_BUDGET
     values: dict[str, Any] = {
         "state": state.value,

@@ -82,6 +82,8 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     budget_usd: float | None
     spent_usd: float
+    # The job's OpenAI Batch API batches (filled where one job is asked for).
+    batches: list[dict[str, Any]] = []
 
     @classmethod
     def shown_to(cls, job: Job, user: User | None) -> JobOut:

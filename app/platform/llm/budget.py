@@ -123,10 +123,21 @@ class JobBudget:
         self._batcher.post(settle_amounts, _Settlement(self.job_id, reserved, cost))
 
 
+def settle_now(side: Session, job_id: int, reserved: float, cost: float) -> None:
+    """Replace a reservation by what was spent, in `side`'s transaction (a collected batch)."""
+    settle_amounts(side, [_Settlement(job_id, reserved, cost)])
+
+
 class BudgetExhausted(SiftError):
     """The job's budget cannot cover the next call; nothing was sent."""
 
     status_code = 409
+
+
+class CallDeferred(BudgetExhausted):
+    """The call goes into a Batch API batch instead of being sent now. Callers stop as they do
+    for a spent budget (keeping what was answered); the job runner rolls the unit of work back
+    and waits on its batches instead of pausing (see `batch_scope`)."""
 
 
 async def run_all_paid(

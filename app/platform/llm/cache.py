@@ -166,6 +166,12 @@ def lookup_answers(side: Session, hashes: Sequence[str]) -> dict[str, CachedAnsw
     return found
 
 
+def lookup_each(side: Session, hashes: list[str]) -> list[CachedAnswer | None]:
+    """The stored answer of each hash, or None (a batch of single lookups)."""
+    found = lookup_answers(side, hashes)
+    return [found.get(key) for key in hashes]
+
+
 def claim_calls(side: Session, claims: list[ClaimRequest]) -> list[ClaimOutcome]:
     """Claim each request: insert its pending row, or take over one whose lease ran out."""
     wanted = {claim.request_hash: claim for claim in reversed(claims)}

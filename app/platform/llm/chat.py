@@ -59,6 +59,7 @@ class CallStats:
 
     sent: int = 0  # requests sent for the first time (retries not included)
     cache_hits: int = 0
+    batched: int = 0  # answers that came back in a Batch API batch
     retries: int = 0  # further attempts after a retryable failure
     failed: int = 0
     prompt_tokens: int = 0
@@ -66,8 +67,12 @@ class CallStats:
     cost: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """The counts as a plain dict (for job counts and logs)."""
-        return dataclasses.asdict(self)
+        """The counts as a plain dict (for job counts and logs); `batched` only where a Batch
+        API batch answered something."""
+        counts = dataclasses.asdict(self)
+        if not self.batched:
+            del counts["batched"]
+        return counts
 
 
 def request_payload(endpoint: LLMEndpoint, request: ChatRequest) -> dict[str, Any]:

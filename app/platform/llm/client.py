@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 from app.models.base import utcnow
 from app.platform.config import LLMEndpoint
 from app.platform.db import side_transaction
+from app.platform.llm.batch_scope import current_scope
 from app.platform.llm.batching import Batcher, SideWriter
 from app.platform.llm.budget import BudgetExhausted, JobBudget, job_budget, max_cost
-from app.platform.llm.cache import ClaimRequest, Renewal, ResponseCache
+from app.platform.llm.cache import ClaimRequest, Renewal, ResponseCache, lookup_each
 from app.platform.llm.chat import (
     CallStats,
     ChatRequest,
@@ -110,6 +111,7 @@ class LLMClient:
         self._inflight: dict[str, _Shared] = {}
         self._keys: dict[ChatRequest, str] = {}  # computed by prefetch, used once by complete
         self._http: openai.AsyncOpenAI | None = None
+        self._scope = current_scope(job_id)  # a Batch API job: nothing is sent live
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -141,6 +143,8 @@ class LLMClient:
         BudgetExhausted before sending when the job's budget cannot cover the call.
         """
         key = self._keys.pop(request, None) or request_hash(self.endpoint, request)
+        if self._scope is not None:
+            return await self._scope.answer(self, key, request)
         known = self._known.get(key)
         if known is not None:
             return self._hit(known)
@@ -158,6 +162,16 @@ class LLMClient:
         finally:
             shared.done.set()
             del self._inflight[key]
+
+    async def cached(self, key: str) -> ChatResult | None:
+        """The cached answer of the request with this key (a cache hit), or None."""
+        known = self._known.get(key)
+        if known is None:
+            answer = await self._batcher.submit(lookup_each, key)
+            if answer is None:
+                return None
+            known = self._known[key] = from_cache(answer, key)
+        return self._hit(known)
 
     async def _wait_for(self, shared: _Shared, request: ChatRequest) -> ChatResult:
         await shared.done.wait()

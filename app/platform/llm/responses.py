@@ -15,7 +15,12 @@ from app.platform.llm.chat import ChatResult
 
 
 def read_completion(
-    data: Any, endpoint: LLMEndpoint, key: str, *, logprobs: bool, latency_ms: float
+    data: Any,
+    endpoint: LLMEndpoint,
+    key: str,
+    *,
+    logprobs: bool,
+    latency_ms: float | None = None,
 ) -> ChatResult | None:
     """The result a chat completion's JSON gives; None when it is malformed."""
     try:
