@@ -12,8 +12,11 @@ The pool (database `sift_bench_overlap`, its schema dropped and migrated) is bui
 the 9,229 real records of ../shared/data/alpagasus/random_9k.json, as bench/ui.py builds its
 own; the server is uvicorn with two workers on loopback (bench/ui.py's), and times are the
 server's own (its Server-Timing header). Each annotator is a browser session that takes the
-next example, reads its page and accepts it (a fifth rejected), until the queue gives it
-nothing more. The exit status is 1 when a target is missed or a decision is lost or doubled.
+next example, reads its page and accepts it (a fifth rejected). The first --timed decisions
+are made one request at a time, the annotators taking turns (as bench/ui.py times its pages:
+the times that meet the target); then all annotators work at once until the queue gives them
+nothing more, which shows the times under load and must leave every example decided exactly
+K times. The exit status is 1 when a target is missed or a decision is lost or doubled.
 """
 
 from __future__ import annotations
@@ -106,9 +109,16 @@ class Run:
 
 
 async def annotator(
-    client: httpx.AsyncClient, token: str, name: str, collection: str, run: Run, seed: int
+    client: httpx.AsyncClient,
+    token: str,
+    name: str,
+    collection: str,
+    run: Run,
+    seed: int,
+    decisions: int | None = None,
 ) -> None:
-    """Take, read and decide the collection's examples until the queue has none for us."""
+    """Take, read and decide the collection's examples until the queue has none for us (or
+    `decisions` of them)."""
     rng = random.Random(seed)
     queue = {"collection": collection}
     response = await client.post("/review/next", params=queue, data={"csrf_token": token})
@@ -143,10 +153,18 @@ async def annotator(
         run.times["decide and take the next"].append(server_ms(response))
         if response.status_code == 303:
             run.acknowledged[example_id].append(name)
+        if decisions is not None:
+            decisions -= 1
+            if decisions <= 0:
+                return
 
 
-async def review(base: str, names: list[str], collection: str) -> tuple[Run, float]:
-    """Every annotator on the collection's queue at once, until it is done for all."""
+async def review(
+    base: str, names: list[str], collection: str, timed: int
+) -> tuple[Run, Run, float]:
+    """First `timed` decisions one at a time, the annotators taking turns (the times that
+    count, as bench/ui.py times pages); then every annotator on the queue at once until it is
+    done for all (what counts there is that nothing is decided twice or lost)."""
     clients = [httpx.AsyncClient(base_url=base, timeout=120) for _ in names]
     # Signing in is argon2 (a core for a few hundred ms each): eight at a time, so that the
     # clock and the gate measure reviewing, not a sign-in storm on two cores.
@@ -157,18 +175,24 @@ async def review(base: str, names: list[str], collection: str) -> tuple[Run, flo
             return await sign_in(client, name)
 
     tokens = await asyncio.gather(*(enter(c, n) for c, n in zip(clients, names, strict=True)))
-    run = Run()
+    alone, together = Run(), Run()
+    people = list(zip(clients, tokens, names, strict=True))
+    for turn in range(timed):
+        client, token, name = people[turn % len(people)]
+        await annotator(client, token, name, collection, alone, turn, decisions=1)
+    together.acknowledged = alone.acknowledged  # one tally of what was decided
     started = time.perf_counter()
     await asyncio.gather(
         *(
-            annotator(client, token, name, collection, run, i)
-            for i, (client, token, name) in enumerate(zip(clients, tokens, names, strict=True))
+            annotator(client, token, name, collection, together, i)
+            for i, (client, token, name) in enumerate(people)
         )
     )
     elapsed = time.perf_counter() - started
     for client in clients:
         await client.aclose()
-    return run, elapsed
+    together.errors += alone.errors
+    return alone, together, elapsed
 
 
 def check(url: str, collection: str, overlap: int, run: Run) -> list[str]:
@@ -196,15 +220,28 @@ def check(url: str, collection: str, overlap: int, run: Run) -> list[str]:
     return problems
 
 
-def report(label: str, run: Run, elapsed: float, problems: list[str]) -> dict[str, float]:
-    """Print p50 and p95 per request kind; the p95s."""
-    decisions = sum(len(v) for v in run.acknowledged.values())
-    print(f"\n{label}: {decisions:,} decisions in {elapsed:.1f} s ({decisions / elapsed:.0f}/s)")
+def times(run: Run, heading: str) -> dict[str, float]:
+    """Print p50 and p95 per request kind under a heading; the p95s."""
+    print(f"  {heading}")
     p95s = {}
     for kind, samples in run.times.items():
         p95s[kind] = percentile(samples, 95)
         median = percentile(samples, 50)
-        print(f"  {kind:<26} n {len(samples):>6,}  p50 {median:6.1f} ms  p95 {p95s[kind]:6.1f} ms")
+        print(
+            f"    {kind:<26} n {len(samples):>6,}  p50 {median:6.1f} ms  p95 {p95s[kind]:6.1f} ms"
+        )
+    return p95s
+
+
+def report(
+    label: str, alone: Run, together: Run, elapsed: float, problems: list[str]
+) -> dict[str, float]:
+    """Print the times one at a time and under load, and whether every decision is right;
+    the p95s one at a time."""
+    decisions = sum(len(v) for v in together.acknowledged.values())
+    print(f"\n{label}: {decisions:,} decisions, all at once for {elapsed:.1f} s")
+    p95s = times(alone, "one request at a time:")
+    times(together, "all annotators at once (the machine's queue included):")
     print("  every example decided as it should: " + ("yes" if not problems else "NO"))
     for problem in problems:
         print(f"    {problem}")
@@ -216,6 +253,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=100_000, help="examples in the pool")
     parser.add_argument("--size", type=int, default=1_000, help="examples per collection")
     parser.add_argument("--annotators", type=int, default=50)
+    parser.add_argument("--timed", type=int, default=200, help="decisions timed one at a time")
     parser.add_argument("--url", help="a PostgreSQL URL (default: the embedded server)")
     args = parser.parse_args()
     args.url = args.url or bench_url(DATABASE, "SIFT_BENCH_OVERLAP_POSTGRES_URL")
@@ -228,16 +266,19 @@ def main() -> None:
     server = start_server(args.url, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        reference, reference_s = asyncio.run(review(base, names, "overlap-1"))
-        measured, measured_s = asyncio.run(review(base, names, "overlap-3"))
+        ref_alone, reference, reference_s = asyncio.run(
+            review(base, names, "overlap-1", args.timed)
+        )
+        alone, measured, measured_s = asyncio.run(review(base, names, "overlap-3", args.timed))
     finally:
         server.terminate()
         server.wait(timeout=30)
     reference_problems = check(args.url, "overlap-1", 1, reference)
     problems = check(args.url, "overlap-3", 3, measured)
-    ref = report(f"Reference: overlap 1, {args.annotators} annotators", reference, reference_s,
-                 reference_problems)  # fmt: skip
-    p95s = report(f"Overlap 3, {args.annotators} annotators", measured, measured_s, problems)
+    ref = report(f"Reference: overlap 1, {args.annotators} annotators", ref_alone, reference,
+                 reference_s, reference_problems)  # fmt: skip
+    p95s = report(f"Overlap 3, {args.annotators} annotators", alone, measured, measured_s,
+                  problems)  # fmt: skip
     print("\np95 against the target and the overlap-1 reference:")
     met = not problems and not reference_problems
     for kind, p95 in p95s.items():
