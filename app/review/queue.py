@@ -204,19 +204,11 @@ def redone_since(decision: type[ReviewDecision], user: User) -> Any:
     )
 
 
-def sent_back_pending(user: User) -> Any:
-    """True for an example of the enclosing query that a lead sent back to this user and that
-    they have not done again."""
+def sent_back_to(user: User) -> Select[Any]:
+    """The ids of the examples a lead sent back to this user that they have not done again."""
     sent = aliased(ReviewDecision)
-    return (
-        select(sent.id)
-        .where(
-            sent.example_id == Example.id,
-            sent.user_id == user.id,
-            sent.check == "sent_back",
-            ~redone_since(sent, user),
-        )
-        .exists()
+    return select(sent.example_id).where(
+        sent.user_id == user.id, sent.check == "sent_back", ~redone_since(sent, user)
     )
 
 
@@ -307,12 +299,15 @@ def next_example(session: Session, queue: Queue, user: User) -> Example | None:
     held = session.scalar(own)
     if held is not None and take_lease(session, user, held):
         return session.get(Example, held)
-    # Then what a lead sent back to this user, before anything new.
-    for example_id in session.scalars(
-        _members(queue).where(sent_back_pending(user)).order_by(None).limit(8)
-    ):
-        if take_lease(session, user, example_id):
-            return session.get(Example, example_id)
+    # Then what a lead sent back to this user, before anything new: their few sent-back
+    # examples first (the partial index on sent-back decisions), then which are in this queue.
+    sent_back = list(session.scalars(sent_back_to(user).limit(100)))
+    if sent_back:
+        for example_id in session.scalars(
+            _members(queue).where(Example.id.in_(sent_back)).order_by(None).limit(8)
+        ):
+            if take_lease(session, user, example_id):
+                return session.get(Example, example_id)
     # What a lead assigned to this user comes before the rest of the queue.
     return _lease_first(session, queue, user, now, assignments.assigned_to(user)) or (
         _lease_first(session, queue, user, now, None)
