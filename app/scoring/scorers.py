@@ -81,7 +81,11 @@ def choose_scorer(
     if endpoint and not model_path:
         recipe = recipe.for_endpoint()
     if recipe.kind == ScorerKind.LOCAL_LOGIT_SCORER and not model_path:
-        also = " or an endpoint that serves a reward (--endpoint NAME)" if recipe.parse == "reward" else ""
+        also = (
+            " or an endpoint that serves a reward (--endpoint NAME)"
+            if recipe.parse == "reward"
+            else ""
+        )
         raise InvalidInput(
             f"model: {recipe.name} needs a local model (--model PATH){also}", field="model"
         )
