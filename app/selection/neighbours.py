@@ -58,24 +58,24 @@ def index_neighbours(
             "pos integer NOT NULL) ON COMMIT DROP"
         )
     )
-    try:
-        session.execute(
-            text(
-                f"INSERT INTO {table} SELECT * FROM "
-                "unnest(CAST(:hashes AS varchar[]), CAST(:positions AS integer[]))"
-            ),
-            {"hashes": list(hashes), "positions": list(range(n))},
-        )
-        session.execute(text(f"ANALYZE {table}"))  # the planner's row count for the join
-        search_in_index(session)
-        statement = _statement(table, model, dim, k)
-        for lo in range(0, n, BATCH):
-            rows = session.execute(statement, {"lo": lo, "hi": lo + BATCH}).all()
-            _place(found, rows, lo, min(n, lo + BATCH))
-            if progress is not None:
-                progress(min(n, lo + BATCH))
-    finally:
-        session.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    session.execute(
+        text(
+            f"INSERT INTO {table} SELECT * FROM "
+            "unnest(CAST(:hashes AS varchar[]), CAST(:positions AS integer[]))"
+        ),
+        {"hashes": list(hashes), "positions": list(range(n))},
+    )
+    session.execute(text(f"ANALYZE {table}"))  # the planner's row count for the join
+    search_in_index(session)
+    statement = _statement(table, model, dim, k)
+    for lo in range(0, n, BATCH):
+        rows = session.execute(statement, {"lo": lo, "hi": lo + BATCH}).all()
+        _place(found, rows, lo, min(n, lo + BATCH))
+        if progress is not None:
+            progress(min(n, lo + BATCH))
+    # Dropped now, not at commit: the transaction may go on. After an error, the rollback
+    # takes it away.
+    session.execute(text(f"DROP TABLE {table}"))
     return found
 
 
