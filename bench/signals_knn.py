@@ -29,6 +29,16 @@ FROM generate_series(0, %(n)s - 1) AS i
 """
 
 
+def clustered_pool(n: int, dim: int = 384, clusters: int = 500, seed: int = 0) -> np.ndarray:
+    """Unit vectors around `clusters` random centres (noise 0.9 of a centre's scale): a pool
+    with structure like real embeddings', made in seconds where MiniLM is not at hand."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    x = centres[rng.integers(clusters, size=n)]
+    x += 0.9 * rng.normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
 def _load(url: str, pool: np.ndarray) -> dict[str, list[str]]:
     """The two datasets and the embeddings; each dataset's content hashes in pool order."""
     import psycopg
@@ -86,6 +96,35 @@ def _index_similarity(url: str, hashes: list[str], pool: np.ndarray) -> Any:
     return near
 
 
+def _plan(url: str, hashes: list[str], dim: int) -> str:
+    """Whether the planner serves the neighbour statement from the HNSW index, on this pool."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import Session
+
+    from app.platform.vectors.index import search_in_index, vector_index_name
+    from app.platform.vectors.models import DEFAULT_MODEL
+    from app.selection.neighbours import _statement
+
+    engine = create_engine(url)
+    with Session(engine) as session, session.begin():
+        session.execute(text("CREATE TEMPORARY TABLE knn_plan (content_hash varchar(64) "
+                             "PRIMARY KEY, pos integer NOT NULL) ON COMMIT DROP"))  # fmt: skip
+        session.execute(
+            text("INSERT INTO knn_plan SELECT * FROM unnest(CAST(:h AS varchar[]), "
+                 "CAST(:p AS integer[]))"), {"h": hashes, "p": list(range(len(hashes)))},
+        )  # fmt: skip
+        session.execute(text("ANALYZE knn_plan"))
+        search_in_index(session)
+        statement = _statement("knn_plan", DEFAULT_MODEL, dim, diversity.NEIGHBOURS)
+        compiled = statement.bindparams(lo=0, hi=256).compile(
+            dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
+        )
+        plan = session.execute(text(f"EXPLAIN {compiled}")).scalars().all()
+    engine.dispose()
+    used = any(vector_index_name(DEFAULT_MODEL) in line for line in plan)
+    return "the HNSW index" if used else "NOT the index: " + " / ".join(plan[:6])
+
+
 def _recall(near: np.ndarray, exact: diversity.Similarity, sample: np.ndarray) -> float:
     """The share of each sampled point's exact k nearest that the index found."""
     covers: dict[int, set[int]] = {int(i): set() for i in sample}
@@ -105,6 +144,7 @@ def index_bench(pool: np.ndarray, budget: int) -> None:
     start = time.perf_counter()
     hashes = _load(url, pool)
     print(f"    load and index build (once)     {time.perf_counter() - start:8.1f} s")
+    print(f"    the planner's choice            {_plan(url, hashes['knn-all'], pool.shape[1])}")
     start = time.perf_counter()
     near = _index_similarity(url, hashes["knn-all"], pool)
     index_s = time.perf_counter() - start
