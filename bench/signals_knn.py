@@ -103,7 +103,7 @@ def _plan(url: str, hashes: list[str], dim: int) -> str:
 
     from app.platform.vectors.index import search_in_index, vector_index_name
     from app.platform.vectors.models import DEFAULT_MODEL
-    from app.selection.neighbours import _statement
+    from app.selection.neighbours import _statement, bulk_ef_search
 
     engine = create_engine(url)
     with Session(engine) as session, session.begin():
@@ -114,7 +114,7 @@ def _plan(url: str, hashes: list[str], dim: int) -> str:
                  "CAST(:p AS integer[]))"), {"h": hashes, "p": list(range(len(hashes)))},
         )  # fmt: skip
         session.execute(text("ANALYZE knn_plan"))
-        search_in_index(session)
+        search_in_index(session, bulk_ef_search(diversity.NEIGHBOURS))
         statement = _statement("knn_plan", DEFAULT_MODEL, dim, diversity.NEIGHBOURS)
         compiled = statement.bindparams(lo=0, hi=256).compile(
             dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}

@@ -8,10 +8,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from app.entrypoints.cli import cli
 from app.models import Embedding
+from app.platform.db import transaction
 from app.platform.vectors.index import vector_index_name
 from app.platform.vectors.models import DEFAULT_MODEL
 from app.selection import diversity, service
@@ -112,3 +115,16 @@ def test_through_the_spec_a_large_k_is_exact_and_a_small_k_within_its_bound(
     # And on these clustered vectors, as stated in the README: within 5% of the exact picks.
     assert 1 - fl_sparse / fl_exact < 0.05
     assert sparse != exact_picks  # a small k does approximate
+
+
+def test_the_command_says_that_it_approximates(embedded: Engine) -> None:
+    with transaction() as session:
+        _store(session, "diverse", _clustered(2, 30))
+    args = ["select", "--dataset", "diverse", "--method", "facility-location", "--budget", "5",
+            "--neighbours", "4", "--into", "spread"]  # fmt: skip
+    shown = CliRunner().invoke(cli, [*args, "--preview"])
+    assert shown.exit_code == 0 and "5 of 30 candidates" in shown.output, shown.output
+    assert "approximates" in shown.output and "HNSW" in shown.output
+    done = CliRunner().invoke(cli, [*args, "--wait"])
+    assert done.exit_code == 0 and "added 5" in done.output, done.output
+    assert "approximates" in done.output
