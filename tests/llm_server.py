@@ -13,7 +13,7 @@ prompt even when the client runs in another process:
 - ``[[usage:none]]``: leave ``usage`` out, as some servers do
 
 A model whose name ends in ``reward`` answers as NVIDIA NIM serves reward models: the
-messages end with the assistant's answer to rate (else HTTP 400), and the content is
+messages end with the assistant's answer to rate, and the content is
 ``reward:VALUE`` (``default_reward`` of the last user message and the answer, unless the
 answer holds ``[[reward:VALUE]]``; ``[[attributes:helpfulness=1.5,correctness=2]]`` answers
 those pairs instead, as HelpSteer models do), with each pair's value as a logprob too.
@@ -222,8 +222,11 @@ def _reward_logprobs(reply: str) -> list[dict[str, Any]]:
 def _completion(body: dict[str, Any], directives: dict[str, str]) -> dict[str, Any]:
     messages = body.get("messages") or []
     want_logprobs = bool(body.get("logprobs"))
+    reward = is_reward_model(body.get("model")) and bool(messages)
+    if reward:
+        # The answer's own directives count too: it is what a reward model reads.
+        directives = directives | _directives(str(messages[-1].get("content") or ""))
     reply, top = _reply(directives, want_logprobs)
-    reward = is_reward_model(body.get("model"))
     if reward and "reply" not in directives:
         reply = _reward_reply(messages, directives)
     finish = directives.get("finish") or "stop"
@@ -269,12 +272,6 @@ def build_app(state: _State) -> Starlette:
         last = str(users[-1].get("content") or "") if users else ""
         seen = state.arrive(prompt_key(last))
         directives = _directives(last)
-        if is_reward_model(body.get("model")):
-            messages = body.get("messages") or []
-            if not messages or messages[-1].get("role") != "assistant":
-                body = {"error": {"message": "a reward model rates a final assistant turn"}}
-                return JSONResponse(body, status_code=400)
-            directives |= _directives(str(messages[-1].get("content") or ""))
         if "status" in directives:
             code, options = _options(directives["status"])
             if seen <= int(options.get("times", "1")):
