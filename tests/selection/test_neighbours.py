@@ -128,3 +128,25 @@ def test_the_command_says_that_it_approximates(embedded: Engine) -> None:
     done = CliRunner().invoke(cli, [*args, "--wait"])
     assert done.exit_code == 0 and "added 5" in done.output, done.output
     assert "approximates" in done.output
+
+
+def test_without_an_index_the_neighbours_come_from_an_exact_search(session: Session) -> None:
+    x = _clustered(3, 50)[:, :16].copy()
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    dataset = make_dataset(session, "small")
+    ids = []
+    for i, vector in enumerate(x):
+        example = make_example(session, dataset, i)
+        ids.append(example.id)
+        session.add(
+            Embedding(content_hash=example.content_hash, model="tiny-embedder", dim=16,
+                      vector=vector.tobytes())
+        )  # fmt: skip
+    session.flush()
+    assert not has_index(session, "tiny-embedder", 16)
+    spec = SelectionSpec(
+        "small", "facility-location", budget=7, neighbours=4, embedding_model="tiny-embedder"
+    )
+    expected = diversity.facility_location(diversity.similarity(x, neighbours=4), 7).picks
+    assert service.select_ids(session, spec) == [ids[k] for k in expected]
+    assert "an exact search" in service.preview(session, spec).get("note", "")
