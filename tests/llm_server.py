@@ -12,6 +12,13 @@ prompt even when the client runs in another process:
 - ``[[latency:S]]``: this prompt's latency in seconds
 - ``[[usage:none]]``: leave ``usage`` out, as some servers do
 
+A model whose name ends in ``reward`` answers as NVIDIA NIM serves reward models: the
+messages end with the assistant's answer to rate, and the content is
+``reward:VALUE`` (``default_reward`` of the last user message and the answer, unless the
+answer holds ``[[reward:VALUE]]``; ``[[attributes:helpfulness=1.5,correctness=2]]`` answers
+those pairs instead, as HelpSteer models do), with each pair's value as a logprob too.
+Directives in the answer count as well as in the last user message.
+
 Scripted replies, for answers that depend on more than one marker (a judge shown two answers
 in either order): ``LLMServer.script(pattern, reply, model=None)`` (or ``POST /_script``)
 answers a request whose last user message matches the regex ``pattern`` (and whose model is
@@ -183,10 +190,54 @@ def _reply(directives: dict[str, str], want_logprobs: bool) -> tuple[str, dict[s
     return DEFAULT_REPLY, top
 
 
+def default_reward(prompt: str, answer: str) -> float:
+    """The reward the test server gives an answer without a `[[reward:...]]`: longer answers
+    to shorter prompts score higher, below 0 when the answer is shorter."""
+    return round(math.log((1 + len(answer)) / (1 + len(prompt))), 6)
+
+
+def is_reward_model(model: str | None) -> bool:
+    """Whether the server answers `model` as a NIM reward model."""
+    return (model or "").lower().endswith("reward")
+
+
+def _reward_reply(messages: list[dict[str, Any]], directives: dict[str, str]) -> str:
+    """`reward:VALUE`, or the pairs of `[[attributes:...]]`, as NIM's content."""
+    if "attributes" in directives:
+        pairs = (p.split("=", 1) for p in directives["attributes"].split(",") if "=" in p)
+        return ",".join(f"{name}:{value}" for name, value in pairs)
+    if "reward" in directives:
+        return f"reward:{directives['reward']}"
+    users = [m for m in messages if m.get("role") == "user"]
+    prompt = str(users[-1].get("content") or "") if users else ""
+    return f"reward:{default_reward(prompt, str(messages[-1].get('content') or ''))}"
+
+
+def _reward_logprobs(reply: str) -> list[dict[str, Any]]:
+    """NIM's logprobs of a reward answer: each pair's name as a token, its value as logprob."""
+    content = []
+    for pair in reply.split(","):
+        name, _, value = pair.partition(":")
+        try:
+            logprob = float(value)
+        except ValueError:
+            continue
+        if not math.isfinite(logprob):
+            continue  # JSON has no NaN
+        content.append({"token": name, "logprob": logprob, "bytes": None, "top_logprobs": []})
+    return content
+
+
 def _completion(body: dict[str, Any], directives: dict[str, str]) -> dict[str, Any]:
     messages = body.get("messages") or []
     want_logprobs = bool(body.get("logprobs"))
+    reward = is_reward_model(body.get("model")) and bool(messages)
+    if reward:
+        # The answer's own directives count too: it is what a reward model reads.
+        directives = directives | _directives(str(messages[-1].get("content") or ""))
     reply, top = _reply(directives, want_logprobs)
+    if reward and "reply" not in directives:
+        reply = _reward_reply(messages, directives)
     finish = directives.get("finish") or "stop"
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
     if max_tokens is not None and _tokens(reply) > int(max_tokens):
@@ -197,7 +248,9 @@ def _completion(body: dict[str, Any], directives: dict[str, str]) -> dict[str, A
         "finish_reason": finish,
         "logprobs": None,
     }
-    if want_logprobs:
+    if reward:
+        choice["logprobs"] = {"content": _reward_logprobs(reply), "refusal": None}
+    elif want_logprobs:
         n = int(body.get("top_logprobs") or 0)
         choice["logprobs"] = {"content": _logprob_content(reply, top, n), "refusal": None}
     prompt_chars = sum(len(str(m.get("content") or "")) for m in messages)

@@ -7,6 +7,8 @@ from app.platform.errors import InvalidInput
 from app.platform.llm.chat import ChatRequest
 from app.scoring.example_text import ExampleText
 from app.scoring.recipes import Recipe
+from app.scoring.reward import conversation
+from app.scoring.reward_endpoint import PARSE as REWARD_ENDPOINT
 
 
 def render(template: str, instruction: str, input: str, output: str) -> str:
@@ -32,6 +34,8 @@ def build_requests(recipe: Recipe, example: ExampleText) -> list[ChatRequest]:
         "max_tokens": recipe.max_tokens,
         "top_logprobs": recipe.top_logprobs,
     }
+    if recipe.parse == REWARD_ENDPOINT:  # the conversation itself, the answer to rate last
+        return [ChatRequest.of(conversation(example), **sampling)]
     if recipe.kind == ScorerKind.LLM_RATING and recipe.prompt_template is not None:
         user = render(recipe.prompt_template, example.instruction, example.input, example.output)
         system = (

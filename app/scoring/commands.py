@@ -22,7 +22,12 @@ def score(
         ),
     ],
     endpoint: Annotated[
-        str | None, typer.Option("--endpoint", help="LLM endpoint name (default: default)")
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="LLM endpoint name (default: default); for reward, one that serves a reward "
+            "model the NVIDIA NIM way",
+        ),
     ] = None,
     model: Annotated[
         str | None,

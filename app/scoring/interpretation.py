@@ -11,7 +11,7 @@ from typing import Any
 from app.models.scoring import ScorerKind, ScoreState
 from app.platform.errors import InvalidInput
 from app.platform.llm.chat import ChatResult
-from app.scoring import deita, lima
+from app.scoring import deita, lima, reward_endpoint
 from app.scoring.example_text import ExampleText
 from app.scoring.parsing import parse_rating
 from app.scoring.recipes import Recipe
@@ -35,6 +35,9 @@ def interpret(recipe: Recipe, example: ExampleText, results: Sequence[ChatResult
         return ScoreResult(None, ScoreState.FAILED, raw=failures[0])
     if not results:
         return ScoreResult(None, ScoreState.FAILED, raw="the example has no user/assistant turn")
+    if recipe.parse == reward_endpoint.PARSE:
+        value, state, details = reward_endpoint.read_reward(results[0])
+        return ScoreResult(value, state, raw=results[0].text, details=details)
     if recipe.kind == ScorerKind.LLM_RATING:
         return _read_rating(recipe, results[0])
     if recipe.parse == "deita":

@@ -16,7 +16,7 @@ from typing import Any
 from app.models.scoring import Scorer, ScorerKind
 from app.platform.errors import InvalidInput
 from app.platform.hashing import json_sha256
-from app.scoring import deita, ifd, lima
+from app.scoring import deita, ifd, lima, reward_endpoint
 from app.scoring.prompts import (
     ALPAGASUS_ACCURACY,
     ALPAGASUS_HELPFULNESS,
@@ -100,6 +100,11 @@ class Recipe:
             "key": self.key(model, provider),
             "params": self.stored_params(),
         }
+
+    def for_endpoint(self) -> Recipe:
+        """The local reward recipe asked of an endpoint that serves a reward instead (the same
+        name, another kind and key); any other recipe as it is."""
+        return ENDPOINT_REWARD if self.parse == "reward" else self
 
     def for_local_model(self) -> Recipe:
         """The same Deita recipe, scored by a local transformers model instead of an endpoint
@@ -206,6 +211,20 @@ BUILTIN_RECIPES: dict[str, Recipe] = {
         _ifd("ifd-ppl", "superfiltering", ifd.SUPERFILTERING_PROMPT_INPUT),
     )
 }
+
+
+# `reward` with --endpoint: a reward model served the NIM way (app/scoring/reward_endpoint.py).
+ENDPOINT_REWARD = Recipe(
+    name="reward",
+    kind=ScorerKind.LLM_RATING,
+    parse=reward_endpoint.PARSE,
+    max_tokens=reward_endpoint.MAX_TOKENS,
+    params={
+        "protocol": reward_endpoint.PROTOCOL,
+        "input": "the conversation as chat messages, the answer to rate last",
+        "value": " else ".join(reward_endpoint.VALUE_ATTRIBUTES),
+    },
+)
 
 
 def get_recipe(name: str) -> Recipe:

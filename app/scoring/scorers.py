@@ -78,9 +78,16 @@ def choose_scorer(
         model = "+".join(scorer.key[:16] for scorer in inputs.values())
         ids = {need: scorer.id for need, scorer in inputs.items()}
         return ScorerChoice(recipe, model, "derived", inputs=ids)
+    if endpoint and not model_path:
+        recipe = recipe.for_endpoint()
     if recipe.kind == ScorerKind.LOCAL_LOGIT_SCORER and not model_path:
+        also = (
+            " or an endpoint that serves a reward (--endpoint NAME)"
+            if recipe.parse == "reward"
+            else ""
+        )
         raise InvalidInput(
-            f"model: {recipe.name} needs a local model (--model PATH)", field="model"
+            f"model: {recipe.name} needs a local model (--model PATH){also}", field="model"
         )
     if model_path:
         path = check_model_path(model_path)

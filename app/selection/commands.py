@@ -126,6 +126,13 @@ def select_(
     alpha: Annotated[
         float, typer.Option(help="facility-location: weight of the scorer's quality, in [0, 1]")
     ] = 0.0,
+    neighbours: Annotated[
+        int | None,
+        typer.Option(
+            help="facility-location: each candidate's N nearest by the vector index, an "
+            "approximation (default: exact up to 5,000 candidates, 32 nearest above)"
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="save the recipe by this name")] = None,
     target_size: Annotated[int, typer.Option("--target-size", help="for a new collection")] = 1000,
     preview: Annotated[
@@ -156,6 +163,7 @@ def select_(
                 "seed": seed,
                 "tokenizer": tokenizer,
                 "alpha": alpha,
+                "neighbours": neighbours,
             }
         )
     if preview:

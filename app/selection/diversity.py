@@ -88,6 +88,7 @@ class Similarity:
     rows: np.ndarray
     values: np.ndarray
     neighbours: int | None  # None: every similarity is kept
+    found_by: str = "an exact search"  # how each point's neighbours were found
 
     @property
     def exact(self) -> bool:
@@ -151,6 +152,39 @@ def _nearest(points: np.ndarray, k: int) -> Similarity:
         rows.append(np.broadcast_to(np.arange(start, stop)[:, None], top.shape)[keep])
         columns.append(top[keep])
         values.append(near[keep])
+    return _by_column(n, rows, columns, values, k)
+
+
+def from_neighbours(
+    vectors: np.ndarray, neighbours: np.ndarray, found_by: str = "the vector index"
+) -> Similarity:
+    """The sparse similarity of given neighbour sets (a row of positions per point, -1 for
+    none; e.g. from the vector index): each point covered only by its listed neighbours."""
+    points = _matrix(vectors)
+    n, k = neighbours.shape
+    step = max(1, CHUNK_BYTES // (8 * max(k, 1) * max(points.shape[1], 1)))
+    rows, columns, values = [], [], []
+    for start in range(0, n, step):
+        near = neighbours[start : start + step]
+        listed = near >= 0
+        row = np.broadcast_to(np.arange(start, start + len(near))[:, None], near.shape)[listed]
+        column = near[listed]
+        # float64 products: what the index found decides the sets, not the values.
+        value = _fixed(
+            np.einsum("ij,ij->i", points[row].astype(np.float64), points[column].astype(np.float64))
+        )
+        keep = value > 0
+        rows.append(row[keep])
+        columns.append(column[keep])
+        values.append(value[keep])
+    sim = _by_column(n, rows, columns, values, k)
+    sim.found_by = found_by
+    return sim
+
+
+def _by_column(
+    n: int, rows: list[np.ndarray], columns: list[np.ndarray], values: list[np.ndarray], k: int
+) -> Similarity:
     column = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
     order = np.argsort(column, kind="stable")  # by column, rows ascending within each
     indptr = np.concatenate([[0], np.cumsum(np.bincount(column, minlength=n))])
@@ -287,9 +321,9 @@ class _State:
         note = None
         if not self.sim.exact:
             note = (
-                f"facility location over {self.sim.size:,} points used a sparse similarity: each "
-                f"point's {self.sim.neighbours} nearest neighbours (exact up to "
-                f"{EXACT_LIMIT:,} points)"
+                f"facility location over {self.sim.size:,} points approximates: a sparse "
+                f"similarity, each point's {self.sim.neighbours} nearest neighbours by "
+                f"{self.sim.found_by} (every similarity is used up to {EXACT_LIMIT:,} points)"
             )
         return FacilityResult(
             self.picks,

@@ -32,6 +32,7 @@ from app.selection.deita import deita_select, score_order
 from app.selection.embed_job import start_embed_job as start_embed_job
 from app.selection.evol import DERIVED, DERIVED_NOTE, EVOL, derived_evol, has_stored_evol
 from app.selection.longest import longest_ids
+from app.selection.neighbours import facility_similarity
 from app.selection.sampling import quota_sample, random_sample
 from app.selection.spec import DEDUP_METHODS as DEDUP_METHODS
 from app.selection.spec import METHODS as METHODS
@@ -239,7 +240,7 @@ def _diverse(
         return [candidates[k] for k in picks], None
     quality = np.array([scores.get(i, 0.0) for i in candidates])
     result = diversity.facility_location(
-        diversity.similarity(matrix),
+        facility_similarity(session, spec, candidates, matrix),
         budget,
         quality=quality,
         alpha=spec.alpha,

@@ -31,7 +31,7 @@ METHODS = (
 )
 # Fields added after recipes were first saved: left out of `canonical` at their defaults, so
 # that a recipe saved before they existed keeps its stored form and its digest.
-LATER_FIELDS = {"tokenizer": None, "alpha": 0.0}
+LATER_FIELDS = {"tokenizer": None, "alpha": 0.0, "neighbours": None}
 
 
 @dataclass
@@ -83,6 +83,13 @@ class SelectionSpec:
         json_schema_extra={"minimum": 0, "maximum": 1},
     )
 
+    neighbours: int | None = Field(
+        default=None,
+        description="facility-location: each candidate's N nearest by the vector index (an "
+        "approximation; default: every similarity up to 5,000 candidates, 32 nearest above)",
+        json_schema_extra={"minimum": 1},
+    )
+
     def __post_init__(self) -> None:
         self.check()
 
@@ -121,6 +128,10 @@ class SelectionSpec:
             raise InvalidInput("alpha: a weight in [0, 1]", field="alpha")
         if self.alpha > 0 and self.method == "facility-location" and not self.scorer:
             raise InvalidInput("scorer: alpha above 0 weighs a scorer's values", field="scorer")
+        if self.neighbours is not None and self.method != "facility-location":
+            raise InvalidInput("neighbours: only facility-location uses them", field="neighbours")
+        if self.neighbours is not None and self.neighbours < 1:
+            raise InvalidInput("neighbours: at least 1", field="neighbours")
         if self.tokenizer is not None and self.method != "longest":
             raise InvalidInput("tokenizer: only longest counts tokens", field="tokenizer")
 

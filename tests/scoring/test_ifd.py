@@ -153,7 +153,9 @@ def test_batched_ifd_equals_the_reference(
             assert a.value is None and b.value is None and a.reason
             continue
         assert a.value == pytest.approx(want, abs=1e-4)
-        assert b.value == pytest.approx(a.value, abs=1e-6)
+        # Float32 kernels sum in another order for another batch shape: 1.1e-6 apart was seen
+        # on a loaded machine; the README states 1e-5.
+        assert b.value == pytest.approx(a.value, abs=1e-5)
     scored = [s.value for s in one if s.value is not None]
     assert len(scored) >= RECORDS - 2 and len({round(v, 6) for v in scored}) == len(scored)
 

@@ -65,12 +65,12 @@ def ensure_vector_index(session: Session, model: str, dim: int) -> bool:
     return True
 
 
-def search_in_index(session: Session) -> None:
+def search_in_index(session: Session, ef_search: int = EF_SEARCH) -> None:
     """Settings for the HNSW searches of this transaction: a wider candidate list for recall,
     and iterative scans so that a filter (one dataset, a queue) still fills the answer."""
     session.execute(
         select(
-            func.set_config("hnsw.ef_search", str(EF_SEARCH), True),
+            func.set_config("hnsw.ef_search", str(int(ef_search)), True),
             func.set_config("hnsw.iterative_scan", "relaxed_order", True),
         )
     )
