@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 from app.experiments import service
 from app.experiments.service import arms_of, get_experiment
 from app.models import Example, Experiment, ExperimentArm, Job, User
+from app.platform.cli.jobs import runs_here
 from app.platform.db import transaction
 from app.platform.errors import Conflict
-from app.platform.jobs.dispatch import create_job, get_job
+from app.platform.jobs.dispatch import create_job, get_job, run_jobs_here
 from app.platform.jobs.progress import Progress
+from app.platform.jobs.runner import execute_job
 from app.platform.sampling import one_of
 from app.training import service as training
 
@@ -124,12 +126,20 @@ def drive(experiment_name: str, progress: Progress, poll_s: float = 1.0) -> dict
     with transaction() as session:
         names = [a.name for a in arms_of(session, get_experiment(session, experiment_name))]
     steps = plan(names)
+    # The embedded default with no worker running (`sift serve` not started): the steps' jobs
+    # run in this process, one after another, as `sift experiment run` runs them.
+    here = runs_here()
     while True:
         waiting: set[str] = set()  # arms with a step still to run: their later steps wait
         done = 0
         for arm_name, step, start in steps:
             with transaction() as session:
+                if here:
+                    run_jobs_here(session)
                 job_id = start_step(experiment_name, arm_name, start, session)
+            if here and job_id is not None:
+                execute_job(job_id, inline=True)
+            with transaction() as session:
                 job = get_job(session, job_id) if job_id is not None else None
                 state, error = (job.state, job.error) if job else (None, None)
             if state in ENDED_BADLY:
