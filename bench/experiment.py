@@ -27,6 +27,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 import argparse
 import json
 import os
+import shutil
 import time
 
 from bench.common import BENCH_DATA_DIR, DATA, bench_url, prepare_postgres, write_json
@@ -47,6 +48,9 @@ def main() -> None:
     url = args.url or bench_url("sift_bench_experiment")
     prepare_postgres(url)
     data_dir = BENCH_DATA_DIR / "experiment"  # kept: the GGUF conversion is made once
+    # Not the runs: they are numbered by the fresh database, and a run folder left by an earlier
+    # bench would be taken as this run's finished training.
+    shutil.rmtree(data_dir / "training", ignore_errors=True)
     os.environ.update({"SIFT_DATABASE_URL": url, "SIFT_DATA_DIR": str(data_dir)})
     os.environ.pop("SIFT_REDIS_URL", None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
