@@ -19,6 +19,7 @@ from app.models import Dataset, Role, User
 from app.platform.db import DB
 from app.platform.errors import InvalidInput, SiftError
 from app.platform.jobs.dispatch import get_job
+from app.platform.jobs.schemas import hide_paths_in_text, sees_server_paths
 from app.platform.web import PageLead, PageUser, check_csrf, render
 
 router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
@@ -134,6 +135,12 @@ def experiment_page(
         "scales": _scales(board),
         "polling": _active(session, board, experiment.run_job_id),
         "run_job": run_job,
+        # A failed step's error may name server paths: leads and admins see them, others not.
+        "run_error": (
+            run_job.error if sees_server_paths(user) else hide_paths_in_text(run_job.error)
+        )
+        if run_job
+        else None,
         "can_run": user.has_role(Role.LEAD),
         "scorers": scorers,
         "scorer": chosen,

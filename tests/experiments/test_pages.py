@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.collections.service import add_items, create_collection, create_snapshot
 from app.evaluation.service import start_ifeval
 from app.experiments.service import arms_of, build_snapshot, create_experiment, get_experiment
-from app.models import Dataset, Example, SnapshotItem
+from app.models import Dataset, Example, Job, SnapshotItem
 from app.platform.config import get_settings
 from app.platform.jobs.dispatch import run_jobs_here
 from app.scoring.chunks import upsert_scores
@@ -140,10 +140,22 @@ def test_create_and_run_from_the_pages(
     assert 'id="distributions"' in page and '<option value="length@1" selected>' in page
     assert page.count('<g data-arm="') == 2 and "(n=3)" in page
 
+    # A step that failed ends the run: its error is shown where the person looks.
+    job = session.get_one(Job, experiment.run_job_id)
+    job.state, job.error = (
+        "failed",
+        "arm random: training failed: no file /srv/models/x/config.json",
+    )
+    session.flush()
+    page = client.get("/experiments/from-page").text
+    assert 'role="alert"' in page and "no file /srv/models/x/config.json" in page
+    assert 'id="run-experiment"' in page and 'hx-trigger="every 2s"' not in page
+
     annotator = TestClient(client.app)
     sign_in(annotator, make_user(session, "annotator"))
     seen = annotator.get("/experiments/from-page").text
     assert 'id="run-experiment"' not in seen and 'id="experiment-form"' not in seen
+    assert "training failed" in seen and "/srv/models" not in seen
     assert (
         annotator.post(
             "/experiments/from-page/run",
