@@ -20,7 +20,7 @@ from app.training import service as training
 
 IFEVAL_METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
 HELDOUT = "heldout_loss"  # lower is better
-METRICS = (*IFEVAL_METRICS, HELDOUT)
+METRICS = (HELDOUT, *IFEVAL_METRICS)
 RESAMPLES = 1_000
 SEED = 0
 

@@ -96,11 +96,17 @@ async def create(request: Request, session: DB, user: PageLead) -> Response:
     return RedirectResponse(f"/experiments/{made.name}", status_code=303)
 
 
-def _scales(board: dict[str, Any]) -> dict[str, float]:
-    """The right end of each metric's interval strip: 1 for accuracies, the largest upper
-    bound of the held-out loss."""
-    highs = [a["metrics"][HELDOUT]["high"] for a in board["arms"] if HELDOUT in a["metrics"]]
-    return {metric: 1.0 for metric in METRICS} | {HELDOUT: max(highs, default=1.0) or 1.0}
+def _scales(board: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Each metric's strip, left and right ends: 0 to 1 for accuracies; for the held-out loss,
+    the arms' intervals with a margin, so that close losses stay apart on the page."""
+    shown = [a["metrics"][HELDOUT] for a in board["arms"] if HELDOUT in a["metrics"]]
+    shown = [m for m in shown if m["value"] is not None]
+    scales = {metric: (0.0, 1.0) for metric in METRICS}
+    if shown:
+        low, high = min(m["low"] for m in shown), max(m["high"] for m in shown)
+        margin = max((high - low) * 0.1, 1e-6)
+        scales[HELDOUT] = (low - margin, high + margin)
+    return scales
 
 
 def _active(session: Session, board: dict[str, Any], run_job_id: int | None) -> bool:

@@ -138,7 +138,7 @@ def test_create_and_run_from_the_pages(
         build_snapshot(session, experiment, arm)
     page = client.get("/experiments/from-page?scorer=length").text
     assert 'id="distributions"' in page and '<option value="length@1" selected>' in page
-    assert page.count('<g data-arm="') == 2 and "(n=3)" in page
+    assert page.count('<g data-arm="') == 2 and "n=3</text>" in page
 
     # A step that failed ends the run: its error is shown where the person looks.
     job = session.get_one(Job, experiment.run_job_id)
