@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.experiments import heldout, runs
+from app.experiments.leaderboard import heldout_bootstrap
 from app.models import Experiment, ExperimentArm, Job
 from app.platform.errors import NotFound
 from app.platform.jobs.progress import Progress
@@ -30,9 +31,9 @@ def measure_heldout(session: Session, job: Job, progress: Progress) -> dict[str,
         on_batch=lambda done: progress(done, len(conversations)),
     )  # fmt: skip
     arm.heldout = measured.as_json(run.id)
-    rows = heldout.np.arange(len(measured.losses))
-    loss = float(heldout.mean_token_loss(measured.losses, measured.tokens, rows))
-    return {"examples": len(conversations), "loss": round(loss, 4)}
+    summary = heldout_bootstrap(measured.losses, measured.tokens, resamples=1)
+    loss = summary["value"]
+    return {"examples": len(conversations), "loss": None if loss is None else round(loss, 4)}
 
 
 @job_handler(runs.RUN_KIND, queue="cpu")
