@@ -7,4 +7,5 @@ DOMAIN = Domain(
     api="app.experiments.routes:router",
     pages="app.experiments.pages:router",
     commands="app.experiments.commands:commands",
+    tasks="app.experiments.tasks",
 )

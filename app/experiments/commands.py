@@ -66,6 +66,14 @@ def create(
     baseline: Annotated[
         str | None, typer.Option("--baseline", help="the arm the others are judged against")
     ] = None,
+    heldout: Annotated[
+        float | None,
+        typer.Option(
+            "--heldout",
+            help="a held-out split no arm may select, each run's loss measured on it: "
+            "a fraction below 1 (0.05) or a count (100)",
+        ),
+    ] = None,
 ) -> None:
     """Create an experiment: its arms, the base model and training config they all share."""
     from app.experiments import service
@@ -84,9 +92,11 @@ def create(
         made = service.create_experiment(
             session, name, dataset, budget, list(arms), str(base_model), params,
             ifeval_prompts=int(count) if count else None, max_tokens=max_tokens, judge=judge,
-            test_set=test_set, baseline=baseline,
+            test_set=test_set, baseline=baseline, heldout=heldout,
         )  # fmt: skip
         line = f"experiment {made.name}: {len(arms)} arms of {budget} from {dataset}"
+        if made.heldout_ids:
+            line += f", {len(made.heldout_ids):,} examples held out"
     out.print(f"{line}; run it with: sift experiment run {name} --wait", highlight=False)
 
 
@@ -97,22 +107,16 @@ def run(
 ) -> None:
     """Build each arm's snapshot, train it and score it on IFEval; what exists is reused, so a
     second run computes only what is missing (a new arm, a failed run)."""
-    from app.experiments import service
+    from app.experiments import runs, service
 
     with user_errors(), transaction() as session:
-        arm_names = [
-            a.name for a in service.arms_of(session, service.get_experiment(session, name))
-        ]
+        experiment = service.get_experiment(session, name)
+        runs.retry_failed(session, experiment)
+        arm_names = [a.name for a in service.arms_of(session, experiment)]
     waiting = 0
-    steps = (("training", service.start_run), ("IFEval", service.start_evaluation))
-    # Each arm trained and scored, then each judged against the baseline (whose run it needs).
-    plan = [(a, s) for a in arm_names for s in steps]
-    plan += [(a, ("judged against the baseline", service.start_pairwise)) for a in arm_names]
-    for arm_name, (step, start) in plan:
+    for arm_name, step, start in runs.plan(arm_names):
         with user_errors(), job_transaction() as session:
-            experiment = service.get_experiment(session, name)
-            arm = next(a for a in service.arms_of(session, experiment) if a.name == arm_name)
-            job_id = start(session, experiment, arm)
+            job_id = runs.start_step(name, arm_name, start, session)
         if job_id is None:
             continue
         run_job(job_id, f"{name} · {arm_name} · {step}", wait)

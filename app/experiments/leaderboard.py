@@ -1,5 +1,6 @@
-"""The leaderboard: per arm its size, snapshot, run and IFEval metrics, each with a bootstrap 95%
-interval over prompts (seeded), and the arms' overlap (Jaccard of their selections)."""
+"""The leaderboard: per arm its size, snapshot, run, held-out loss and IFEval metrics, each with a
+bootstrap 95% interval (over held-out examples or prompts, seeded), each step's progress, and the
+arms' overlap (Jaccard of their selections)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.evaluation import service as evaluation
+from app.experiments import heldout
 from app.experiments.service import arms_of
 from app.models import Experiment, ExperimentArm, SnapshotItem, TrainingRun
+from app.platform.jobs.dispatch import get_job
 from app.training import service as training
 
-METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
+IFEVAL_METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
+HELDOUT = "heldout_loss"  # lower is better
+METRICS = (HELDOUT, *IFEVAL_METRICS)
 RESAMPLES = 1_000
 SEED = 0
 
@@ -60,15 +65,54 @@ def jaccard(sets: Sequence[set[int]]) -> list[list[float | None]]:
     ]  # fmt: skip
 
 
+def heldout_bootstrap(
+    losses: Sequence[float | None], tokens: Sequence[int], resamples: int = RESAMPLES
+) -> dict[str, float | None]:
+    """The held-out loss per token and its percentile 95% interval from resampling the
+    examples with replacement (seeded); examples with no token measured are left out."""
+    kept = [(loss, n) for loss, n in zip(losses, tokens, strict=True) if loss is not None and n]
+    if not kept:
+        return {"value": None, "low": None, "high": None}
+    values, counts = [k[0] for k in kept], [k[1] for k in kept]
+    rows = np.random.default_rng(SEED).integers(0, len(kept), (resamples, len(kept)))
+    spread = heldout.mean_token_loss(values, counts, rows)
+    return {
+        "value": float(heldout.mean_token_loss(values, counts, np.arange(len(kept)))),
+        "low": float(np.percentile(spread, 2.5)),
+        "high": float(np.percentile(spread, 97.5)),
+    }
+
+
 def _metrics(session: Session, arm: ExperimentArm) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if arm.heldout is not None and arm.heldout.get("run_id") == arm.run_id:
+        found[HELDOUT] = heldout_bootstrap(arm.heldout["losses"], arm.heldout["tokens"])
     if arm.eval_id is None:
-        return {}
+        return found
     run = evaluation.get_evaluation(session, arm.eval_id)
     items = evaluation.list_items(session, run)
     checked = [i.raw for i in items if i.state == "ok" and "strict" in i.raw]
-    return {
+    return found | {
         name: bootstrap([c["loose" if name.endswith("loose") else "strict"] for c in checked], name)
-        for name in METRICS
+        for name in IFEVAL_METRICS
+    }
+
+
+def _job_progress(session: Session, job_id: int | None) -> dict[str, Any] | None:
+    """A step's job as a cell shows it: its state and how far it is."""
+    if job_id is None:
+        return None
+    job = get_job(session, job_id)
+    return {"job": job.id, "state": job.state, "done": job.done, "total": job.total}
+
+
+def _steps(session: Session, arm: ExperimentArm, run: TrainingRun | None) -> dict[str, Any]:
+    done = evaluation.get_evaluation(session, arm.eval_id) if arm.eval_id else None
+    training_job = training.run_job(session, run) if run else None
+    return {
+        "training": _job_progress(session, training_job.id if training_job else None),
+        "heldout": _job_progress(session, arm.heldout_job_id),
+        "ifeval": _job_progress(session, done.job_id if done else None),
     }
 
 
@@ -107,6 +151,8 @@ def leaderboard(session: Session, experiment: Experiment) -> dict[str, Any]:
             "evaluation": arm.eval_id,
             "evaluation_state": done.state if done else None,
             "metrics": _metrics(session, arm),
+            "heldout_skipped": (arm.heldout or {}).get("skipped"),
+            "steps": _steps(session, arm, run),
             "pairwise": _pairwise(session, experiment, arm),
         })  # fmt: skip
     return {
@@ -115,6 +161,7 @@ def leaderboard(session: Session, experiment: Experiment) -> dict[str, Any]:
         "base_model": experiment.base_model,
         "baseline": experiment.evaluation.get("baseline"),
         "judge": experiment.evaluation.get("judge"),
+        "heldout": len(experiment.heldout_ids),
         "arms": rows,
         "overlap": jaccard(selections),
     }

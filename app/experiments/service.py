@@ -14,7 +14,18 @@ from app.collections import service as collections
 from app.datasets.service import get_dataset
 from app.evaluation import service as evaluation
 from app.evaluation.service import GenerationSettings
-from app.models import Dataset, Example, Experiment, ExperimentArm, Snapshot, TrainingRun, User
+from app.experiments import heldout
+from app.experiments.schemas import ExperimentCreate
+from app.models import (
+    Dataset,
+    Example,
+    Experiment,
+    ExperimentArm,
+    Snapshot,
+    SnapshotItem,
+    TrainingRun,
+    User,
+)
 from app.platform.errors import Conflict, InvalidInput, NotFound
 from app.platform.llm.endpoints import get_endpoint
 from app.selection import service as selection
@@ -71,11 +82,14 @@ def create_experiment(
     judge: str | None = None,
     test_set: str | None = None,
     baseline: str | None = None,
+    heldout: float | None = None,
     user: User | None = None,
 ) -> Experiment:
     """A new experiment with its arms; the base model is checked now, nothing runs yet. With a
     judge, every arm is also judged against the baseline arm (default: the first) on a test
-    set, in both answer orders."""
+    set, in both answer orders. `heldout` (a fraction below 1 or a count) draws the held-out
+    split, seeded with the training seed, from the pool's examples that no collection or
+    snapshot arm holds: no arm may select them, and every run's loss is measured on them."""
     if not NAME.match(name):
         raise InvalidInput("name: 1-100 letters, digits, '.', '_' or '-'", field="name")
     if session.scalar(select(Experiment).where(Experiment.name == name)) is not None:
@@ -90,13 +104,20 @@ def create_experiment(
     GenerationSettings(max_tokens=max_tokens)  # checks the bounds
     pairwise = _pairwise_settings(session, specs, judge, test_set, baseline)
     pool = get_dataset(session, dataset)
+    heldout_ids = _draw_heldout(session, pool, specs, heldout, params.seed)
     experiment = Experiment(
         name=name,
         dataset_id=pool.id,
         budget=budget,
         base_model=training.check_base_model(base_model, params.template),
         params=params.model_dump(),
-        evaluation={"ifeval": ifeval_prompts, "max_tokens": max_tokens, **pairwise},
+        evaluation={
+            "ifeval": ifeval_prompts,
+            "max_tokens": max_tokens,
+            "heldout": heldout,
+            **pairwise,
+        },
+        heldout_ids=heldout_ids,
         created_by_id=user.id if user else None,
     )
     session.add(experiment)
@@ -107,6 +128,42 @@ def create_experiment(
     )
     session.flush()
     return experiment
+
+
+def create_from_request(session: Session, body: ExperimentCreate, user: User | None) -> Experiment:
+    """An experiment from the API's body or the page's form (the fields of the command)."""
+    params = training.build_params(body.preset, **body.overrides())
+    return create_experiment(
+        session, body.name, body.dataset, body.budget, body.arms, body.base_model, params,
+        ifeval_prompts=parse_eval(body.eval), max_tokens=body.max_tokens, judge=body.judge,
+        test_set=body.test_set, baseline=body.baseline, heldout=body.heldout, user=user,
+    )  # fmt: skip
+
+
+def _draw_heldout(
+    session: Session, pool: Dataset, specs: list[ArmSpec], asked: float | None, seed: int
+) -> list[int]:
+    if asked is None:
+        return []
+    fixed: set[int] = set()  # what the collection and snapshot arms hold: never held out
+    for spec in specs:
+        if spec.kind in ("collection", "snapshot"):
+            fixed |= set(_fixed_ids(session, spec))
+    query = select(Example.id).where(Example.dataset_id == pool.id)
+    candidates = [i for i in session.scalars(query) if i not in fixed]
+    return heldout.draw_heldout(candidates, asked, seed)
+
+
+def _fixed_ids(session: Session, spec: ArmSpec) -> list[int]:
+    if spec.kind == "collection":
+        return collections.item_ids(session, collections.get_collection(session, spec.value))
+    return snapshot_example_ids(session, collections.get_snapshot(session, int(spec.value)).id)
+
+
+def snapshot_example_ids(session: Session, snapshot_id: int) -> list[int]:
+    """The pool examples a snapshot froze (an item whose example is gone has none)."""
+    query = select(SnapshotItem.example_id).where(SnapshotItem.snapshot_id == snapshot_id)
+    return [i for i in session.scalars(query) if i is not None]
 
 
 def _pairwise_settings(
@@ -129,6 +186,14 @@ def _pairwise_settings(
     if chosen not in names:
         raise InvalidInput(f"baseline: {baseline!r} is not one of the arms", field="baseline")
     return {"judge": judge.lower(), "test_set": test_set, "baseline": chosen}
+
+
+def parse_eval(text: str) -> int | None:
+    """`ifeval` (every prompt: None) or `ifeval:N` (the first N); InvalidInput otherwise."""
+    kind, _, count = text.strip().partition(":")
+    if kind != "ifeval" or (count and not count.isdigit()) or count == "0":
+        raise InvalidInput(f"eval: {text!r}: write ifeval or ifeval:N", field="eval")
+    return int(count) if count else None
 
 
 def get_experiment(session: Session, name: str) -> Experiment:
@@ -171,6 +236,13 @@ def build_snapshot(session: Session, experiment: Experiment, arm: ExperimentArm)
         )
         collections.add_items(session, made, ids, recipe=f"experiment:{experiment.name}")
         snapshot, _ = collections.create_snapshot(session, made)
+    taken = set(experiment.heldout_ids) & set(snapshot_example_ids(session, snapshot.id))
+    if taken:
+        # A collection that gained held-out examples after the split was drawn.
+        raise Conflict(
+            f"arm {arm.name!r} holds {len(taken):,} held-out examples; "
+            "no arm may train on the held-out split"
+        )
     arm.snapshot_id = snapshot.id
     return snapshot
 
@@ -178,13 +250,9 @@ def build_snapshot(session: Session, experiment: Experiment, arm: ExperimentArm)
 def _picked(session: Session, experiment: Experiment, spec: ArmSpec) -> list[int]:
     pool_name = session.get_one(Dataset, experiment.dataset_id).name
     if spec.kind == POOL:
-        return list(
-            session.scalars(
-                select(Example.id)
-                .where(Example.dataset_id == experiment.dataset_id)
-                .order_by(Example.id)
-            )
-        )
+        query = select(Example.id).where(Example.dataset_id == experiment.dataset_id)
+        held = set(experiment.heldout_ids)
+        return [i for i in session.scalars(query.order_by(Example.id)) if i not in held]
     if spec.kind == "recipe":
         recipe = selection.get_selection(session, spec.value)
         if recipe.dataset != pool_name:
@@ -193,17 +261,17 @@ def _picked(session: Session, experiment: Experiment, spec: ArmSpec) -> list[int
                 field="arm",
             )
         recipe.budget = experiment.budget
-        return selection.select_ids(session, recipe)
+        return selection.select_ids(session, recipe, exclude=experiment.heldout_ids)
     if spec.kind == "threshold":
         made = selection.SelectionSpec(
             dataset=pool_name, method="threshold", budget=experiment.budget, filters=[spec.value]
         )
-        return selection.select_ids(session, made)
+        return selection.select_ids(session, made, exclude=experiment.heldout_ids)
     seed = int(experiment.params.get("seed", 0))
     made = selection.SelectionSpec(
         dataset=pool_name, method=spec.kind, budget=experiment.budget, seed=seed
     )
-    return selection.select_ids(session, made)
+    return selection.select_ids(session, made, exclude=experiment.heldout_ids)
 
 
 def start_run(session: Session, experiment: Experiment, arm: ExperimentArm) -> int | None:

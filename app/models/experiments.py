@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigId, CreatedMixin, IdMixin, Json
@@ -29,6 +29,14 @@ class Experiment(IdMixin, CreatedMixin, Base):
     evaluation: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_by_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # The pool's examples that no arm may select: each run's loss is measured on them.
+    heldout_ids: Mapped[list[int]] = mapped_column(
+        Json, default=list, server_default=text("'[]'::jsonb")
+    )
+    # The job that runs every arm's steps from the studio (the command line needs none).
+    run_job_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("jobs.id", ondelete="SET NULL")
     )
 
 
@@ -57,3 +65,9 @@ class ExperimentArm(IdMixin, Base):
     pairwise_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("eval_runs.id", ondelete="SET NULL")
     )
+    # The held-out loss job of the arm's run, and its result: {"run_id", "losses", "tokens",
+    # "skipped"}, a loss and a token count per held-out example in `heldout_ids` order.
+    heldout_job_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("jobs.id", ondelete="SET NULL")
+    )
+    heldout: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)

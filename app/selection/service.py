@@ -99,11 +99,14 @@ def _conditions(
     return conditions
 
 
-def candidate_pool(session: Session, spec: SelectionSpec) -> Pool:
-    """The examples of the spec's dataset that pass its filters."""
+def candidate_pool(session: Session, spec: SelectionSpec, exclude: Sequence[int] = ()) -> Pool:
+    """The examples of the spec's dataset that pass its filters, less those in `exclude`."""
     dataset = get_dataset(session, spec.dataset)
     column = getattr(Example, spec.group_by)
     conditions = _conditions(session, dataset, spec)
+    if exclude:
+        # A condition, not a filter on the ids: scores and derived scores are read with it too.
+        conditions.append(~one_of(session, Example.id, list(exclude)))
     rows = session.execute(select(Example.id, column).where(*conditions).order_by(Example.id)).all()
     return Pool(dataset, [r[0] for r in rows], {r[0]: r[1] or "" for r in rows}, conditions)
 
@@ -128,11 +131,18 @@ def _scores(session: Session, ref: str, pool: Pool) -> dict[int, float]:
     return pool.scores[ref]
 
 
-def select_ids(session: Session, spec: SelectionSpec, *, held: Sequence[int] = ()) -> list[int]:
+def select_ids(
+    session: Session,
+    spec: SelectionSpec,
+    *,
+    held: Sequence[int] = (),
+    exclude: Sequence[int] = (),
+) -> list[int]:
     """The example ids the spec picks, in the method's order; writes nothing. `held`: what the
-    target collection already holds (k-center and facility location start from it)."""
+    target collection already holds (k-center and facility location start from it); `exclude`:
+    examples never picked (an experiment's held-out split)."""
     spec.check()
-    return _pick(session, spec, candidate_pool(session, spec), held)[0]
+    return _pick(session, spec, candidate_pool(session, spec, exclude), held)[0]
 
 
 def _pick(

@@ -44,12 +44,16 @@ from app.training import layout
 from app.training.artifacts import artifact_path as artifact_path
 from app.training.artifacts import load_trained_model as load_trained_model
 from app.training.chat_templates import missing_template
+from app.training.data import IGNORE as IGNORE
+from app.training.data import encode as encode
 from app.training.execution import METRIC_FIELDS
 from app.training.execution import execute_run as execute_run
 from app.training.execution import store_metrics as store_metrics
 from app.training.layout import final_dir as final_dir
 from app.training.layout import run_dir as run_dir
 from app.training.presets import PRESET_TEMPLATES
+from app.training.presets import Method as Method
+from app.training.presets import Template as Template
 from app.training.presets import TrainingParams as TrainingParams
 from app.training.presets import build_params as build_params
 

@@ -2,7 +2,7 @@
 and the answers a snapshot froze
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

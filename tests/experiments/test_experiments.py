@@ -17,7 +17,7 @@ from app.datasets.records import join_prompt
 from app.entrypoints.cli import cli
 from app.experiments.leaderboard import bootstrap, jaccard
 from app.experiments.service import ArmSpec
-from app.models import EvalRun, Snapshot, TrainingRun
+from app.models import EvalRun, Experiment, ExperimentArm, Job, Snapshot, SnapshotItem, TrainingRun
 from app.platform.config import get_settings
 from app.platform.db import transaction
 from app.platform.errors import InvalidInput
@@ -61,8 +61,9 @@ def test_an_experiment_of_two_arms_end_to_end(
         "--template", "alpaca", "--max-steps", "2", "--set", "micro_batch_size=4",
         "--set", "batch_size=4", "--set", "max_seq_length=64", "--eval", "ifeval:3",
         "--max-tokens", "8", "--judge", "judge", "--test-set", "qs", "--baseline", "random",
+        "--heldout", "20",
     )  # fmt: skip
-    assert "experiment first: 2 arms of 8 from pool" in created.stdout
+    assert "experiment first: 2 arms of 8 from pool, 20 examples held out" in created.stdout
     for extra, message in (
         (["--judge", "judge"], "test_set: the judge compares answers on a test set"),
         (["--judge", "judge", "--test-set", "qs", "--baseline", "deita"], "baseline: 'deita'"),
@@ -80,6 +81,7 @@ def test_an_experiment_of_two_arms_end_to_end(
     ran = _invoke("experiment", "run", "first", "--wait")
     assert (
         "first · random · training" in ran.output
+        and "first · random · held-out loss" in ran.output
         and "first · threshold:length>=20 · IFEval" in ran.output
     )
     board = json.loads(_invoke("experiment", "show", "first", "--json").stdout)
@@ -88,8 +90,10 @@ def test_an_experiment_of_two_arms_end_to_end(
         assert arm["size"] == 8 and arm["snapshot"] and arm["run"]
         assert arm["run_state"] == "succeeded" and arm["evaluation_state"] == "succeeded"
         assert set(arm["metrics"]) == {
-            "prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"
+            "prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose",
+            "heldout_loss",
         }  # fmt: skip
+        assert arm["steps"]["heldout"]["state"] == "succeeded"
         for metric in arm["metrics"].values():
             assert metric["low"] <= metric["value"] <= metric["high"]
     # The threshold arm judged against the random one, both orders: the judge always prefers
@@ -106,11 +110,20 @@ def test_an_experiment_of_two_arms_end_to_end(
         assert len(runs) == 2 and len({(r.base_model, str(r.params)) for r in runs}) == 1
         assert session.query(EvalRun).count() == 3  # two IFEval runs, one pairwise
         snapshots = session.query(Snapshot).count()
+        # No arm trained on a held-out example.
+        experiment = session.query(Experiment).filter_by(name="first").one()
+        assert len(experiment.heldout_ids) == 20
+        for arm in session.query(ExperimentArm).filter_by(experiment_id=experiment.id):
+            frozen = session.query(SnapshotItem.example_id).filter_by(snapshot_id=arm.snapshot_id)
+            assert not {i for (i,) in frozen} & set(experiment.heldout_ids)
+            assert arm.heldout is not None and len(arm.heldout["losses"]) == 20
+        measured = session.query(Job).filter_by(kind="experiment-heldout").count()
     # Run again: nothing is built, trained or answered twice.
     _invoke("experiment", "run", "first", "--wait")
     with transaction() as session:
         assert session.query(TrainingRun).count() == 2 and session.query(EvalRun).count() == 3
         assert session.query(Snapshot).count() == snapshots
+        assert session.query(Job).filter_by(kind="experiment-heldout").count() == measured == 2
     shown = _invoke("experiment", "show", "first")
     assert "threshold:length>=20" in shown.stdout and "overlap (Jaccard)" in shown.stdout
 
