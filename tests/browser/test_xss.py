@@ -107,7 +107,7 @@ def seeded(
         )
         add_items(session, collection, [e.id for e in examples], user=lead, reason=hostile(32))
         snapshot, _ = create_snapshot(session, collection, note=hostile(33), user=lead)
-        decide(
+        decision = decide(
             session, annotator, examples[0].id, ReviewAction.REJECT, version=1, reason=hostile(34)
         )
         person = create_user(session, hostile(35)[:100].replace("/", ""), "annotator", "pw")
@@ -138,6 +138,7 @@ def seeded(
             "datasets/name": dataset.name,
             "collections/name": collection.name,
             "example_id": examples[1].id,
+            "decision_id": decision.id,  # an annotator's, waiting for the lead's second pass
             "snapshot_id": snapshot.id,
             "user_id": person.id,
             "job_id": job.id,
