@@ -165,6 +165,8 @@ def test_a_lead_uploads_a_test_set_and_a_bad_record_is_named(
     client: TestClient, session: Session, tmp_path: Path
 ) -> None:
     token = sign_in(client, make_user(session, "lead"))
+    uploads = get_settings().uploads_dir
+    before = set(uploads.glob("*")) if uploads.exists() else set()
     vicuna = DATA / "alpagasus" / "vicuna_test_set.jsonl"
     name = f"vicuna-{tmp_path.name}"
     with vicuna.open("rb") as upload:
@@ -186,7 +188,7 @@ def test_a_lead_uploads_a_test_set_and_a_bad_record_is_named(
             files={"file": ("bad.jsonl", upload)},
         )
     assert refused.status_code == 422 and "record 2" in refused.text
-    assert not list(get_settings().uploads_dir.glob("*"))  # nothing left behind
+    assert set(uploads.glob("*")) == before  # nothing left behind
     annotator = TestClient(client.app)
     sign_in(annotator, make_user(session))
     assert "test-set-upload" not in annotator.get("/evaluations").text
