@@ -393,7 +393,8 @@ def test_the_dataset_page_draws_score_histograms_and_filters_on_scores(
     )  # fmt: skip
     page = client.get(f"/datasets/{dataset.name}/scores").text
     assert "<svg" in page and "<b>lima</b>" in page and "ok 4" in page
-    assert page.count("<rect") == 24
+    # 24 bars, each a link that filters the examples by its range (a hit area under it).
+    assert page.count("<rect x=") == 24 and page.count('class="bar-link"') == 24
     filtered = client.get(f"/datasets/{dataset.name}", params={"score": "lima>=0.5"}).text
     assert len(set(re.findall(r'href="/examples/(\d+)"', filtered))) == 3
     typo = client.get(f"/datasets/{dataset.name}", params={"score": "lima>>1"})
