@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from app.models import (
@@ -224,8 +224,11 @@ class SentBack:
     prompt: str
 
 
-def sent_back_to(session: Session, user: User, limit: int = 50) -> list[SentBack]:
-    """What leads sent back to this annotator that they have not decided again, oldest first."""
+def sent_back_to(
+    session: Session, user: User, limit: int = 50, example_id: int | None = None
+) -> list[SentBack]:
+    """What leads sent back to this annotator that they have not decided again, oldest first
+    (about one example, when given)."""
     lead = aliased(User)
     rows = session.execute(
         select(ReviewDecision, lead.name, Collection.name, Example.instruction)
@@ -236,6 +239,7 @@ def sent_back_to(session: Session, user: User, limit: int = 50) -> list[SentBack
             ReviewDecision.user_id == user.id,
             ReviewDecision.check == ReviewCheck.SENT_BACK.value,
             ~redone_since(ReviewDecision, user),
+            ReviewDecision.example_id == example_id if example_id is not None else true(),
         )
         .order_by(ReviewDecision.id)
         .limit(limit)
@@ -257,7 +261,7 @@ def sent_back_to(session: Session, user: User, limit: int = 50) -> list[SentBack
 
 def sent_back_note(session: Session, user: User, example_id: int) -> SentBack | None:
     """The lead's note to this user on this example, while they have not done it again."""
-    return next((s for s in sent_back_to(session, user, 500) if s.example_id == example_id), None)
+    return next(iter(sent_back_to(session, user, 1, example_id)), None)
 
 
 def check_counts(session: Session, user: User) -> dict[str, int]:
