@@ -30,6 +30,7 @@ class RecipeForm(BaseModel):
     seed: str = ""
     tokenizer: str = ""
     alpha: str = ""
+    neighbours: str = ""
     name: str = ""
 
 
@@ -54,6 +55,7 @@ def spec_from_form(form: RecipeForm) -> SelectionSpec:
             "seed": forms.integer(form.seed, "seed", default=0),
             "tokenizer": forms.optional(form.tokenizer),
             "alpha": forms.number(form.alpha, "alpha", default=0.0),
+            "neighbours": forms.integer(form.neighbours, "neighbours"),
         }
     )
 

@@ -21,6 +21,8 @@ def run_select(session: Session, job: Job, progress: Progress) -> dict[str, Any]
         raise NotFound(f"the collection of job {job.id} no longer exists")
     user = session.get(User, job.created_by_id) if job.created_by_id else None
     spec = SelectionSpec(**job.params["spec"])
-    counts = select_into(session, collection, spec, name=job.params.get("name"), user=user)
+    counts = select_into(
+        session, collection, spec, name=job.params.get("name"), user=user, progress=progress
+    )
     progress(counts["selected"], counts["selected"], force=True)
     return counts

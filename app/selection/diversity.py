@@ -370,3 +370,12 @@ def _matrix(vectors: np.ndarray | None, dim: int | None = None) -> np.ndarray:
     if matrix.ndim != 2 or (dim is not None and matrix.shape[1] != dim):
         raise InvalidInput("embeddings must be a (points x dimensions) matrix", field="embeddings")
     return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
+def first_center(candidates: list[int], scores: dict[int, float], seed: int) -> int:
+    """k-center's start in an empty collection: the best-scored candidate (the first on a tie),
+    or a seeded random one without scores."""
+    scored = [k for k, i in enumerate(candidates) if i in scores]
+    if scored:
+        return max(scored, key=lambda k: (scores[candidates[k]], -k))
+    return int(np.random.default_rng(seed).integers(len(candidates)))

@@ -28,6 +28,8 @@ from app.selection import diversity
 from app.selection.spec import SelectionSpec
 
 BATCH = 256  # candidates per statement: a progress step, and a bounded answer
+# How far a long step has gone: (done, total); a job's Progress, which may cancel the job.
+OnProgress = Callable[[int, int], None]
 
 
 def bulk_ef_search(k: int) -> int:
@@ -124,7 +126,11 @@ def _place(found: np.ndarray, rows: Sequence[tuple[int, int]], lo: int, hi: int)
 
 
 def facility_similarity(
-    session: Session, spec: SelectionSpec, candidates: Sequence[int], matrix: np.ndarray
+    session: Session,
+    spec: SelectionSpec,
+    candidates: Sequence[int],
+    matrix: np.ndarray,
+    progress: OnProgress | None = None,
 ) -> diversity.Similarity:
     """Facility location's similarity over the candidates (example ids, rows of `matrix`):
     every one up to the size limit, else (or with the spec's `neighbours`) each candidate's
@@ -146,5 +152,13 @@ def facility_similarity(
             )
         ).all()
     )
-    near = index_neighbours(session, [hashes[i] for i in candidates], model, dim, k)
+    n = len(candidates)
+    near = index_neighbours(
+        session,
+        [hashes[i] for i in candidates],
+        model,
+        dim,
+        k,
+        None if progress is None else lambda done: progress(done, n),
+    )
     return diversity.from_neighbours(matrix, near, "pgvector's HNSW index (approximate)")

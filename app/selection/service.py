@@ -32,7 +32,7 @@ from app.selection.deita import deita_select, score_order
 from app.selection.embed_job import start_embed_job as start_embed_job
 from app.selection.evol import DERIVED, DERIVED_NOTE, EVOL, derived_evol, has_stored_evol
 from app.selection.longest import longest_ids
-from app.selection.neighbours import facility_similarity
+from app.selection.neighbours import OnProgress, facility_similarity
 from app.selection.sampling import quota_sample, random_sample
 from app.selection.spec import DEDUP_METHODS as DEDUP_METHODS
 from app.selection.spec import METHODS as METHODS
@@ -146,14 +146,18 @@ def select_ids(
 
 
 def _pick(
-    session: Session, spec: SelectionSpec, pool: Pool, held: Sequence[int] = ()
+    session: Session,
+    spec: SelectionSpec,
+    pool: Pool,
+    held: Sequence[int] = (),
+    progress: OnProgress | None = None,
 ) -> tuple[list[int], str | None]:
     """The picks, and a note when the method approximated."""
     budget = spec.budget if spec.budget is not None else len(pool.ids)
     if spec.method == "longest":
         return longest_ids(session, pool.ids, budget, spec.tokenizer), None
     if spec.method in ("k-center", "facility-location"):
-        return _diverse(session, spec, pool, budget, held)
+        return _diverse(session, spec, pool, budget, held, progress)
     return _pick_ranked(session, spec, pool, budget), None
 
 
@@ -228,7 +232,12 @@ def _evol_or(session: Session, spec: SelectionSpec, pool: Pool) -> dict[int, flo
 
 
 def _diverse(
-    session: Session, spec: SelectionSpec, pool: Pool, budget: int, held: Sequence[int]
+    session: Session,
+    spec: SelectionSpec,
+    pool: Pool,
+    budget: int,
+    held: Sequence[int],
+    progress: OnProgress | None,
 ) -> tuple[list[int], str | None]:
     """k-center or facility location over the pool, from what the collection holds."""
     taken = set(held)
@@ -245,27 +254,18 @@ def _diverse(
     if spec.method == "k-center":
         first = 0
         if held_matrix is None:
-            first = _first_center(candidates, scores, spec.seed)
+            first = diversity.first_center(candidates, scores, spec.seed)
         picks = diversity.k_center(matrix, budget, held=held_matrix, first=first)
         return [candidates[k] for k in picks], None
     quality = np.array([scores.get(i, 0.0) for i in candidates])
     result = diversity.facility_location(
-        facility_similarity(session, spec, candidates, matrix),
+        facility_similarity(session, spec, candidates, matrix, progress),
         budget,
         quality=quality,
         alpha=spec.alpha,
         covered=diversity.coverage_of(matrix, held_matrix),
     )
     return [candidates[k] for k in result.picks], result.note
-
-
-def _first_center(candidates: list[int], scores: dict[int, float], seed: int) -> int:
-    """k-center's start in an empty collection: the best-scored candidate (the first on a tie),
-    or a seeded random one without scores."""
-    scored = [k for k, i in enumerate(candidates) if i in scores]
-    if scored:
-        return max(scored, key=lambda k: (scores[candidates[k]], -k))
-    return int(np.random.default_rng(seed).integers(len(candidates)))
 
 
 def preview(
@@ -349,12 +349,14 @@ def select_into(
     *,
     name: str | None = None,
     user: User | None = None,
+    progress: OnProgress | None = None,
 ) -> dict[str, Any]:
-    """Run the spec and add what it picks to the collection, up to the room it has left."""
+    """Run the spec and add what it picks to the collection, up to the room it has left
+    (`progress` hears how far its longest step, the index's neighbours, has gone)."""
     held = collections.item_ids(session, collection)
     spec.check()
     pool = candidate_pool(session, spec)
-    chosen, note = _pick(session, spec, pool, held)
+    chosen, note = _pick(session, spec, pool, held, progress)
     present = set(held)
     fresh = [i for i in chosen if i not in present]
     room = collection.target_size - len(present)

@@ -37,6 +37,11 @@ def test_the_form_previews_longest_and_the_diversity_methods(
         response = client.post(url, data=form, headers={"hx-request": "true"})
         assert response.status_code == 200, response.text
         assert "<b>3</b> of 8 in the filtered pool" in response.text, method
+    form = recipe_form(token, dataset, method="facility-location", budget="3", neighbours="2")
+    sparse = client.post(url, data=form, headers={"hx-request": "true"})
+    assert "<b>3</b> of 8 in the filtered pool" in sparse.text, sparse.text
+    form = recipe_form(token, dataset, method="k-center", neighbours="2")
+    assert "neighbours: only facility-location uses them" in client.post(url, data=form).text
     form = recipe_form(token, dataset, method="facility-location", alpha="1.5")
     bad = client.post(url, data=form, headers={"hx-request": "true"})
     assert "alpha: a weight in [0, 1]" in bad.text

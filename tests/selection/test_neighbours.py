@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from app.collections.service import create_collection
 from app.entrypoints.cli import cli
 from app.models import Embedding
 from app.platform.db import transaction
@@ -20,7 +21,7 @@ from app.platform.vectors.models import DEFAULT_MODEL
 from app.selection import diversity, service
 from app.selection.neighbours import _statement, has_index, index_neighbours
 from app.selection.service import SelectionSpec
-from tests.factories import make_dataset, make_example
+from tests.factories import make_dataset, make_example, make_user
 
 DIM = 384  # the bundled model's: its HNSW index exists from migration 0009
 
@@ -150,3 +151,17 @@ def test_without_an_index_the_neighbours_come_from_an_exact_search(session: Sess
     expected = diversity.facility_location(diversity.similarity(x, neighbours=4), 7).picks
     assert service.select_ids(session, spec) == [ids[k] for k in expected]
     assert "an exact search" in service.preview(session, spec).get("note", "")
+
+
+def test_a_selection_reports_how_far_the_index_neighbours_have_gone(session: Session) -> None:
+    _store(session, "wide", _clustered(4, 600))
+    collection = create_collection(
+        session, "spread", target_size=10, user=make_user(session, "lead")
+    )
+    heard: list[tuple[int, int]] = []
+    spec = SelectionSpec("wide", "facility-location", budget=10, neighbours=4)
+    counts = service.select_into(
+        session, collection, spec, progress=lambda done, total: heard.append((done, total))
+    )
+    assert counts["added"] == 10
+    assert heard == [(256, 600), (512, 600), (600, 600)]  # a step per statement of 256
