@@ -614,7 +614,12 @@ async def editor(
     async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as client:
         while time.monotonic() < until:
             example_id = rng.choice(hot)
-            current = (await client.get(f"/api/v1/examples/{example_id}")).json()
+            read = await client.get(f"/api/v1/examples/{example_id}")
+            if read.status_code != 200:
+                tally.requests += 1
+                tally.errors.append(f"read gave {read.status_code}: {read.text[:200]}")
+                continue
+            current = read.json()
             await asyncio.sleep(rng.random() * 0.02)  # others may write in between
             response = await client.patch(
                 f"/api/v1/examples/{example_id}",

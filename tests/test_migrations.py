@@ -24,3 +24,15 @@ def test_models_match_migrations_and_round_trip() -> None:
     command.upgrade(config, "head")
     assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_the_full_text_column_samples_ten_thousand_words() -> None:
+    """Migration 0024: rare words are estimated as rare, so that a search asks the index."""
+    engine = make_engine(migrated_database("sift_test_migrations"))
+    with engine.connect() as conn:
+        target = conn.exec_driver_sql(
+            "SELECT attstattarget FROM pg_attribute "
+            "WHERE attrelid = 'examples'::regclass AND attname = 'search_text'"
+        ).scalar()
+    engine.dispose()
+    assert target == 1000
