@@ -74,6 +74,12 @@ def open_to(user: User) -> Any:
     return ~other | mine
 
 
+def has_any(session: Session, user: User) -> bool:
+    """Whether anything at all is assigned to this user (one probe of an index)."""
+    found = select(ReviewAssignment.example_id).where(ReviewAssignment.user_id == user.id)
+    return session.scalar(found.limit(1)) is not None
+
+
 def assigned_to(user: User) -> Any:
     """Examples assigned to this user (handed out before the rest)."""
     return Example.id.in_(

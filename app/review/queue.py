@@ -215,10 +215,12 @@ def sent_back_to(user: User) -> Select[Any]:
 def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> list[Example]:
     """The next examples this user would be given, in order (those assigned to them first)."""
     waiting = _members(queue).where(_open_for(user, utcnow(), queue))
-    ids = list(session.scalars(waiting.where(assignments.assigned_to(user)).limit(limit)))
-    if len(ids) < limit:
+    if not assignments.has_any(session, user):  # most people: one search of the queue, not two
+        ids = list(session.scalars(waiting.limit(limit)))
+    else:
+        ids = list(session.scalars(waiting.where(assignments.assigned_to(user)).limit(limit)))
         rest = waiting.where(~assignments.assigned_to(user)).limit(limit - len(ids))
-        ids += session.scalars(rest)
+        ids += session.scalars(rest) if len(ids) < limit else []
     found = {e.id: e for e in session.scalars(select(Example).where(Example.id.in_(ids)))}
     return [found[i] for i in ids]
 
