@@ -91,7 +91,7 @@ def ifd_bench(n: int, model: str | None) -> bool:
             sift += time.perf_counter() - start
             # A line per round: a run stopped early still says how far it got, and at what ratio.
             print(f"    {at + len(part):>6,} records: reference {reference:8.1f} s, Sift "
-                  f"{sift:7.1f} s, {reference / sift:5.2f}x, largest difference "
+                  f"{sift:7.1f} s, {reference / sift:5.2f}x, largest difference (relative above 1) "
                   f"{_worst(expected, scores):.1e}", flush=True)  # fmt: skip
     pairs = [(e, s.value) for e, s in zip(expected, scores, strict=True)]
     compared = [(e, v) for e, v in pairs if v is not None and e == e]
@@ -102,12 +102,16 @@ def ifd_bench(n: int, model: str | None) -> bool:
     print(f"    Sift IfdScorer, batch 16       {sift:8.2f} s")
     print(f"    reference / Sift               {reference / sift:8.2f}x  (target >= "
           f"{TARGET_SPEEDUP}x: {'met' if reference / sift >= TARGET_SPEEDUP else 'MISSED'})")  # fmt: skip
-    print(f"    largest difference             {worst:.2e}  over {len(compared):,} scores "
+    print(f"    largest difference (relative above 1) {worst:.2e}  over {len(compared):,} scores "
           f"({skipped} without a score in both: {'yes' if same else 'NO'})")  # fmt: skip
     return same and reference / sift >= TARGET_SPEEDUP
 
 
 def _worst(expected: list[float], scores: list[Any]) -> float:
-    """The largest difference between the reference's and Sift's scores where both have one."""
+    """The largest difference between the reference's and Sift's scores where both have one,
+    relative to the score where it is above 1: float32 forward passes agree to a few parts in
+    100,000 of the ratio, so an answer with one token to predict alone (an IFD of 23) differs
+    by 3e-4 where it agrees to 1.3e-5 of its value."""
     pairs = zip(expected, (s.value for s in scores), strict=True)
-    return max((abs(e - v) for e, v in pairs if v is not None and e == e), default=0.0)
+    return max((abs(e - v) / max(1.0, abs(e)) for e, v in pairs if v is not None and e == e),
+               default=0.0)  # fmt: skip
