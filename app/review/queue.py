@@ -34,8 +34,10 @@ from app.scoring.service import score_condition
 
 # Counting a huge queue exactly is slow and tells a person nothing more than "lots".
 COUNT_CAP = 10_000
-# With words to find, counting means reading each example's text: "1,000+" says enough.
-SEARCHED_COUNT_CAP = 1_000
+# With words to find, counting means reading each example's text: "100+" says enough, and on a
+# million examples counting to 100 instead of 1,000 took the p95 of typed searches from 82 to
+# 50 ms (the index hands over common words' matches unsorted; each counted one is a heap read).
+SEARCHED_COUNT_CAP = 100
 # A queue by meaning holds the examples nearest to the sentence typed, this many, best first.
 SIMILAR_LIMIT = 200
 # The lead's queue of examples that enough annotators voted on without agreeing.

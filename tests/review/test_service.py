@@ -69,6 +69,17 @@ def test_filters_narrow_the_queue(session: Session, pool: list[Example]) -> None
         queues.open_queue(session)
 
 
+def test_a_searched_queue_is_counted_to_a_hundred(session: Session) -> None:
+    dataset = make_dataset(session)
+    for i in range(queues.SEARCHED_COUNT_CAP + 1):
+        make_example(session, dataset, i)
+    ann = make_user(session)
+    searched = queues.open_queue(session, dataset=dataset.name, q="number")
+    assert queues.count_waiting(session, searched, ann) == (100, True)  # "100+"
+    whole = queues.open_queue(session, dataset=dataset.name)
+    assert queues.count_waiting(session, whole, ann) == (101, False)
+
+
 def test_a_collection_queue_holds_only_its_items(session: Session, pool: list[Example]) -> None:
     lead, ann = make_user(session, "lead"), make_user(session)
     collection = create_collection(session, "lima-10", target_size=10, user=lead)
