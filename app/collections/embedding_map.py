@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
@@ -49,9 +50,12 @@ def principal_components(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
             basis, _ = np.linalg.qr(centred @ (centred.T @ basis))
         _, _, vt = np.linalg.svd(basis.T @ centred, full_matrices=False)
     else:
-        # The SVD of the small d x d scatter matrix has the same axes as that of the n x d
-        # data, at a fraction of the cost (seconds for 3,000 x 384 on a busy machine).
-        _, _, vt = np.linalg.svd(centred.T @ centred)
+        # The top two eigenvectors of the small d x d scatter matrix are the axes of the n x d
+        # data's SVD, at a fraction of the cost (seconds for 3,000 x 384 on a busy machine; a
+        # full SVD of the scatter matrix took 30 of the map's 120 ms on a million examples).
+        d = centred.shape[1]
+        _, vectors = scipy.linalg.eigh(centred.T @ centred, subset_by_index=[max(d - 2, 0), d - 1])
+        vt = vectors[:, ::-1].T  # largest first
     axes = vt[:2]
     if axes.shape[0] < 2:
         axes = np.vstack([axes, np.zeros((2 - axes.shape[0], centred.shape[1]))])
