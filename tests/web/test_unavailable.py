@@ -3,6 +3,7 @@ API, a page for the browser, a message fragment for htmx; never a 500 or a dropp
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import anyio
@@ -141,3 +142,9 @@ def test_the_thread_pool_and_the_gate_are_the_size_of_the_database_pool(
     assert client.portal.call(threads) == connections
     gate = client.app.state.database_gate  # type: ignore[attr-defined]
     assert client.portal.call(lambda: gate.value) == connections
+
+
+def test_what_the_app_loaded_at_start_is_out_of_the_collectors_reach(client: TestClient) -> None:
+    """A full collection walks only what requests made, not the app and its libraries."""
+    assert client.portal is not None  # the lifespan has run
+    assert gc.get_freeze_count() > 10_000
