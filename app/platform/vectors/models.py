@@ -20,6 +20,7 @@ import numpy as np
 
 from app.platform.errors import InvalidInput
 from app.platform.local_models import check_model_path, is_gguf, load_causal_lm, model_folder
+from app.platform.memory import settle
 from app.platform.model_paths import allowed_model_path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -168,9 +169,13 @@ def _load(name: str, folder: Path, kind: str) -> Embedder:
     # Loading a model takes seconds; a worker keeps the last ones it used.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    if kind == "causal-lm":
-        return CausalLMEmbedder(folder, name)
-    return SentenceEmbedder(folder, name)
+    embedder = (
+        CausalLMEmbedder(folder, name) if kind == "causal-lm" else SentenceEmbedder(folder, name)
+    )
+    # The model stays for the process's life (a web worker loads one for searches by meaning):
+    # out of the collector's reach, as the app is.
+    settle()
+    return embedder
 
 
 def load_embedder(model: str | None) -> Embedder:
