@@ -6,6 +6,7 @@ import contextlib
 import os
 import resource
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,17 @@ def peak_rss() -> float:
     if peak is None:  # not Linux: ru_maxrss, never reset
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return peak
+
+
+def copy_embeddings(conn: Any, rows: Iterable[tuple[str, str, int, Any]]) -> None:
+    """(content hash, model, dim, vector) rows into `embeddings` by a binary COPY (the
+    connection has pgvector's types registered)."""
+    with (
+        conn.cursor() as cursor,
+        cursor.copy(
+            "COPY embeddings (content_hash, model, dim, vector) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(["varchar", "varchar", "int4", "vector"])
+        for row in rows:
+            copy.write_row(row)

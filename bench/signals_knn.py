@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from app.selection import diversity
-from bench.common import bench_url, plain_url, prepare_postgres
+from bench.common import bench_url, copy_embeddings, plain_url, prepare_postgres
 
 SMALL = 5_000
 EXAMPLES = """
@@ -66,15 +66,9 @@ def _load(url: str, pool: np.ndarray) -> dict[str, list[str]]:
                                            (len(pool) - 1,))
         ]  # fmt: skip
         hashes = {"knn-all": everything, "knn-small": everything[:SMALL]}
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY embeddings (content_hash, model, dim, vector) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy,
-        ):
-            copy.set_types(["varchar", "varchar", "int4", "vector"])
-            for content_hash, vector in zip(everything, pool, strict=True):
-                copy.write_row((content_hash, DEFAULT_MODEL, pool.shape[1], vector))
+        dim = pool.shape[1]
+        rows = zip(everything, pool, strict=True)
+        copy_embeddings(conn, ((content_hash, DEFAULT_MODEL, dim, v) for content_hash, v in rows))
         conn.execute("SET maintenance_work_mem = '1GB'")
         for _, definition in index:
             conn.execute(definition)

@@ -70,7 +70,15 @@ import httpx
 import numpy as np
 import orjson
 
-from bench.common import DATA, ROOT, bench_url, migrate, plain_url, prepare_postgres
+from bench.common import (
+    DATA,
+    ROOT,
+    bench_url,
+    copy_embeddings,
+    migrate,
+    plain_url,
+    prepare_postgres,
+)
 
 DATABASE = "sift_bench_ui"
 POOL, COLLECTION, HOT, SCRATCH = "pool", "lima-1000", "hot", "scratch"
@@ -232,15 +240,8 @@ def embed(conn: Any, dataset_id: int) -> None:
         "SELECT content_hash FROM examples WHERE dataset_id = %s ORDER BY id", (dataset_id,)
     ).fetchall()
     vectors = pool_vectors(len(hashes))
-    with (
-        conn.cursor() as cursor,
-        cursor.copy(
-            "COPY embeddings (content_hash, model, dim, vector) FROM STDIN (FORMAT BINARY)"
-        ) as copy,
-    ):
-        copy.set_types(["varchar", "varchar", "int4", "vector"])
-        for (content_hash,), vector in zip(hashes, vectors, strict=True):
-            copy.write_row((content_hash, MODEL, 384, vector))
+    rows = zip(hashes, vectors, strict=True)
+    copy_embeddings(conn, ((content_hash, MODEL, 384, vector) for (content_hash,), vector in rows))
 
 
 SEARCH_INDEXES = ("ix_examples_search", "ix_embeddings_hnsw_%")
