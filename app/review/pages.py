@@ -98,14 +98,11 @@ def queue_page(
     """A queue: its filters, how many wait, the next few (or all by a score), bulk for leads."""
     if queue is None:
         return RedirectResponse("/review", status_code=303)
-    waiting, capped = queues.count_waiting(session, queue, user)
     context = {
         "user": user,
         "section": "review",
         "queue": queue,
         "query": _query(queue),
-        "waiting": waiting,
-        "capped": capped,
         **queue_table(session, queue, user, request.query_params),
         "statuses": [s.value for s in ExampleStatus] + ["any"],
         "done": done,

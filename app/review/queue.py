@@ -223,6 +223,29 @@ def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> lis
         ids = list(session.scalars(waiting.where(assignments.assigned_to(user)).limit(limit)))
         rest = waiting.where(~assignments.assigned_to(user)).limit(limit - len(ids))
         ids += session.scalars(rest) if len(ids) < limit else []
+    return _in_order(session, ids)
+
+
+def count_and_upcoming(
+    session: Session, queue: Queue, user: User, limit: int
+) -> tuple[int, bool, list[Example]]:
+    """`count_waiting` and `upcoming` together: with a text filter, from one search when
+    nothing is assigned to the user (counting the matches of a common word and listing the
+    first of them each read all of its index entries: 40 ms apiece on a million)."""
+    if not queue.q or queue.ranked is not None or assignments.has_any(session, user):
+        count, capped = count_waiting(session, queue, user)
+        return count, capped, upcoming(session, queue, user, limit)
+    waiting = _members(queue).where(_open_for(user, utcnow(), queue))
+    ids = list(session.scalars(waiting.limit(max(SEARCHED_COUNT_CAP, limit) + 1)))
+    count = len(ids)
+    return (
+        min(count, SEARCHED_COUNT_CAP),
+        count > SEARCHED_COUNT_CAP,
+        _in_order(session, ids[:limit]),
+    )
+
+
+def _in_order(session: Session, ids: list[int]) -> list[Example]:
     found = {e.id: e for e in session.scalars(select(Example).where(Example.id.in_(ids)))}
     return [found[i] for i in ids]
 

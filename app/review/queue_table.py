@@ -28,7 +28,7 @@ PAGE_SIZE = 20
 def queue_table(
     session: Session, queue: queues.Queue, user: User, params: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The table's rows, its score columns with their sort links, paging and the bulk form;
+    """How many wait; the table's rows, its score columns with their sort links, paging and the bulk form;
     `params`: the page's query (`sort`, a scorer; `cursor`, the page)."""
     sort, cursor = params.get("sort", ""), params.get("cursor", "")
     notice = ""
@@ -51,7 +51,9 @@ def queue_table(
                 next_url = f"/review/queue?{urlencode(query)}#table"
     if order is None or queue.ranked is not None:
         order = None
-        rows = queues.upcoming(session, queue, user, PAGE_SIZE)
+        waiting, capped, rows = queues.count_and_upcoming(session, queue, user, PAGE_SIZE)
+    else:
+        waiting, capped = queues.count_waiting(session, queue, user)
     columns = score_columns(session, rows, also=order.scorer if order else None)
     links = {}
     for label in columns.labels:
@@ -66,6 +68,8 @@ def queue_table(
     count = {"status": queue.status, "source": queue.source, "q": queue.q, "score": queue.score}
     count |= {"collection": queue.name} if queue.collection else {"dataset": queue.name}
     return {
+        "waiting": waiting,
+        "capped": capped,
         "upcoming": rows,
         "table_notice": notice,
         "order": order,

@@ -15,8 +15,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from app.platform import embedded_db
 from app.platform.embedded_db import (
+    TUNING_FILE,
     EmbeddedDatabaseError,
+    MiB,
     ensure_database,
     leave_server,
     pg_folder,
@@ -148,3 +151,18 @@ def test_a_stale_pid_file_naming_another_process_is_refused(folder: Path) -> Non
 def test_the_url_is_for_sqlalchemy_and_psycopg() -> None:
     uri = "postgresql://postgres:@/postgres?host=/tmp/x/pg"
     assert to_sqlalchemy(uri, "sift") == "postgresql+psycopg://postgres:@/sift?host=/tmp/x/pg"
+
+
+def test_the_server_keeps_a_quarter_of_the_memory_as_its_page_cache(folder: Path) -> None:
+    uri = start_server(pg_folder(folder))
+    with psycopg.connect(uri) as conn:
+        row = conn.execute(
+            "SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'"
+        ).fetchone()
+    assert row is not None
+    quarter = min(max(embedded_db._memory_bytes() // 4, 128 * MiB), 8192 * MiB)
+    assert row[0] == quarter // MiB * MiB
+    leave_server(folder)
+    start_server(pg_folder(folder))  # a second start includes the file once
+    conf = (pg_folder(folder) / "postgresql.conf").read_text()
+    assert conf.count(f"include_if_exists = '{TUNING_FILE}'") == 1
