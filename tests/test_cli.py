@@ -4,6 +4,7 @@ SIFT_DATA_DIR, no broker server)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -174,6 +175,18 @@ def test_import_prints_the_summary_and_reimport_adds_nothing(ready: Sift, tmp_pa
     again = ready("import", path, "--dataset", "d")
     assert again.exit_code == 0, again.output
     assert "0 new, 3 duplicate, 0 invalid" in again.stdout
+
+
+def test_a_large_import_indexes_for_search_after_the_rows_are_in(
+    ready: Sift, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIFT_IMPORT_DEFER_SEARCH_MB", "0")  # every file counts as large
+    get_settings.cache_clear()
+    path = write_json(tmp_path / "data.json", records(3))
+    done = ready("import", path, "--dataset", "large")
+    assert done.exit_code == 0, done.output
+    assert "3 new, 0 duplicate, 0 invalid" in done.stdout
+    assert re.search(r"job \d+ succeeded: indexed 3", done.stdout), done.stdout
 
 
 def test_import_of_a_bad_file_names_the_record(ready: Sift, tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 
 from app.platform.cli.console import err, fail, out, progress_bar, user_errors
-from app.platform.cli.jobs import launch, run_job
+from app.platform.cli.jobs import launch, run_job, runs_here
 from app.platform.config import get_settings
 from app.platform.db import transaction
 from app.platform.errors import SiftError
+from app.platform.jobs.dispatch import run_jobs_here
 
 commands = typer.Typer()
 
@@ -81,6 +82,8 @@ def import_(
         task = bar.add_task(f"import {path.name}", total=None, counts="")
         try:
             with transaction() as session:
+                if runs_here():  # no worker to index the examples for search: do it below
+                    run_jobs_here(session)
                 target = service.get_or_create_dataset(session, dataset)
                 summary = import_file(
                     session,
@@ -105,6 +108,8 @@ def import_(
     if summary.invalid:
         for line in summary.errors[:20]:
             err.print(f"  skipped {line}", highlight=False, markup=False)
+    if summary.search_job:
+        run_job(summary.search_job, "index for text search", wait=False)
 
 
 @commands.command("export")

@@ -26,6 +26,7 @@ from app.datasets.hf import is_saved_dataset
 from app.datasets.parsers import PARSERS, detect_format
 from app.datasets.readers import FileError, RecordStream, SourceRecord, detect_container
 from app.datasets.records import CONTENT_FIELDS, ExampleDraft, RecordError
+from app.datasets.search_index import defer_search, start_search_index_job
 from app.models import Dataset, Example, ExampleStatus, Origin
 from app.platform.db import driver_connection
 from app.platform.errors import InvalidInput
@@ -54,6 +55,8 @@ class ImportSummary:
     duplicate: int = 0
     invalid: int = 0
     errors: list[str] = field(default_factory=list)
+    # The job that makes a large import's examples searchable (app/datasets/search_index.py).
+    search_job: int | None = None
 
     def add_error(self, number: int, reason: str, unit: str) -> None:
         """Count a bad record and keep its reason (the first hundred)."""
@@ -76,7 +79,7 @@ class ImportSummary:
             "duplicate": self.duplicate,
             "invalid": self.invalid,
             "format": self.format,
-        }
+        } | ({"search_job": self.search_job} if self.search_job else {})
 
 
 class ImportRejected(InvalidInput):
@@ -316,12 +319,20 @@ def import_file(
     job = _Pass(path, container, record_format, source, skip_invalid, mapping or {},
                 max_record_chars, progress, split)  # fmt: skip
     direct = _is_empty(session, dataset.id)
+    deferred = defer_search(session, path)
     try:
-        return _read_and_write(job, dataset, _open_sink(session, dataset.id, origin, direct=direct))
+        summary = _read_and_write(
+            job, dataset, _open_sink(session, dataset.id, origin, direct=direct)
+        )
     except _DuplicatesInFile:
         # Only the first import into an empty dataset tries the direct path; a file that
         # repeats a record reads again through staging, which skips the repeats.
-        return _read_and_write(job, dataset, _open_sink(session, dataset.id, origin, direct=False))
+        summary = _read_and_write(
+            job, dataset, _open_sink(session, dataset.id, origin, direct=False)
+        )
+    if deferred and summary.new:
+        summary.search_job = start_search_index_job(session, dataset).id
+    return summary
 
 
 def _read_and_write(job: _Pass, dataset: Dataset, sink: _Sink) -> ImportSummary:

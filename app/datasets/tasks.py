@@ -9,12 +9,17 @@ from sqlalchemy.orm import Session
 
 from app.datasets.importer import import_file
 from app.datasets.removal import DELETE_KIND, delete_in_batches
+from app.datasets.search_index import (
+    SEARCH_INDEX_KIND,
+    fill_search_chunk,
+    plan_search_chunks,
+)
 from app.models import Dataset, Job, JobState
 from app.platform.config import get_settings
 from app.platform.db import on_commit
 from app.platform.errors import NotFound
 from app.platform.jobs.progress import JobCancelled, Progress, job_state
-from app.platform.jobs.registry import job_handler
+from app.platform.jobs.registry import chunked_job, job_handler
 
 
 @job_handler("import", queue="cpu")
@@ -62,3 +67,19 @@ def run_delete(session: Session, job: Job, progress: Progress) -> dict[str, Any]
     """Delete a large dataset's examples, then the dataset (renamed out of the way already)."""
     deleted = delete_in_batches(session, job.params["dataset_id"], progress)
     return {"deleted": deleted, "dataset": job.params["name"]}
+
+
+@chunked_job(SEARCH_INDEX_KIND, queue="cpu")
+class IndexForSearch:
+    """Fills the full-text column that a large import left empty, an id range per task."""
+
+    def plan(self, session: Session, job: Job) -> tuple[int, list[dict[str, Any]]]:
+        """Id ranges of the dataset's examples without a full-text column."""
+        assert job.dataset_id is not None
+        return plan_search_chunks(session, job.dataset_id)
+
+    def run_chunk(
+        self, session: Session, job: Job, params: dict[str, Any], progress: Progress
+    ) -> dict[str, Any]:
+        """Fill one range."""
+        return fill_search_chunk(session, job, params, progress)

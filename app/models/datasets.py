@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Computed,
     DateTime,
     ForeignKey,
     Index,
@@ -14,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -67,7 +67,9 @@ class ExampleContent:
 
 # The text that full-text filters match: every message's content as a 'simple' tsvector (no
 # stemming, no stop words; messages hold instruction, input and output too). Stored, so that a
-# search reads it instead of parsing text (migration 0010, which spells the same expression).
+# search reads it instead of parsing text; kept by a trigger on every insert and change of
+# `messages` (migration 0025, which spells the same expression), except in a large import,
+# which leaves it NULL for a job to fill (app/datasets/search_index.py).
 SEARCH_TEXT = (
     "jsonb_to_tsvector('simple'::regconfig, "
     "jsonb_path_query_array(messages, '$[*].content'::jsonpath), '[\"string\"]'::jsonb)"
@@ -91,6 +93,13 @@ class Example(IdMixin, CreatedMixin, ExampleContent, Base):
         ),
         Index("ix_examples_content_hash", "content_hash"),
         Index("ix_examples_search", "search_text", postgresql_using="gin"),
+        # The rows a large import left for the search-index job (none once it has run).
+        Index(
+            "ix_examples_unsearched",
+            "dataset_id",
+            "id",
+            postgresql_where=text("search_text IS NULL"),
+        ),
     )
 
     dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"))
@@ -98,10 +107,9 @@ class Example(IdMixin, CreatedMixin, ExampleContent, Base):
     status: Mapped[str] = mapped_column(String(20), default=ExampleStatus.CANDIDATE.value)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), onupdate=utcnow)
-    # Deferred: only a search's WHERE reads it, never a loaded example.
-    search_text: Mapped[str | None] = mapped_column(
-        TSVECTOR, Computed(SEARCH_TEXT, persisted=True), deferred=True
-    )
+    # Deferred: only a search's WHERE reads it, never a loaded example. Written by the trigger
+    # and the search-index job only.
+    search_text: Mapped[str | None] = mapped_column(TSVECTOR, deferred=True)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (read once by the mapper)
 

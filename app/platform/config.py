@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # folder's models/); Sift's training runs and its model packages are always allowed.
     model_roots: str = ""
     import_max_record_chars: int = 2_000_000
+    # Files of this size and more are imported without their full-text column, which a job
+    # fills after the import (app/datasets/search_index.py); 0: every file.
+    import_defer_search_mb: float = 16.0
     # The largest request body (an uploaded file, mostly); larger files import from the server's
     # disk with `sift import`.
     max_request_mb: int = 200
