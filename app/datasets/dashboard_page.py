@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.datasets import dashboard, recent_jobs, service
 from app.datasets.exporter import EXPORT_FORMATS
+from app.datasets.search_index import unsearchable_count
 from app.datasets.urls import dataset_url
 from app.models import Dataset, Example, ExampleStatus, Role, User
 from app.platform.errors import SiftError
@@ -86,6 +87,11 @@ def examples_context(
             notice, order = exc.message, None
     if not filters.similar_to and order is None:
         examples, next_after = service.list_examples(session, dataset, filters, after, PAGE_SIZE)
+    if filters.q and not notice and (waiting := unsearchable_count(session, dataset.id)):
+        notice = (
+            f"{waiting:,} examples of this dataset are still being indexed for text search "
+            "(a job that follows a large import) and cannot be found by words yet."
+        )
     base = dataset_url(dataset.name)
     fields = (
         ("source", source),

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.datasets.importer import import_file
 from app.models import Dataset, Job, JobState, Scorer, User
 from app.platform.config import get_settings
 from app.platform.jobs.dispatch import run_jobs_here
@@ -114,6 +115,25 @@ def test_counts_per_status_source_and_category(
     assert (count("candidate"), count("accepted"), count("rejected")) == (4, 1, 1)
     assert (count("wikihow"), count("alpaca"), count("howto"), count("—")) == (4, 2, 3, 3)
     assert " style=" not in fragment.text  # bar lengths are SVG attributes, never styles
+
+
+def test_a_text_search_says_when_a_large_import_is_not_searchable_yet(
+    client: TestClient,
+    session: Session,
+    lead: User,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIFT_IMPORT_DEFER_SEARCH_MB", "0")
+    get_settings.cache_clear()
+    dataset = make_dataset(session)
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps([alpaca_record(i) for i in range(4)]))
+    assert import_file(session, dataset, path).search_job is not None
+    sign_in(client, lead)
+    page = client.get(f"/datasets/{dataset.name}", params={"q": "number"}).text
+    assert "4 examples of this dataset are still being indexed for text search" in page
+    assert "still being indexed" not in client.get(f"/datasets/{dataset.name}").text
 
 
 def test_an_empty_dataset_has_a_dashboard(client: TestClient, session: Session, lead: User) -> None:
