@@ -22,8 +22,15 @@ TARGET_SPEEDUP = 3.0
 ROUND = 100  # records per alternating round of the reference and Sift
 
 
-def reference_ifd(tok: Any, model: Any, record: dict[str, str], max_length: int = 1024) -> float:
-    """One record at a time, as Superfiltering's data_analysis.py and put_analysis_to_data.py."""
+def reference_ifd(
+    tok: Any,
+    model: Any,
+    record: dict[str, str],
+    max_length: int = 1024,
+    tokens: list[int] | None = None,
+) -> float:
+    """One record at a time, as Superfiltering's data_analysis.py and put_analysis_to_data.py;
+    the tokens of its two forward passes are added to `tokens`."""
     import torch
 
     instruction, output, given = record["instruction"], record["output"], record["input"]
@@ -37,7 +44,10 @@ def reference_ifd(tok: Any, model: Any, record: dict[str, str], max_length: int 
     )
     with torch.no_grad():
         alone = torch.exp(model(ids, labels=ids.contiguous()).loss).item()
+        passed = ids.shape[1]
         ids = tok.encode(whole, return_tensors="pt", truncation=True, max_length=max_length)
+        if tokens is not None:
+            tokens.append(passed + ids.shape[1])
         labels = ids.clone()
         labels[0, : len(tok.encode(whole[: whole.rfind(output)]))] = -100
         condition = torch.exp(model(ids, labels=labels).loss).item()
@@ -76,13 +86,14 @@ def ifd_bench(n: int, model: str | None) -> bool:
         # Alternating rounds, so that both see the same load on a shared machine.
         expected: list[float] = []
         scores: list[Any] = []
+        tokens: list[int] = []
         reference = sift = 0.0
         for at in range(0, len(records), ROUND):
             part = records[at : at + ROUND]
             start = time.perf_counter()
             for record in part:
                 try:
-                    expected.append(reference_ifd(tok, lm, record))
+                    expected.append(reference_ifd(tok, lm, record, tokens=tokens))
                 except (ZeroDivisionError, RuntimeError):
                     expected.append(float("nan"))
             reference += time.perf_counter() - start
@@ -102,9 +113,33 @@ def ifd_bench(n: int, model: str | None) -> bool:
     print(f"    Sift IfdScorer, batch 16       {sift:8.2f} s")
     print(f"    reference / Sift               {reference / sift:8.2f}x  (target >= "
           f"{TARGET_SPEEDUP}x: {'met' if reference / sift >= TARGET_SPEEDUP else 'MISSED'})")  # fmt: skip
+    _print_ceiling(lm, sum(tokens), reference, sift)
     print(f"    largest difference (relative above 1) {worst:.2e}  over {len(compared):,} scores "
           f"({skipped} without a score in both: {'yes' if same else 'NO'})")  # fmt: skip
     return same and reference / sift >= TARGET_SPEEDUP
+
+
+def _print_ceiling(model: Any, tokens: int, reference: float, sift: float) -> None:
+    """How close the reference already is to this machine's float32 matrix products: the most
+    any batching can gain over it, since both do the same products (2 flops per weight of every
+    linear layer, the output layer's included, per token)."""
+    import torch
+
+    weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    work = 2 * weights * tokens
+    rows, inner, outer = 4096, model.config.hidden_size, model.config.intermediate_size
+    a, b = torch.randn(rows, inner), torch.randn(inner, outer)
+    torch.mm(a, b)
+    start, runs = time.perf_counter(), 0
+    while time.perf_counter() - start < 2.0:
+        torch.mm(a, b)
+        runs += 1
+    peak = 2 * rows * inner * outer * runs / (time.perf_counter() - start)
+    print(f"    float32 matrix products here    {peak / 1e9:8.1f} GFLOP/s ({rows} x {inner} by "
+          f"{inner} x {outer}, the model's widest layer)")  # fmt: skip
+    print(f"    reference {work / reference / 1e9:.1f} GFLOP/s ({work / reference / peak:.0%} of "
+          f"it), Sift {work / sift / 1e9:.1f} GFLOP/s ({work / sift / peak:.0%}): at most "
+          f"{peak * reference / work:.2f}x over the reference on this machine")  # fmt: skip
 
 
 def _worst(expected: list[float], scores: list[Any]) -> float:
