@@ -28,8 +28,8 @@ PAGE_SIZE = 20
 def queue_table(
     session: Session, queue: queues.Queue, user: User, params: Mapping[str, str]
 ) -> dict[str, Any]:
-    """How many wait; the table's rows, its score columns with their sort links, paging and the bulk form;
-    `params`: the page's query (`sort`, a scorer; `cursor`, the page)."""
+    """How many wait; the table's rows, its score columns with their sort links, paging and the
+    bulk form; `params`: the page's query (`sort`, a scorer; `cursor`, the page)."""
     sort, cursor = params.get("sort", ""), params.get("cursor", "")
     notice = ""
     order = None
