@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from app.platform.errors import InvalidInput
+from app.platform.local_models import token_losses
 from app.training.service import IGNORE, encode
 
 BATCH = 8
@@ -95,9 +96,7 @@ def example_losses(
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         # Token t predicts token t + 1, as the model's own loss shifts them.
         target = labels[:, 1:].to(device)
-        each = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().transpose(1, 2), target, ignore_index=IGNORE, reduction="none"
-        )
+        each = token_losses(logits[:, :-1], target, ignore_index=IGNORE)
         counted = (target != IGNORE).sum(dim=1)
         for total, count in zip(each.sum(dim=1).tolist(), counted.tolist(), strict=True):
             losses.append(total / count if count else None)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.platform.errors import InvalidInput
+from app.platform.local_models import token_losses
 
 CHERRY_PROMPT_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further "
@@ -226,11 +227,5 @@ class IfdScorer:
             logits = self.model(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
             ).logits
-        logits = logits[:, :-1].float()
-        target = ids[:, 1:].to(self.device)
-        token_loss = (
-            torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-            .double()
-            .cpu()
-        )
+        token_loss = token_losses(logits[:, :-1], ids[:, 1:].to(self.device)).double().cpu()
         return [float(v) for v in (token_loss * weight).sum(-1) / weight.sum(-1)]

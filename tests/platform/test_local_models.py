@@ -18,6 +18,7 @@ from app.platform.local_models import (
     load_causal_lm,
     model_folder,
     publish,
+    token_losses,
 )
 from tests.real_models import RealModel
 
@@ -90,3 +91,19 @@ def test_two_conversions_of_one_file_keep_the_first_folder(tmp_path: Path) -> No
     publish(second, target)  # another process finished later: its copy is not used
     assert (target / "config.json").read_text() == "first"
     assert not first.exists() and second.exists()  # the loser's copy is removed by its owner
+
+
+def test_token_losses_equal_the_models_own_loss(smollm2: RealModel) -> None:
+    """On SmolLM2 and an answer of 40 tokens (record 1,877 of AlpaGasus' random_9k.json), the
+    mean of the per-token losses is the model's own loss to float32 precision. Computed with
+    the vocabulary as the second dimension it was 1.2e-4 off, and IFD scores with it."""
+    tokenizer, model, _ = load_causal_lm(smollm2.folder, padding_side="right")
+    text = "[15, 42, 89, 93, 28, 64, 23, 81, 11, 52]"
+    ids = torch.tensor([tokenizer.encode(text)])
+    with torch.no_grad():
+        out = model(ids, labels=ids)
+    losses = token_losses(out.logits[:, :-1], ids[:, 1:])
+    assert losses.shape == (1, ids.shape[1] - 1)
+    assert losses.double().mean().item() == pytest.approx(out.loss.item(), rel=1e-6)
+    ignored = token_losses(out.logits[:, :-1], torch.full_like(ids[:, 1:], -100))
+    assert torch.all(ignored == 0)

@@ -152,7 +152,8 @@ def test_batched_ifd_equals_the_reference(
         if want is None or math.isnan(want):  # the reference skips it (or its ratio is NaN)
             assert a.value is None and b.value is None and a.reason
             continue
-        assert a.value == pytest.approx(want, abs=1e-4)
+        # The issue asks for 1e-4; one example at a time agrees to about 1e-7.
+        assert a.value == pytest.approx(want, abs=1e-5)
         # Float32 kernels sum in another order for another batch shape: 1.1e-6 apart was seen
         # on a loaded machine; the README states 1e-5.
         assert b.value == pytest.approx(a.value, abs=1e-5)
@@ -212,7 +213,7 @@ def test_smollm2_from_its_gguf_file_equals_the_reference(
         if want is None or math.isnan(want):  # a one-token answer alone: nothing to predict
             assert a.value is None and b.value is None
             continue
-        assert a.value == pytest.approx(want, abs=1e-4)
+        assert a.value == pytest.approx(want, abs=1e-5)
         assert b.value == pytest.approx(a.value, abs=1e-5)
     # A real model finds the instruction helpful: most ratios are below 1.
     assert sum((s.value or 1) < 1 for s in one) > len(one) // 2
