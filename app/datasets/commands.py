@@ -9,11 +9,10 @@ from typing import Annotated
 import typer
 
 from app.platform.cli.console import err, fail, out, progress_bar, user_errors
-from app.platform.cli.jobs import launch, run_job, runs_here
+from app.platform.cli.jobs import hold_jobs_here, launch, run_job
 from app.platform.config import get_settings
 from app.platform.db import transaction
 from app.platform.errors import SiftError
-from app.platform.jobs.dispatch import run_jobs_here
 
 commands = typer.Typer()
 
@@ -82,8 +81,7 @@ def import_(
         task = bar.add_task(f"import {path.name}", total=None, counts="")
         try:
             with transaction() as session:
-                if runs_here():  # no worker to index the examples for search: do it below
-                    run_jobs_here(session)
+                hold_jobs_here(session)  # no worker to index them for search: done below
                 target = service.get_or_create_dataset(session, dataset)
                 summary = import_file(
                     session,

@@ -216,7 +216,7 @@ def sent_back_to(user: User) -> Select[Any]:
 
 def upcoming(session: Session, queue: Queue, user: User, limit: int = 20) -> list[Example]:
     """The next examples this user would be given, in order (those assigned to them first)."""
-    waiting = _members(queue).where(_open_for(user, utcnow(), queue))
+    waiting = _waiting(queue, user)
     if not assignments.has_any(session, user):  # most people: one search of the queue, not two
         ids = list(session.scalars(waiting.limit(limit)))
     else:
@@ -235,14 +235,18 @@ def count_and_upcoming(
     if not queue.q or queue.ranked is not None or assignments.has_any(session, user):
         count, capped = count_waiting(session, queue, user)
         return count, capped, upcoming(session, queue, user, limit)
-    waiting = _members(queue).where(_open_for(user, utcnow(), queue))
-    ids = list(session.scalars(waiting.limit(max(SEARCHED_COUNT_CAP, limit) + 1)))
+    ids = list(session.scalars(_waiting(queue, user).limit(max(SEARCHED_COUNT_CAP, limit) + 1)))
     count = len(ids)
     return (
         min(count, SEARCHED_COUNT_CAP),
         count > SEARCHED_COUNT_CAP,
         _in_order(session, ids[:limit]),
     )
+
+
+def _waiting(queue: Queue, user: User) -> Select[Any]:
+    """Ids of the queue's examples open to this user, in id order."""
+    return _members(queue).where(_open_for(user, utcnow(), queue))
 
 
 def _in_order(session: Session, ids: list[int]) -> list[Example]:
@@ -252,7 +256,7 @@ def _in_order(session: Session, ids: list[int]) -> list[Example]:
 
 def waiting_examples(queue: Queue, user: User) -> Select[Any]:
     """Every example of the queue open to this user, in no order (for a table sorted by score)."""
-    open_ids = _members(queue).order_by(None).where(_open_for(user, utcnow(), queue))
+    open_ids = _waiting(queue, user).order_by(None)
     return select(Example).where(Example.id.in_(open_ids))
 
 
@@ -262,8 +266,7 @@ def count_waiting(session: Session, queue: Queue, user: User) -> tuple[int, bool
     cap = SEARCHED_COUNT_CAP if queue.q else COUNT_CAP
     # In no order: the index of a text filter hands matches over unsorted, and sorting them
     # first meant reading all of them (5 s for three common words on a million).
-    members = _members(queue).order_by(None)
-    ids = members.where(_open_for(user, utcnow(), queue)).limit(cap + 1).subquery()
+    ids = _waiting(queue, user).order_by(None).limit(cap + 1).subquery()
     count = session.scalar(select(func.count()).select_from(ids)) or 0
     return min(count, cap), count > cap
 

@@ -48,9 +48,14 @@ def job_transaction() -> Iterator[Session]:
     """A command's unit of work: the jobs it starts go to the workers, or stay for this
     process to run when `runs_here()`; a user's mistake is one error line."""
     with user_errors(), transaction() as session:
-        if runs_here():
-            run_jobs_here(session)
+        hold_jobs_here(session)
         yield session
+
+
+def hold_jobs_here(session: Session) -> None:
+    """Keep the jobs this unit of work starts for this process to run, when `runs_here()`."""
+    if runs_here():
+        run_jobs_here(session)
 
 
 def launch(start: Callable[[Session], Job], title: str | Callable[[Job], str], wait: bool) -> None:
